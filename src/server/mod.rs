@@ -1,0 +1,35 @@
+//! The control plane: REST API, gRPC daemon service, and the built-in daemons,
+//! all over one [`crate::store::Store`].
+//!
+//! The server does not know terraform; it hands jobs to daemons and records
+//! what they report.
+
+use std::sync::Arc;
+
+use crate::store::DynStore;
+
+pub mod api;
+pub mod events;
+
+pub use events::{Event, Events};
+
+/// State shared by every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub events: Events,
+    pub settings: Arc<ServerSettings>,
+}
+
+/// Server behaviour the handlers need to know about.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// How long a session token stays valid.
+    pub session_lifetime: chrono::Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self { session_lifetime: chrono::Duration::hours(24) }
+    }
+}

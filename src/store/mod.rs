@@ -1,0 +1,278 @@
+//! The store: the only module that contains SQL.
+//!
+//! [`Store`] is the contract the REST API, the gRPC service and the reaper
+//! use; each backend (SQLite today, PostgreSQL next) implements it in its own
+//! file with its own migrations. Operations that must be atomic (create a
+//! build and its job, acquire a job, complete a job and update its build) are
+//! single methods so that every backend runs them in one transaction.
+//!
+//! The store does not know HTTP, gRPC or terraform, and it does not notify
+//! anyone: callers publish events after a write succeeds.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{
+    Job, JobOutcome, LogLine, Provisioner, StoredLog, StoredResource, Tags, WorkspaceBuild,
+};
+
+pub mod sqlite;
+
+/// Errors a store operation can end in.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken: a second active build, a duplicate name.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub name: String,
+    /// argon2 PHC string.
+    pub password_hash: String,
+    pub is_owner: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A session token: the secret is only ever stored as its sha256.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: String,
+    pub user_id: Uuid,
+    pub hashed_secret: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Organization {
+    pub id: Uuid,
+    pub name: String,
+    pub display_name: String,
+    pub is_default: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An uploaded template archive, content-addressed by sha256.
+#[derive(Debug, Clone, PartialEq)]
+pub struct File {
+    pub id: Uuid,
+    /// Hex sha256 of `data`.
+    pub hash: String,
+    pub mimetype: String,
+    pub data: Vec<u8>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub active_version_id: Uuid,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateVersion {
+    pub id: Uuid,
+    pub template_id: Option<Uuid>,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub message: String,
+    pub job_id: Uuid,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workspace {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub owner_id: Uuid,
+    pub template_id: Uuid,
+    pub name: String,
+    pub deleted: bool,
+    pub autostart_schedule: Option<String>,
+    pub ttl_ms: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Filter and page for listing workspaces.
+#[derive(Debug, Clone, Default)]
+pub struct WorkspaceFilter {
+    pub owner_id: Option<Uuid>,
+    pub include_deleted: bool,
+    pub limit: Option<i64>,
+    pub offset: i64,
+}
+
+/// Page over a workspace's builds, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct BuildPage {
+    pub limit: Option<i64>,
+    pub offset: i64,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Which logs of a job to read: ids strictly between `after` and `before`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogRange {
+    pub after: Option<i64>,
+    pub before: Option<i64>,
+}
+
+/// What a daemon offers when it asks for work.
+#[derive(Debug, Clone)]
+pub struct AcquireRequest {
+    pub worker_id: Uuid,
+    pub worker_name: String,
+    pub tags: Tags,
+    pub provisioners: Vec<Provisioner>,
+}
+
+/// A log batch from a daemon: lines numbered by the daemon's per-job sequence.
+#[derive(Debug, Clone)]
+pub struct LogBatch {
+    pub job_id: Uuid,
+    pub lines: Vec<(i64, LogLine)>,
+}
+
+/// Result of cancelling a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelResult {
+    /// The job was pending and is now completed as canceled.
+    CanceledPending,
+    /// The job is running; it is now canceling and its daemon must stop it.
+    Canceling,
+    /// The job had already completed or was already canceling.
+    AlreadyDone,
+}
+
+/// Result of completing a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompleteResult {
+    Completed,
+    /// The job had already completed; nothing changed (completion is idempotent).
+    AlreadyCompleted,
+}
+
+/// The contract every backend implements. All methods are transactional.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- users, keys, organizations ---
+    async fn count_users(&self) -> Result<i64>;
+    /// Inserts a user and makes them a member of every default organization.
+    async fn insert_user(&self, user: &User) -> Result<()>;
+    async fn user_by_id(&self, id: Uuid) -> Result<User>;
+    /// Looks a user up by username, case-insensitively.
+    async fn user_by_username(&self, username: &str) -> Result<User>;
+    async fn user_by_email(&self, email: &str) -> Result<User>;
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
+    async fn api_key(&self, id: &str) -> Result<ApiKey>;
+    async fn delete_api_key(&self, id: &str) -> Result<()>;
+    /// Returns the default organization, creating it on first use.
+    async fn default_organization(&self) -> Result<Organization>;
+    async fn organization_by_id(&self, id: Uuid) -> Result<Organization>;
+    async fn organization_by_name(&self, name: &str) -> Result<Organization>;
+    async fn organizations_of_user(&self, user_id: Uuid) -> Result<Vec<Organization>>;
+
+    // --- files ---
+    /// Inserts a file unless one with the same hash exists; returns the id of
+    /// the stored file either way.
+    async fn insert_file(&self, file: &File) -> Result<Uuid>;
+    async fn file(&self, id: Uuid) -> Result<File>;
+
+    // --- templates ---
+    /// Inserts a template version and its import job in one transaction.
+    async fn insert_template_version(&self, version: &TemplateVersion, job: &Job) -> Result<()>;
+    async fn template_version(&self, id: Uuid) -> Result<TemplateVersion>;
+    async fn template_version_by_job(&self, job_id: Uuid) -> Result<TemplateVersion>;
+    async fn template_versions_of_template(&self, template_id: Uuid) -> Result<Vec<TemplateVersion>>;
+    /// Inserts a template and attaches its first version to it.
+    async fn insert_template(&self, template: &Template) -> Result<()>;
+    async fn template(&self, id: Uuid) -> Result<Template>;
+    async fn template_by_name(&self, organization_id: Uuid, name: &str) -> Result<Template>;
+    async fn templates_of_organization(&self, organization_id: Uuid) -> Result<Vec<Template>>;
+    /// Makes `version_id` the active version and attaches it to the template.
+    async fn set_active_version(&self, template_id: Uuid, version_id: Uuid) -> Result<()>;
+
+    // --- workspaces and builds ---
+    /// Inserts a workspace with its first build and that build's job.
+    /// `Conflict` when the owner already has a live workspace of that name.
+    async fn insert_workspace(
+        &self,
+        workspace: &Workspace,
+        build: &WorkspaceBuild,
+        job: &Job,
+    ) -> Result<()>;
+    async fn workspace(&self, id: Uuid) -> Result<Workspace>;
+    /// The owner's workspace of that name that is not deleted.
+    async fn workspace_by_owner_and_name(&self, owner_id: Uuid, name: &str) -> Result<Workspace>;
+    async fn workspaces(&self, filter: &WorkspaceFilter) -> Result<(Vec<Workspace>, i64)>;
+    /// Inserts a build and its job. `Conflict` when the workspace's latest
+    /// build's job has not completed, or `build.build_number` is taken.
+    async fn insert_build(&self, build: &WorkspaceBuild, job: &Job) -> Result<()>;
+    async fn build(&self, id: Uuid) -> Result<WorkspaceBuild>;
+    async fn build_by_job(&self, job_id: Uuid) -> Result<WorkspaceBuild>;
+    async fn build_by_number(&self, workspace_id: Uuid, number: i32) -> Result<WorkspaceBuild>;
+    async fn latest_build(&self, workspace_id: Uuid) -> Result<WorkspaceBuild>;
+    async fn builds_of_workspace(&self, workspace_id: Uuid, page: &BuildPage) -> Result<Vec<WorkspaceBuild>>;
+
+    // --- jobs ---
+    async fn job(&self, id: Uuid) -> Result<Job>;
+    /// (position, size) of a pending job in the queue; (0, size) otherwise.
+    async fn queue_position(&self, job_id: Uuid) -> Result<(i64, i64)>;
+    /// Atomically hands the oldest pending job whose tags the daemon
+    /// satisfies to it (sets started_at and worker). `None` when there is none.
+    async fn acquire_job(&self, req: &AcquireRequest) -> Result<Option<Job>>;
+    /// Puts a job the daemon never acknowledged back to pending.
+    async fn release_job(&self, job_id: Uuid, worker_id: Uuid) -> Result<()>;
+    /// Stores log lines, ignoring sequence numbers already stored. Returns
+    /// the highest sequence number stored for the job.
+    async fn append_logs(&self, batch: &LogBatch) -> Result<i64>;
+    async fn logs(&self, job_id: Uuid, range: LogRange) -> Result<Vec<StoredLog>>;
+    /// Marks the daemon's running jobs as alive.
+    async fn heartbeat(&self, worker_id: Uuid, job_ids: &[Uuid]) -> Result<()>;
+    async fn cancel_job(&self, job_id: Uuid) -> Result<CancelResult>;
+    /// Completes a job owned by `worker_id`: stores error or success, the
+    /// build's new state (also after a failure, when given), its resources,
+    /// and marks the workspace deleted after a successful delete build.
+    async fn complete_job(&self, job_id: Uuid, worker_id: Uuid, outcome: &JobOutcome) -> Result<CompleteResult>;
+    /// Fails a job regardless of owner (used by reapers and timeouts).
+    async fn fail_job(&self, job_id: Uuid, error: &str, error_code: Option<&str>) -> Result<CompleteResult>;
+    async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>>;
+    /// Jobs not completed, started, and owned by `worker_id`.
+    async fn jobs_of_worker(&self, worker_id: Uuid) -> Result<Vec<Job>>;
+}
+
+/// A shared handle to whichever backend the server runs on.
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store named by a database URL (`sqlite://path` or a plain path).
+pub async fn open(url: &str) -> Result<DynStore> {
+    Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+}

@@ -1,0 +1,1 @@
+//! jsonlog (to be implemented).

@@ -1,0 +1,21 @@
+//! Terraform execution: the only module that spawns terraform.
+//!
+//! [`provision`] runs one job's terraform work from an archive to a result:
+//! unpack into a fresh 0700 directory, write the previous state, `init`,
+//! `plan`, `apply` (or plan only for imports and dry runs), read the state
+//! back, convert it into resources, and remove the directory. It streams log
+//! lines with stages as it goes and honours cancellation (SIGINT to the
+//! process group, SIGKILL after the grace period).
+//!
+//! This module does not know gRPC, HTTP or the store: the worker hands it a
+//! request and a log channel and reports what comes back.
+
+pub mod archive;
+pub mod convert;
+pub mod executor;
+pub mod jsonlog;
+mod provision;
+
+pub use provision::{
+    provision, ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest, TerraformConfig,
+};
