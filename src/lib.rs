@@ -9,10 +9,13 @@
 //! - [`proto`]: generated protocol types, used only at the gRPC edges.
 //! - [`config`]: command line and environment.
 
+pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod store;
 pub mod server;
 pub mod terraform;
+pub mod worker;
 
 /// Generated daemon protocol. Only the gRPC edges (server service, worker
 /// client) use these types; everything else works on [`domain`] types.

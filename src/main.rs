@@ -1,4 +1,146 @@
-//! The `provisionerd` binary: parse the command line, set up tracing, and
-//! call into the library.
+//! The `provisionerd` binary: parse the command line, set up tracing, wire
+//! signals to cancellation tokens, and call into the library.
 
-fn main() {}
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use provisionerd::config::{self, Cli, Command, DaemonArgs, ServerArgs, StartArgs};
+use provisionerd::domain::Provisioner;
+use provisionerd::server::{self, ServerConfig, ServerSettings};
+use provisionerd::worker::{self, Shutdown, WorkerSettings};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        Command::Server(args) => run_server(args).await,
+        Command::Start(args) => run_daemon(args).await,
+        Command::Demo(args) => provisionerd::demo::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM drains, the second aborts running jobs, the third
+/// exits at once.
+fn spawn_signal_handler(shutdown: Shutdown) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        for count in 1.. {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            match count {
+                1 => {
+                    tracing::info!("shutdown requested: finishing running jobs (signal again to cancel them)");
+                    shutdown.drain.cancel();
+                }
+                2 => {
+                    tracing::warn!("second signal: canceling running jobs (signal again to exit now)");
+                    shutdown.abort.cancel();
+                }
+                _ => {
+                    tracing::error!("third signal: exiting now");
+                    std::process::exit(130);
+                }
+            }
+        }
+    });
+}
+
+fn worker_settings(url: String, daemon: &DaemonArgs) -> WorkerSettings {
+    let mut s = WorkerSettings::new(url);
+    s.terraform_path = daemon.terraform_path.clone();
+    s.cancel_grace = daemon.cancel_grace;
+    s.concurrency = daemon.concurrency.max(1);
+    if let Some(dir) = &daemon.work_dir {
+        s.work_dir = dir.clone();
+    }
+    if let Some(dir) = &daemon.cache_dir {
+        s.cache_dir = dir.clone();
+    }
+    s
+}
+
+async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    let url = match &args.database_url {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("failed to create data dir {}", args.data_dir.display()))?;
+            format!("sqlite://{}", args.data_dir.join("provisionerd.db").display())
+        }
+    };
+    let store = provisionerd::store::open(&url)
+        .await
+        .with_context(|| format!("failed to open the database {}", redact_url(&url)))?;
+    let mut builtin = worker_settings(String::new(), &args.daemon);
+    builtin.provisioners = vec![Provisioner::Echo];
+    match worker::check_terraform(&builtin.terraform_path).await {
+        Ok(version) => {
+            tracing::info!(%version, "built-in daemons run terraform");
+            builtin.provisioners.insert(0, Provisioner::Terraform);
+        }
+        Err(e) if args.builtin_daemons > 0 => {
+            tracing::warn!(error = %e, "built-in daemons will only run echo jobs")
+        }
+        Err(_) => {}
+    }
+    let listener = tokio::net::TcpListener::bind(args.address)
+        .await
+        .with_context(|| format!("failed to listen on {}", args.address))?;
+    let shutdown = Shutdown::default();
+    spawn_signal_handler(shutdown.clone());
+    let config = ServerConfig {
+        store,
+        psk: args.psk,
+        builtin_daemons: args.builtin_daemons,
+        builtin,
+        settings: ServerSettings::default(),
+    };
+    // The server stops on the first signal; its built-in daemons drain and
+    // are canceled if they do not finish within the shutdown grace.
+    let stop: CancellationToken = shutdown.drain.clone();
+    server::run(listener, config, stop).await
+}
+
+async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
+    let mut settings = worker_settings(args.url, &args.daemon);
+    settings.psk = args.psk;
+    settings.tags = config::tags_from(&args.tags);
+    if let Some(name) = args.name {
+        settings.name = name;
+    }
+    let version = worker::check_terraform(&settings.terraform_path).await?;
+    tracing::info!(%version, path = %settings.terraform_path.display(), "found terraform");
+    let shutdown = Shutdown::default();
+    spawn_signal_handler(shutdown.clone());
+    worker::run(settings, shutdown).await?;
+    Ok(())
+}
+
+/// Hides a password in a database URL.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
+        _ => url.to_owned(),
+    }
+}

@@ -9,9 +9,14 @@ use std::sync::Arc;
 use crate::store::DynStore;
 
 pub mod api;
+pub mod auth;
 pub mod events;
+pub mod grpc;
+mod offer;
+mod run;
 
 pub use events::{Event, Events};
+pub use run::{run, ServerConfig};
 
 /// State shared by every request handler.
 #[derive(Clone)]

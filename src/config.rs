@@ -1,0 +1,181 @@
+//! Command line and environment: every flag has a `PROVISIONERD_*` variable
+//! and a default, validated when parsed.
+//!
+//! This module only describes and validates settings; `main` turns them into
+//! the library's own settings types, so the library never sees clap.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::Tags;
+
+/// provisionerd runs Terraform workspace builds: a control plane and
+/// provisioner daemons in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "provisionerd", version, about)]
+pub struct Cli {
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `provisionerd=debug`.
+    #[arg(long, env = "PROVISIONERD_LOG", default_value = "info", global = true)]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane: REST API, gRPC daemon service and built-in daemons.
+    Server(ServerArgs),
+    /// Run an external provisioner daemon that connects to a server.
+    Start(StartArgs),
+    /// Walk through a workspace's life against a running server: push the
+    /// example template, create a workspace, follow its build, stop, delete.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address the HTTP API and the gRPC daemon service listen on (one port).
+    #[arg(long, env = "PROVISIONERD_ADDRESS", default_value = "127.0.0.1:3000")]
+    pub address: SocketAddr,
+    /// Directory for the embedded SQLite database.
+    #[arg(long, env = "PROVISIONERD_DATA_DIR", default_value = ".data")]
+    pub data_dir: PathBuf,
+    /// Database URL; overrides --data-dir (`sqlite:///path/db.sqlite`).
+    #[arg(long, env = "PROVISIONERD_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Pre-shared key external daemons authenticate with. Without it only
+    /// the built-in daemons can connect.
+    #[arg(long, env = "PROVISIONERD_PSK", hide_env_values = true)]
+    pub psk: Option<String>,
+    /// Number of in-process provisioner daemons.
+    #[arg(long, env = "PROVISIONERD_BUILTIN_DAEMONS", default_value_t = 1)]
+    pub builtin_daemons: u32,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// URL of the provisionerd server.
+    #[arg(long, env = "PROVISIONERD_URL", default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+    /// Pre-shared key (the server's --psk).
+    #[arg(long, env = "PROVISIONERD_PSK", hide_env_values = true)]
+    pub psk: Option<String>,
+    /// Daemon name shown in the API; defaults to the host name.
+    #[arg(long, env = "PROVISIONERD_NAME")]
+    pub name: Option<String>,
+    /// Tags this daemon offers, `key=value`, repeatable. Without any, the
+    /// daemon takes untagged (organization-scoped) jobs.
+    #[arg(long = "tag", env = "PROVISIONERD_TAGS", value_delimiter = ',', value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+/// Settings shared by built-in and external daemons.
+#[derive(Debug, Args, Clone)]
+pub struct DaemonArgs {
+    /// The terraform executable (default: `terraform` on PATH).
+    #[arg(long, env = "PROVISIONERD_TERRAFORM_PATH", default_value = "terraform")]
+    pub terraform_path: PathBuf,
+    /// Time between SIGINT and SIGKILL when a job is canceled (e.g. 60s, 2m).
+    #[arg(long, env = "PROVISIONERD_CANCEL_GRACE", default_value = "60s", value_parser = parse_duration)]
+    pub cancel_grace: Duration,
+    /// Jobs one daemon runs at the same time.
+    #[arg(long, env = "PROVISIONERD_CONCURRENCY", default_value_t = 1)]
+    pub concurrency: u32,
+    /// Parent of per-job work directories (default: the system temp dir).
+    #[arg(long, env = "PROVISIONERD_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Where template archives and terraform plugins are cached
+    /// (default: a `provisionerd-cache` directory in the system temp dir).
+    #[arg(long, env = "PROVISIONERD_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// URL of a running provisionerd server.
+    #[arg(long, env = "PROVISIONERD_URL", default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+    /// Template directory to push.
+    #[arg(long, default_value = "testdata/templates/basic")]
+    pub template: PathBuf,
+    /// Email of the first user the demo creates (or logs in as).
+    #[arg(long, default_value = "admin@example.com")]
+    pub email: String,
+    /// Password of that user.
+    #[arg(long, env = "PROVISIONERD_DEMO_PASSWORD", default_value = "demo-password-123", hide_env_values = true)]
+    pub password: String,
+}
+
+/// Parses `key=value`.
+pub fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("tag {s:?} is not of the form key=value")),
+    }
+}
+
+/// Parses `250ms`, `30s`, `5m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("duration {s:?} must start with a number"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        other => return Err(format!("unknown duration unit {other:?} in {s:?} (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Collects `--tag` pairs, falling back to the default tags when none are given.
+pub fn tags_from(pairs: &[(String, String)]) -> Tags {
+    if pairs.is_empty() {
+        return crate::domain::default_tags();
+    }
+    pairs.iter().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn tags_parse() {
+        assert_eq!(parse_tag("os=linux"), Ok(("os".into(), "linux".into())));
+        assert!(parse_tag("novalue").is_err());
+        assert!(parse_tag("=x").is_err());
+        assert_eq!(tags_from(&[]), crate::domain::default_tags());
+    }
+
+    #[test]
+    fn cli_parses() {
+        Cli::command_for_test();
+    }
+
+    impl Cli {
+        fn command_for_test() {
+            use clap::CommandFactory;
+            Cli::command().debug_assert();
+        }
+    }
+}

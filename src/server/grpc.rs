@@ -1,0 +1,427 @@
+//! The gRPC daemon service: the server's side of the protocol in
+//! `proto/provisionerd/v1`.
+//!
+//! Each daemon session is one task ([`Session`]) that owns the session's
+//! bookkeeping: how many jobs the daemon asked for, which offers await an
+//! acknowledgement, and which jobs it runs. Jobs are offered when the event
+//! bus says one was queued (no poll interval); cancels are pushed when the bus
+//! says an owned job changed. Offers that were never acknowledged go back to
+//! pending when the session ends, so a job is never lost in a handover.
+//!
+//! Prost types stop here: the store and the event bus see domain types only.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+
+use chrono::{TimeZone, Utc};
+use futures::Stream;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
+
+use super::auth::DaemonAuth;
+use super::offer::job_offer;
+use super::{AppState, Event};
+use crate::domain::{
+    JobOutcome, LogLevel, LogLine, LogSource, Provisioner, Resource, ResourceMetadata, Tags,
+};
+use crate::proto::{self, daemon_message::Msg as In, server_message::Msg as Out};
+use crate::store::{AcquireRequest, CompleteResult, LogBatch, StoreError};
+
+/// Size of file chunks sent to daemons.
+const CHUNK: usize = 256 * 1024;
+
+/// The tonic service.
+#[derive(Clone)]
+pub struct DaemonService {
+    state: AppState,
+    auth: DaemonAuth,
+    shutdown: CancellationToken,
+}
+
+impl DaemonService {
+    pub fn new(state: AppState, auth: DaemonAuth, shutdown: CancellationToken) -> Self {
+        Self { state, auth, shutdown }
+    }
+
+    pub fn into_server(self) -> proto::provisioner_daemon_server::ProvisionerDaemonServer<Self> {
+        proto::provisioner_daemon_server::ProvisionerDaemonServer::new(self)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
+    type SessionStream = BoxStream<proto::ServerMessage>;
+    type DownloadFileStream = BoxStream<proto::FileChunk>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<proto::DaemonMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        self.auth.check(request.metadata())?;
+        let mut inbound = request.into_inner();
+        let hello = match inbound.message().await? {
+            Some(proto::DaemonMessage { msg: Some(In::Hello(h)) }) => h,
+            _ => return Err(Status::invalid_argument("a session must start with hello")),
+        };
+        let daemon = DaemonInfo::from_hello(hello)?;
+        let (tx, rx) = mpsc::channel(256);
+        let session = Session {
+            state: self.state.clone(),
+            events: self.state.events.subscribe(),
+            tx,
+            daemon,
+            credits: 0,
+            offered: HashSet::new(),
+            owned: HashSet::new(),
+        };
+        tokio::spawn(session.run(inbound, self.shutdown.clone()));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn download_file(
+        &self,
+        request: Request<proto::DownloadFileRequest>,
+    ) -> Result<Response<Self::DownloadFileStream>, Status> {
+        self.auth.check(request.metadata())?;
+        let id = parse_uuid(&request.get_ref().file_id, "file_id")?;
+        let file = self.state.store.file(id).await.map_err(store_status)?;
+        let chunks: Vec<Result<proto::FileChunk, Status>> = file
+            .data
+            .chunks(CHUNK)
+            .map(|c| Ok(proto::FileChunk { data: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+}
+
+/// Who is on the other end of a session.
+#[derive(Debug, Clone)]
+struct DaemonInfo {
+    id: Uuid,
+    name: String,
+    tags: Tags,
+    provisioners: Vec<Provisioner>,
+    resume: Vec<Uuid>,
+}
+
+impl DaemonInfo {
+    fn from_hello(h: proto::Hello) -> Result<Self, Status> {
+        let provisioners = h
+            .provisioners
+            .iter()
+            .map(|p| p.parse::<Provisioner>().map_err(|e| Status::invalid_argument(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let resume = h
+            .running_job_ids
+            .iter()
+            .map(|j| parse_uuid(j, "running_job_ids"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tags: Tags = h.tags.into_iter().collect();
+        Ok(Self {
+            id: parse_uuid(&h.daemon_id, "daemon_id")?,
+            name: h.name,
+            tags: if tags.is_empty() { crate::domain::default_tags() } else { tags },
+            provisioners,
+            resume,
+        })
+    }
+}
+
+/// One daemon's session.
+struct Session {
+    state: AppState,
+    events: broadcast::Receiver<Event>,
+    tx: mpsc::Sender<Result<proto::ServerMessage, Status>>,
+    daemon: DaemonInfo,
+    /// Jobs the daemon still wants.
+    credits: u32,
+    /// Jobs offered but not yet acknowledged.
+    offered: HashSet<Uuid>,
+    /// Jobs the daemon runs.
+    owned: HashSet<Uuid>,
+}
+
+/// Why a session loop step failed.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("daemon went away")]
+    Gone,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl Session {
+    async fn run(mut self, mut inbound: Streaming<proto::DaemonMessage>, shutdown: CancellationToken) {
+        let span = tracing::info_span!("session", daemon = %self.daemon.name, id = %self.daemon.id);
+        let _enter = span.enter();
+        drop(_enter);
+        tracing::info!(daemon = %self.daemon.name, tags = ?self.daemon.tags, "daemon connected");
+        let result = async {
+            self.start().await?;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    msg = inbound.message() => match msg {
+                        Ok(Some(m)) => self.on_message(m).await?,
+                        Ok(None) => return Ok(()),
+                        Err(status) => return Err(SessionError::Protocol(status.to_string())),
+                    },
+                    ev = self.events.recv() => self.on_event(ev).await?,
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(()) | Err(SessionError::Gone) => {}
+            Err(e) => tracing::warn!(daemon = %self.daemon.name, error = %e, "daemon session ended"),
+        }
+        self.release_offers().await;
+        tracing::info!(daemon = %self.daemon.name, "daemon disconnected");
+    }
+
+    async fn send(&self, msg: Out) -> Result<(), SessionError> {
+        let msg = proto::ServerMessage { msg: Some(msg) };
+        self.tx.send(Ok(msg)).await.map_err(|_| SessionError::Gone)
+    }
+
+    /// Welcomes the daemon and settles the jobs it says it is still running.
+    async fn start(&mut self) -> Result<(), SessionError> {
+        self.send(Out::Welcome(proto::Welcome { heartbeat_interval_ms: 5_000 })).await?;
+        for job_id in std::mem::take(&mut self.daemon.resume) {
+            let job = match self.state.store.job(job_id).await {
+                Ok(job) => job,
+                Err(StoreError::NotFound) => {
+                    self.send(Out::Cancel(proto::CancelJob { job_id: job_id.to_string() })).await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let ours = job.worker_id == Some(self.daemon.id);
+            if job.completed_at.is_some() || ours {
+                // A completed job's daemon resends its completion; the store
+                // answers that idempotently.
+                self.owned.insert(job_id);
+            }
+            if job.completed_at.is_none() && (!ours || job.canceled_at.is_some()) {
+                self.send(Out::Cancel(proto::CancelJob { job_id: job_id.to_string() })).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_message(&mut self, msg: proto::DaemonMessage) -> Result<(), SessionError> {
+        match msg.msg {
+            Some(In::Acquire(a)) => {
+                self.credits = a.slots;
+                self.offer_jobs().await
+            }
+            Some(In::Ack(a)) => self.on_ack(parse_uuid(&a.job_id, "job_id")?).await,
+            Some(In::Reject(r)) => {
+                let job_id = parse_uuid(&r.job_id, "job_id")?;
+                self.offered.remove(&job_id);
+                self.state.store.release_job(job_id, self.daemon.id).await?;
+                self.state.events.publish(Event::JobQueued);
+                Ok(())
+            }
+            Some(In::Logs(batch)) => self.on_logs(batch).await,
+            Some(In::Heartbeat(h)) => {
+                let ids: Vec<Uuid> =
+                    h.running_job_ids.iter().filter_map(|j| j.parse().ok()).collect();
+                self.state.store.heartbeat(self.daemon.id, &ids).await?;
+                Ok(())
+            }
+            Some(In::Complete(c)) => self.on_complete(c).await,
+            Some(In::Hello(_)) | None => Err(SessionError::Protocol("unexpected message".into())),
+        }
+    }
+
+    async fn on_ack(&mut self, job_id: Uuid) -> Result<(), SessionError> {
+        if self.offered.remove(&job_id) {
+            self.owned.insert(job_id);
+            self.state.events.publish(Event::JobUpdated(job_id));
+            // A cancel may have landed between the offer and the ack.
+            self.push_cancel_if_canceled(job_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_logs(&mut self, batch: proto::LogBatch) -> Result<(), SessionError> {
+        let job_id = parse_uuid(&batch.job_id, "job_id")?;
+        if !self.owned.contains(&job_id) {
+            return Err(SessionError::Protocol(format!("logs for job {job_id} this daemon does not own")));
+        }
+        let lines = batch.lines.into_iter().map(log_from_proto).collect::<Result<Vec<_>, _>>()?;
+        let up_to_seq = self.state.store.append_logs(&LogBatch { job_id, lines }).await?;
+        self.state.events.publish(Event::LogsAppended(job_id));
+        self.send(Out::LogsAck(proto::LogsAck { job_id: job_id.to_string(), up_to_seq })).await
+    }
+
+    async fn on_complete(&mut self, c: proto::Complete) -> Result<(), SessionError> {
+        let job_id = parse_uuid(&c.job_id, "job_id")?;
+        let outcome = outcome_from_proto(c)?;
+        match self.state.store.complete_job(job_id, self.daemon.id, &outcome).await {
+            Ok(CompleteResult::Completed) => {
+                tracing::info!(job = %job_id, failed = outcome.error.is_some(), "job completed");
+                self.state.events.publish(Event::JobUpdated(job_id));
+            }
+            Ok(CompleteResult::AlreadyCompleted) => {}
+            // Someone else owns it now (it was failed and re-queued): the
+            // daemon's result is stale, so acknowledge and drop it.
+            Err(StoreError::Conflict(msg)) => tracing::warn!(job = %job_id, %msg, "stale completion dropped"),
+            Err(e) => return Err(e.into()),
+        }
+        self.owned.remove(&job_id);
+        self.send(Out::CompleteAck(proto::CompleteAck { job_id: job_id.to_string() })).await
+    }
+
+    async fn on_event(&mut self, ev: Result<Event, broadcast::error::RecvError>) -> Result<(), SessionError> {
+        match ev {
+            Ok(Event::JobQueued) => self.offer_jobs().await,
+            Ok(Event::JobUpdated(job_id)) if self.owned.contains(&job_id) => {
+                self.push_cancel_if_canceled(job_id).await
+            }
+            Ok(_) => Ok(()),
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                // We may have missed anything: look at everything again.
+                for job_id in self.owned.clone() {
+                    self.push_cancel_if_canceled(job_id).await?;
+                }
+                self.offer_jobs().await
+            }
+            Err(broadcast::error::RecvError::Closed) => Err(SessionError::Gone),
+        }
+    }
+
+    async fn push_cancel_if_canceled(&mut self, job_id: Uuid) -> Result<(), SessionError> {
+        let job = self.state.store.job(job_id).await?;
+        if job.canceled_at.is_some() && job.completed_at.is_none() {
+            tracing::info!(job = %job_id, "pushing cancel to daemon");
+            self.send(Out::Cancel(proto::CancelJob { job_id: job_id.to_string() })).await?;
+        }
+        Ok(())
+    }
+
+    /// Offers queued jobs while the daemon has free slots.
+    async fn offer_jobs(&mut self) -> Result<(), SessionError> {
+        while self.credits > 0 {
+            let req = AcquireRequest {
+                worker_id: self.daemon.id,
+                worker_name: self.daemon.name.clone(),
+                tags: self.daemon.tags.clone(),
+                provisioners: self.daemon.provisioners.clone(),
+            };
+            let Some(job) = self.state.store.acquire_job(&req).await? else { return Ok(()) };
+            let offer = match job_offer(self.state.store.as_ref(), &job).await {
+                Ok(offer) => offer,
+                Err(e) => {
+                    // A job we cannot describe can never run: fail it loudly
+                    // instead of handing it out forever.
+                    let msg = format!("failed to prepare job for the daemon: {e}");
+                    tracing::error!(job = %job.id, %msg);
+                    self.state.store.fail_job(job.id, &msg, None).await?;
+                    self.state.events.publish(Event::JobUpdated(job.id));
+                    continue;
+                }
+            };
+            self.credits -= 1;
+            self.offered.insert(job.id);
+            tracing::info!(job = %job.id, job_type = %job.job_type, "offering job");
+            self.send(Out::Offer(offer)).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts offers the daemon never acknowledged back in the queue.
+    async fn release_offers(&mut self) {
+        for job_id in self.offered.drain() {
+            match self.state.store.release_job(job_id, self.daemon.id).await {
+                Ok(()) => tracing::info!(job = %job_id, "unacknowledged job returned to the queue"),
+                Err(e) => tracing::error!(job = %job_id, error = %e, "failed to return job to the queue"),
+            }
+        }
+        self.state.events.publish(Event::JobQueued);
+    }
+}
+
+impl From<SessionError> for Status {
+    fn from(e: SessionError) -> Self {
+        Status::internal(e.to_string())
+    }
+}
+
+fn parse_uuid(s: &str, field: &str) -> Result<Uuid, Status> {
+    s.parse().map_err(|_| Status::invalid_argument(format!("{field}: {s:?} is not a UUID")))
+}
+
+impl From<Status> for SessionError {
+    fn from(s: Status) -> Self {
+        SessionError::Protocol(s.message().to_owned())
+    }
+}
+
+fn store_status(e: StoreError) -> Status {
+    match e {
+        StoreError::NotFound => Status::not_found("not found"),
+        other => {
+            tracing::error!(error = %other, "store error in daemon service");
+            Status::internal("internal error")
+        }
+    }
+}
+
+fn log_from_proto(l: proto::LogLine) -> Result<(i64, LogLine), SessionError> {
+    let bad = |e: crate::domain::UnknownVariant| SessionError::Protocol(e.to_string());
+    let created_at = Utc.timestamp_millis_opt(l.created_at_unix_ms).single().unwrap_or_else(Utc::now);
+    let line = LogLine {
+        source: l.source.parse::<LogSource>().map_err(bad)?,
+        level: l.level.parse::<LogLevel>().map_err(bad)?,
+        stage: l.stage,
+        output: l.output,
+        created_at,
+    };
+    Ok((l.seq, line))
+}
+
+fn outcome_from_proto(c: proto::Complete) -> Result<JobOutcome, SessionError> {
+    let resources = c.resources.into_iter().map(resource_from_proto).collect::<Result<_, _>>()?;
+    Ok(JobOutcome {
+        state: c.state,
+        resources,
+        error: c.error,
+        error_code: c.error_code,
+        canceled: c.canceled,
+    })
+}
+
+fn resource_from_proto(r: proto::Resource) -> Result<Resource, SessionError> {
+    let attributes = if r.attributes_json.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&r.attributes_json)
+            .map_err(|e| SessionError::Protocol(format!("resource {}: bad attributes: {e}", r.name)))?
+    };
+    Ok(Resource {
+        name: r.name,
+        resource_type: r.r#type,
+        module_path: r.module_path,
+        hide: r.hide,
+        icon: r.icon,
+        daily_cost: r.daily_cost,
+        instance_type: r.instance_type,
+        metadata: r
+            .metadata
+            .into_iter()
+            .map(|m| ResourceMetadata { key: m.key, value: m.value, sensitive: m.sensitive })
+            .collect(),
+        attributes,
+    })
+}

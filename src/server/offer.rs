@@ -1,0 +1,79 @@
+//! Builds the job offer a daemon receives: the job plus everything it needs
+//! to run it (transition, previous state, workspace metadata, parameters).
+//!
+//! Reads only; the handover bookkeeping lives in the gRPC session.
+
+use crate::domain::{Job, JobInput, NameValue};
+use crate::proto;
+use crate::store::{Store, StoreError};
+
+/// Why an offer could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum OfferError {
+    #[error("job input is not valid: {0}")]
+    Input(#[from] serde_json::Error),
+    #[error("{what}: {source}")]
+    Store { what: &'static str, source: StoreError },
+}
+
+trait Context<T> {
+    fn context(self, what: &'static str) -> Result<T, OfferError>;
+}
+
+impl<T> Context<T> for Result<T, StoreError> {
+    fn context(self, what: &'static str) -> Result<T, OfferError> {
+        self.map_err(|source| OfferError::Store { what, source })
+    }
+}
+
+fn params(values: &[NameValue]) -> Vec<proto::Parameter> {
+    values.iter().map(|p| proto::Parameter { name: p.name.clone(), value: p.value.clone() }).collect()
+}
+
+/// Describes `job` for a daemon.
+pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<proto::JobOffer, OfferError> {
+    let file = store.file(job.file_id).await.context("template file")?;
+    let input = match serde_json::from_value::<JobInput>(job.input.clone())? {
+        JobInput::WorkspaceBuild { workspace_build_id, dry_run, log_level } => {
+            let build = store.build(workspace_build_id).await.context("workspace build")?;
+            let ws = store.workspace(build.workspace_id).await.context("workspace")?;
+            let owner = store.user_by_id(ws.owner_id).await.context("workspace owner")?;
+            let template = store.template(ws.template_id).await.context("template")?;
+            let version =
+                store.template_version(build.template_version_id).await.context("template version")?;
+            proto::job_offer::Input::WorkspaceBuild(proto::WorkspaceBuildInput {
+                build_id: build.id.to_string(),
+                build_number: build.build_number,
+                transition: build.transition.to_string(),
+                state: build.provisioner_state.clone(),
+                dry_run,
+                log_level: log_level.unwrap_or_default(),
+                workspace_id: ws.id.to_string(),
+                workspace_name: ws.name,
+                owner_id: owner.id.to_string(),
+                owner_name: owner.username,
+                owner_email: owner.email,
+                template_id: template.id.to_string(),
+                template_name: template.name,
+                template_version_id: version.id.to_string(),
+                template_version_name: version.name,
+                parameters: params(&build.rich_parameters),
+            })
+        }
+        JobInput::TemplateVersionImport { template_version_id, user_variable_values } => {
+            proto::job_offer::Input::TemplateImport(proto::TemplateImportInput {
+                template_version_id: template_version_id.to_string(),
+                user_variable_values: params(&user_variable_values),
+            })
+        }
+    };
+    Ok(proto::JobOffer {
+        job_id: job.id.to_string(),
+        job_type: job.job_type.to_string(),
+        provisioner: job.provisioner.to_string(),
+        file_id: file.id.to_string(),
+        file_hash: file.hash,
+        file_size: file.data.len() as i64,
+        input: Some(input),
+    })
+}

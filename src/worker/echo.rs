@@ -1,0 +1,214 @@
+//! The `echo` provisioner: runs no terraform. It replays the log lines and
+//! resources described in `echo.json` in the template archive, optionally
+//! after a delay and optionally failing, so tests and queue benchmarks run
+//! fast without terraform.
+//!
+//! `echo.json` (every field optional):
+//! ```json
+//! { "delay_ms": 100, "error": "boom", "state": "opaque state text",
+//!   "logs": [{ "level": "info", "stage": "Starting workspace", "output": "hi" }],
+//!   "resources": [{ "name": "vm", "type": "echo_instance" }],
+//!   "transitions": { "stop": { "resources": [] } } }
+//! ```
+//! An entry under `transitions` (`start`, `stop`, `delete`, `import`)
+//! replaces the top-level fields it names for that kind of job.
+
+use std::io::Read;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{LogLevel, LogLine, LogSource, Resource};
+use crate::terraform::{ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest};
+
+/// Name of the script file inside the archive.
+pub const SCRIPT: &str = "echo.json";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Script {
+    delay_ms: Option<u64>,
+    error: Option<String>,
+    state: Option<String>,
+    logs: Option<Vec<EchoLog>>,
+    resources: Option<Vec<Resource>>,
+    #[serde(default)]
+    transitions: std::collections::HashMap<String, Script>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct EchoLog {
+    #[serde(default = "info")]
+    level: LogLevel,
+    #[serde(default)]
+    stage: String,
+    output: String,
+}
+
+fn info() -> LogLevel {
+    LogLevel::Info
+}
+
+impl Script {
+    /// The top-level script with the overrides for `kind` applied.
+    fn for_kind(mut self, kind: &str) -> Script {
+        let Some(o) = self.transitions.remove(kind) else { return self };
+        Script {
+            delay_ms: o.delay_ms.or(self.delay_ms),
+            error: o.error.or(self.error),
+            state: o.state.or(self.state),
+            logs: o.logs.or(self.logs),
+            resources: o.resources.or(self.resources),
+            transitions: Default::default(),
+        }
+    }
+}
+
+fn fail(message: String) -> ProvisionError {
+    ProvisionError { message, code: None, state: None, canceled: false }
+}
+
+/// Reads `echo.json` from the (optionally gzipped) tar archive.
+fn read_script(archive: &[u8]) -> Result<Script, ProvisionError> {
+    let reader: Box<dyn Read> = if archive.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(archive))
+    } else {
+        Box::new(archive)
+    };
+    let mut tar = tar::Archive::new(reader);
+    let entries = tar.entries().map_err(|e| fail(format!("failed to read template archive: {e}")))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| fail(format!("failed to read template archive: {e}")))?;
+        let is_script = entry.path().ok().is_some_and(|p| p.file_name() == Some(SCRIPT.as_ref()));
+        if is_script {
+            let mut text = String::new();
+            entry
+                .take(16 << 20)
+                .read_to_string(&mut text)
+                .map_err(|e| fail(format!("failed to read {SCRIPT}: {e}")))?;
+            return serde_json::from_str(&text).map_err(|e| fail(format!("invalid {SCRIPT}: {e}")));
+        }
+    }
+    Ok(Script::default())
+}
+
+/// Runs an echo job.
+pub async fn provision(
+    request: ProvisionRequest,
+    logs: mpsc::Sender<LogLine>,
+    cancel: CancellationToken,
+) -> Result<ProvisionOutcome, ProvisionError> {
+    let (kind, previous_state) = match &request.kind {
+        ProvisionKind::Build { transition, state, .. } => (transition.as_str(), state.clone()),
+        ProvisionKind::Import => ("import", Vec::new()),
+    };
+    let script = read_script(&request.archive)?.for_kind(kind);
+    if let Some(ms) = script.delay_ms {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            _ = cancel.cancelled() => {
+                return Err(ProvisionError {
+                    message: "job canceled: the echo provisioner stopped before finishing".into(),
+                    code: None,
+                    state: Some(previous_state),
+                    canceled: true,
+                });
+            }
+        }
+    }
+    for l in script.logs.unwrap_or_default() {
+        let line = LogLine {
+            source: LogSource::Provisioner,
+            level: l.level,
+            stage: l.stage,
+            output: l.output,
+            created_at: Utc::now(),
+        };
+        if logs.send(line).await.is_err() {
+            break;
+        }
+    }
+    let state = script.state.map(String::into_bytes).unwrap_or(previous_state);
+    if let Some(message) = script.error {
+        return Err(ProvisionError { message, code: None, state: Some(state), canceled: false });
+    }
+    Ok(ProvisionOutcome { state, resources: script.resources.unwrap_or_default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Transition;
+
+    fn archive(script: &str) -> bytes::Bytes {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(script.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, SCRIPT, script.as_bytes()).expect("append");
+        b.into_inner().expect("tar").into()
+    }
+
+    fn request(script: &str, transition: Transition) -> ProvisionRequest {
+        ProvisionRequest {
+            archive: archive(script),
+            kind: ProvisionKind::Build { transition, state: b"old".to_vec(), dry_run: false },
+            env: vec![],
+            parameters: vec![],
+            variables: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn replays_logs_and_resources_with_overrides() {
+        let script = r#"{"logs":[{"output":"hello","stage":"Starting workspace"}],
+            "resources":[{"name":"vm","type":"echo_instance"}],
+            "transitions":{"stop":{"resources":[],"logs":[{"output":"bye","level":"warn"}]}}}"#;
+        let (tx, mut rx) = mpsc::channel(16);
+        let out = provision(request(script, Transition::Start), tx, CancellationToken::new())
+            .await
+            .expect("start");
+        assert_eq!(out.resources.len(), 1);
+        assert_eq!(out.state, b"old");
+        assert_eq!(rx.recv().await.map(|l| l.output), Some("hello".into()));
+
+        let (tx, mut rx) = mpsc::channel(16);
+        let out = provision(request(script, Transition::Stop), tx, CancellationToken::new())
+            .await
+            .expect("stop");
+        assert!(out.resources.is_empty());
+        let line = rx.recv().await.expect("line");
+        assert_eq!((line.output.as_str(), line.level), ("bye", LogLevel::Warn));
+    }
+
+    #[tokio::test]
+    async fn fails_and_cancels() {
+        let (tx, _rx) = mpsc::channel(16);
+        let err = provision(request(r#"{"error":"boom","state":"partial"}"#, Transition::Start), tx, CancellationToken::new())
+            .await
+            .expect_err("fails");
+        assert_eq!(err.message, "boom");
+        assert_eq!(err.state.as_deref(), Some(&b"partial"[..]));
+
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let (tx, _rx) = mpsc::channel(16);
+        let err = provision(request(r#"{"delay_ms":60000}"#, Transition::Start), tx, cancel)
+            .await
+            .expect_err("canceled");
+        assert!(err.canceled);
+    }
+
+    #[tokio::test]
+    async fn rejects_malformed_script() {
+        let (tx, _rx) = mpsc::channel(16);
+        let err = provision(request("{not json", Transition::Start), tx, CancellationToken::new())
+            .await
+            .expect_err("bad script");
+        assert!(err.message.contains("invalid echo.json"), "{}", err.message);
+    }
+}

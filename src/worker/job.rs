@@ -1,0 +1,228 @@
+//! Runs one acquired job: fetch the template archive (cached by sha256),
+//! run the job's provisioner, forward its log lines, and report the result.
+//!
+//! A job task never talks to the server except to download the archive; its
+//! logs and result go to the connection manager, which owns delivery.
+
+use bytes::Bytes;
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use super::cache::ArchiveCache;
+use super::echo;
+use super::session::JobEvent;
+use crate::domain::{LogLevel, LogLine, LogSource, NameValue, Provisioner, Resource, Transition};
+use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
+use crate::proto::{self, job_offer::Input};
+use crate::terraform::{self, ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest};
+
+/// What a job task needs from its daemon.
+pub struct JobContext {
+    pub client: ProvisionerDaemonClient<Channel>,
+    pub psk: Option<String>,
+    pub cache: ArchiveCache,
+    pub terraform: terraform::TerraformConfig,
+    pub events: mpsc::Sender<JobEvent>,
+    pub cancel: CancellationToken,
+}
+
+/// How a job ended, ready to report.
+#[derive(Debug)]
+pub struct JobReport {
+    result: Result<ProvisionOutcome, ProvisionError>,
+    /// Whether the outcome's state replaces the build's state.
+    keeps_state: bool,
+}
+
+impl JobReport {
+    pub fn into_proto(self, job_id: Uuid, last_log_seq: i64) -> proto::Complete {
+        let mut c = proto::Complete {
+            job_id: job_id.to_string(),
+            last_log_seq,
+            ..Default::default()
+        };
+        match self.result {
+            Ok(outcome) => {
+                c.state = self.keeps_state.then_some(outcome.state);
+                c.resources = outcome.resources.into_iter().map(resource_to_proto).collect();
+            }
+            Err(e) => {
+                c.state = if self.keeps_state { e.state } else { None };
+                c.canceled = e.canceled;
+                if !e.canceled {
+                    c.error = Some(e.message);
+                    c.error_code = e.code;
+                }
+            }
+        }
+        c
+    }
+}
+
+/// Runs the job and reports it to the connection manager.
+pub async fn run(job_id: Uuid, offer: proto::JobOffer, ctx: JobContext) {
+    let (log_tx, mut log_rx) = mpsc::channel::<LogLine>(1024);
+    let events = ctx.events.clone();
+    let forward = async {
+        while let Some(line) = log_rx.recv().await {
+            if events.send(JobEvent::Log(job_id, line)).await.is_err() {
+                break;
+            }
+        }
+    };
+    let (report, ()) = tokio::join!(execute(offer, &ctx, log_tx), forward);
+    if let Err(e) = &report.result {
+        tracing::info!(job = %job_id, canceled = e.canceled, error = %e.message, "job did not succeed");
+    }
+    let _ = ctx.events.send(JobEvent::Done(job_id, report)).await;
+}
+
+async fn execute(offer: proto::JobOffer, ctx: &JobContext, logs: mpsc::Sender<LogLine>) -> JobReport {
+    let keeps_state = matches!(&offer.input, Some(Input::WorkspaceBuild(b)) if !b.dry_run);
+    let result = async {
+        let provisioner: Provisioner = offer.provisioner.parse().map_err(|e| failure(format!("{e}")))?;
+        let request = request_from_offer(&offer, Bytes::new())?;
+        daemon_log(&logs, LogLevel::Info, "Setting up", "Downloading template archive").await;
+        let archive = ctx
+            .cache
+            .fetch(&ctx.client, ctx.psk.as_deref(), &offer.file_id, &offer.file_hash)
+            .await
+            .map_err(|e| failure(format!("failed to fetch the template archive: {e}")))?;
+        let request = ProvisionRequest { archive, ..request };
+        match provisioner {
+            Provisioner::Terraform => {
+                terraform::provision(&ctx.terraform, request, logs.clone(), ctx.cancel.clone()).await
+            }
+            Provisioner::Echo => echo::provision(request, logs.clone(), ctx.cancel.clone()).await,
+        }
+    }
+    .await;
+    if let Err(e) = &result {
+        let (level, text) = if e.canceled {
+            (LogLevel::Warn, e.message.clone())
+        } else {
+            (LogLevel::Error, format!("Job failed: {}", e.message))
+        };
+        daemon_log(&logs, level, "Cleaning up", &text).await;
+    }
+    JobReport { result, keeps_state }
+}
+
+fn failure(message: String) -> ProvisionError {
+    ProvisionError { message, code: None, state: None, canceled: false }
+}
+
+async fn daemon_log(logs: &mpsc::Sender<LogLine>, level: LogLevel, stage: &str, output: &str) {
+    let line = LogLine {
+        source: LogSource::ProvisionerDaemon,
+        level,
+        stage: stage.to_owned(),
+        output: output.to_owned(),
+        created_at: Utc::now(),
+    };
+    let _ = logs.send(line).await;
+}
+
+fn name_values(params: &[proto::Parameter]) -> Vec<NameValue> {
+    params.iter().map(|p| NameValue { name: p.name.clone(), value: p.value.clone() }).collect()
+}
+
+/// Turns an offer into a provisioner request (the archive is filled in later).
+fn request_from_offer(offer: &proto::JobOffer, archive: Bytes) -> Result<ProvisionRequest, ProvisionError> {
+    match &offer.input {
+        Some(Input::WorkspaceBuild(b)) => {
+            let transition: Transition =
+                b.transition.parse().map_err(|e| failure(format!("{e}")))?;
+            Ok(ProvisionRequest {
+                archive,
+                kind: ProvisionKind::Build { transition, state: b.state.clone(), dry_run: b.dry_run },
+                env: workspace_env(b),
+                parameters: name_values(&b.parameters),
+                variables: Vec::new(),
+            })
+        }
+        Some(Input::TemplateImport(t)) => Ok(ProvisionRequest {
+            archive,
+            kind: ProvisionKind::Import,
+            env: Vec::new(),
+            parameters: Vec::new(),
+            variables: name_values(&t.user_variable_values),
+        }),
+        None => Err(failure("the server sent a job without input".to_owned())),
+    }
+}
+
+/// The `CODER_WORKSPACE_*` variables Coder-style templates read, and the same
+/// values as `TF_VAR_coder_workspace_*` for templates without the provider.
+fn workspace_env(b: &proto::WorkspaceBuildInput) -> Vec<(String, String)> {
+    let pairs = [
+        ("TRANSITION", &b.transition),
+        ("NAME", &b.workspace_name),
+        ("ID", &b.workspace_id),
+        ("OWNER", &b.owner_name),
+        ("OWNER_ID", &b.owner_id),
+        ("OWNER_EMAIL", &b.owner_email),
+        ("TEMPLATE_ID", &b.template_id),
+        ("TEMPLATE_NAME", &b.template_name),
+        ("TEMPLATE_VERSION", &b.template_version_name),
+        ("BUILD_ID", &b.build_id),
+    ];
+    pairs
+        .iter()
+        .flat_map(|(k, v)| {
+            [
+                (format!("CODER_WORKSPACE_{k}"), (*v).clone()),
+                (format!("TF_VAR_coder_workspace_{}", k.to_lowercase()), (*v).clone()),
+            ]
+        })
+        .collect()
+}
+
+fn resource_to_proto(r: Resource) -> proto::Resource {
+    proto::Resource {
+        name: r.name,
+        r#type: r.resource_type,
+        module_path: r.module_path,
+        hide: r.hide,
+        icon: r.icon,
+        daily_cost: r.daily_cost,
+        instance_type: r.instance_type,
+        metadata: r
+            .metadata
+            .into_iter()
+            .map(|m| proto::Metadata { key: m.key, value: m.value, sensitive: m.sensitive })
+            .collect(),
+        attributes_json: if r.attributes.is_null() { String::new() } else { r.attributes.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_env_has_both_spellings() {
+        let b = proto::WorkspaceBuildInput {
+            transition: "stop".into(),
+            workspace_name: "dev".into(),
+            ..Default::default()
+        };
+        let env = workspace_env(&b);
+        assert!(env.contains(&("CODER_WORKSPACE_TRANSITION".into(), "stop".into())));
+        assert!(env.contains(&("TF_VAR_coder_workspace_transition".into(), "stop".into())));
+        assert!(env.contains(&("TF_VAR_coder_workspace_name".into(), "dev".into())));
+    }
+
+    #[test]
+    fn canceled_reports_carry_no_error_and_dry_runs_no_state() {
+        let err = ProvisionError { message: "canceled".into(), code: None, state: Some(b"s".to_vec()), canceled: true };
+        let c = JobReport { result: Err(err.clone()), keeps_state: true }.into_proto(Uuid::nil(), 3);
+        assert!(c.canceled && c.error.is_none());
+        assert_eq!(c.state.as_deref(), Some(&b"s"[..]));
+        let c = JobReport { result: Err(err), keeps_state: false }.into_proto(Uuid::nil(), 3);
+        assert_eq!(c.state, None);
+    }
+}

@@ -1,0 +1,113 @@
+//! The provisioner daemon: connect to a server, acquire jobs whose tags this
+//! daemon satisfies, run them, report back. Built-in daemons in the server
+//! and `provisionerd start` run this same code over the same protocol.
+//!
+//! The worker does not know HTTP or the store; it speaks the gRPC protocol
+//! (in [`session`], the only file with prost types) and hands terraform work
+//! to [`crate::terraform`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{Provisioner, Tags};
+use crate::terraform::{archive::Limits, TerraformConfig};
+
+mod cache;
+mod echo;
+mod job;
+mod session;
+
+/// What a daemon needs to know.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub url: String,
+    pub psk: Option<String>,
+    pub name: String,
+    pub tags: Tags,
+    pub concurrency: u32,
+    pub provisioners: Vec<Provisioner>,
+    pub terraform_path: PathBuf,
+    pub cancel_grace: Duration,
+    pub work_dir: PathBuf,
+    pub cache_dir: PathBuf,
+    pub archive_limits: Limits,
+}
+
+impl WorkerSettings {
+    /// Settings with defaults for everything but the server's address.
+    pub fn new(url: impl Into<String>) -> Self {
+        let tmp = std::env::temp_dir();
+        Self {
+            url: url.into(),
+            psk: None,
+            name: hostname(),
+            tags: crate::domain::default_tags(),
+            concurrency: 1,
+            provisioners: vec![Provisioner::Terraform, Provisioner::Echo],
+            terraform_path: PathBuf::from("terraform"),
+            cancel_grace: Duration::from_secs(60),
+            work_dir: tmp.clone(),
+            cache_dir: tmp.join("provisionerd-cache"),
+            archive_limits: Limits::default(),
+        }
+    }
+
+    /// Terraform settings for one job slot (each slot has its own plugin cache).
+    fn terraform(&self, slot: usize) -> TerraformConfig {
+        TerraformConfig {
+            path: self.terraform_path.clone(),
+            cancel_grace: self.cancel_grace,
+            plugin_cache_dir: Some(self.cache_dir.join("plugins").join(slot.to_string())),
+            work_root: self.work_dir.clone(),
+            limits: self.archive_limits,
+        }
+    }
+}
+
+/// The two ways a daemon is asked to stop.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// Stop acquiring; exit once running jobs are done and reported.
+    pub drain: CancellationToken,
+    /// Cancel running jobs, report them, exit.
+    pub abort: CancellationToken,
+}
+
+/// Why a daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("invalid server url {url:?}: {source}")]
+    Url { url: String, source: tonic::transport::Error },
+    #[error("{0}")]
+    Terraform(String),
+    #[error("failed to create {what} {path}: {source}")]
+    Dir { what: &'static str, path: PathBuf, source: std::io::Error },
+}
+
+/// Runs a daemon until it is told to stop.
+pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> Result<(), WorkerError> {
+    for (what, path) in [("work directory", &settings.work_dir), ("cache directory", &settings.cache_dir)] {
+        std::fs::create_dir_all(path)
+            .map_err(|source| WorkerError::Dir { what, path: path.clone(), source })?;
+    }
+    session::Daemon::new(settings)?.run(shutdown).await;
+    Ok(())
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "provisionerd".to_owned())
+}
+
+/// Checks the terraform executable and returns its version; the error says
+/// what to do about a missing or too old terraform.
+pub async fn check_terraform(path: &std::path::Path) -> Result<String, WorkerError> {
+    crate::terraform::executor::version(path)
+        .await
+        .map(|v| v.to_string())
+        .map_err(|e| WorkerError::Terraform(e.to_string()))
+}

@@ -1,0 +1,420 @@
+//! The daemon's connection manager and the client edge of the protocol.
+//!
+//! One task owns everything that must survive a lost connection: the jobs
+//! this daemon runs, their numbered log lines not yet acknowledged, and
+//! completions not yet acknowledged. Job tasks only send [`JobEvent`]s to it.
+//! When the connection drops, jobs keep running, their logs are kept, and the
+//! manager reconnects with backoff, says hello with the jobs it still runs,
+//! and resends everything unacknowledged; the server drops duplicates by
+//! sequence number, so no line is lost or doubled.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Streaming;
+use uuid::Uuid;
+
+use super::cache::ArchiveCache;
+use super::job::{JobContext, JobReport};
+use super::{Shutdown, WorkerError, WorkerSettings};
+use crate::domain::LogLine;
+use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
+use crate::proto::{self, daemon_message::Msg as Out, server_message::Msg as In};
+use crate::server::auth::PSK_HEADER;
+
+/// Most log lines gathered into one batch.
+const MAX_BATCH: usize = 500;
+
+/// What job tasks tell the manager.
+#[derive(Debug)]
+pub enum JobEvent {
+    Log(Uuid, LogLine),
+    Done(Uuid, JobReport),
+}
+
+/// A job this daemon runs or has not finished reporting.
+struct RunningJob {
+    cancel: CancellationToken,
+    next_seq: i64,
+    /// Highest sequence number sent on the current connection.
+    sent_up_to: i64,
+    unacked: VecDeque<proto::LogLine>,
+    completion: Option<proto::Complete>,
+}
+
+/// An open session.
+struct Connection {
+    tx: mpsc::Sender<proto::DaemonMessage>,
+    inbound: Streaming<proto::ServerMessage>,
+    heartbeat: Duration,
+}
+
+/// Why the current connection ended.
+enum Disconnect {
+    /// The connection broke; reconnect.
+    Lost(String),
+    /// The daemon is done.
+    Exit,
+}
+
+pub struct Daemon {
+    settings: WorkerSettings,
+    id: Uuid,
+    client: ProvisionerDaemonClient<Channel>,
+    jobs: HashMap<Uuid, RunningJob>,
+    events_tx: mpsc::Sender<JobEvent>,
+    events_rx: mpsc::Receiver<JobEvent>,
+    tasks: TaskTracker,
+    cache: ArchiveCache,
+    draining: bool,
+    free_slots: Vec<usize>,
+    slot_of: HashMap<Uuid, usize>,
+}
+
+impl Daemon {
+    pub fn new(settings: WorkerSettings) -> Result<Self, WorkerError> {
+        let endpoint = Endpoint::from_shared(settings.url.clone())
+            .map_err(|source| WorkerError::Url { url: settings.url.clone(), source })?
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        let client = ProvisionerDaemonClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        let (events_tx, events_rx) = mpsc::channel(4096);
+        let cache = ArchiveCache::new(settings.cache_dir.join("archives"));
+        let free_slots = (0..settings.concurrency.max(1) as usize).rev().collect();
+        Ok(Self {
+            settings,
+            id: Uuid::new_v4(),
+            client,
+            jobs: HashMap::new(),
+            events_tx,
+            events_rx,
+            tasks: TaskTracker::new(),
+            cache,
+            draining: false,
+            free_slots,
+            slot_of: HashMap::new(),
+        })
+    }
+
+    pub async fn run(mut self, shutdown: Shutdown) {
+        tracing::info!(name = %self.settings.name, url = %self.settings.url, tags = ?self.settings.tags, "provisioner daemon starting");
+        loop {
+            let Some(conn) = self.connect(&shutdown).await else { break };
+            match self.serve(conn, &shutdown).await {
+                Disconnect::Exit => break,
+                Disconnect::Lost(why) => tracing::warn!(%why, "lost the server; reconnecting"),
+            }
+        }
+        for job in self.jobs.values() {
+            job.cancel.cancel();
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        tracing::info!(name = %self.settings.name, "provisioner daemon stopped");
+    }
+
+    fn should_exit(&self) -> bool {
+        self.draining && self.jobs.is_empty()
+    }
+
+    fn on_shutdown_signal(&mut self, shutdown: &Shutdown) {
+        if !self.draining {
+            tracing::info!(running = self.jobs.len(), "draining: no new jobs, waiting for running ones");
+            self.draining = true;
+        }
+        if shutdown.abort.is_cancelled() {
+            for job in self.jobs.values() {
+                job.cancel.cancel();
+            }
+        }
+    }
+
+    /// Connects with backoff, keeping job events flowing meanwhile.
+    /// `None` when the daemon should exit instead.
+    async fn connect(&mut self, shutdown: &Shutdown) -> Option<Connection> {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(10))
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        loop {
+            if self.should_exit() {
+                return None;
+            }
+            match self.open().await {
+                Ok(conn) => return Some(conn),
+                Err(e) => tracing::debug!(error = %e, "connect failed"),
+            }
+            let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    Some(ev) = self.events_rx.recv() => self.record(ev),
+                    _ = shutdown.drain.cancelled(), if !self.draining => self.on_shutdown_signal(shutdown),
+                    _ = shutdown.abort.cancelled(), if !self.jobs.values().all(|j| j.cancel.is_cancelled()) => {
+                        self.on_shutdown_signal(shutdown)
+                    }
+                }
+                if self.should_exit() {
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Opens a session: hello, welcome, then everything unacknowledged.
+    async fn open(&mut self) -> Result<Connection, tonic::Status> {
+        let (tx, rx) = mpsc::channel(1024);
+        let hello = proto::Hello {
+            daemon_id: self.id.to_string(),
+            name: self.settings.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            tags: self.settings.tags.clone().into_iter().collect(),
+            provisioners: self.settings.provisioners.iter().map(|p| p.to_string()).collect(),
+            running_job_ids: self.jobs.keys().map(Uuid::to_string).collect(),
+        };
+        send_on(&tx, Out::Hello(hello)).await?;
+        let mut request = tonic::Request::new(ReceiverStream::new(rx));
+        if let Some(psk) = &self.settings.psk {
+            let value = psk.parse().map_err(|_| tonic::Status::invalid_argument("psk is not ASCII"))?;
+            request.metadata_mut().insert(PSK_HEADER, value);
+        }
+        let mut inbound = self.client.session(request).await?.into_inner();
+        let heartbeat = match inbound.message().await? {
+            Some(proto::ServerMessage { msg: Some(In::Welcome(w)) }) => {
+                Duration::from_millis(u64::from(w.heartbeat_interval_ms.max(100)))
+            }
+            _ => return Err(tonic::Status::internal("server did not welcome the daemon")),
+        };
+        tracing::info!(url = %self.settings.url, "connected to server");
+        let conn = Connection { tx, inbound, heartbeat };
+        self.resend(&conn).await?;
+        Ok(conn)
+    }
+
+    /// Resends unacknowledged logs and completions, then asks for work.
+    async fn resend(&mut self, conn: &Connection) -> Result<(), tonic::Status> {
+        for (job_id, job) in &mut self.jobs {
+            job.sent_up_to = job.unacked.back().map_or(job.sent_up_to, |l| l.seq);
+            for chunk in job.unacked.iter().cloned().collect::<Vec<_>>().chunks(MAX_BATCH) {
+                let batch = proto::LogBatch { job_id: job_id.to_string(), lines: chunk.to_vec() };
+                send_on(&conn.tx, Out::Logs(batch)).await?;
+            }
+            if let Some(c) = &job.completion {
+                send_on(&conn.tx, Out::Complete(c.clone())).await?;
+            }
+        }
+        send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() })).await
+    }
+
+    fn wanted_slots(&self) -> u32 {
+        if self.draining {
+            0
+        } else {
+            self.free_slots.len() as u32
+        }
+    }
+
+    async fn serve(&mut self, mut conn: Connection, shutdown: &Shutdown) -> Disconnect {
+        let mut heartbeat = tokio::time::interval(conn.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if self.should_exit() {
+                return Disconnect::Exit;
+            }
+            let step = tokio::select! {
+                msg = conn.inbound.message() => match msg {
+                    Ok(Some(m)) => self.on_server_message(&conn, m).await,
+                    Ok(None) => Err(tonic::Status::unavailable("server closed the session")),
+                    Err(status) => Err(status),
+                },
+                Some(ev) = self.events_rx.recv() => self.on_job_events(&conn, ev).await,
+                _ = heartbeat.tick() => self.send_heartbeat(&conn).await,
+                _ = shutdown.drain.cancelled(), if !self.draining => {
+                    self.on_shutdown_signal(shutdown);
+                    send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: 0 })).await
+                }
+                _ = shutdown.abort.cancelled(), if !self.jobs.values().all(|j| j.cancel.is_cancelled()) => {
+                    self.on_shutdown_signal(shutdown);
+                    Ok(())
+                }
+            };
+            if let Err(status) = step {
+                return Disconnect::Lost(status.to_string());
+            }
+        }
+    }
+
+    async fn send_heartbeat(&self, conn: &Connection) -> Result<(), tonic::Status> {
+        let ids = self.jobs.keys().map(Uuid::to_string).collect();
+        send_on(&conn.tx, Out::Heartbeat(proto::Heartbeat { running_job_ids: ids })).await
+    }
+
+    async fn on_server_message(
+        &mut self,
+        conn: &Connection,
+        msg: proto::ServerMessage,
+    ) -> Result<(), tonic::Status> {
+        match msg.msg {
+            Some(In::Offer(offer)) => self.on_offer(conn, offer).await,
+            Some(In::Cancel(c)) => {
+                if let Some(job) = c.job_id.parse().ok().and_then(|id: Uuid| self.jobs.get(&id)) {
+                    tracing::info!(job = %c.job_id, "job canceled by the server");
+                    job.cancel.cancel();
+                }
+                Ok(())
+            }
+            Some(In::LogsAck(ack)) => {
+                if let Some(job) = ack.job_id.parse().ok().and_then(|id: Uuid| self.jobs.get_mut(&id)) {
+                    while job.unacked.front().is_some_and(|l| l.seq <= ack.up_to_seq) {
+                        job.unacked.pop_front();
+                    }
+                }
+                Ok(())
+            }
+            Some(In::CompleteAck(ack)) => {
+                if let Ok(id) = ack.job_id.parse::<Uuid>() {
+                    if self.jobs.get(&id).is_some_and(|j| j.completion.is_some()) {
+                        self.jobs.remove(&id);
+                    }
+                }
+                Ok(())
+            }
+            Some(In::Welcome(_)) | None => Ok(()),
+        }
+    }
+
+    async fn on_offer(&mut self, conn: &Connection, offer: proto::JobOffer) -> Result<(), tonic::Status> {
+        let Ok(job_id) = offer.job_id.parse::<Uuid>() else {
+            return Err(tonic::Status::invalid_argument("offer with a malformed job id"));
+        };
+        if self.draining || self.free_slots.is_empty() {
+            return send_on(&conn.tx, Out::Reject(proto::Reject { job_id: offer.job_id })).await;
+        }
+        send_on(&conn.tx, Out::Ack(proto::Ack { job_id: offer.job_id.clone() })).await?;
+        let slot = self.free_slots.pop().unwrap_or_default();
+        self.slot_of.insert(job_id, slot);
+        let cancel = CancellationToken::new();
+        self.jobs.insert(
+            job_id,
+            RunningJob {
+                cancel: cancel.clone(),
+                next_seq: 1,
+                sent_up_to: 0,
+                unacked: VecDeque::new(),
+                completion: None,
+            },
+        );
+        let ctx = JobContext {
+            client: self.client.clone(),
+            psk: self.settings.psk.clone(),
+            cache: self.cache.clone(),
+            terraform: self.settings.terraform(slot),
+            events: self.events_tx.clone(),
+            cancel,
+        };
+        tracing::info!(job = %job_id, job_type = %offer.job_type, "acquired job");
+        self.tasks.spawn(super::job::run(job_id, offer, ctx));
+        Ok(())
+    }
+
+    /// Handles one job event and whatever else is already waiting, sending
+    /// logs in batches.
+    async fn on_job_events(&mut self, conn: &Connection, first: JobEvent) -> Result<(), tonic::Status> {
+        let mut touched: Vec<Uuid> = Vec::new();
+        let mut completions = Vec::new();
+        let mut ev = Some(first);
+        let mut n = 0;
+        while let Some(e) = ev.take() {
+            match &e {
+                JobEvent::Log(id, _) if !touched.contains(id) => touched.push(*id),
+                JobEvent::Done(id, _) => completions.push(*id),
+                _ => {}
+            }
+            self.record(e);
+            n += 1;
+            if n < MAX_BATCH * 4 {
+                ev = self.events_rx.try_recv().ok();
+            }
+        }
+        for job_id in touched {
+            self.send_new_logs(conn, job_id).await?;
+        }
+        for job_id in &completions {
+            if let Some(c) = self.jobs.get(job_id).and_then(|j| j.completion.clone()) {
+                send_on(&conn.tx, Out::Complete(c)).await?;
+            }
+        }
+        if !completions.is_empty() && !self.draining {
+            send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() })).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the job's lines not yet sent on this connection.
+    async fn send_new_logs(&mut self, conn: &Connection, job_id: Uuid) -> Result<(), tonic::Status> {
+        let Some(job) = self.jobs.get_mut(&job_id) else { return Ok(()) };
+        let fresh: Vec<proto::LogLine> =
+            job.unacked.iter().filter(|l| l.seq > job.sent_up_to).cloned().collect();
+        if let Some(last) = fresh.last() {
+            job.sent_up_to = last.seq;
+        }
+        for chunk in fresh.chunks(MAX_BATCH) {
+            let batch = proto::LogBatch { job_id: job_id.to_string(), lines: chunk.to_vec() };
+            send_on(&conn.tx, Out::Logs(batch)).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a job event in the daemon's state (no I/O).
+    fn record(&mut self, ev: JobEvent) {
+        match ev {
+            JobEvent::Log(job_id, line) => {
+                if let Some(job) = self.jobs.get_mut(&job_id) {
+                    let seq = job.next_seq;
+                    job.next_seq += 1;
+                    job.unacked.push_back(log_to_proto(seq, line));
+                }
+            }
+            JobEvent::Done(job_id, report) => {
+                if let Some(slot) = self.slot_of.remove(&job_id) {
+                    self.free_slots.push(slot);
+                }
+                if let Some(job) = self.jobs.get_mut(&job_id) {
+                    job.completion = Some(report.into_proto(job_id, job.next_seq - 1));
+                }
+            }
+        }
+    }
+}
+
+async fn send_on(tx: &mpsc::Sender<proto::DaemonMessage>, msg: Out) -> Result<(), tonic::Status> {
+    tx.send(proto::DaemonMessage { msg: Some(msg) })
+        .await
+        .map_err(|_| tonic::Status::unavailable("session stream closed"))
+}
+
+fn log_to_proto(seq: i64, l: LogLine) -> proto::LogLine {
+    proto::LogLine {
+        seq,
+        source: l.source.to_string(),
+        level: l.level.to_string(),
+        stage: l.stage,
+        output: l.output,
+        created_at_unix_ms: l.created_at.timestamp_millis(),
+    }
+}
