@@ -30,8 +30,7 @@ impl Client {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
         let base = base.trim_end_matches('/').to_owned();
         let first = json!({"username": "admin", "email": email, "password": password, "name": "Admin"});
-        let resp = http.post(format!("{base}/api/v2/users/first")).json(&first).send().await
-            .with_context(|| format!("cannot reach the server at {base}: is `provisionerd server` running?"))?;
+        let resp = post_when_up(&http, &format!("{base}/api/v2/users/first"), &first).await?;
         if !resp.status().is_success() && resp.status() != reqwest::StatusCode::CONFLICT {
             bail!("creating the first user failed: {}", resp.text().await?);
         }
@@ -65,6 +64,16 @@ impl Client {
         Ok(body["hash"].as_str().context("upload answered without a hash")?.to_owned())
     }
 
+    /// The session token (for callers that make their own requests).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -84,6 +93,23 @@ impl Client {
             }
         }
         Ok(())
+    }
+}
+
+/// Posts once the server accepts connections (it may still be starting),
+/// giving up after 30 seconds.
+async fn post_when_up(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<reqwest::Response> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match http.post(url).json(body).send().await {
+            Ok(resp) => return Ok(resp),
+            Err(e) if e.is_connect() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot reach {url}: is `provisionerd server` running?"))
+            }
+        }
     }
 }
 

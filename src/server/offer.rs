@@ -30,6 +30,16 @@ fn params(values: &[NameValue]) -> Vec<proto::Parameter> {
     values.iter().map(|p| proto::Parameter { name: p.name.clone(), value: p.value.clone() }).collect()
 }
 
+/// The variable values a template version was imported with; its builds
+/// use the same.
+async fn version_variables(store: &dyn Store, import_job: uuid::Uuid) -> Result<Vec<NameValue>, OfferError> {
+    let job = store.job(import_job).await.context("template version import job")?;
+    Ok(match serde_json::from_value::<JobInput>(job.input)? {
+        JobInput::TemplateVersionImport { user_variable_values, .. } => user_variable_values,
+        JobInput::WorkspaceBuild { .. } => Vec::new(),
+    })
+}
+
 /// Describes `job` for a daemon.
 pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<proto::JobOffer, OfferError> {
     let file = store.file(job.file_id).await.context("template file")?;
@@ -41,6 +51,7 @@ pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<proto::JobOffer, 
             let template = store.template(ws.template_id).await.context("template")?;
             let version =
                 store.template_version(build.template_version_id).await.context("template version")?;
+            let variables = version_variables(store, version.job_id).await?;
             proto::job_offer::Input::WorkspaceBuild(proto::WorkspaceBuildInput {
                 build_id: build.id.to_string(),
                 build_number: build.build_number,
@@ -58,6 +69,7 @@ pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<proto::JobOffer, 
                 template_version_id: version.id.to_string(),
                 template_version_name: version.name,
                 parameters: params(&build.rich_parameters),
+                variables: params(&variables),
             })
         }
         JobInput::TemplateVersionImport { template_version_id, user_variable_values } => {

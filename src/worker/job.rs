@@ -141,7 +141,7 @@ fn request_from_offer(offer: &proto::JobOffer, archive: Bytes) -> Result<Provisi
                 kind: ProvisionKind::Build { transition, state: b.state.clone(), dry_run: b.dry_run },
                 env: workspace_env(b),
                 parameters: name_values(&b.parameters),
-                variables: Vec::new(),
+                variables: name_values(&b.variables),
             })
         }
         Some(Input::TemplateImport(t)) => Ok(ProvisionRequest {

@@ -1,0 +1,70 @@
+//! External daemons: a `provisionerd start` process runs builds, and tags
+//! decide which daemon may take a job.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::*;
+
+/// A `provisionerd start` child process, killed when dropped.
+struct DaemonProcess(tokio::process::Child);
+
+impl DaemonProcess {
+    fn spawn(url: &str, psk: &str, tags: &[&str], dir: &std::path::Path) -> Self {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisionerd"));
+        cmd.arg("start").arg("--url").arg(url).arg("--name").arg("external-test");
+        for t in tags {
+            cmd.arg("--tag").arg(t);
+        }
+        cmd.arg("--terraform-path").arg(terraform());
+        cmd.arg("--work-dir").arg(dir.join("work")).arg("--cache-dir").arg(dir.join("cache"));
+        cmd.env("PROVISIONERD_PSK", psk).stdin(Stdio::null()).kill_on_drop(true);
+        Self(cmd.spawn().expect("spawn provisionerd start"))
+    }
+
+    /// Asks the daemon to drain and waits for it to exit.
+    async fn stop(mut self) {
+        if let Some(pid) = self.0.id() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        }
+        let status = tokio::time::timeout(Duration::from_secs(30), self.0.wait()).await;
+        assert!(matches!(status, Ok(Ok(s)) if s.success()), "daemon exits 0 after SIGTERM: {status:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_daemon_runs_builds_and_tags_keep_jobs_pending() {
+    let psk = "external-test-psk-0123456789";
+    let server = TestServer::start(Opts { builtin_daemons: 0, psk: Some(psk.into()), ..Opts::default() }).await;
+    let c = server.client().await;
+    let daemon = DaemonProcess::spawn(&server.url, psk, &["pool=ext"], server.dir.path());
+
+    let tags = json!({"tags": {"pool": "ext"}});
+    let (template, _) = create_template(&c, &template_dir("basic"), "terraform", tags).await;
+    let ws = create_workspace(&c, &template).await;
+    let b = wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(180)).await;
+    assert_eq!(b["status"], "running", "{b}");
+    assert!(b["job"]["worker_id"].is_string(), "the external daemon ran it: {b}");
+
+    // A job for a pool nobody serves stays pending while the daemon takes
+    // the next job it can run.
+    let echo = echo_template(&json!({"logs": [{"output": "hi"}]}));
+    let file = c.upload_tar(provisionerd::demo::tar_dir(echo.path()).expect("tar")).await.expect("upload");
+    let stranded = c
+        .post(
+            "/api/v2/organizations/coder/templateversions",
+            &json!({"file_id": file, "storage_method": "file", "provisioner": "echo", "tags": {"pool": "nowhere"}}),
+        )
+        .await
+        .expect("version");
+    let later = push_version(&c, echo.path(), "echo", json!({"tags": {"pool": "ext"}})).await;
+    assert_eq!(later["job"]["status"], "succeeded", "{later}");
+    let stranded = c.get(&format!("/api/v2/templateversions/{}", stranded["id"].as_str().expect("id"))).await.expect("get");
+    assert_eq!(stranded["job"]["status"], "pending", "{stranded}");
+    assert_eq!(stranded["job"]["queue_position"], 1, "{stranded}");
+
+    daemon.stop().await;
+    server.stop().await;
+}

@@ -1,0 +1,219 @@
+//! Test harness: start a server in-process on port 0, log in, push
+//! templates, wait on builds with deadlines, find stray processes.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use provisionerd::demo::{tar_dir, Client};
+use provisionerd::server::{self, ServerConfig, ServerSettings};
+use provisionerd::worker::WorkerSettings;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const EMAIL: &str = "owner@example.com";
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// The terraform the tests run: `PROVISIONERD_TEST_TERRAFORM`, the project's
+/// `.tools/bin/terraform`, or `terraform` on PATH.
+pub fn terraform() -> PathBuf {
+    if let Some(p) = std::env::var_os("PROVISIONERD_TEST_TERRAFORM") {
+        return PathBuf::from(p);
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/terraform");
+    if local.exists() {
+        return local;
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("terraform"))
+        .find(|p| p.is_file());
+    on_path.unwrap_or_else(|| panic!("no terraform found: run scripts/setup-terraform first"))
+}
+
+pub fn template_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/templates").join(name)
+}
+
+/// Options for a test server.
+pub struct Opts {
+    pub builtin_daemons: u32,
+    pub psk: Option<String>,
+    pub cancel_grace: Duration,
+    /// Reuse a data directory (to restart a server on the same database).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self { builtin_daemons: 1, psk: None, cancel_grace: Duration::from_secs(5), data_dir: None }
+    }
+}
+
+/// A server running in this process.
+pub struct TestServer {
+    pub url: String,
+    pub dir: TempDir,
+    pub data_dir: PathBuf,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(opts: Opts) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = opts.data_dir.clone().unwrap_or_else(|| dir.path().join("data"));
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        let url = format!("sqlite://{}", data_dir.join("provisionerd.db").display());
+        let store = provisionerd::store::open(&url).await.expect("open store");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut builtin = WorkerSettings::new("");
+        builtin.terraform_path = terraform();
+        builtin.cancel_grace = opts.cancel_grace;
+        builtin.work_dir = dir.path().join("work");
+        builtin.cache_dir = dir.path().join("cache");
+        builtin.name = "test".into();
+        let config = ServerConfig {
+            store,
+            psk: opts.psk,
+            builtin_daemons: opts.builtin_daemons,
+            builtin,
+            settings: ServerSettings::default(),
+        };
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(server::run(listener, config, shutdown.clone()));
+        Self { url: base, dir, data_dir, shutdown, handle: Some(handle) }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::login(&self.url, EMAIL, PASSWORD).await.expect("login")
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Polls `f` until it returns `Some`, failing after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn is_final(status: &str) -> bool {
+    matches!(status, "succeeded" | "failed" | "canceled")
+}
+
+/// Waits until a build's job has completed and returns the build.
+pub async fn wait_build(c: &Client, build_id: &str, timeout: Duration) -> Value {
+    wait_for(&format!("build {build_id} to complete"), timeout, || async {
+        let b = c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.ok()?;
+        is_final(b["job"]["status"].as_str()?).then_some(b)
+    })
+    .await
+}
+
+/// Pushes a template directory as a new version (optionally of `template`),
+/// waits for its import, and returns the version JSON.
+pub async fn push_version(c: &Client, dir: &Path, provisioner: &str, extra: Value) -> Value {
+    let file = c.upload_tar(tar_dir(dir).expect("tar")).await.expect("upload");
+    let mut body = json!({"file_id": file, "storage_method": "file", "provisioner": provisioner});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let v = c.post("/api/v2/organizations/coder/templateversions", &body).await.expect("create version");
+    let id = v["id"].as_str().expect("version id").to_owned();
+    wait_for("template import", Duration::from_secs(120), || async {
+        let v = c.get(&format!("/api/v2/templateversions/{id}")).await.ok()?;
+        is_final(v["job"]["status"].as_str()?).then_some(v)
+    })
+    .await
+}
+
+/// Pushes a template and creates a template from it; returns its id.
+pub async fn create_template(c: &Client, dir: &Path, provisioner: &str, extra: Value) -> (String, Value) {
+    let v = push_version(c, dir, provisioner, extra).await;
+    assert_eq!(v["job"]["status"], "succeeded", "import failed: {v}");
+    let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let t = c
+        .post("/api/v2/organizations/coder/templates", &json!({"name": name, "template_version_id": v["id"]}))
+        .await
+        .expect("create template");
+    (t["id"].as_str().expect("template id").to_owned(), v)
+}
+
+/// Creates a workspace and returns its JSON (with `latest_build`).
+pub async fn create_workspace(c: &Client, template_id: &str) -> Value {
+    let name = format!("ws-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    c.post("/api/v2/users/me/workspaces", &json!({"name": name, "template_id": template_id}))
+        .await
+        .expect("create workspace")
+}
+
+/// Queues a build and returns its JSON.
+pub async fn build(c: &Client, workspace_id: &str, body: Value) -> Value {
+    c.post(&format!("/api/v2/workspaces/{workspace_id}/builds"), &body).await.expect("create build")
+}
+
+/// Pids of processes whose environment contains `needle` (e.g. a unique
+/// `CODER_WORKSPACE_ID=...`), so a test can prove nothing of a job survives.
+pub fn processes_with_env(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// An echo template directory written from a script.
+pub fn echo_template(script: &Value) -> TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("echo.json"), script.to_string()).expect("write echo.json");
+    dir
+}
+
+/// Raw HTTP for status-code assertions.
+pub async fn raw(method: reqwest::Method, url: String, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, url);
+    if let Some(t) = token {
+        req = req.header("Coder-Session-Token", t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real server on a loopback port, real SQLite in a
+//! temp dir, real daemons (built-in and `provisionerd start` processes) and
+//! real terraform (see `scripts/setup-terraform`).
+
+mod harness;
+
+mod api_errors;
+mod daemons;
+mod lifecycle;
+mod logs;
