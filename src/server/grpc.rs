@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::auth::DaemonAuth;
@@ -81,7 +82,8 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
             offered: HashSet::new(),
             owned: HashSet::new(),
         };
-        tokio::spawn(session.run(inbound, self.shutdown.clone()));
+        let span = tracing::info_span!("session", daemon = %session.daemon.name);
+        tokio::spawn(session.run(inbound, self.shutdown.clone()).instrument(span));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -161,10 +163,7 @@ enum SessionError {
 
 impl Session {
     async fn run(mut self, mut inbound: Streaming<proto::DaemonMessage>, shutdown: CancellationToken) {
-        let span = tracing::info_span!("session", daemon = %self.daemon.name, id = %self.daemon.id);
-        let _enter = span.enter();
-        drop(_enter);
-        tracing::info!(daemon = %self.daemon.name, tags = ?self.daemon.tags, "daemon connected");
+        tracing::info!(id = %self.daemon.id, tags = ?self.daemon.tags, "daemon connected");
         let result = async {
             self.start().await?;
             loop {
@@ -227,6 +226,8 @@ impl Session {
             Some(In::Ack(a)) => self.on_ack(parse_uuid(&a.job_id, "job_id")?).await,
             Some(In::Reject(r)) => {
                 let job_id = parse_uuid(&r.job_id, "job_id")?;
+                // A daemon that declines wants nothing until it asks again.
+                self.credits = 0;
                 self.offered.remove(&job_id);
                 self.state.store.release_job(job_id, self.daemon.id).await?;
                 self.state.events.publish(Event::JobQueued);

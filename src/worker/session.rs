@@ -303,7 +303,8 @@ impl Daemon {
             return Err(tonic::Status::invalid_argument("offer with a malformed job id"));
         };
         if self.draining || self.free_slots.is_empty() {
-            return send_on(&conn.tx, Out::Reject(proto::Reject { job_id: offer.job_id })).await;
+            send_on(&conn.tx, Out::Reject(proto::Reject { job_id: offer.job_id })).await?;
+            return send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() })).await;
         }
         send_on(&conn.tx, Out::Ack(proto::Ack { job_id: offer.job_id.clone() })).await?;
         let slot = self.free_slots.pop().unwrap_or_default();
