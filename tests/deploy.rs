@@ -1,0 +1,246 @@
+//! Static checks of the deployment files under `deploy/`: the YAML parses,
+//! Kubernetes objects are complete, secrets come from Secrets, the compose
+//! file and the systemd units start the right subcommands, and the image does
+//! not run as root.
+//!
+//! Nothing here needs a network, Docker or a cluster: these files cannot be
+//! run on the machines that test this crate, so the tests check what a
+//! reviewer would otherwise check by eye.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Every file under `dir` whose name ends in one of `suffixes`, sorted.
+fn files(dir: &Path, suffixes: &[&str]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            found.extend(files(&path, suffixes));
+        } else if suffixes.iter().any(|s| path.to_string_lossy().ends_with(s)) {
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
+}
+
+/// All documents of a YAML file.
+fn yaml(path: &Path) -> Vec<Yaml> {
+    YamlLoader::load_from_str(&read(path))
+        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+}
+
+fn str_at<'a>(node: &'a Yaml, path: &[&str]) -> Option<&'a str> {
+    path.iter().fold(node, |n, key| &n[*key]).as_str()
+}
+
+fn kubernetes_docs() -> Vec<(PathBuf, Yaml)> {
+    let dir = deploy_dir().join("kubernetes");
+    files(&dir, &[".yaml", ".yml"])
+        .into_iter()
+        .flat_map(|path| yaml(&path).into_iter().map(move |doc| (path.clone(), doc)))
+        .collect()
+}
+
+/// The pod spec of a workload (`spec.template.spec`), if the object has one.
+fn pod_spec(doc: &Yaml) -> Option<&Yaml> {
+    let spec = &doc["spec"]["template"]["spec"];
+    spec.is_hash().then_some(spec)
+}
+
+fn containers(pod: &Yaml) -> Vec<&Yaml> {
+    ["initContainers", "containers"]
+        .iter()
+        .filter_map(|key| pod[*key].as_vec())
+        .flatten()
+        .collect()
+}
+
+fn env_var<'a>(container: &'a Yaml, name: &str) -> Option<&'a Yaml> {
+    container["env"].as_vec()?.iter().find(|e| e["name"].as_str() == Some(name))
+}
+
+fn workload<'a>(docs: &'a [(PathBuf, Yaml)], file: &str, kind: &str) -> &'a Yaml {
+    docs.iter()
+        .find(|(p, d)| p.ends_with(file) && d["kind"].as_str() == Some(kind))
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| panic!("{file} has no {kind}"))
+}
+
+fn strings(node: &Yaml) -> Vec<&str> {
+    node.as_vec().map(|v| v.iter().filter_map(Yaml::as_str).collect()).unwrap_or_default()
+}
+
+#[test]
+fn every_yaml_file_parses() {
+    let paths = files(&deploy_dir(), &[".yaml", ".yml"]);
+    assert!(paths.len() >= 4, "expected the Kubernetes and compose files, found {paths:?}");
+    for path in paths {
+        let docs = yaml(&path);
+        assert!(!docs.is_empty(), "{} has no YAML document", path.display());
+        for doc in docs {
+            assert!(doc.is_hash(), "{}: every document must be a mapping", path.display());
+        }
+    }
+}
+
+#[test]
+fn kubernetes_objects_are_complete() {
+    let docs = kubernetes_docs();
+    assert!(!docs.is_empty(), "no Kubernetes manifests found");
+    for (path, doc) in &docs {
+        for field in [&["apiVersion"][..], &["kind"], &["metadata", "name"]] {
+            let value = str_at(doc, field).unwrap_or_default();
+            assert!(!value.is_empty(), "{}: a document lacks {}", path.display(), field.join("."));
+        }
+        assert!(
+            doc["metadata"]["namespace"].is_badvalue(),
+            "{}: manifests must stay namespace-agnostic",
+            path.display()
+        );
+        for container in pod_spec(doc).map(containers).unwrap_or_default() {
+            let image = container["image"].as_str().unwrap_or_default();
+            assert!(!image.is_empty(), "{}: container without an image", path.display());
+        }
+    }
+}
+
+#[test]
+fn psk_comes_from_a_secret_never_a_literal() {
+    let docs = kubernetes_docs();
+    let daemon = workload(&docs, "daemon.yaml", "Deployment");
+    let pod = pod_spec(daemon).expect("the daemon Deployment has a pod template");
+    let daemon_container = containers(pod).into_iter().next().expect("a daemon container");
+    let psk = env_var(daemon_container, "PROVISIONERD_PSK").expect("the daemon gets PROVISIONERD_PSK");
+    let secret = &psk["valueFrom"]["secretKeyRef"];
+    assert!(secret["name"].as_str().is_some() && secret["key"].as_str().is_some());
+
+    for (path, doc) in &docs {
+        for container in pod_spec(doc).map(containers).unwrap_or_default() {
+            if let Some(var) = env_var(container, "PROVISIONERD_PSK") {
+                assert!(var["value"].is_badvalue(), "{}: literal PSK", path.display());
+                assert!(var["valueFrom"]["secretKeyRef"].is_hash(), "{}", path.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn daemons_reach_the_server_service() {
+    let docs = kubernetes_docs();
+    let service = workload(&docs, "server.yaml", "Service");
+    let name = str_at(service, &["metadata", "name"]).expect("service name");
+    let ports = service["spec"]["ports"].as_vec().expect("service ports");
+    assert!(ports.iter().any(|p| p["port"].as_i64() == Some(3000)), "service not on port 3000");
+
+    let server = workload(&docs, "server.yaml", "Deployment");
+    assert_eq!(server["spec"]["replicas"].as_i64(), Some(1), "SQLite allows one server replica");
+    let server_container = containers(pod_spec(server).expect("pod template"))[0];
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(str_at(server_container, &[probe, "httpGet", "path"]), Some("/healthz"));
+    }
+
+    let daemon = workload(&docs, "daemon.yaml", "Deployment");
+    let pod = pod_spec(daemon).expect("pod template");
+    assert!(pod["terminationGracePeriodSeconds"].as_i64().unwrap_or(0) >= 300, "no drain time");
+    let args = strings(&containers(pod)[0]["args"]);
+    let url = format!("http://{name}:3000");
+    assert!(args.starts_with(&["start"]), "daemon args {args:?} do not start with `start`");
+    assert!(args.windows(2).any(|w| w == ["--url", url.as_str()]), "daemon args {args:?}");
+}
+
+#[test]
+fn compose_runs_a_server_and_a_daemon() {
+    let path = deploy_dir().join("docker/compose.yaml");
+    let doc = yaml(&path).into_iter().next().expect("a compose document");
+    let services = &doc["services"];
+    for (service, subcommand) in [("server", "server"), ("daemon", "start")] {
+        let s = &services[service];
+        assert!(s.is_hash(), "compose has no {service} service");
+        assert!(s["image"].as_str().is_some() || s["build"].is_hash(), "{service}: no image");
+        assert_eq!(strings(&s["command"]).first(), Some(&subcommand), "{service} command");
+        let psk = s["environment"]["PROVISIONERD_PSK"].as_str().unwrap_or_default();
+        assert!(psk.starts_with("${"), "{service}: PSK must come from the environment");
+    }
+    assert!(doc["volumes"]["data"].is_null() || doc["volumes"]["data"].is_hash());
+}
+
+/// A systemd unit as section -> key -> values (keys may repeat).
+fn unit(path: &Path) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    let mut sections: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    let mut current = None;
+    let text = read(path).replace("\\\n", " ");
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = Some(name.to_owned());
+            sections.entry(name.to_owned()).or_default();
+        } else if let (Some(section), Some((k, v))) = (&current, line.split_once('=')) {
+            let keys = sections.entry(section.clone()).or_default();
+            keys.entry(k.trim().to_owned()).or_default().push(v.trim().to_owned());
+        } else {
+            panic!("{}: unexpected line {line:?}", path.display());
+        }
+    }
+    sections
+}
+
+#[test]
+fn systemd_units_start_the_right_subcommand() {
+    let dir = deploy_dir().join("systemd");
+    for (file, subcommand) in
+        [("provisionerd-server.service", "server"), ("provisionerd-daemon.service", "start")]
+    {
+        let path = dir.join(file);
+        let sections = unit(&path);
+        for name in ["Unit", "Service", "Install"] {
+            assert!(sections.contains_key(name), "{file} has no [{name}] section");
+        }
+        let service = &sections["Service"];
+        let get = |key: &str| service.get(key).and_then(|v| v.last()).map(String::as_str);
+        let exec = get("ExecStart").unwrap_or_else(|| panic!("{file} has no ExecStart"));
+        let mut words = exec.split_whitespace();
+        let binary = words.next().unwrap_or_default();
+        assert!(binary.ends_with("/provisionerd"), "{file}: ExecStart runs {binary:?}");
+        assert_eq!(words.next(), Some(subcommand), "{file}: ExecStart={exec}");
+        assert_eq!(get("Restart"), Some("on-failure"), "{file}");
+        assert_eq!(get("KillSignal"), Some("SIGTERM"), "{file}");
+        assert!(get("TimeoutStopSec").is_some(), "{file}: no stop timeout for the drain");
+        assert!(!matches!(get("User"), None | Some("root" | "0")), "{file}: runs as root");
+    }
+    let env = read(&dir.join("provisionerd.env"));
+    assert!(env.lines().any(|l| l.starts_with("PROVISIONERD_PSK=")), "env file has no PSK");
+}
+
+#[test]
+fn image_runs_as_a_non_root_user() {
+    let text = read(&deploy_dir().join("docker/Dockerfile"));
+    let final_stage = text
+        .rsplit_once("\nFROM ")
+        .map(|(_, stage)| stage)
+        .expect("the Dockerfile has a FROM line");
+    let user = final_stage
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("USER "))
+        .last()
+        .expect("the runtime stage sets USER")
+        .trim();
+    let name = user.split(':').next().unwrap_or_default();
+    assert!(!name.is_empty() && name != "root" && name != "0", "runtime USER is {user:?}");
+}
