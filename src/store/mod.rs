@@ -274,7 +274,5 @@ pub type DynStore = Arc<dyn Store>;
 
 /// Opens the store named by a database URL (`sqlite://path` or a plain path).
 pub async fn open(url: &str) -> Result<DynStore> {
-    // Wired to the SQLite backend once it implements the trait.
-    let _ = sqlite::SqliteStore::open(url).await?;
-    Err(StoreError::NotFound)
+    Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
 }

@@ -3,7 +3,7 @@
 //! and `provisionerd start` run this same code over the same protocol.
 //!
 //! The worker does not know HTTP or the store; it speaks the gRPC protocol
-//! (in [`session`], the only file with prost types) and hands terraform work
+//! (in [`session`] and [`job`], the only files with prost types) and hands terraform work
 //! to [`crate::terraform`].
 
 use std::path::PathBuf;

@@ -1,0 +1,286 @@
+//! The job queue in SQLite: insert, acquire, release, logs, heartbeats,
+//! cancel and completion. Every state change runs in a `BEGIN IMMEDIATE`
+//! transaction, so the read that decides and the write that acts see the
+//! same database.
+
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use uuid::Uuid;
+
+use super::rows::{self, now};
+use super::{db, found};
+use crate::domain::{tags_satisfy, Job, JobOutcome, JobType, StoredLog, Transition};
+use crate::store::{AcquireRequest, CancelResult, CompleteResult, LogBatch, LogRange, Result, StoreError};
+
+/// Candidates looked at per acquire; jobs further back wait their turn.
+const ACQUIRE_SCAN: i64 = 500;
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub async fn insert_job(tx: &mut Transaction<'static, Sqlite>, j: &Job) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO provisioner_jobs (id, job_type, provisioner, organization_id, initiator_id, file_id, input, tags,
+            created_at, updated_at, started_at, canceled_at, completed_at, worker_id, worker_name, error, error_code)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+    )
+    .bind(j.id.to_string())
+    .bind(j.job_type.as_str())
+    .bind(j.provisioner.as_str())
+    .bind(j.organization_id.to_string())
+    .bind(j.initiator_id.to_string())
+    .bind(j.file_id.to_string())
+    .bind(to_json(&j.input)?)
+    .bind(to_json(&j.tags)?)
+    .bind(rows::ts(j.created_at))
+    .bind(rows::ts(j.updated_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+async fn job_in(tx: &mut Transaction<'static, Sqlite>, id: Uuid) -> Result<Job> {
+    let row = sqlx::query("SELECT * FROM provisioner_jobs WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+    rows::job(&found(row)?)
+}
+
+pub async fn queue_position(pool: &SqlitePool, job_id: Uuid) -> Result<(i64, i64)> {
+    let (position, size): (i64, i64) = sqlx::query_as(
+        "SELECT
+           COALESCE((SELECT 1 + COUNT(*) FROM provisioner_jobs p
+                     WHERE p.started_at IS NULL AND p.completed_at IS NULL AND p.canceled_at IS NULL
+                       AND (p.created_at < j.created_at OR (p.created_at = j.created_at AND p.id < j.id))
+                     HAVING j.started_at IS NULL AND j.completed_at IS NULL AND j.canceled_at IS NULL), 0),
+           (SELECT COUNT(*) FROM provisioner_jobs
+            WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL)
+         FROM provisioner_jobs j WHERE j.id = ?",
+    )
+    .bind(job_id.to_string())
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?
+    .ok_or(StoreError::NotFound)?;
+    Ok((position, size))
+}
+
+pub async fn acquire(pool: &SqlitePool, req: &AcquireRequest) -> Result<Option<Job>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let candidates = sqlx::query(
+        "SELECT * FROM provisioner_jobs
+         WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
+         ORDER BY created_at, id LIMIT ?",
+    )
+    .bind(ACQUIRE_SCAN)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    let mut chosen = None;
+    for row in &candidates {
+        let job = rows::job(row)?;
+        if req.provisioners.contains(&job.provisioner) && tags_satisfy(&req.tags, &job.tags) {
+            chosen = Some(job);
+            break;
+        }
+    }
+    let Some(job) = chosen else { return Ok(None) };
+    let now = now();
+    sqlx::query("UPDATE provisioner_jobs SET started_at = ?, updated_at = ?, worker_id = ?, worker_name = ? WHERE id = ?")
+        .bind(&now)
+        .bind(&now)
+        .bind(req.worker_id.to_string())
+        .bind(&req.worker_name)
+        .bind(job.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let job = job_in(&mut tx, job.id).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(Some(job))
+}
+
+pub async fn release(pool: &SqlitePool, job_id: Uuid, worker_id: Uuid) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let job = job_in(&mut tx, job_id).await?;
+    if job.completed_at.is_some() || job.worker_id != Some(worker_id) {
+        return Ok(());
+    }
+    let now = now();
+    let sql = if job.canceled_at.is_some() {
+        "UPDATE provisioner_jobs SET completed_at = ?, updated_at = ?1 WHERE id = ?2"
+    } else {
+        "UPDATE provisioner_jobs SET started_at = NULL, worker_id = NULL, worker_name = NULL, updated_at = ?1 WHERE id = ?2"
+    };
+    sqlx::query(sql).bind(&now).bind(job_id.to_string()).execute(&mut *tx).await.map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(())
+}
+
+pub async fn append_logs(pool: &SqlitePool, batch: &LogBatch) -> Result<i64> {
+    let job = batch.job_id.to_string();
+    let mut tx = pool.begin().await.map_err(db)?;
+    for (seq, l) in &batch.lines {
+        sqlx::query(
+            "INSERT INTO provisioner_job_logs (job_id, seq, created_at, source, level, stage, output)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, seq) DO NOTHING",
+        )
+        .bind(&job)
+        .bind(seq)
+        .bind(rows::ts(l.created_at))
+        .bind(l.source.as_str())
+        .bind(l.level.as_str())
+        .bind(&l.stage)
+        .bind(&l.output)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM provisioner_job_logs WHERE job_id = ?")
+        .bind(&job)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(max.unwrap_or(0))
+}
+
+pub async fn logs(pool: &SqlitePool, job_id: Uuid, range: LogRange) -> Result<Vec<StoredLog>> {
+    let rows = sqlx::query(
+        "SELECT * FROM provisioner_job_logs WHERE job_id = ? AND (? IS NULL OR id > ?) AND (? IS NULL OR id < ?)
+         ORDER BY id",
+    )
+    .bind(job_id.to_string())
+    .bind(range.after)
+    .bind(range.after)
+    .bind(range.before)
+    .bind(range.before)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(rows::log).collect()
+}
+
+pub async fn heartbeat(pool: &SqlitePool, worker_id: Uuid, job_ids: &[Uuid]) -> Result<()> {
+    let now = now();
+    for id in job_ids {
+        sqlx::query("UPDATE provisioner_jobs SET updated_at = ? WHERE id = ? AND worker_id = ? AND completed_at IS NULL")
+            .bind(&now)
+            .bind(id.to_string())
+            .bind(worker_id.to_string())
+            .execute(pool)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+pub async fn cancel(pool: &SqlitePool, job_id: Uuid) -> Result<CancelResult> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let job = job_in(&mut tx, job_id).await?;
+    let now = now();
+    let (sql, result) = match (job.completed_at, job.canceled_at, job.started_at) {
+        (Some(_), _, _) | (None, Some(_), _) => return Ok(CancelResult::AlreadyDone),
+        (None, None, None) => (
+            "UPDATE provisioner_jobs SET canceled_at = ?1, completed_at = ?1, updated_at = ?1 WHERE id = ?2",
+            CancelResult::CanceledPending,
+        ),
+        (None, None, Some(_)) => (
+            "UPDATE provisioner_jobs SET canceled_at = ?1, updated_at = ?1 WHERE id = ?2",
+            CancelResult::Canceling,
+        ),
+    };
+    sqlx::query(sql).bind(&now).bind(job_id.to_string()).execute(&mut *tx).await.map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(result)
+}
+
+/// Completes a job; `worker` is `None` for the server's own failures.
+pub async fn complete(
+    pool: &SqlitePool,
+    job_id: Uuid,
+    worker: Option<Uuid>,
+    outcome: &JobOutcome,
+) -> Result<CompleteResult> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let job = job_in(&mut tx, job_id).await?;
+    if job.completed_at.is_some() {
+        return Ok(CompleteResult::AlreadyCompleted);
+    }
+    if worker.is_some() && job.worker_id != worker {
+        return Err(StoreError::Conflict(format!("job {job_id} is not owned by this daemon")));
+    }
+    let now = now();
+    let canceled_at = match (job.canceled_at, outcome.canceled) {
+        (Some(t), _) => Some(rows::ts(t)),
+        (None, true) => Some(now.clone()),
+        (None, false) => None,
+    };
+    sqlx::query(
+        "UPDATE provisioner_jobs SET completed_at = ?, updated_at = ?, canceled_at = ?, error = ?, error_code = ? WHERE id = ?",
+    )
+    .bind(&now)
+    .bind(&now)
+    .bind(canceled_at)
+    .bind(&outcome.error)
+    .bind(&outcome.error_code)
+    .bind(job_id.to_string())
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    if job.job_type == JobType::WorkspaceBuild {
+        complete_build(&mut tx, job_id, outcome, &now).await?;
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(CompleteResult::Completed)
+}
+
+async fn complete_build(
+    tx: &mut Transaction<'static, Sqlite>,
+    job_id: Uuid,
+    outcome: &JobOutcome,
+    now: &str,
+) -> Result<()> {
+    let row = sqlx::query("SELECT * FROM workspace_builds WHERE job_id = ?")
+        .bind(job_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+    let build = rows::build(&found(row)?)?;
+    if let Some(state) = &outcome.state {
+        sqlx::query("UPDATE workspace_builds SET provisioner_state = ?, updated_at = ? WHERE id = ?")
+            .bind(state)
+            .bind(now)
+            .bind(build.id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+    }
+    for (position, r) in outcome.resources.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO workspace_resources (id, job_id, transition, created_at, position, resource) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(job_id.to_string())
+        .bind(build.transition.as_str())
+        .bind(now)
+        .bind(position as i64)
+        .bind(to_json(r)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    let succeeded = outcome.error.is_none() && !outcome.canceled;
+    if build.transition == Transition::Delete && succeeded {
+        sqlx::query("UPDATE workspaces SET deleted = 1, updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(build.workspace_id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,440 @@
+//! The SQLite backend: one database file, WAL journal, migrations from
+//! `migrations/sqlite`. Read-then-write operations run in `BEGIN IMMEDIATE`
+//! transactions, which take SQLite's write lock up front, so two daemons can
+//! never acquire the same job and a workspace never gets two active builds.
+//!
+//! Decoding lives in `rows`, the queue's operations in `jobs`; this file has
+//! the connection setup and the simpler tables.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use uuid::Uuid;
+
+use super::{
+    ApiKey, BuildPage, CancelResult, CompleteResult, File, LogBatch, LogRange, Organization,
+    Result, Store, StoreError, Template, TemplateVersion, User, Workspace, WorkspaceFilter,
+};
+use crate::domain::{Job, JobOutcome, StoredLog, StoredResource, WorkspaceBuild};
+
+mod builds;
+mod jobs;
+mod rows;
+
+use rows::{now, ts};
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// Maps sqlx errors, turning unique violations into `Conflict`.
+fn db(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_owned()),
+        _ => StoreError::Database(e),
+    }
+}
+
+fn found<T>(row: Option<T>) -> Result<T> {
+    row.ok_or(StoreError::NotFound)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path`,
+    /// `sqlite:path`, or a plain path) and runs migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        let options = if path == ":memory:" {
+            SqliteConnectOptions::from_str("sqlite::memory:")?
+        } else {
+            if let Some(parent) = std::path::Path::new(path).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(e.into()))?;
+                }
+            }
+            SqliteConnectOptions::new().filename(path).create_if_missing(true)
+        };
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let max = if path == ":memory:" { 1 } else { 8 };
+        let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    async fn one<T>(
+        &self,
+        sql: &'static str,
+        id: String,
+        decode: fn(&sqlx::sqlite::SqliteRow) -> Result<T>,
+    ) -> Result<T> {
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await.map_err(db)?;
+        decode(&found(row)?)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    #[tracing::instrument(skip_all)]
+    async fn count_users(&self) -> Result<i64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await.map_err(db)?;
+        Ok(n)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn insert_user(&self, u: &User) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (id, username, email, name, password_hash, is_owner, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(u.id.to_string())
+        .bind(&u.username)
+        .bind(&u.email)
+        .bind(&u.name)
+        .bind(&u.password_hash)
+        .bind(u.is_owner)
+        .bind(ts(u.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<User> {
+        self.one("SELECT * FROM users WHERE id = ?", id.to_string(), rows::user).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<User> {
+        self.one("SELECT * FROM users WHERE lower(username) = lower(?)", username.to_owned(), rows::user).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<User> {
+        self.one("SELECT * FROM users WHERE lower(email) = lower(?)", email.to_owned(), rows::user).await
+    }
+
+    async fn insert_api_key(&self, k: &ApiKey) -> Result<()> {
+        sqlx::query("INSERT INTO api_keys (id, user_id, hashed_secret, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&k.id)
+            .bind(k.user_id.to_string())
+            .bind(&k.hashed_secret)
+            .bind(ts(k.created_at))
+            .bind(ts(k.expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn api_key(&self, id: &str) -> Result<ApiKey> {
+        self.one("SELECT * FROM api_keys WHERE id = ?", id.to_owned(), rows::api_key).await
+    }
+
+    async fn delete_api_key(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM api_keys WHERE id = ?").bind(id).execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn default_organization(&self) -> Result<Organization> {
+        sqlx::query(
+            "INSERT INTO organizations (id, name, display_name, is_default, created_at)
+             SELECT ?, 'coder', 'Coder', 1, ? WHERE NOT EXISTS (SELECT 1 FROM organizations WHERE is_default = 1)",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        let row = sqlx::query("SELECT * FROM organizations WHERE is_default = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        rows::organization(&row)
+    }
+
+    async fn organization_by_id(&self, id: Uuid) -> Result<Organization> {
+        self.one("SELECT * FROM organizations WHERE id = ?", id.to_string(), rows::organization).await
+    }
+
+    async fn organization_by_name(&self, name: &str) -> Result<Organization> {
+        self.one("SELECT * FROM organizations WHERE lower(name) = lower(?)", name.to_owned(), rows::organization)
+            .await
+    }
+
+    async fn organizations_of_user(&self, _user_id: Uuid) -> Result<Vec<Organization>> {
+        // Every user belongs to the default organization.
+        Ok(vec![self.default_organization().await?])
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn insert_file(&self, f: &File) -> Result<Uuid> {
+        sqlx::query(
+            "INSERT INTO files (id, hash, mimetype, data, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(f.id.to_string())
+        .bind(&f.hash)
+        .bind(&f.mimetype)
+        .bind(&f.data)
+        .bind(f.created_by.to_string())
+        .bind(ts(f.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        let id: String = sqlx::query_scalar("SELECT id FROM files WHERE hash = ?")
+            .bind(&f.hash)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        id.parse().map_err(|e| StoreError::Corrupt(format!("file id: {e}")))
+    }
+
+    async fn file(&self, id: Uuid) -> Result<File> {
+        self.one("SELECT * FROM files WHERE id = ?", id.to_string(), rows::file).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn insert_template_version(&self, v: &TemplateVersion, job: &Job) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        jobs::insert_job(&mut tx, job).await?;
+        sqlx::query(
+            "INSERT INTO template_versions (id, template_id, organization_id, name, message, job_id, created_by, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(v.id.to_string())
+        .bind(v.template_id.map(|t| t.to_string()))
+        .bind(v.organization_id.to_string())
+        .bind(&v.name)
+        .bind(&v.message)
+        .bind(v.job_id.to_string())
+        .bind(v.created_by.to_string())
+        .bind(ts(v.created_at))
+        .bind(ts(v.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn template_version(&self, id: Uuid) -> Result<TemplateVersion> {
+        self.one("SELECT * FROM template_versions WHERE id = ?", id.to_string(), rows::template_version).await
+    }
+
+    async fn template_version_by_job(&self, job_id: Uuid) -> Result<TemplateVersion> {
+        self.one("SELECT * FROM template_versions WHERE job_id = ?", job_id.to_string(), rows::template_version)
+            .await
+    }
+
+    async fn template_versions_of_template(&self, template_id: Uuid) -> Result<Vec<TemplateVersion>> {
+        let rows = sqlx::query("SELECT * FROM template_versions WHERE template_id = ? ORDER BY created_at")
+            .bind(template_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(rows::template_version).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn insert_template(&self, t: &Template) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO templates (id, organization_id, name, display_name, description, active_version_id, created_by, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.id.to_string())
+        .bind(t.organization_id.to_string())
+        .bind(&t.name)
+        .bind(&t.display_name)
+        .bind(&t.description)
+        .bind(t.active_version_id.to_string())
+        .bind(t.created_by.to_string())
+        .bind(ts(t.created_at))
+        .bind(ts(t.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("UPDATE template_versions SET template_id = ? WHERE id = ?")
+            .bind(t.id.to_string())
+            .bind(t.active_version_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn template(&self, id: Uuid) -> Result<Template> {
+        self.one("SELECT * FROM templates WHERE id = ?", id.to_string(), rows::template).await
+    }
+
+    async fn template_by_name(&self, organization_id: Uuid, name: &str) -> Result<Template> {
+        let row = sqlx::query("SELECT * FROM templates WHERE organization_id = ? AND lower(name) = lower(?)")
+            .bind(organization_id.to_string())
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        rows::template(&found(row)?)
+    }
+
+    async fn templates_of_organization(&self, organization_id: Uuid) -> Result<Vec<Template>> {
+        let rows = sqlx::query("SELECT * FROM templates WHERE organization_id = ? ORDER BY name")
+            .bind(organization_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(rows::template).collect()
+    }
+
+    async fn set_active_version(&self, template_id: Uuid, version_id: Uuid) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query("UPDATE templates SET active_version_id = ?, updated_at = ? WHERE id = ?")
+            .bind(version_id.to_string())
+            .bind(now())
+            .bind(template_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("UPDATE template_versions SET template_id = ? WHERE id = ?")
+            .bind(template_id.to_string())
+            .bind(version_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn insert_workspace(&self, ws: &Workspace, build: &WorkspaceBuild, job: &Job) -> Result<()> {
+        builds::insert_workspace(&self.pool, ws, build, job).await
+    }
+
+    async fn workspace(&self, id: Uuid) -> Result<Workspace> {
+        self.one("SELECT * FROM workspaces WHERE id = ?", id.to_string(), rows::workspace).await
+    }
+
+    async fn workspace_by_owner_and_name(&self, owner_id: Uuid, name: &str) -> Result<Workspace> {
+        let row = sqlx::query("SELECT * FROM workspaces WHERE owner_id = ? AND lower(name) = lower(?) AND deleted = 0")
+            .bind(owner_id.to_string())
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        rows::workspace(&found(row)?)
+    }
+
+    async fn workspaces(&self, filter: &WorkspaceFilter) -> Result<(Vec<Workspace>, i64)> {
+        builds::workspaces(&self.pool, filter).await
+    }
+
+    async fn insert_build(&self, build: &WorkspaceBuild, job: &Job) -> Result<()> {
+        builds::insert_build(&self.pool, build, job).await
+    }
+
+    async fn build(&self, id: Uuid) -> Result<WorkspaceBuild> {
+        self.one("SELECT * FROM workspace_builds WHERE id = ?", id.to_string(), rows::build).await
+    }
+
+    async fn build_by_job(&self, job_id: Uuid) -> Result<WorkspaceBuild> {
+        self.one("SELECT * FROM workspace_builds WHERE job_id = ?", job_id.to_string(), rows::build).await
+    }
+
+    async fn build_by_number(&self, workspace_id: Uuid, number: i32) -> Result<WorkspaceBuild> {
+        let row = sqlx::query("SELECT * FROM workspace_builds WHERE workspace_id = ? AND build_number = ?")
+            .bind(workspace_id.to_string())
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        rows::build(&found(row)?)
+    }
+
+    async fn latest_build(&self, workspace_id: Uuid) -> Result<WorkspaceBuild> {
+        self.one(
+            "SELECT * FROM workspace_builds WHERE workspace_id = ? ORDER BY build_number DESC LIMIT 1",
+            workspace_id.to_string(),
+            rows::build,
+        )
+        .await
+    }
+
+    async fn builds_of_workspace(&self, workspace_id: Uuid, page: &BuildPage) -> Result<Vec<WorkspaceBuild>> {
+        builds::builds_of_workspace(&self.pool, workspace_id, page).await
+    }
+
+    async fn job(&self, id: Uuid) -> Result<Job> {
+        self.one("SELECT * FROM provisioner_jobs WHERE id = ?", id.to_string(), rows::job).await
+    }
+
+    async fn queue_position(&self, job_id: Uuid) -> Result<(i64, i64)> {
+        jobs::queue_position(&self.pool, job_id).await
+    }
+
+    async fn acquire_job(&self, req: &super::AcquireRequest) -> Result<Option<Job>> {
+        jobs::acquire(&self.pool, req).await
+    }
+
+    async fn release_job(&self, job_id: Uuid, worker_id: Uuid) -> Result<()> {
+        jobs::release(&self.pool, job_id, worker_id).await
+    }
+
+    async fn append_logs(&self, batch: &LogBatch) -> Result<i64> {
+        jobs::append_logs(&self.pool, batch).await
+    }
+
+    async fn logs(&self, job_id: Uuid, range: LogRange) -> Result<Vec<StoredLog>> {
+        jobs::logs(&self.pool, job_id, range).await
+    }
+
+    async fn heartbeat(&self, worker_id: Uuid, job_ids: &[Uuid]) -> Result<()> {
+        jobs::heartbeat(&self.pool, worker_id, job_ids).await
+    }
+
+    async fn cancel_job(&self, job_id: Uuid) -> Result<CancelResult> {
+        jobs::cancel(&self.pool, job_id).await
+    }
+
+    async fn complete_job(&self, job_id: Uuid, worker_id: Uuid, outcome: &JobOutcome) -> Result<CompleteResult> {
+        jobs::complete(&self.pool, job_id, Some(worker_id), outcome).await
+    }
+
+    async fn fail_job(&self, job_id: Uuid, error: &str, error_code: Option<&str>) -> Result<CompleteResult> {
+        let outcome = JobOutcome {
+            error: Some(error.to_owned()),
+            error_code: error_code.map(str::to_owned),
+            ..JobOutcome::default()
+        };
+        jobs::complete(&self.pool, job_id, None, &outcome).await
+    }
+
+    async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>> {
+        let rows = sqlx::query("SELECT * FROM workspace_resources WHERE job_id = ? ORDER BY position")
+            .bind(job_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(rows::resource).collect()
+    }
+
+    async fn jobs_of_worker(&self, worker_id: Uuid) -> Result<Vec<Job>> {
+        let rows = sqlx::query(
+            "SELECT * FROM provisioner_jobs WHERE worker_id = ? AND started_at IS NOT NULL AND completed_at IS NULL",
+        )
+        .bind(worker_id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(rows::job).collect()
+    }
+}

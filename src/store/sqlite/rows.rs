@@ -1,0 +1,227 @@
+//! Encoding of domain values into SQLite columns and decoding rows back.
+//! Timestamps are RFC 3339 text with microseconds (sortable as text), UUIDs
+//! text, JSON text. A row that does not decode is `StoreError::Corrupt`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::domain::{Job, StoredLog, StoredResource, WorkspaceBuild};
+use crate::store::{
+    ApiKey, File, Organization, Result, StoreError, Template, TemplateVersion, User, Workspace,
+};
+
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub fn now() -> String {
+    ts(Utc::now())
+}
+
+fn corrupt(col: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("column {col}: {e}"))
+}
+
+fn text(row: &SqliteRow, col: &str) -> Result<String> {
+    row.try_get::<String, _>(col).map_err(|e| corrupt(col, e))
+}
+
+fn opt_text(row: &SqliteRow, col: &str) -> Result<Option<String>> {
+    row.try_get::<Option<String>, _>(col).map_err(|e| corrupt(col, e))
+}
+
+fn uuid(row: &SqliteRow, col: &str) -> Result<Uuid> {
+    text(row, col)?.parse().map_err(|e| corrupt(col, e))
+}
+
+fn opt_uuid(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
+    opt_text(row, col)?.map(|s| s.parse().map_err(|e| corrupt(col, e))).transpose()
+}
+
+fn time(row: &SqliteRow, col: &str) -> Result<DateTime<Utc>> {
+    parse_time(col, &text(row, col)?)
+}
+
+fn opt_time(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>> {
+    opt_text(row, col)?.map(|s| parse_time(col, &s)).transpose()
+}
+
+fn parse_time(col: &str, s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt(col, e))
+}
+
+fn int(row: &SqliteRow, col: &str) -> Result<i64> {
+    row.try_get::<i64, _>(col).map_err(|e| corrupt(col, e))
+}
+
+fn flag(row: &SqliteRow, col: &str) -> Result<bool> {
+    Ok(int(row, col)? != 0)
+}
+
+fn parsed<T: std::str::FromStr>(row: &SqliteRow, col: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text(row, col)?.parse().map_err(|e| corrupt(col, e))
+}
+
+fn json<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> Result<T> {
+    serde_json::from_str(&text(row, col)?).map_err(|e| corrupt(col, e))
+}
+
+pub fn user(row: &SqliteRow) -> Result<User> {
+    Ok(User {
+        id: uuid(row, "id")?,
+        username: text(row, "username")?,
+        email: text(row, "email")?,
+        name: text(row, "name")?,
+        password_hash: text(row, "password_hash")?,
+        is_owner: flag(row, "is_owner")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+pub fn api_key(row: &SqliteRow) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: text(row, "id")?,
+        user_id: uuid(row, "user_id")?,
+        hashed_secret: row.try_get("hashed_secret").map_err(|e| corrupt("hashed_secret", e))?,
+        created_at: time(row, "created_at")?,
+        expires_at: time(row, "expires_at")?,
+    })
+}
+
+pub fn organization(row: &SqliteRow) -> Result<Organization> {
+    Ok(Organization {
+        id: uuid(row, "id")?,
+        name: text(row, "name")?,
+        display_name: text(row, "display_name")?,
+        is_default: flag(row, "is_default")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+pub fn file(row: &SqliteRow) -> Result<File> {
+    Ok(File {
+        id: uuid(row, "id")?,
+        hash: text(row, "hash")?,
+        mimetype: text(row, "mimetype")?,
+        data: row.try_get("data").map_err(|e| corrupt("data", e))?,
+        created_by: uuid(row, "created_by")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+pub fn template(row: &SqliteRow) -> Result<Template> {
+    Ok(Template {
+        id: uuid(row, "id")?,
+        organization_id: uuid(row, "organization_id")?,
+        name: text(row, "name")?,
+        display_name: text(row, "display_name")?,
+        description: text(row, "description")?,
+        active_version_id: uuid(row, "active_version_id")?,
+        created_by: uuid(row, "created_by")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub fn template_version(row: &SqliteRow) -> Result<TemplateVersion> {
+    Ok(TemplateVersion {
+        id: uuid(row, "id")?,
+        template_id: opt_uuid(row, "template_id")?,
+        organization_id: uuid(row, "organization_id")?,
+        name: text(row, "name")?,
+        message: text(row, "message")?,
+        job_id: uuid(row, "job_id")?,
+        created_by: uuid(row, "created_by")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub fn workspace(row: &SqliteRow) -> Result<Workspace> {
+    Ok(Workspace {
+        id: uuid(row, "id")?,
+        organization_id: uuid(row, "organization_id")?,
+        owner_id: uuid(row, "owner_id")?,
+        template_id: uuid(row, "template_id")?,
+        name: text(row, "name")?,
+        deleted: flag(row, "deleted")?,
+        autostart_schedule: opt_text(row, "autostart_schedule")?,
+        ttl_ms: row.try_get("ttl_ms").map_err(|e| corrupt("ttl_ms", e))?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub fn build(row: &SqliteRow) -> Result<WorkspaceBuild> {
+    Ok(WorkspaceBuild {
+        id: uuid(row, "id")?,
+        workspace_id: uuid(row, "workspace_id")?,
+        build_number: int(row, "build_number")? as i32,
+        transition: parsed(row, "transition")?,
+        template_version_id: uuid(row, "template_version_id")?,
+        initiator_id: uuid(row, "initiator_id")?,
+        reason: parsed(row, "reason")?,
+        provisioner_state: row
+            .try_get("provisioner_state")
+            .map_err(|e| corrupt("provisioner_state", e))?,
+        job_id: uuid(row, "job_id")?,
+        deadline: opt_time(row, "deadline")?,
+        max_deadline: opt_time(row, "max_deadline")?,
+        daily_cost: int(row, "daily_cost")? as i32,
+        rich_parameters: json(row, "rich_parameters")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub fn job(row: &SqliteRow) -> Result<Job> {
+    Ok(Job {
+        id: uuid(row, "id")?,
+        job_type: parsed(row, "job_type")?,
+        provisioner: parsed(row, "provisioner")?,
+        organization_id: uuid(row, "organization_id")?,
+        initiator_id: uuid(row, "initiator_id")?,
+        file_id: uuid(row, "file_id")?,
+        input: json(row, "input")?,
+        tags: json(row, "tags")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+        started_at: opt_time(row, "started_at")?,
+        canceled_at: opt_time(row, "canceled_at")?,
+        completed_at: opt_time(row, "completed_at")?,
+        worker_id: opt_uuid(row, "worker_id")?,
+        worker_name: opt_text(row, "worker_name")?,
+        error: opt_text(row, "error")?,
+        error_code: opt_text(row, "error_code")?,
+    })
+}
+
+pub fn log(row: &SqliteRow) -> Result<StoredLog> {
+    Ok(StoredLog {
+        id: int(row, "id")?,
+        job_id: uuid(row, "job_id")?,
+        seq: int(row, "seq")?,
+        line: crate::domain::LogLine {
+            source: parsed(row, "source")?,
+            level: parsed(row, "level")?,
+            stage: text(row, "stage")?,
+            output: text(row, "output")?,
+            created_at: time(row, "created_at")?,
+        },
+    })
+}
+
+pub fn resource(row: &SqliteRow) -> Result<StoredResource> {
+    Ok(StoredResource {
+        id: uuid(row, "id")?,
+        job_id: uuid(row, "job_id")?,
+        transition: parsed(row, "transition")?,
+        created_at: time(row, "created_at")?,
+        resource: json(row, "resource")?,
+    })
+}
