@@ -1,10 +1,102 @@
-//! The REST API of the seeds (to be implemented).
+//! The REST API of the seeds under `/api/v2`: users and sessions, files,
+//! templates, workspaces, builds and logs. Handlers translate between HTTP
+//! and the store; every error goes out through [`error::ApiError`].
+//!
+//! The API does not talk to daemons: it queues jobs in the store and
+//! publishes events; the gRPC service hands the jobs out.
 
-use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
 use super::AppState;
+use error::{ApiError, ApiResult};
 
-/// All `/api/v2` routes.
+mod auth;
+mod builds;
+mod error;
+mod files;
+mod json;
+mod logs;
+mod templates;
+mod users;
+mod workspaces;
+
+/// A JSON request body whose rejections are answered in the API's error shape.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(Body(value))
+    }
+}
+
+/// Parses a UUID path parameter, answering 400 for anything else.
+pub fn uuid_param(name: &str, value: &str) -> ApiResult<Uuid> {
+    value.parse().map_err(|_| ApiError::invalid(name, format!("{value:?} is not a valid UUID")))
+}
+
+/// Coder's name rule for workspaces and templates.
+pub fn validate_name(field: &str, name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.split('-').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(field, "must be 1-32 letters or digits, with single hyphens between them"))
+    }
+}
+
+async fn buildinfo() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "external_url": "https://github.com/provisionerd"}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(axum::http::StatusCode::NOT_FOUND, "Route not found.")
+}
+
+/// All routes, plus `/healthz` at the root.
 pub fn router(state: AppState) -> Router {
-    Router::new().with_state(state)
+    let api = Router::new()
+        .route("/buildinfo", get(buildinfo))
+        .route("/users/first", post(users::create_first))
+        .route("/users/login", post(users::login))
+        .route("/users/logout", post(users::logout))
+        .route("/users", post(users::create))
+        .route("/users/{user}", get(users::get))
+        .route("/users/{user}/organizations", get(users::organizations))
+        .route("/organizations/{organization}", get(users::organization))
+        .route("/files", post(files::upload).layer(DefaultBodyLimit::max(files::MAX_FILE_BYTES)))
+        .route("/files/{id}", get(files::download))
+        .route("/organizations/{organization}/templateversions", post(templates::create_version))
+        .route("/organizations/{organization}/templates", post(templates::create_template).get(templates::list_templates))
+        .route("/organizations/{organization}/templates/{name}", get(templates::template_by_name))
+        .route("/templateversions/{id}", get(templates::get_version))
+        .route("/templateversions/{id}/logs", get(logs::version_logs))
+        .route("/templates/{id}", get(templates::get_template))
+        .route("/templates/{id}/versions", get(templates::list_versions).patch(templates::promote))
+        .route("/organizations/{organization}/members/{user}/workspaces", post(workspaces::create_for_member))
+        .route("/users/{user}/workspaces", post(workspaces::create_for_user))
+        .route("/users/{user}/workspace/{name}", get(workspaces::by_owner_and_name))
+        .route("/users/{user}/workspace/{name}/builds/{number}", get(builds::by_number))
+        .route("/workspaces", get(workspaces::list))
+        .route("/workspaces/{id}", get(workspaces::get))
+        .route("/workspaces/{id}/builds", post(builds::create).get(builds::list))
+        .route("/workspacebuilds/{id}", get(builds::get))
+        .route("/workspacebuilds/{id}/logs", get(logs::build_logs))
+        .route("/workspacebuilds/{id}/resources", get(builds::resources))
+        .route("/workspacebuilds/{id}/state", get(builds::raw_state))
+        .route("/workspacebuilds/{id}/parameters", get(builds::parameters))
+        .route("/workspacebuilds/{id}/cancel", patch(builds::cancel))
+        .fallback(not_found);
+    Router::new()
+        .nest("/api/v2", api)
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
 }

@@ -1,0 +1,113 @@
+//! The API's one error type and its translation to Coder's JSON shape
+//! `{"message", "detail", "validations": [{"field", "detail"}]}`. Store and
+//! internal errors become an opaque 500 whose cause is logged, never sent.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Validation {
+    pub field: String,
+    pub detail: String,
+}
+
+/// An error answered to an API caller.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub detail: String,
+    pub validations: Vec<Validation>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    validations: &'a [Validation],
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), detail: String::new(), validations: Vec::new() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "Resource not found or you do not have access to this resource")
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error in API handler");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "An internal error occurred.")
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    pub fn field(mut self, field: &str, detail: impl Into<String>) -> Self {
+        self.validations.push(Validation { field: field.to_owned(), detail: detail.into() });
+        self
+    }
+
+    /// A 400 naming one invalid field.
+    pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Self::bad_request("Validation failed.").detail(detail.clone()).field(field, detail)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::not_found(),
+            StoreError::Conflict(msg) => Self::conflict("The request conflicts with the current state.").detail(msg),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        Self::bad_request("Request body must be valid JSON.").detail(e.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        Self::bad_request("Query parameters are invalid.").detail(e.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body { message: &self.message, detail: &self.detail, validations: &self.validations };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
