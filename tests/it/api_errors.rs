@@ -89,7 +89,7 @@ async fn conflicts_and_invalid_transitions() {
 
     // With no daemon running, a queued build stays pending: a second is a conflict.
     let data_dir = server.data_dir.clone();
-    server.stop().await;
+    let _keep = server.stop().await;
     let server = TestServer::start(Opts { builtin_daemons: 0, data_dir: Some(data_dir), ..Opts::default() }).await;
     let c = server.client().await;
     let builds_url = format!("{}/api/v2/workspaces/{ws_id}/builds", server.url);

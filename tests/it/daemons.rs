@@ -39,7 +39,7 @@ async fn external_daemon_runs_builds_and_tags_keep_jobs_pending() {
     let psk = "external-test-psk-0123456789";
     let server = TestServer::start(Opts { builtin_daemons: 0, psk: Some(psk.into()), ..Opts::default() }).await;
     let c = server.client().await;
-    let daemon = DaemonProcess::spawn(&server.url, psk, &["pool=ext"], server.dir.path());
+    let daemon = DaemonProcess::spawn(&server.url, psk, &["pool=ext"], server.path());
 
     let tags = json!({"tags": {"pool": "ext"}});
     let (template, _) = create_template(&c, &template_dir("basic"), "terraform", tags).await;

@@ -57,7 +57,7 @@ impl Default for Opts {
 /// A server running in this process.
 pub struct TestServer {
     pub url: String,
-    pub dir: TempDir,
+    dir: Option<TempDir>,
     pub data_dir: PathBuf,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -87,19 +87,26 @@ impl TestServer {
         };
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(server::run(listener, config, shutdown.clone()));
-        Self { url: base, dir, data_dir, shutdown, handle: Some(handle) }
+        Self { url: base, dir: Some(dir), data_dir, shutdown, handle: Some(handle) }
+    }
+
+    /// The server's scratch directory (data, work and cache dirs live here).
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().map_or(Path::new("/nonexistent"), |d| d.path())
     }
 
     pub async fn client(&self) -> Client {
         Client::login(&self.url, EMAIL, PASSWORD).await.expect("login")
     }
 
-    /// Stops the server and waits for it.
-    pub async fn stop(mut self) {
+    /// Stops the server and waits for it. Returns its directory, so a test
+    /// can start another server on the same database.
+    pub async fn stop(mut self) -> TempDir {
         self.shutdown.cancel();
         if let Some(h) = self.handle.take() {
             h.await.expect("server task").expect("server result");
         }
+        self.dir.take().expect("server directory")
     }
 }
 

@@ -59,7 +59,7 @@ fn marker_vars(marker: &std::path::Path) -> Value {
 async fn full_lifecycle_carries_state_and_runs_destroy_provisioners() {
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
-    let marker = server.dir.path().join("destroyed-marker");
+    let marker = server.path().join("destroyed-marker");
     let (template, _v1) = create_template(&c, &template_dir("basic"), "terraform", marker_vars(&marker)).await;
 
     let ws = create_workspace(&c, &template).await;
@@ -106,7 +106,7 @@ async fn full_lifecycle_carries_state_and_runs_destroy_provisioners() {
 async fn orphan_delete_destroys_nothing_but_deletes_the_workspace() {
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
-    let marker = server.dir.path().join("orphan-marker");
+    let marker = server.path().join("orphan-marker");
     let (template, _) = create_template(&c, &template_dir("basic"), "terraform", marker_vars(&marker)).await;
     let ws = create_workspace(&c, &template).await;
     let ws_id = ws["id"].as_str().expect("id").to_owned();
