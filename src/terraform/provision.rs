@@ -1,12 +1,21 @@
-//! One job's terraform run from archive to result (interface; to be implemented).
+//! One job's terraform run, from archive to result: a fresh 0700 work
+//! directory, safe unpack, previous state, `init`, `plan -json -out`
+//! (`-destroy` for delete), `apply -json` of that plan unless it is an import
+//! or a dry run, then the state and resources read back, and the directory
+//! removed. Every line terraform prints becomes a staged log line as it
+//! happens. Process control lives in [`super::executor`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::Utc;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{LogLine, NameValue, Resource, Transition};
+use super::executor::{self, Exit, Invocation, Stream, TerraformProcess};
+use super::{archive, convert, jsonlog};
+use crate::domain::{LogLevel, LogLine, LogSource, NameValue, Resource, Transition};
 
 /// How the daemon runs terraform.
 #[derive(Debug, Clone)]
@@ -65,17 +74,227 @@ pub struct ProvisionError {
     pub canceled: bool,
 }
 
+const SETTING_UP: &str = "Setting up";
+const PLANNING: &str = "Planning infrastructure";
+const CLEANING_UP: &str = "Cleaning up";
+const PLAN_FILE: &str = "provisionerd.tfplan";
+const STATE_FILE: &str = "terraform.tfstate";
+
+fn failure(message: String) -> ProvisionError {
+    ProvisionError { message, code: None, state: None, canceled: false }
+}
+
+fn apply_stage(t: Transition) -> &'static str {
+    match t {
+        Transition::Start => "Starting workspace",
+        Transition::Stop => "Stopping workspace",
+        Transition::Delete => "Destroying workspace",
+    }
+}
+
 /// Runs one job. Log lines go to `logs` as they happen.
 pub async fn provision(
-    _config: &TerraformConfig,
-    _request: ProvisionRequest,
-    _logs: mpsc::Sender<LogLine>,
-    _cancel: CancellationToken,
+    config: &TerraformConfig,
+    request: ProvisionRequest,
+    logs: mpsc::Sender<LogLine>,
+    cancel: CancellationToken,
 ) -> Result<ProvisionOutcome, ProvisionError> {
-    Err(ProvisionError {
-        message: "terraform provisioner not implemented yet".into(),
-        code: None,
-        state: None,
-        canceled: false,
-    })
+    let dir = tempfile::Builder::new()
+        .prefix("provisionerd-job-")
+        .tempdir_in(&config.work_root)
+        .map_err(|e| failure(format!("failed to create a work directory in {}: {e}", config.work_root.display())))?;
+    let mut job = Job { config, dir: dir.path(), logs: &logs, cancel: &cancel, env: Vec::new() };
+    let result = job.run(&request).await;
+    job.say(CLEANING_UP, LogLevel::Info, "Removing the work directory").await;
+    if let Err(e) = dir.close() {
+        tracing::warn!(error = %e, "failed to remove a job work directory");
+    }
+    result
 }
+
+/// One job's run in its work directory.
+struct Job<'a> {
+    config: &'a TerraformConfig,
+    /// The job directory: the template goes into `template/`, the plan and
+    /// the CLI config beside it.
+    dir: &'a Path,
+    logs: &'a mpsc::Sender<LogLine>,
+    cancel: &'a CancellationToken,
+    env: Vec<(String, String)>,
+}
+
+impl Job<'_> {
+    fn module(&self) -> PathBuf {
+        self.dir.join("template")
+    }
+
+    async fn say(&self, stage: &str, level: LogLevel, output: &str) {
+        self.log(LogSource::ProvisionerDaemon, stage, level, output.to_owned()).await;
+    }
+
+    async fn log(&self, source: LogSource, stage: &str, level: LogLevel, output: String) {
+        let line = LogLine { source, level, stage: stage.to_owned(), output, created_at: Utc::now() };
+        // A closed receiver means nobody listens any more; the run goes on.
+        let _ = self.logs.send(line).await;
+    }
+
+    async fn run(&mut self, request: &ProvisionRequest) -> Result<ProvisionOutcome, ProvisionError> {
+        let previous = match &request.kind {
+            ProvisionKind::Build { state, .. } => state.clone(),
+            ProvisionKind::Import => Vec::new(),
+        };
+        self.set_up(request, &previous).await?;
+        let (transition, apply) = match &request.kind {
+            ProvisionKind::Build { transition, dry_run, .. } => (*transition, !dry_run),
+            ProvisionKind::Import => (Transition::Start, false),
+        };
+        let mut plan = vec!["plan".into(), "-input=false".into(), "-no-color".into(), "-json".into(), format!("-out=../{PLAN_FILE}")];
+        if transition == Transition::Delete {
+            plan.push("-destroy".into());
+        }
+        plan.extend(request.variables.iter().map(|v| format!("-var={}={}", v.name, v.value)));
+        self.terraform(PLANNING, &plan).await?;
+        if !apply {
+            let show = self.capture(&["show".into(), "-json".into(), format!("../{PLAN_FILE}")]).await?;
+            return Ok(ProvisionOutcome { state: previous, resources: resources(&show)? });
+        }
+        let stage = apply_stage(transition);
+        let args = ["apply", "-input=false", "-no-color", "-json", "-auto-approve"].map(String::from);
+        let mut args = args.to_vec();
+        args.push(format!("../{PLAN_FILE}"));
+        self.terraform(stage, &args).await?;
+        let show = self.capture(&["show".into(), "-json".into()]).await?;
+        Ok(ProvisionOutcome { state: self.state().unwrap_or_default(), resources: resources(&show)? })
+    }
+
+    async fn set_up(&mut self, request: &ProvisionRequest, previous: &[u8]) -> Result<(), ProvisionError> {
+        self.say(SETTING_UP, LogLevel::Info, &format!("Unpacking the template ({} bytes)", request.archive.len())).await;
+        let module = self.module();
+        let (archive, limits) = (request.archive.clone(), self.config.limits);
+        let unpacked = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir(&module).map_err(|e| e.to_string())?;
+            archive::unpack(&archive, &module, &limits).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| failure(format!("failed to unpack the template: {e}")))?
+        .map_err(|e| failure(format!("failed to unpack the template: {e}")))?;
+        self.say(SETTING_UP, LogLevel::Debug, &format!("Unpacked {} entries, {} bytes", unpacked.entries, unpacked.bytes)).await;
+        if !previous.is_empty() {
+            std::fs::write(self.module().join(STATE_FILE), previous)
+                .map_err(|e| failure(format!("failed to write the previous state: {e}")))?;
+        }
+        self.env = self.environment(request)?;
+        self.terraform(SETTING_UP, &["init".into(), "-input=false".into(), "-no-color".into()]).await
+    }
+
+    /// The daemon's environment without its secrets, plus what terraform and
+    /// Coder-style templates need.
+    fn environment(&self, request: &ProvisionRequest) -> Result<Vec<(String, String)>, ProvisionError> {
+        let mut env = executor::inherited_env();
+        env.push(("TF_IN_AUTOMATION".into(), "1".into()));
+        env.push(("CHECKPOINT_DISABLE".into(), "1".into()));
+        env.push(("TF_INPUT".into(), "0".into()));
+        if !env.iter().any(|(k, _)| k == "TF_CLI_CONFIG_FILE") {
+            let rc = self.dir.join("cli.tfrc");
+            std::fs::write(&rc, "").map_err(|e| failure(format!("failed to write {}: {e}", rc.display())))?;
+            env.push(("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()));
+        }
+        if let Some(cache) = &self.config.plugin_cache_dir {
+            std::fs::create_dir_all(cache).map_err(|e| failure(format!("failed to create plugin cache {}: {e}", cache.display())))?;
+            env.push(("TF_PLUGIN_CACHE_DIR".into(), cache.display().to_string()));
+        }
+        env.extend(request.env.iter().cloned());
+        for p in &request.parameters {
+            env.push((format!("CODER_PARAMETER_{}", hex::encode(Sha256::digest(p.name.as_bytes()))), p.value.clone()));
+        }
+        Ok(env)
+    }
+
+    fn state(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.module().join(STATE_FILE)).ok()
+    }
+
+    fn check_cancel(&self) -> Result<(), ProvisionError> {
+        if self.cancel.is_cancelled() {
+            return Err(ProvisionError {
+                message: "job canceled before terraform started its next step".into(),
+                code: None,
+                state: self.state(),
+                canceled: true,
+            });
+        }
+        Ok(())
+    }
+
+    fn spawn(&self, args: &[String], tx: mpsc::Sender<(Stream, String)>) -> Result<TerraformProcess, ProvisionError> {
+        let module = self.module();
+        let inv = Invocation { path: &self.config.path, args, dir: &module, env: &self.env };
+        TerraformProcess::spawn(&inv, tx).map_err(|e| failure(e.to_string()))
+    }
+
+    /// Runs a terraform command, streaming its output as log lines.
+    async fn terraform(&self, stage: &str, args: &[String]) -> Result<(), ProvisionError> {
+        self.check_cancel()?;
+        self.say(stage, LogLevel::Debug, &format!("terraform {}", args.join(" "))).await;
+        let (tx, mut rx) = mpsc::channel(256);
+        let process = self.spawn(args, tx)?;
+        let mut errors: Vec<String> = Vec::new();
+        let consume = async {
+            while let Some((stream, line)) = rx.recv().await {
+                let parsed = jsonlog::parse_line(&line, stream == Stream::Stderr);
+                errors.extend(parsed.error);
+                self.log(LogSource::Provisioner, stage, parsed.level, parsed.output).await;
+            }
+        };
+        let (exit, ()) = tokio::join!(process.wait(self.cancel, self.config.cancel_grace), consume);
+        let exit = exit.map_err(|e| failure(e.to_string()))?;
+        self.outcome(&args[0], exit, errors).await
+    }
+
+    async fn outcome(&self, command: &str, exit: Exit, errors: Vec<String>) -> Result<(), ProvisionError> {
+        match exit {
+            Exit::Success => Ok(()),
+            Exit::Failed(code) => {
+                let why = if errors.is_empty() { format!("exit code {}", code.unwrap_or(-1)) } else { errors.join("; ") };
+                Err(ProvisionError { message: format!("terraform {command} failed: {why}"), code: None, state: self.state(), canceled: false })
+            }
+            Exit::Canceled { graceful } => {
+                let how = if graceful {
+                    "terraform stopped gracefully after SIGINT".to_owned()
+                } else {
+                    format!("terraform was killed after ignoring SIGINT for {:?}", self.config.cancel_grace)
+                };
+                let message = format!("job canceled: {how}");
+                self.say(CLEANING_UP, LogLevel::Warn, &message).await;
+                Err(ProvisionError { message, code: None, state: self.state(), canceled: true })
+            }
+        }
+    }
+
+    /// Runs a terraform command and returns its stdout (for `show -json`).
+    async fn capture(&self, args: &[String]) -> Result<serde_json::Value, ProvisionError> {
+        self.check_cancel()?;
+        let (tx, mut rx) = mpsc::channel(256);
+        let process = self.spawn(args, tx)?;
+        let mut out = String::new();
+        let mut errors = Vec::new();
+        let consume = async {
+            while let Some((stream, line)) = rx.recv().await {
+                match stream {
+                    Stream::Stdout => out.push_str(&line),
+                    Stream::Stderr => errors.push(line),
+                }
+            }
+        };
+        let (exit, ()) = tokio::join!(process.wait(self.cancel, self.config.cancel_grace), consume);
+        self.outcome(&args[0], exit.map_err(|e| failure(e.to_string()))?, errors).await?;
+        serde_json::from_str(&out).map_err(|e| failure(format!("terraform {} printed invalid JSON: {e}", args.join(" "))))
+    }
+}
+
+fn resources(show: &serde_json::Value) -> Result<Vec<Resource>, ProvisionError> {
+    convert::resources_from_show(show).map_err(|e| failure(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

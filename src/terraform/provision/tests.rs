@@ -1,0 +1,1 @@
+//! Tests of a real terraform run.
