@@ -120,16 +120,30 @@ wire_enum!(
 /// Tags a job requires or a daemon offers.
 pub type Tags = BTreeMap<String, String>;
 
-/// Coder's rule: a daemon takes a job when every tag of the job is among its
-/// own tags. An untagged job carries the default `scope=organization` tag, so
-/// it only goes to daemons that also carry it.
+/// Tag keys every job and daemon has; anything else makes it "tagged".
+const SCOPE_KEYS: [&str; 2] = ["scope", "owner"];
+
+/// Coder's rules: a daemon takes a job when every tag of the job is among
+/// its own tags, and a job with no tags beyond its scope only goes to a
+/// daemon with none either, so a special-purpose daemon never takes
+/// ordinary work.
 pub fn tags_satisfy(daemon: &Tags, job: &Tags) -> bool {
-    job.iter().all(|(k, v)| daemon.get(k) == Some(v))
+    let subset = job.iter().all(|(k, v)| daemon.get(k) == Some(v));
+    let plain = |t: &Tags| t.keys().all(|k| SCOPE_KEYS.contains(&k.as_str()));
+    subset && (!plain(job) || plain(daemon))
 }
 
 /// The tags a job or daemon gets when it names none.
 pub fn default_tags() -> Tags {
     Tags::from([("scope".to_owned(), "organization".to_owned())])
+}
+
+/// Adds the default scope unless `tags` names one.
+pub fn with_default_scope(mut tags: Tags) -> Tags {
+    if !tags.contains_key("scope") {
+        tags.extend(default_tags());
+    }
+    tags
 }
 
 /// A provisioner job: one unit of work in the queue.
@@ -365,12 +379,23 @@ mod tests {
         assert_eq!(build_status(JobStatus::Pending, Transition::Start), BuildStatus::Pending);
     }
 
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        with_default_scope(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
     #[test]
     fn tags_must_all_match() {
-        let daemon = Tags::from([("a".into(), "1".into()), ("b".into(), "2".into())]);
-        assert!(tags_satisfy(&daemon, &Tags::from([("a".into(), "1".into())])));
-        assert!(!tags_satisfy(&daemon, &Tags::from([("a".into(), "2".into())])));
-        assert!(!tags_satisfy(&daemon, &Tags::from([("c".into(), "1".into())])));
+        let daemon = tags(&[("a", "1"), ("b", "2")]);
+        assert!(tags_satisfy(&daemon, &tags(&[("a", "1")])));
+        assert!(!tags_satisfy(&daemon, &tags(&[("a", "2")])));
+        assert!(!tags_satisfy(&daemon, &tags(&[("c", "1")])));
+    }
+
+    #[test]
+    fn untagged_jobs_only_go_to_untagged_daemons() {
+        assert!(tags_satisfy(&tags(&[]), &tags(&[])));
+        assert!(!tags_satisfy(&tags(&[("pool", "gpu")]), &tags(&[])), "a gpu daemon does not take ordinary work");
+        assert!(!tags_satisfy(&tags(&[]), &tags(&[("pool", "gpu")])));
     }
 
     #[test]

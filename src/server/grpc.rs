@@ -129,7 +129,7 @@ impl DaemonInfo {
         Ok(Self {
             id: parse_uuid(&h.daemon_id, "daemon_id")?,
             name: h.name,
-            tags: if tags.is_empty() { crate::domain::default_tags() } else { tags },
+            tags: crate::domain::with_default_scope(tags),
             provisioners,
             resume,
         })

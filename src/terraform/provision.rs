@@ -296,5 +296,3 @@ fn resources(show: &serde_json::Value) -> Result<Vec<Resource>, ProvisionError> 
     convert::resources_from_show(show).map_err(|e| failure(e.to_string()))
 }
 
-#[cfg(test)]
-mod tests;

@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::users::resolve_org;
 use super::{json, uuid_param, Body};
-use crate::domain::{default_tags, Job, JobInput, JobStatus, JobType, NameValue, Provisioner, Tags};
+use crate::domain::{with_default_scope, Job, JobInput, JobStatus, JobType, NameValue, Provisioner, Tags};
 use crate::server::{AppState, Event};
 use crate::store::{StoreError, Template, TemplateVersion};
 
@@ -60,14 +60,6 @@ pub fn new_job(job_type: JobType, provisioner: Provisioner, org: Uuid, initiator
     })
 }
 
-/// Coder's rule: jobs always carry a scope; untagged ones are organization-scoped.
-fn job_tags(mut given: Tags) -> Tags {
-    if !given.contains_key("scope") {
-        given.extend(default_tags());
-    }
-    given
-}
-
 pub async fn create_version(State(state): State<AppState>, caller: Caller, Path(org): Path<String>, Body(req): Body<CreateVersion>) -> ApiResult<(StatusCode, Json<json::TemplateVersionJson>)> {
     let org = resolve_org(&state, &org).await?;
     if req.storage_method != "file" {
@@ -86,7 +78,7 @@ pub async fn create_version(State(state): State<AppState>, caller: Caller, Path(
     }
     let id = Uuid::new_v4();
     let input = JobInput::TemplateVersionImport { template_version_id: id, user_variable_values: req.user_variable_values };
-    let job = new_job(JobType::TemplateVersionImport, provisioner, org.id, caller.user.id, req.file_id, &input, job_tags(req.tags))?;
+    let job = new_job(JobType::TemplateVersionImport, provisioner, org.id, caller.user.id, req.file_id, &input, with_default_scope(req.tags))?;
     let now = Utc::now();
     let version = TemplateVersion {
         id,

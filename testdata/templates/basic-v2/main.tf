@@ -45,7 +45,7 @@ resource "terraform_data" "dotfiles" {
   input = "v2"
 
   provisioner "local-exec" {
-    command = "echo installing dotfiles (template v2)"
+    command = "echo installing dotfiles for template v2"
   }
 }
 

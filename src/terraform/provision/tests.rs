@@ -1,1 +1,0 @@
-//! Tests of a real terraform run.
