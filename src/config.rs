@@ -109,7 +109,12 @@ pub struct DemoArgs {
     #[arg(long, default_value = "admin@example.com")]
     pub email: String,
     /// Password of that user.
-    #[arg(long, env = "PROVISIONERD_DEMO_PASSWORD", default_value = "demo-password-123", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PROVISIONERD_DEMO_PASSWORD",
+        default_value = "demo-password-123",
+        hide_env_values = true
+    )]
     pub password: String,
 }
 
@@ -132,7 +137,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
-        other => return Err(format!("unknown duration unit {other:?} in {s:?} (use ms, s, m or h)")),
+        other => {
+            return Err(format!("unknown duration unit {other:?} in {s:?} (use ms, s, m or h)"))
+        }
     };
     Ok(Duration::from_secs(secs))
 }

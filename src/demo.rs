@@ -29,7 +29,8 @@ impl Client {
     pub async fn login(base: &str, email: &str, password: &str) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
         let base = base.trim_end_matches('/').to_owned();
-        let first = json!({"username": "admin", "email": email, "password": password, "name": "Admin"});
+        let first =
+            json!({"username": "admin", "email": email, "password": password, "name": "Admin"});
         let resp = post_when_up(&http, &format!("{base}/api/v2/users/first"), &first).await?;
         if !resp.status().is_success() && resp.status() != reqwest::StatusCode::CONFLICT {
             bail!("creating the first user failed: {}", resp.text().await?);
@@ -37,17 +38,27 @@ impl Client {
         let login = json!({"email": email, "password": password});
         let resp = http.post(format!("{base}/api/v2/users/login")).json(&login).send().await?;
         let body: Value = ok_json(resp).await.context("login failed")?;
-        let token = body["session_token"].as_str().context("login answered without a session_token")?.to_owned();
+        let token = body["session_token"]
+            .as_str()
+            .context("login answered without a session_token")?
+            .to_owned();
         Ok(Self { http, base, token })
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let resp = self.http.get(self.url(path)).header("Coder-Session-Token", &self.token).send().await?;
+        let resp =
+            self.http.get(self.url(path)).header("Coder-Session-Token", &self.token).send().await?;
         ok_json(resp).await.with_context(|| format!("GET {path}"))
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let resp = self.http.post(self.url(path)).header("Coder-Session-Token", &self.token).json(body).send().await?;
+        let resp = self
+            .http
+            .post(self.url(path))
+            .header("Coder-Session-Token", &self.token)
+            .json(body)
+            .send()
+            .await?;
         ok_json(resp).await.with_context(|| format!("POST {path}"))
     }
 
@@ -84,7 +95,8 @@ impl Client {
         let ws_url = format!("{}{path}?follow=true", self.base.replacen("http", "ws", 1));
         let mut request = ws_url.into_client_request()?;
         request.headers_mut().insert("Coder-Session-Token", self.token.parse()?);
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.context("follow logs")?;
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(request).await.context("follow logs")?;
         while let Some(msg) = socket.next().await {
             match msg? {
                 Message::Text(text) => each(&serde_json::from_str(&text)?),
@@ -98,7 +110,11 @@ impl Client {
 
 /// Posts once the server accepts connections (it may still be starting),
 /// giving up after 30 seconds.
-async fn post_when_up(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<reqwest::Response> {
+async fn post_when_up(
+    http: &reqwest::Client,
+    url: &str,
+    body: &Value,
+) -> anyhow::Result<reqwest::Response> {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         match http.post(url).json(body).send().await {
@@ -107,7 +123,9 @@ async fn post_when_up(http: &reqwest::Client, url: &str, body: &Value) -> anyhow
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => {
-                return Err(e).with_context(|| format!("cannot reach {url}: is `provisionerd server` running?"))
+                return Err(e).with_context(|| {
+                    format!("cannot reach {url}: is `provisionerd server` running?")
+                })
             }
         }
     }
@@ -157,7 +175,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let file = c.upload_tar(tar_dir(&args.template)?).await?;
     println!("pushed template {} as file {file}", args.template.display());
     let version = c
-        .post("/api/v2/organizations/coder/templateversions", &json!({"file_id": file, "storage_method": "file", "provisioner": "terraform"}))
+        .post(
+            "/api/v2/organizations/coder/templateversions",
+            &json!({"file_id": file, "storage_method": "file", "provisioner": "terraform"}),
+        )
         .await?;
     let vid = version["id"].as_str().context("template version without id")?;
     println!("importing template version {vid}:");
@@ -168,19 +189,31 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let template = c
-        .post("/api/v2/organizations/coder/templates", &json!({"name": format!("demo-{suffix}"), "template_version_id": vid}))
+        .post(
+            "/api/v2/organizations/coder/templates",
+            &json!({"name": format!("demo-{suffix}"), "template_version_id": vid}),
+        )
         .await?;
     let ws = c
-        .post("/api/v2/users/me/workspaces", &json!({"name": format!("demo-{suffix}"), "template_id": template["id"]}))
+        .post(
+            "/api/v2/users/me/workspaces",
+            &json!({"name": format!("demo-{suffix}"), "template_id": template["id"]}),
+        )
         .await?;
     let ws_id = ws["id"].as_str().context("workspace without id")?.to_owned();
     println!("created workspace {} ({ws_id})", ws["name"]);
     let started = build_and_follow(&c, &ws["latest_build"]).await?;
     for r in started["resources"].as_array().into_iter().flatten() {
-        println!("  resource {}.{}", r["type"].as_str().unwrap_or("?"), r["name"].as_str().unwrap_or("?"));
+        println!(
+            "  resource {}.{}",
+            r["type"].as_str().unwrap_or("?"),
+            r["name"].as_str().unwrap_or("?")
+        );
     }
     for transition in ["stop", "delete"] {
-        let b = c.post(&format!("/api/v2/workspaces/{ws_id}/builds"), &json!({"transition": transition})).await?;
+        let b = c
+            .post(&format!("/api/v2/workspaces/{ws_id}/builds"), &json!({"transition": transition}))
+            .await?;
         build_and_follow(&c, &b).await?;
     }
     println!("demo finished: the workspace was started, stopped and deleted");

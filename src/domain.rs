@@ -394,7 +394,10 @@ mod tests {
     #[test]
     fn untagged_jobs_only_go_to_untagged_daemons() {
         assert!(tags_satisfy(&tags(&[]), &tags(&[])));
-        assert!(!tags_satisfy(&tags(&[("pool", "gpu")]), &tags(&[])), "a gpu daemon does not take ordinary work");
+        assert!(
+            !tags_satisfy(&tags(&[("pool", "gpu")]), &tags(&[])),
+            "a gpu daemon does not take ordinary work"
+        );
         assert!(!tags_satisfy(&tags(&[]), &tags(&[("pool", "gpu")])));
     }
 

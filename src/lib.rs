@@ -12,8 +12,8 @@
 pub mod config;
 pub mod demo;
 pub mod domain;
-pub mod store;
 pub mod server;
+pub mod store;
 pub mod terraform;
 pub mod worker;
 

@@ -50,11 +50,15 @@ fn spawn_signal_handler(shutdown: Shutdown) {
             }
             match count {
                 1 => {
-                    tracing::info!("shutdown requested: finishing running jobs (signal again to cancel them)");
+                    tracing::info!(
+                        "shutdown requested: finishing running jobs (signal again to cancel them)"
+                    );
                     shutdown.drain.cancel();
                 }
                 2 => {
-                    tracing::warn!("second signal: canceling running jobs (signal again to exit now)");
+                    tracing::warn!(
+                        "second signal: canceling running jobs (signal again to exit now)"
+                    );
                     shutdown.abort.cancel();
                 }
                 _ => {
@@ -84,8 +88,9 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     let url = match &args.database_url {
         Some(url) => url.clone(),
         None => {
-            std::fs::create_dir_all(&args.data_dir)
-                .with_context(|| format!("failed to create data dir {}", args.data_dir.display()))?;
+            std::fs::create_dir_all(&args.data_dir).with_context(|| {
+                format!("failed to create data dir {}", args.data_dir.display())
+            })?;
             format!("sqlite://{}", args.data_dir.join("provisionerd.db").display())
         }
     };
@@ -140,7 +145,9 @@ async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
 /// Hides a password in a database URL.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
         _ => url.to_owned(),
     }
 }

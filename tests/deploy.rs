@@ -17,8 +17,7 @@ fn deploy_dir() -> PathBuf {
 }
 
 fn read(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 /// Every file under `dir` whose name ends in one of `suffixes`, sorted.
@@ -63,11 +62,7 @@ fn pod_spec(doc: &Yaml) -> Option<&Yaml> {
 }
 
 fn containers(pod: &Yaml) -> Vec<&Yaml> {
-    ["initContainers", "containers"]
-        .iter()
-        .filter_map(|key| pod[*key].as_vec())
-        .flatten()
-        .collect()
+    ["initContainers", "containers"].iter().filter_map(|key| pod[*key].as_vec()).flatten().collect()
 }
 
 fn env_var<'a>(container: &'a Yaml, name: &str) -> Option<&'a Yaml> {
@@ -125,7 +120,8 @@ fn psk_comes_from_a_secret_never_a_literal() {
     let daemon = workload(&docs, "daemon.yaml", "Deployment");
     let pod = pod_spec(daemon).expect("the daemon Deployment has a pod template");
     let daemon_container = containers(pod).into_iter().next().expect("a daemon container");
-    let psk = env_var(daemon_container, "PROVISIONERD_PSK").expect("the daemon gets PROVISIONERD_PSK");
+    let psk =
+        env_var(daemon_container, "PROVISIONERD_PSK").expect("the daemon gets PROVISIONERD_PSK");
     let secret = &psk["valueFrom"]["secretKeyRef"];
     assert!(secret["name"].as_str().is_some() && secret["key"].as_str().is_some());
 

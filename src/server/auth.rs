@@ -79,7 +79,10 @@ mod tests {
         let auth = DaemonAuth::new(["alpha", "beta"]);
         assert!(auth.check(&md(Some("alpha"))).is_ok());
         assert!(auth.check(&md(Some("beta"))).is_ok());
-        assert_eq!(auth.check(&md(Some("gamma"))).map_err(|s| s.code()), Err(tonic::Code::Unauthenticated));
+        assert_eq!(
+            auth.check(&md(Some("gamma"))).map_err(|s| s.code()),
+            Err(tonic::Code::Unauthenticated)
+        );
         assert_eq!(auth.check(&md(None)).map_err(|s| s.code()), Err(tonic::Code::Unauthenticated));
     }
 }

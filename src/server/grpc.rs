@@ -94,11 +94,8 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
         self.auth.check(request.metadata())?;
         let id = parse_uuid(&request.get_ref().file_id, "file_id")?;
         let file = self.state.store.file(id).await.map_err(store_status)?;
-        let chunks: Vec<Result<proto::FileChunk, Status>> = file
-            .data
-            .chunks(CHUNK)
-            .map(|c| Ok(proto::FileChunk { data: c.to_vec() }))
-            .collect();
+        let chunks: Vec<Result<proto::FileChunk, Status>> =
+            file.data.chunks(CHUNK).map(|c| Ok(proto::FileChunk { data: c.to_vec() })).collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 }
@@ -162,7 +159,11 @@ enum SessionError {
 }
 
 impl Session {
-    async fn run(mut self, mut inbound: Streaming<proto::DaemonMessage>, shutdown: CancellationToken) {
+    async fn run(
+        mut self,
+        mut inbound: Streaming<proto::DaemonMessage>,
+        shutdown: CancellationToken,
+    ) {
         tracing::info!(id = %self.daemon.id, tags = ?self.daemon.tags, "daemon connected");
         let result = async {
             self.start().await?;
@@ -181,7 +182,9 @@ impl Session {
         .await;
         match result {
             Ok(()) | Err(SessionError::Gone) => {}
-            Err(e) => tracing::warn!(daemon = %self.daemon.name, error = %e, "daemon session ended"),
+            Err(e) => {
+                tracing::warn!(daemon = %self.daemon.name, error = %e, "daemon session ended")
+            }
         }
         self.release_offers().await;
         tracing::info!(daemon = %self.daemon.name, "daemon disconnected");
@@ -258,7 +261,9 @@ impl Session {
     async fn on_logs(&mut self, batch: proto::LogBatch) -> Result<(), SessionError> {
         let job_id = parse_uuid(&batch.job_id, "job_id")?;
         if !self.owned.contains(&job_id) {
-            return Err(SessionError::Protocol(format!("logs for job {job_id} this daemon does not own")));
+            return Err(SessionError::Protocol(format!(
+                "logs for job {job_id} this daemon does not own"
+            )));
         }
         let lines = batch.lines.into_iter().map(log_from_proto).collect::<Result<Vec<_>, _>>()?;
         let up_to_seq = self.state.store.append_logs(&LogBatch { job_id, lines }).await?;
@@ -277,14 +282,19 @@ impl Session {
             Ok(CompleteResult::AlreadyCompleted) => {}
             // Someone else owns it now (it was failed and re-queued): the
             // daemon's result is stale, so acknowledge and drop it.
-            Err(StoreError::Conflict(msg)) => tracing::warn!(job = %job_id, %msg, "stale completion dropped"),
+            Err(StoreError::Conflict(msg)) => {
+                tracing::warn!(job = %job_id, %msg, "stale completion dropped")
+            }
             Err(e) => return Err(e.into()),
         }
         self.owned.remove(&job_id);
         self.send(Out::CompleteAck(proto::CompleteAck { job_id: job_id.to_string() })).await
     }
 
-    async fn on_event(&mut self, ev: Result<Event, broadcast::error::RecvError>) -> Result<(), SessionError> {
+    async fn on_event(
+        &mut self,
+        ev: Result<Event, broadcast::error::RecvError>,
+    ) -> Result<(), SessionError> {
         match ev {
             Ok(Event::JobQueued) => self.offer_jobs().await,
             Ok(Event::JobUpdated(job_id)) if self.owned.contains(&job_id) => {
@@ -346,7 +356,9 @@ impl Session {
         for job_id in self.offered.drain() {
             match self.state.store.release_job(job_id, self.daemon.id).await {
                 Ok(()) => tracing::info!(job = %job_id, "unacknowledged job returned to the queue"),
-                Err(e) => tracing::error!(job = %job_id, error = %e, "failed to return job to the queue"),
+                Err(e) => {
+                    tracing::error!(job = %job_id, error = %e, "failed to return job to the queue")
+                }
             }
         }
         self.state.events.publish(Event::JobQueued);
@@ -381,7 +393,8 @@ fn store_status(e: StoreError) -> Status {
 
 fn log_from_proto(l: proto::LogLine) -> Result<(i64, LogLine), SessionError> {
     let bad = |e: crate::domain::UnknownVariant| SessionError::Protocol(e.to_string());
-    let created_at = Utc.timestamp_millis_opt(l.created_at_unix_ms).single().unwrap_or_else(Utc::now);
+    let created_at =
+        Utc.timestamp_millis_opt(l.created_at_unix_ms).single().unwrap_or_else(Utc::now);
     let line = LogLine {
         source: l.source.parse::<LogSource>().map_err(bad)?,
         level: l.level.parse::<LogLevel>().map_err(bad)?,
@@ -407,8 +420,9 @@ fn resource_from_proto(r: proto::Resource) -> Result<Resource, SessionError> {
     let attributes = if r.attributes_json.is_empty() {
         serde_json::Value::Null
     } else {
-        serde_json::from_str(&r.attributes_json)
-            .map_err(|e| SessionError::Protocol(format!("resource {}: bad attributes: {e}", r.name)))?
+        serde_json::from_str(&r.attributes_json).map_err(|e| {
+            SessionError::Protocol(format!("resource {}: bad attributes: {e}", r.name))
+        })?
     };
     Ok(Resource {
         name: r.name,

@@ -27,12 +27,18 @@ impl<T> Context<T> for Result<T, StoreError> {
 }
 
 fn params(values: &[NameValue]) -> Vec<proto::Parameter> {
-    values.iter().map(|p| proto::Parameter { name: p.name.clone(), value: p.value.clone() }).collect()
+    values
+        .iter()
+        .map(|p| proto::Parameter { name: p.name.clone(), value: p.value.clone() })
+        .collect()
 }
 
 /// The variable values a template version was imported with; its builds
 /// use the same.
-async fn version_variables(store: &dyn Store, import_job: uuid::Uuid) -> Result<Vec<NameValue>, OfferError> {
+async fn version_variables(
+    store: &dyn Store,
+    import_job: uuid::Uuid,
+) -> Result<Vec<NameValue>, OfferError> {
     let job = store.job(import_job).await.context("template version import job")?;
     Ok(match serde_json::from_value::<JobInput>(job.input)? {
         JobInput::TemplateVersionImport { user_variable_values, .. } => user_variable_values,
@@ -49,8 +55,10 @@ pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<proto::JobOffer, 
             let ws = store.workspace(build.workspace_id).await.context("workspace")?;
             let owner = store.user_by_id(ws.owner_id).await.context("workspace owner")?;
             let template = store.template(ws.template_id).await.context("template")?;
-            let version =
-                store.template_version(build.template_version_id).await.context("template version")?;
+            let version = store
+                .template_version(build.template_version_id)
+                .await
+                .context("template version")?;
             let variables = version_variables(store, version.job_id).await?;
             proto::job_offer::Input::WorkspaceBuild(proto::WorkspaceBuildInput {
                 build_id: build.id.to_string(),

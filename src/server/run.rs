@@ -47,8 +47,8 @@ pub async fn run(
     let auth = DaemonAuth::new(keys);
     let sessions = CancellationToken::new();
     let grpc = DaemonService::new(state.clone(), auth, sessions.clone()).into_server();
-    let app = api::router(state.clone())
-        .merge(tonic::service::Routes::new(grpc).into_axum_router());
+    let app =
+        api::router(state.clone()).merge(tonic::service::Routes::new(grpc).into_axum_router());
 
     let daemons = TaskTracker::new();
     let daemon_drain = CancellationToken::new();
@@ -79,7 +79,9 @@ pub async fn run(
     shutdown.cancelled().await;
     daemon_drain.cancel();
     if tokio::time::timeout(SHUTDOWN_GRACE, daemons.wait()).await.is_err() {
-        tracing::warn!("built-in daemons still busy after the shutdown grace; canceling their jobs");
+        tracing::warn!(
+            "built-in daemons still busy after the shutdown grace; canceling their jobs"
+        );
         daemon_abort.cancel();
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, daemons.wait()).await;
     }

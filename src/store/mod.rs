@@ -211,7 +211,10 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_template_version(&self, version: &TemplateVersion, job: &Job) -> Result<()>;
     async fn template_version(&self, id: Uuid) -> Result<TemplateVersion>;
     async fn template_version_by_job(&self, job_id: Uuid) -> Result<TemplateVersion>;
-    async fn template_versions_of_template(&self, template_id: Uuid) -> Result<Vec<TemplateVersion>>;
+    async fn template_versions_of_template(
+        &self,
+        template_id: Uuid,
+    ) -> Result<Vec<TemplateVersion>>;
     /// Inserts a template and attaches its first version to it.
     async fn insert_template(&self, template: &Template) -> Result<()>;
     async fn template(&self, id: Uuid) -> Result<Template>;
@@ -240,7 +243,11 @@ pub trait Store: Send + Sync + 'static {
     async fn build_by_job(&self, job_id: Uuid) -> Result<WorkspaceBuild>;
     async fn build_by_number(&self, workspace_id: Uuid, number: i32) -> Result<WorkspaceBuild>;
     async fn latest_build(&self, workspace_id: Uuid) -> Result<WorkspaceBuild>;
-    async fn builds_of_workspace(&self, workspace_id: Uuid, page: &BuildPage) -> Result<Vec<WorkspaceBuild>>;
+    async fn builds_of_workspace(
+        &self,
+        workspace_id: Uuid,
+        page: &BuildPage,
+    ) -> Result<Vec<WorkspaceBuild>>;
 
     // --- jobs ---
     async fn job(&self, id: Uuid) -> Result<Job>;
@@ -261,9 +268,19 @@ pub trait Store: Send + Sync + 'static {
     /// Completes a job owned by `worker_id`: stores error or success, the
     /// build's new state (also after a failure, when given), its resources,
     /// and marks the workspace deleted after a successful delete build.
-    async fn complete_job(&self, job_id: Uuid, worker_id: Uuid, outcome: &JobOutcome) -> Result<CompleteResult>;
+    async fn complete_job(
+        &self,
+        job_id: Uuid,
+        worker_id: Uuid,
+        outcome: &JobOutcome,
+    ) -> Result<CompleteResult>;
     /// Fails a job regardless of owner (used by reapers and timeouts).
-    async fn fail_job(&self, job_id: Uuid, error: &str, error_code: Option<&str>) -> Result<CompleteResult>;
+    async fn fail_job(
+        &self,
+        job_id: Uuid,
+        error: &str,
+        error_code: Option<&str>,
+    ) -> Result<CompleteResult>;
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>>;
     /// Jobs not completed, started, and owned by `worker_id`.
     async fn jobs_of_worker(&self, worker_id: Uuid) -> Result<Vec<Job>>;

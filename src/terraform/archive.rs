@@ -86,7 +86,8 @@ pub fn unpack(data: &[u8], dest: &Path, limits: &Limits) -> Result<UnpackStats, 
         match entry.header().entry_type() {
             EntryType::Directory => {
                 fs::create_dir_all(&target).map_err(io_err(&target))?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).map_err(io_err(&target))?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+                    .map_err(io_err(&target))?;
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let mode = entry.header().mode().unwrap_or(0o644);
@@ -94,8 +95,12 @@ pub fn unpack(data: &[u8], dest: &Path, limits: &Limits) -> Result<UnpackStats, 
             }
             EntryType::Symlink => symlink(&entry, &rel, &target, &name)?,
             EntryType::Link => hardlink(&entry, dest, &target, &name)?,
-            EntryType::Char => return Err(ArchiveError::Forbidden { entry: name, kind: "character device" }),
-            EntryType::Block => return Err(ArchiveError::Forbidden { entry: name, kind: "block device" }),
+            EntryType::Char => {
+                return Err(ArchiveError::Forbidden { entry: name, kind: "character device" })
+            }
+            EntryType::Block => {
+                return Err(ArchiveError::Forbidden { entry: name, kind: "block device" })
+            }
             EntryType::Fifo => return Err(ArchiveError::Forbidden { entry: name, kind: "fifo" }),
             // Metadata entries (pax, GNU long names) are consumed by the tar
             // reader; anything else unknown is skipped, not written.
@@ -113,7 +118,9 @@ fn relative_path(name: &str) -> Result<Option<PathBuf>, ArchiveError> {
             Component::Normal(part) => rel.push(part),
             Component::CurDir => {}
             Component::ParentDir => return Err(ArchiveError::Escapes(name.to_owned())),
-            Component::RootDir | Component::Prefix(_) => return Err(ArchiveError::Absolute(name.to_owned())),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(ArchiveError::Absolute(name.to_owned()))
+            }
         }
     }
     Ok((!rel.as_os_str().is_empty()).then_some(rel))
@@ -127,7 +134,9 @@ fn check_no_symlink_ancestor(dest: &Path, rel: &Path, name: &str) -> Result<(), 
     for c in &parents[..parents.len().saturating_sub(1)] {
         at.push(c);
         match fs::symlink_metadata(&at) {
-            Ok(m) if m.file_type().is_symlink() => return Err(ArchiveError::ThroughSymlink(name.to_owned())),
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(ArchiveError::ThroughSymlink(name.to_owned()))
+            }
             _ => {}
         }
     }
@@ -158,7 +167,10 @@ fn write_file(
     let written = io::copy(&mut entry.take(limits.max_file_bytes + 1), &mut file)
         .map_err(|e| ArchiveError::Corrupt(format!("entry {name:?}: {e}")))?;
     if written > limits.max_file_bytes {
-        return Err(ArchiveError::FileTooLarge { entry: name.to_owned(), limit: limits.max_file_bytes });
+        return Err(ArchiveError::FileTooLarge {
+            entry: name.to_owned(),
+            limit: limits.max_file_bytes,
+        });
     }
     if so_far + written > limits.max_total_bytes {
         return Err(ArchiveError::TooLarge(limits.max_total_bytes));
@@ -178,7 +190,12 @@ fn link_name<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<String, A
 
 /// A symlink may only point inside: a relative target made of leading `..`
 /// (no deeper than the link's own directory) followed by plain names.
-fn symlink<R: Read>(entry: &tar::Entry<'_, R>, rel: &Path, target: &Path, name: &str) -> Result<(), ArchiveError> {
+fn symlink<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    rel: &Path,
+    target: &Path,
+    name: &str,
+) -> Result<(), ArchiveError> {
     let link = link_name(entry, name)?;
     let escapes = || ArchiveError::LinkEscapes { entry: name.to_owned(), target: link.clone() };
     let depth = rel.components().count().saturating_sub(1);
@@ -203,7 +220,12 @@ fn symlink<R: Read>(entry: &tar::Entry<'_, R>, rel: &Path, target: &Path, name: 
 }
 
 /// A hard link may only point at a regular file unpacked earlier.
-fn hardlink<R: Read>(entry: &tar::Entry<'_, R>, dest: &Path, target: &Path, name: &str) -> Result<(), ArchiveError> {
+fn hardlink<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    dest: &Path,
+    target: &Path,
+    name: &str,
+) -> Result<(), ArchiveError> {
     let link = link_name(entry, name)?;
     let escapes = || ArchiveError::LinkEscapes { entry: name.to_owned(), target: link.clone() };
     let source_rel = relative_path(&link).map_err(|_| escapes())?.ok_or_else(escapes)?;

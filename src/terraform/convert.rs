@@ -17,7 +17,8 @@ pub enum ConvertError {
 /// by address.
 pub fn resources_from_show(show: &Value) -> Result<Vec<Resource>, ConvertError> {
     let obj = show.as_object().ok_or(ConvertError::NotAnObject)?;
-    let root = obj.get("values").or_else(|| obj.get("planned_values")).and_then(|v| v.get("root_module"));
+    let root =
+        obj.get("values").or_else(|| obj.get("planned_values")).and_then(|v| v.get("root_module"));
     let mut found = Vec::new();
     if let Some(root) = root {
         collect(root, "", &mut found);
@@ -75,7 +76,10 @@ fn strip_sensitive(values: &Value, sensitive: &Value) -> Value {
             Value::Object(kept)
         }
         (Value::Array(v), Value::Array(s)) => Value::Array(
-            v.iter().enumerate().map(|(i, val)| strip_sensitive(val, s.get(i).unwrap_or(&Value::Null))).collect(),
+            v.iter()
+                .enumerate()
+                .map(|(i, val)| strip_sensitive(val, s.get(i).unwrap_or(&Value::Null)))
+                .collect(),
         ),
         _ => values.clone(),
     }
@@ -107,12 +111,17 @@ mod tests {
         assert_eq!(aws.instance_type.as_deref(), Some("t3.micro"));
         assert!(aws.attributes.get("password").is_none(), "sensitive values are dropped");
         assert_eq!(aws.attributes["tags"], serde_json::json!({"a": "1"}));
-        assert_eq!((rs[1].resource_type.as_str(), rs[1].module_path.as_str()), ("terraform_data", ""));
+        assert_eq!(
+            (rs[1].resource_type.as_str(), rs[1].module_path.as_str()),
+            ("terraform_data", "")
+        );
     }
 
     #[test]
     fn empty_state_has_no_resources() {
-        assert!(resources_from_show(&serde_json::json!({"format_version": "1.0"})).expect("ok").is_empty());
+        assert!(resources_from_show(&serde_json::json!({"format_version": "1.0"}))
+            .expect("ok")
+            .is_empty());
         assert!(resources_from_show(&serde_json::json!([])).is_err());
     }
 }

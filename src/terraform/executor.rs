@@ -51,7 +51,8 @@ impl std::str::FromStr for Version {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let core = s.split(['-', '+']).next().unwrap_or(s);
-        let mut parts = core.split('.').map(|p| p.parse::<u64>().map_err(|_| format!("bad version {s:?}")));
+        let mut parts =
+            core.split('.').map(|p| p.parse::<u64>().map_err(|_| format!("bad version {s:?}")));
         let mut next = || parts.next().unwrap_or(Ok(0));
         Ok(Version { major: next()?, minor: next()?, patch: next()? })
     }
@@ -70,7 +71,9 @@ pub enum Exit {
     Success,
     Failed(Option<i32>),
     /// Canceled: `graceful` when it exited after SIGINT, before the grace ran out.
-    Canceled { graceful: bool },
+    Canceled {
+        graceful: bool,
+    },
 }
 
 /// The daemon's environment minus its own settings and secrets: nothing
@@ -93,13 +96,25 @@ pub async fn version(path: &Path) -> Result<Version, ExecError> {
         .output();
     let out = match tokio::time::timeout(Duration::from_secs(60), out).await {
         Ok(Ok(out)) => out,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return Err(ExecError::NotFound { path: path.to_owned() }),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ExecError::NotFound { path: path.to_owned() })
+        }
         Ok(Err(source)) => return Err(ExecError::Spawn { path: path.to_owned(), source }),
-        Err(_) => return Err(ExecError::BadVersion { path: path.to_owned(), detail: "no answer in 60s".into() }),
+        Err(_) => {
+            return Err(ExecError::BadVersion {
+                path: path.to_owned(),
+                detail: "no answer in 60s".into(),
+            })
+        }
     };
     let bad = |detail: String| ExecError::BadVersion { path: path.to_owned(), detail };
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| bad(e.to_string()))?;
-    let found: Version = v["terraform_version"].as_str().ok_or_else(|| bad("no terraform_version".into()))?.parse().map_err(bad)?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| bad(e.to_string()))?;
+    let found: Version = v["terraform_version"]
+        .as_str()
+        .ok_or_else(|| bad("no terraform_version".into()))?
+        .parse()
+        .map_err(bad)?;
     if found < (Version { major: 1, minor: 1, patch: 0 }) {
         return Err(ExecError::TooOld { path: path.to_owned(), found });
     }
@@ -129,7 +144,10 @@ pub struct Invocation<'a> {
 
 impl TerraformProcess {
     /// Starts terraform in its own process group with exactly `env`.
-    pub fn spawn(inv: &Invocation<'_>, lines: mpsc::Sender<(Stream, String)>) -> Result<Self, ExecError> {
+    pub fn spawn(
+        inv: &Invocation<'_>,
+        lines: mpsc::Sender<(Stream, String)>,
+    ) -> Result<Self, ExecError> {
         let mut cmd = Command::new(inv.path);
         cmd.args(inv.args)
             .current_dir(inv.dir)
@@ -156,7 +174,11 @@ impl TerraformProcess {
 
     /// Waits for the process; on cancel sends SIGINT to the group, then
     /// SIGKILL after `grace`. The group is killed once the process exits.
-    pub async fn wait(mut self, cancel: &CancellationToken, grace: Duration) -> Result<Exit, ExecError> {
+    pub async fn wait(
+        mut self,
+        cancel: &CancellationToken,
+        grace: Duration,
+    ) -> Result<Exit, ExecError> {
         let status = tokio::select! {
             status = self.child.wait() => status.map_err(ExecError::Wait)?,
             _ = cancel.cancelled() => {
@@ -181,7 +203,11 @@ impl TerraformProcess {
 }
 
 /// Forwards lines until the pipe closes or the receiver goes away.
-async fn pump(reader: impl AsyncRead + Unpin, stream: Stream, lines: mpsc::Sender<(Stream, String)>) {
+async fn pump(
+    reader: impl AsyncRead + Unpin,
+    stream: Stream,
+    lines: mpsc::Sender<(Stream, String)>,
+) {
     let mut reader = BufReader::new(reader);
     let mut buf = Vec::new();
     loop {
@@ -231,7 +257,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let marker = dir.path().join("pid");
         // A shell that ignores SIGINT and leaves a background grandchild.
-        let script = format!("trap '' INT; (sleep 300 & echo $! > {}); echo ready; sleep 300", marker.display());
+        let script = format!(
+            "trap '' INT; (sleep 300 & echo $! > {}); echo ready; sleep 300",
+            marker.display()
+        );
         let args = vec!["-c".to_owned(), script];
         let inv = Invocation { path: Path::new("/bin/sh"), args: &args, dir: dir.path(), env: &[] };
         let (tx, mut rx) = mpsc::channel(16);

@@ -58,7 +58,11 @@ pub fn parse_line(line: &str, stderr: bool) -> Parsed {
                 output = format!("{output}\n{}", d.detail);
             }
             if d.severity == "error" {
-                error = Some(if d.detail.is_empty() { d.summary.clone() } else { format!("{}: {}", d.summary, d.detail) });
+                error = Some(if d.detail.is_empty() {
+                    d.summary.clone()
+                } else {
+                    format!("{}: {}", d.summary, d.detail)
+                });
             }
         }
         return Parsed { level: level(&j.level), output, error };
@@ -70,7 +74,11 @@ pub fn parse_line(line: &str, stderr: bool) -> Parsed {
         (true, false) => LogLevel::Warn,
         (false, false) => LogLevel::Info,
     };
-    Parsed { level, output: line.to_owned(), error: is_error.then(|| trimmed.trim_start_matches("Error:").trim().to_owned()) }
+    Parsed {
+        level,
+        output: line.to_owned(),
+        error: is_error.then(|| trimmed.trim_start_matches("Error:").trim().to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -79,9 +87,18 @@ mod tests {
 
     #[test]
     fn json_lines_keep_their_level() {
-        let p = parse_line(r#"{"@level":"info","@message":"terraform_data.vm: Creating...","@module":"terraform.ui","type":"apply_start"}"#, false);
-        assert_eq!((p.level, p.output.as_str(), p.error), (LogLevel::Info, "terraform_data.vm: Creating...", None));
-        let p = parse_line(r#"{"@level":"warn","@message":"Warning: deprecated","type":"diagnostic","diagnostic":{"severity":"warning","summary":"deprecated","detail":""}}"#, false);
+        let p = parse_line(
+            r#"{"@level":"info","@message":"terraform_data.vm: Creating...","@module":"terraform.ui","type":"apply_start"}"#,
+            false,
+        );
+        assert_eq!(
+            (p.level, p.output.as_str(), p.error),
+            (LogLevel::Info, "terraform_data.vm: Creating...", None)
+        );
+        let p = parse_line(
+            r#"{"@level":"warn","@message":"Warning: deprecated","type":"diagnostic","diagnostic":{"severity":"warning","summary":"deprecated","detail":""}}"#,
+            false,
+        );
         assert_eq!((p.level, p.error), (LogLevel::Warn, None));
     }
 
@@ -99,6 +116,9 @@ mod tests {
         assert_eq!(parse_line("Initializing the backend...", false).level, LogLevel::Info);
         assert_eq!(parse_line("some warning", true).level, LogLevel::Warn);
         let p = parse_line("│ Error: Invalid block definition", true);
-        assert_eq!((p.level, p.error.as_deref()), (LogLevel::Error, Some("Invalid block definition")));
+        assert_eq!(
+            (p.level, p.error.as_deref()),
+            (LogLevel::Error, Some("Invalid block definition"))
+        );
     }
 }

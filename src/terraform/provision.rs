@@ -102,7 +102,12 @@ pub async fn provision(
     let dir = tempfile::Builder::new()
         .prefix("provisionerd-job-")
         .tempdir_in(&config.work_root)
-        .map_err(|e| failure(format!("failed to create a work directory in {}: {e}", config.work_root.display())))?;
+        .map_err(|e| {
+            failure(format!(
+                "failed to create a work directory in {}: {e}",
+                config.work_root.display()
+            ))
+        })?;
     let mut job = Job { config, dir: dir.path(), logs: &logs, cancel: &cancel, env: Vec::new() };
     let result = job.run(&request).await;
     job.say(CLEANING_UP, LogLevel::Info, "Removing the work directory").await;
@@ -133,12 +138,16 @@ impl Job<'_> {
     }
 
     async fn log(&self, source: LogSource, stage: &str, level: LogLevel, output: String) {
-        let line = LogLine { source, level, stage: stage.to_owned(), output, created_at: Utc::now() };
+        let line =
+            LogLine { source, level, stage: stage.to_owned(), output, created_at: Utc::now() };
         // A closed receiver means nobody listens any more; the run goes on.
         let _ = self.logs.send(line).await;
     }
 
-    async fn run(&mut self, request: &ProvisionRequest) -> Result<ProvisionOutcome, ProvisionError> {
+    async fn run(
+        &mut self,
+        request: &ProvisionRequest,
+    ) -> Result<ProvisionOutcome, ProvisionError> {
         let previous = match &request.kind {
             ProvisionKind::Build { state, .. } => state.clone(),
             ProvisionKind::Import => Vec::new(),
@@ -148,27 +157,47 @@ impl Job<'_> {
             ProvisionKind::Build { transition, dry_run, .. } => (*transition, !dry_run),
             ProvisionKind::Import => (Transition::Start, false),
         };
-        let mut plan = vec!["plan".into(), "-input=false".into(), "-no-color".into(), "-json".into(), format!("-out=../{PLAN_FILE}")];
+        let mut plan = vec![
+            "plan".into(),
+            "-input=false".into(),
+            "-no-color".into(),
+            "-json".into(),
+            format!("-out=../{PLAN_FILE}"),
+        ];
         if transition == Transition::Delete {
             plan.push("-destroy".into());
         }
         plan.extend(request.variables.iter().map(|v| format!("-var={}={}", v.name, v.value)));
         self.terraform(PLANNING, &plan).await?;
         if !apply {
-            let show = self.capture(&["show".into(), "-json".into(), format!("../{PLAN_FILE}")]).await?;
+            let show =
+                self.capture(&["show".into(), "-json".into(), format!("../{PLAN_FILE}")]).await?;
             return Ok(ProvisionOutcome { state: previous, resources: resources(&show)? });
         }
         let stage = apply_stage(transition);
-        let args = ["apply", "-input=false", "-no-color", "-json", "-auto-approve"].map(String::from);
+        let args =
+            ["apply", "-input=false", "-no-color", "-json", "-auto-approve"].map(String::from);
         let mut args = args.to_vec();
         args.push(format!("../{PLAN_FILE}"));
         self.terraform(stage, &args).await?;
         let show = self.capture(&["show".into(), "-json".into()]).await?;
-        Ok(ProvisionOutcome { state: self.state().unwrap_or_default(), resources: resources(&show)? })
+        Ok(ProvisionOutcome {
+            state: self.state().unwrap_or_default(),
+            resources: resources(&show)?,
+        })
     }
 
-    async fn set_up(&mut self, request: &ProvisionRequest, previous: &[u8]) -> Result<(), ProvisionError> {
-        self.say(SETTING_UP, LogLevel::Info, &format!("Unpacking the template ({} bytes)", request.archive.len())).await;
+    async fn set_up(
+        &mut self,
+        request: &ProvisionRequest,
+        previous: &[u8],
+    ) -> Result<(), ProvisionError> {
+        self.say(
+            SETTING_UP,
+            LogLevel::Info,
+            &format!("Unpacking the template ({} bytes)", request.archive.len()),
+        )
+        .await;
         let module = self.module();
         let (archive, limits) = (request.archive.clone(), self.config.limits);
         let unpacked = tokio::task::spawn_blocking(move || {
@@ -178,34 +207,49 @@ impl Job<'_> {
         .await
         .map_err(|e| failure(format!("failed to unpack the template: {e}")))?
         .map_err(|e| failure(format!("failed to unpack the template: {e}")))?;
-        self.say(SETTING_UP, LogLevel::Debug, &format!("Unpacked {} entries, {} bytes", unpacked.entries, unpacked.bytes)).await;
+        self.say(
+            SETTING_UP,
+            LogLevel::Debug,
+            &format!("Unpacked {} entries, {} bytes", unpacked.entries, unpacked.bytes),
+        )
+        .await;
         if !previous.is_empty() {
             std::fs::write(self.module().join(STATE_FILE), previous)
                 .map_err(|e| failure(format!("failed to write the previous state: {e}")))?;
         }
         self.env = self.environment(request)?;
-        self.terraform(SETTING_UP, &["init".into(), "-input=false".into(), "-no-color".into()]).await
+        self.terraform(SETTING_UP, &["init".into(), "-input=false".into(), "-no-color".into()])
+            .await
     }
 
     /// The daemon's environment without its secrets, plus what terraform and
     /// Coder-style templates need.
-    fn environment(&self, request: &ProvisionRequest) -> Result<Vec<(String, String)>, ProvisionError> {
+    fn environment(
+        &self,
+        request: &ProvisionRequest,
+    ) -> Result<Vec<(String, String)>, ProvisionError> {
         let mut env = executor::inherited_env();
         env.push(("TF_IN_AUTOMATION".into(), "1".into()));
         env.push(("CHECKPOINT_DISABLE".into(), "1".into()));
         env.push(("TF_INPUT".into(), "0".into()));
         if !env.iter().any(|(k, _)| k == "TF_CLI_CONFIG_FILE") {
             let rc = self.dir.join("cli.tfrc");
-            std::fs::write(&rc, "").map_err(|e| failure(format!("failed to write {}: {e}", rc.display())))?;
+            std::fs::write(&rc, "")
+                .map_err(|e| failure(format!("failed to write {}: {e}", rc.display())))?;
             env.push(("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()));
         }
         if let Some(cache) = &self.config.plugin_cache_dir {
-            std::fs::create_dir_all(cache).map_err(|e| failure(format!("failed to create plugin cache {}: {e}", cache.display())))?;
+            std::fs::create_dir_all(cache).map_err(|e| {
+                failure(format!("failed to create plugin cache {}: {e}", cache.display()))
+            })?;
             env.push(("TF_PLUGIN_CACHE_DIR".into(), cache.display().to_string()));
         }
         env.extend(request.env.iter().cloned());
         for p in &request.parameters {
-            env.push((format!("CODER_PARAMETER_{}", hex::encode(Sha256::digest(p.name.as_bytes()))), p.value.clone()));
+            env.push((
+                format!("CODER_PARAMETER_{}", hex::encode(Sha256::digest(p.name.as_bytes()))),
+                p.value.clone(),
+            ));
         }
         Ok(env)
     }
@@ -226,7 +270,11 @@ impl Job<'_> {
         Ok(())
     }
 
-    fn spawn(&self, args: &[String], tx: mpsc::Sender<(Stream, String)>) -> Result<TerraformProcess, ProvisionError> {
+    fn spawn(
+        &self,
+        args: &[String],
+        tx: mpsc::Sender<(Stream, String)>,
+    ) -> Result<TerraformProcess, ProvisionError> {
         let module = self.module();
         let inv = Invocation { path: &self.config.path, args, dir: &module, env: &self.env };
         TerraformProcess::spawn(&inv, tx).map_err(|e| failure(e.to_string()))
@@ -251,18 +299,35 @@ impl Job<'_> {
         self.outcome(&args[0], exit, errors).await
     }
 
-    async fn outcome(&self, command: &str, exit: Exit, errors: Vec<String>) -> Result<(), ProvisionError> {
+    async fn outcome(
+        &self,
+        command: &str,
+        exit: Exit,
+        errors: Vec<String>,
+    ) -> Result<(), ProvisionError> {
         match exit {
             Exit::Success => Ok(()),
             Exit::Failed(code) => {
-                let why = if errors.is_empty() { format!("exit code {}", code.unwrap_or(-1)) } else { errors.join("; ") };
-                Err(ProvisionError { message: format!("terraform {command} failed: {why}"), code: None, state: self.state(), canceled: false })
+                let why = if errors.is_empty() {
+                    format!("exit code {}", code.unwrap_or(-1))
+                } else {
+                    errors.join("; ")
+                };
+                Err(ProvisionError {
+                    message: format!("terraform {command} failed: {why}"),
+                    code: None,
+                    state: self.state(),
+                    canceled: false,
+                })
             }
             Exit::Canceled { graceful } => {
                 let how = if graceful {
                     "terraform stopped gracefully after SIGINT".to_owned()
                 } else {
-                    format!("terraform was killed after ignoring SIGINT for {:?}", self.config.cancel_grace)
+                    format!(
+                        "terraform was killed after ignoring SIGINT for {:?}",
+                        self.config.cancel_grace
+                    )
                 };
                 let message = format!("job canceled: {how}");
                 self.say(CLEANING_UP, LogLevel::Warn, &message).await;
@@ -288,11 +353,11 @@ impl Job<'_> {
         };
         let (exit, ()) = tokio::join!(process.wait(self.cancel, self.config.cancel_grace), consume);
         self.outcome(&args[0], exit.map_err(|e| failure(e.to_string()))?, errors).await?;
-        serde_json::from_str(&out).map_err(|e| failure(format!("terraform {} printed invalid JSON: {e}", args.join(" "))))
+        serde_json::from_str(&out)
+            .map_err(|e| failure(format!("terraform {} printed invalid JSON: {e}", args.join(" "))))
     }
 }
 
 fn resources(show: &serde_json::Value) -> Result<Vec<Resource>, ProvisionError> {
     convert::resources_from_show(show).map_err(|e| failure(e.to_string()))
 }
-

@@ -79,7 +79,8 @@ fn read_script(archive: &[u8]) -> Result<Script, ProvisionError> {
         Box::new(archive)
     };
     let mut tar = tar::Archive::new(reader);
-    let entries = tar.entries().map_err(|e| fail(format!("failed to read template archive: {e}")))?;
+    let entries =
+        tar.entries().map_err(|e| fail(format!("failed to read template archive: {e}")))?;
     for entry in entries {
         let entry = entry.map_err(|e| fail(format!("failed to read template archive: {e}")))?;
         let is_script = entry.path().ok().is_some_and(|p| p.file_name() == Some(SCRIPT.as_ref()));
@@ -188,9 +189,13 @@ mod tests {
     #[tokio::test]
     async fn fails_and_cancels() {
         let (tx, _rx) = mpsc::channel(16);
-        let err = provision(request(r#"{"error":"boom","state":"partial"}"#, Transition::Start), tx, CancellationToken::new())
-            .await
-            .expect_err("fails");
+        let err = provision(
+            request(r#"{"error":"boom","state":"partial"}"#, Transition::Start),
+            tx,
+            CancellationToken::new(),
+        )
+        .await
+        .expect_err("fails");
         assert_eq!(err.message, "boom");
         assert_eq!(err.state.as_deref(), Some(&b"partial"[..]));
 

@@ -39,11 +39,8 @@ pub struct JobReport {
 
 impl JobReport {
     pub fn into_proto(self, job_id: Uuid, last_log_seq: i64) -> proto::Complete {
-        let mut c = proto::Complete {
-            job_id: job_id.to_string(),
-            last_log_seq,
-            ..Default::default()
-        };
+        let mut c =
+            proto::Complete { job_id: job_id.to_string(), last_log_seq, ..Default::default() };
         match self.result {
             Ok(outcome) => {
                 c.state = self.keeps_state.then_some(outcome.state);
@@ -80,10 +77,15 @@ pub async fn run(job_id: Uuid, offer: proto::JobOffer, ctx: JobContext) {
     let _ = ctx.events.send(JobEvent::Done(job_id, report)).await;
 }
 
-async fn execute(offer: proto::JobOffer, ctx: &JobContext, logs: mpsc::Sender<LogLine>) -> JobReport {
+async fn execute(
+    offer: proto::JobOffer,
+    ctx: &JobContext,
+    logs: mpsc::Sender<LogLine>,
+) -> JobReport {
     let keeps_state = matches!(&offer.input, Some(Input::WorkspaceBuild(b)) if !b.dry_run);
     let result = async {
-        let provisioner: Provisioner = offer.provisioner.parse().map_err(|e| failure(format!("{e}")))?;
+        let provisioner: Provisioner =
+            offer.provisioner.parse().map_err(|e| failure(format!("{e}")))?;
         let request = request_from_offer(&offer, Bytes::new())?;
         daemon_log(&logs, LogLevel::Info, "Setting up", "Downloading template archive").await;
         let archive = ctx
@@ -94,7 +96,8 @@ async fn execute(offer: proto::JobOffer, ctx: &JobContext, logs: mpsc::Sender<Lo
         let request = ProvisionRequest { archive, ..request };
         match provisioner {
             Provisioner::Terraform => {
-                terraform::provision(&ctx.terraform, request, logs.clone(), ctx.cancel.clone()).await
+                terraform::provision(&ctx.terraform, request, logs.clone(), ctx.cancel.clone())
+                    .await
             }
             Provisioner::Echo => echo::provision(request, logs.clone(), ctx.cancel.clone()).await,
         }
@@ -131,14 +134,21 @@ fn name_values(params: &[proto::Parameter]) -> Vec<NameValue> {
 }
 
 /// Turns an offer into a provisioner request (the archive is filled in later).
-fn request_from_offer(offer: &proto::JobOffer, archive: Bytes) -> Result<ProvisionRequest, ProvisionError> {
+fn request_from_offer(
+    offer: &proto::JobOffer,
+    archive: Bytes,
+) -> Result<ProvisionRequest, ProvisionError> {
     match &offer.input {
         Some(Input::WorkspaceBuild(b)) => {
             let transition: Transition =
                 b.transition.parse().map_err(|e| failure(format!("{e}")))?;
             Ok(ProvisionRequest {
                 archive,
-                kind: ProvisionKind::Build { transition, state: b.state.clone(), dry_run: b.dry_run },
+                kind: ProvisionKind::Build {
+                    transition,
+                    state: b.state.clone(),
+                    dry_run: b.dry_run,
+                },
                 env: workspace_env(b),
                 parameters: name_values(&b.parameters),
                 variables: name_values(&b.variables),
@@ -195,7 +205,11 @@ fn resource_to_proto(r: Resource) -> proto::Resource {
             .into_iter()
             .map(|m| proto::Metadata { key: m.key, value: m.value, sensitive: m.sensitive })
             .collect(),
-        attributes_json: if r.attributes.is_null() { String::new() } else { r.attributes.to_string() },
+        attributes_json: if r.attributes.is_null() {
+            String::new()
+        } else {
+            r.attributes.to_string()
+        },
     }
 }
 
@@ -218,8 +232,14 @@ mod tests {
 
     #[test]
     fn canceled_reports_carry_no_error_and_dry_runs_no_state() {
-        let err = ProvisionError { message: "canceled".into(), code: None, state: Some(b"s".to_vec()), canceled: true };
-        let c = JobReport { result: Err(err.clone()), keeps_state: true }.into_proto(Uuid::nil(), 3);
+        let err = ProvisionError {
+            message: "canceled".into(),
+            code: None,
+            state: Some(b"s".to_vec()),
+            canceled: true,
+        };
+        let c =
+            JobReport { result: Err(err.clone()), keeps_state: true }.into_proto(Uuid::nil(), 3);
         assert!(c.canceled && c.error.is_none());
         assert_eq!(c.state.as_deref(), Some(&b"s"[..]));
         let c = JobReport { result: Err(err), keeps_state: false }.into_proto(Uuid::nil(), 3);

@@ -88,9 +88,14 @@ pub enum WorkerError {
 
 /// Runs a daemon until it is told to stop.
 pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> Result<(), WorkerError> {
-    for (what, path) in [("work directory", &settings.work_dir), ("cache directory", &settings.cache_dir)] {
-        std::fs::create_dir_all(path)
-            .map_err(|source| WorkerError::Dir { what, path: path.clone(), source })?;
+    for (what, path) in
+        [("work directory", &settings.work_dir), ("cache directory", &settings.cache_dir)]
+    {
+        std::fs::create_dir_all(path).map_err(|source| WorkerError::Dir {
+            what,
+            path: path.clone(),
+            source,
+        })?;
     }
     session::Daemon::new(settings)?.run(shutdown).await;
     Ok(())

@@ -129,7 +129,10 @@ impl Daemon {
 
     fn on_shutdown_signal(&mut self, shutdown: &Shutdown) {
         if !self.draining {
-            tracing::info!(running = self.jobs.len(), "draining: no new jobs, waiting for running ones");
+            tracing::info!(
+                running = self.jobs.len(),
+                "draining: no new jobs, waiting for running ones"
+            );
             self.draining = true;
         }
         if shutdown.abort.is_cancelled() {
@@ -190,7 +193,8 @@ impl Daemon {
         send_on(&tx, Out::Hello(hello)).await?;
         let mut request = tonic::Request::new(ReceiverStream::new(rx));
         if let Some(psk) = &self.settings.psk {
-            let value = psk.parse().map_err(|_| tonic::Status::invalid_argument("psk is not ASCII"))?;
+            let value =
+                psk.parse().map_err(|_| tonic::Status::invalid_argument("psk is not ASCII"))?;
             request.metadata_mut().insert(PSK_HEADER, value);
         }
         let mut inbound = self.client.session(request).await?.into_inner();
@@ -279,7 +283,9 @@ impl Daemon {
                 Ok(())
             }
             Some(In::LogsAck(ack)) => {
-                if let Some(job) = ack.job_id.parse().ok().and_then(|id: Uuid| self.jobs.get_mut(&id)) {
+                if let Some(job) =
+                    ack.job_id.parse().ok().and_then(|id: Uuid| self.jobs.get_mut(&id))
+                {
                     while job.unacked.front().is_some_and(|l| l.seq <= ack.up_to_seq) {
                         job.unacked.pop_front();
                     }
@@ -298,13 +304,18 @@ impl Daemon {
         }
     }
 
-    async fn on_offer(&mut self, conn: &Connection, offer: proto::JobOffer) -> Result<(), tonic::Status> {
+    async fn on_offer(
+        &mut self,
+        conn: &Connection,
+        offer: proto::JobOffer,
+    ) -> Result<(), tonic::Status> {
         let Ok(job_id) = offer.job_id.parse::<Uuid>() else {
             return Err(tonic::Status::invalid_argument("offer with a malformed job id"));
         };
         if self.draining || self.free_slots.is_empty() {
             send_on(&conn.tx, Out::Reject(proto::Reject { job_id: offer.job_id })).await?;
-            return send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() })).await;
+            return send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() }))
+                .await;
         }
         send_on(&conn.tx, Out::Ack(proto::Ack { job_id: offer.job_id.clone() })).await?;
         let slot = self.free_slots.pop().unwrap_or_default();
@@ -335,7 +346,11 @@ impl Daemon {
 
     /// Handles one job event and whatever else is already waiting, sending
     /// logs in batches.
-    async fn on_job_events(&mut self, conn: &Connection, first: JobEvent) -> Result<(), tonic::Status> {
+    async fn on_job_events(
+        &mut self,
+        conn: &Connection,
+        first: JobEvent,
+    ) -> Result<(), tonic::Status> {
         let mut touched: Vec<Uuid> = Vec::new();
         let mut completions = Vec::new();
         let mut ev = Some(first);
@@ -367,7 +382,11 @@ impl Daemon {
     }
 
     /// Sends the job's lines not yet sent on this connection.
-    async fn send_new_logs(&mut self, conn: &Connection, job_id: Uuid) -> Result<(), tonic::Status> {
+    async fn send_new_logs(
+        &mut self,
+        conn: &Connection,
+        job_id: Uuid,
+    ) -> Result<(), tonic::Status> {
         let Some(job) = self.jobs.get_mut(&job_id) else { return Ok(()) };
         let fresh: Vec<proto::LogLine> =
             job.unacked.iter().filter(|l| l.seq > job.sent_up_to).cloned().collect();

@@ -18,11 +18,13 @@ async fn unauthenticated_requests_get_401() {
     let server = TestServer::start(Opts { builtin_daemons: 0, ..Opts::default() }).await;
     let _ = server.client().await;
     for token in [None, Some("nope"), Some("abcdefghij-0123456789012345678901")] {
-        let (status, body) = raw(Method::GET, format!("{}/api/v2/users/me", server.url), token, None).await;
+        let (status, body) =
+            raw(Method::GET, format!("{}/api/v2/users/me", server.url), token, None).await;
         assert_eq!(status, 401, "token {token:?}: {body}");
         assert!(body["message"].is_string(), "Coder's error shape: {body}");
     }
-    let (status, _) = raw(Method::GET, format!("{}/api/v2/workspaces", server.url), None, None).await;
+    let (status, _) =
+        raw(Method::GET, format!("{}/api/v2/workspaces", server.url), None, None).await;
     assert_eq!(status, 401);
     server.stop().await;
 }
@@ -37,19 +39,31 @@ async fn unknown_and_foreign_workspaces_are_404() {
     let ws_id = ws["id"].as_str().expect("id");
     let build_id = ws["latest_build"]["id"].as_str().expect("id");
 
-    let (status, body) =
-        raw(Method::GET, format!("{}/api/v2/workspaces/{}", server.url, uuid::Uuid::new_v4()), Some(owner.token()), None).await;
+    let (status, body) = raw(
+        Method::GET,
+        format!("{}/api/v2/workspaces/{}", server.url, uuid::Uuid::new_v4()),
+        Some(owner.token()),
+        None,
+    )
+    .await;
     assert_eq!(status, 404, "{body}");
 
     owner
         .post("/api/v2/users", &json!({"email": "other@example.com", "username": "other", "password": "another-long-password"}))
         .await
         .expect("create second user");
-    let other = provisionerd::demo::Client::login(&server.url, "other@example.com", "another-long-password")
-        .await
-        .expect("second user logs in");
-    for path in [format!("/api/v2/workspaces/{ws_id}"), format!("/api/v2/workspacebuilds/{build_id}")] {
-        let (status, body) = raw(Method::GET, format!("{}{path}", server.url), Some(other.token()), None).await;
+    let other = provisionerd::demo::Client::login(
+        &server.url,
+        "other@example.com",
+        "another-long-password",
+    )
+    .await
+    .expect("second user logs in");
+    for path in
+        [format!("/api/v2/workspaces/{ws_id}"), format!("/api/v2/workspacebuilds/{build_id}")]
+    {
+        let (status, body) =
+            raw(Method::GET, format!("{}{path}", server.url), Some(other.token()), None).await;
         assert_eq!(status, 404, "{path} of another user: {body}");
     }
     server.stop().await;
@@ -69,11 +83,19 @@ async fn conflicts_and_invalid_transitions() {
     assert_eq!(stopped["status"], "stopped");
 
     let builds_url = format!("{}/api/v2/workspaces/{ws_id}/builds", server.url);
-    let (status, body) = raw(Method::POST, builds_url.clone(), Some(c.token()), Some(json!({"transition": "stop"}))).await;
+    let (status, body) =
+        raw(Method::POST, builds_url.clone(), Some(c.token()), Some(json!({"transition": "stop"})))
+            .await;
     assert_eq!(status, 400, "stopping a stopped workspace: {body}");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
 
-    let (status, body) = raw(Method::POST, builds_url.clone(), Some(c.token()), Some(json!({"transition": "explode"}))).await;
+    let (status, body) = raw(
+        Method::POST,
+        builds_url.clone(),
+        Some(c.token()),
+        Some(json!({"transition": "explode"})),
+    )
+    .await;
     assert_eq!(status, 400, "unknown transition: {body}");
     let resp = reqwest::Client::new()
         .post(&builds_url)
@@ -90,18 +112,27 @@ async fn conflicts_and_invalid_transitions() {
     // With no daemon running, a queued build stays pending: a second is a conflict.
     let data_dir = server.data_dir.clone();
     let _keep = server.stop().await;
-    let server = TestServer::start(Opts { builtin_daemons: 0, data_dir: Some(data_dir), ..Opts::default() }).await;
+    let server =
+        TestServer::start(Opts { builtin_daemons: 0, data_dir: Some(data_dir), ..Opts::default() })
+            .await;
     let c = server.client().await;
     let builds_url = format!("{}/api/v2/workspaces/{ws_id}/builds", server.url);
     let pending = build(&c, &ws_id, json!({"transition": "start"})).await;
     assert_eq!(pending["status"], "pending");
     assert_eq!(pending["job"]["queue_position"], 1, "{pending}");
-    let (status, body) = raw(Method::POST, builds_url, Some(c.token()), Some(json!({"transition": "stop"}))).await;
+    let (status, body) =
+        raw(Method::POST, builds_url, Some(c.token()), Some(json!({"transition": "stop"}))).await;
     assert_eq!(status, 409, "second build while one is pending: {body}");
 
     // Canceling the pending build completes it as canceled at once.
     let pending_id = pending["id"].as_str().expect("id");
-    let (status, _) = raw(Method::PATCH, format!("{}/api/v2/workspacebuilds/{pending_id}/cancel", server.url), Some(c.token()), None).await;
+    let (status, _) = raw(
+        Method::PATCH,
+        format!("{}/api/v2/workspacebuilds/{pending_id}/cancel", server.url),
+        Some(c.token()),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let b = c.get(&format!("/api/v2/workspacebuilds/{pending_id}")).await.expect("build");
     assert_eq!(b["status"], "canceled", "{b}");

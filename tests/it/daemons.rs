@@ -27,31 +27,42 @@ impl DaemonProcess {
     /// Asks the daemon to drain and waits for it to exit.
     async fn stop(mut self) {
         if let Some(pid) = self.0.id() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         let status = tokio::time::timeout(Duration::from_secs(30), self.0.wait()).await;
-        assert!(matches!(status, Ok(Ok(s)) if s.success()), "daemon exits 0 after SIGTERM: {status:?}");
+        assert!(
+            matches!(status, Ok(Ok(s)) if s.success()),
+            "daemon exits 0 after SIGTERM: {status:?}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_daemon_runs_builds_and_tags_keep_jobs_pending() {
     let psk = "external-test-psk-0123456789";
-    let server = TestServer::start(Opts { builtin_daemons: 0, psk: Some(psk.into()), ..Opts::default() }).await;
+    let server =
+        TestServer::start(Opts { builtin_daemons: 0, psk: Some(psk.into()), ..Opts::default() })
+            .await;
     let c = server.client().await;
     let daemon = DaemonProcess::spawn(&server.url, psk, &["pool=ext"], server.path());
 
     let tags = json!({"tags": {"pool": "ext"}});
     let (template, _) = create_template(&c, &template_dir("basic"), "terraform", tags).await;
     let ws = create_workspace(&c, &template).await;
-    let b = wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(180)).await;
+    let b =
+        wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(180))
+            .await;
     assert_eq!(b["status"], "running", "{b}");
     assert!(b["job"]["worker_id"].is_string(), "the external daemon ran it: {b}");
 
     // A job for a pool nobody serves stays pending while the daemon takes
     // the next job it can run.
     let echo = echo_template(&json!({"logs": [{"output": "hi"}]}));
-    let file = c.upload_tar(provisionerd::demo::tar_dir(echo.path()).expect("tar")).await.expect("upload");
+    let file =
+        c.upload_tar(provisionerd::demo::tar_dir(echo.path()).expect("tar")).await.expect("upload");
     let stranded = c
         .post(
             "/api/v2/organizations/coder/templateversions",
@@ -61,7 +72,10 @@ async fn external_daemon_runs_builds_and_tags_keep_jobs_pending() {
         .expect("version");
     let later = push_version(&c, echo.path(), "echo", json!({"tags": {"pool": "ext"}})).await;
     assert_eq!(later["job"]["status"], "succeeded", "{later}");
-    let stranded = c.get(&format!("/api/v2/templateversions/{}", stranded["id"].as_str().expect("id"))).await.expect("get");
+    let stranded = c
+        .get(&format!("/api/v2/templateversions/{}", stranded["id"].as_str().expect("id")))
+        .await
+        .expect("get");
     assert_eq!(stranded["job"]["status"], "pending", "{stranded}");
     assert_eq!(stranded["job"]["queue_position"], 1, "{stranded}");
 

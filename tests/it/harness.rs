@@ -153,7 +153,10 @@ pub async fn push_version(c: &Client, dir: &Path, provisioner: &str, extra: Valu
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
-    let v = c.post("/api/v2/organizations/coder/templateversions", &body).await.expect("create version");
+    let v = c
+        .post("/api/v2/organizations/coder/templateversions", &body)
+        .await
+        .expect("create version");
     let id = v["id"].as_str().expect("version id").to_owned();
     wait_for("template import", Duration::from_secs(120), || async {
         let v = c.get(&format!("/api/v2/templateversions/{id}")).await.ok()?;
@@ -163,12 +166,20 @@ pub async fn push_version(c: &Client, dir: &Path, provisioner: &str, extra: Valu
 }
 
 /// Pushes a template and creates a template from it; returns its id.
-pub async fn create_template(c: &Client, dir: &Path, provisioner: &str, extra: Value) -> (String, Value) {
+pub async fn create_template(
+    c: &Client,
+    dir: &Path,
+    provisioner: &str,
+    extra: Value,
+) -> (String, Value) {
     let v = push_version(c, dir, provisioner, extra).await;
     assert_eq!(v["job"]["status"], "succeeded", "import failed: {v}");
     let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let t = c
-        .post("/api/v2/organizations/coder/templates", &json!({"name": name, "template_version_id": v["id"]}))
+        .post(
+            "/api/v2/organizations/coder/templates",
+            &json!({"name": name, "template_version_id": v["id"]}),
+        )
         .await
         .expect("create template");
     (t["id"].as_str().expect("template id").to_owned(), v)
@@ -211,7 +222,12 @@ pub fn echo_template(script: &Value) -> TempDir {
 }
 
 /// Raw HTTP for status-code assertions.
-pub async fn raw(method: reqwest::Method, url: String, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+pub async fn raw(
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = reqwest::Client::new().request(method, url);
     if let Some(t) = token {
         req = req.header("Coder-Session-Token", t);

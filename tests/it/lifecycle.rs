@@ -18,7 +18,8 @@ async fn home_id(c: &provisionerd::demo::Client, build_id: &str) -> String {
         .await
         .expect("state");
     assert_eq!(resp.status(), 200);
-    let state: Value = serde_json::from_slice(&resp.bytes().await.expect("body")).expect("state is JSON");
+    let state: Value =
+        serde_json::from_slice(&resp.bytes().await.expect("body")).expect("state is JSON");
     let home = state["resources"]
         .as_array()
         .into_iter()
@@ -33,7 +34,9 @@ fn resource_names(build: &Value) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|r| format!("{}.{}", r["type"].as_str().unwrap_or("?"), r["name"].as_str().unwrap_or("?")))
+        .map(|r| {
+            format!("{}.{}", r["type"].as_str().unwrap_or("?"), r["name"].as_str().unwrap_or("?"))
+        })
         .collect();
     names.sort();
     names
@@ -60,11 +63,13 @@ async fn full_lifecycle_carries_state_and_runs_destroy_provisioners() {
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
     let marker = server.path().join("destroyed-marker");
-    let (template, _v1) = create_template(&c, &template_dir("basic"), "terraform", marker_vars(&marker)).await;
+    let (template, _v1) =
+        create_template(&c, &template_dir("basic"), "terraform", marker_vars(&marker)).await;
 
     let ws = create_workspace(&c, &template).await;
     let ws_id = ws["id"].as_str().expect("id").to_owned();
-    let b1 = wait_build(&c, ws["latest_build"]["id"].as_str().expect("build id"), BUILD_TIMEOUT).await;
+    let b1 =
+        wait_build(&c, ws["latest_build"]["id"].as_str().expect("build id"), BUILD_TIMEOUT).await;
     assert_eq!(b1["status"], "running", "{b1}");
     assert_eq!(b1["build_number"], 1);
     assert_eq!(resource_names(&b1), ["terraform_data.home", "terraform_data.vm"]);
@@ -79,13 +84,17 @@ async fn full_lifecycle_carries_state_and_runs_destroy_provisioners() {
     let b2 = wait_build(&c, b2["id"].as_str().expect("id"), BUILD_TIMEOUT).await;
     assert_eq!(b2["status"], "stopped", "{b2}");
     assert_eq!(resource_names(&b2), ["terraform_data.home"]);
-    assert!(stages(&c, b2["id"].as_str().expect("id")).await.iter().any(|s| s == "Stopping workspace"));
+    assert!(stages(&c, b2["id"].as_str().expect("id"))
+        .await
+        .iter()
+        .any(|s| s == "Stopping workspace"));
 
     let mut extra = marker_vars(&marker);
     extra["template_id"] = json!(template);
     let v2 = push_version(&c, &template_dir("basic-v2"), "terraform", extra).await;
     assert_eq!(v2["job"]["status"], "succeeded", "{v2}");
-    let b3 = build(&c, &ws_id, json!({"transition": "start", "template_version_id": v2["id"]})).await;
+    let b3 =
+        build(&c, &ws_id, json!({"transition": "start", "template_version_id": v2["id"]})).await;
     let b3 = wait_build(&c, b3["id"].as_str().expect("id"), BUILD_TIMEOUT).await;
     assert_eq!(b3["status"], "running", "{b3}");
     assert_eq!(b3["template_version_id"], v2["id"]);
@@ -97,7 +106,13 @@ async fn full_lifecycle_carries_state_and_runs_destroy_provisioners() {
     let b4 = wait_build(&c, b4["id"].as_str().expect("id"), BUILD_TIMEOUT).await;
     assert_eq!(b4["status"], "deleted", "{b4}");
     assert!(marker.exists(), "the destroy-time provisioner ran on delete");
-    let (status, _) = raw(reqwest::Method::GET, format!("{}/api/v2/workspaces/{ws_id}", server.url), Some(c.token()), None).await;
+    let (status, _) = raw(
+        reqwest::Method::GET,
+        format!("{}/api/v2/workspaces/{ws_id}", server.url),
+        Some(c.token()),
+        None,
+    )
+    .await;
     assert_eq!(status, 404, "a deleted workspace is gone");
     server.stop().await;
 }
@@ -107,7 +122,8 @@ async fn orphan_delete_destroys_nothing_but_deletes_the_workspace() {
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
     let marker = server.path().join("orphan-marker");
-    let (template, _) = create_template(&c, &template_dir("basic"), "terraform", marker_vars(&marker)).await;
+    let (template, _) =
+        create_template(&c, &template_dir("basic"), "terraform", marker_vars(&marker)).await;
     let ws = create_workspace(&c, &template).await;
     let ws_id = ws["id"].as_str().expect("id").to_owned();
     let b1 = wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), BUILD_TIMEOUT).await;
@@ -126,7 +142,13 @@ async fn orphan_delete_destroys_nothing_but_deletes_the_workspace() {
     let b2 = wait_build(&c, b2["id"].as_str().expect("id"), BUILD_TIMEOUT).await;
     assert_eq!(b2["status"], "deleted", "{b2}");
     assert!(!marker.exists(), "an orphan delete must not run destroy provisioners");
-    let (status, _) = raw(reqwest::Method::GET, format!("{}/api/v2/workspaces/{ws_id}", server.url), Some(c.token()), None).await;
+    let (status, _) = raw(
+        reqwest::Method::GET,
+        format!("{}/api/v2/workspaces/{ws_id}", server.url),
+        Some(c.token()),
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
     server.stop().await;
 }
@@ -160,14 +182,23 @@ async fn failed_apply_keeps_state_and_the_workspace_can_build_again() {
     let v2 = push_version(&c, broken.path(), "terraform", json!({"template_id": template})).await;
     assert_eq!(v2["job"]["status"], "succeeded", "plan-only import succeeds: {v2}");
 
-    let b2 = build(&c, &ws_id, json!({"transition": "start", "template_version_id": v2["id"]})).await;
+    let b2 =
+        build(&c, &ws_id, json!({"transition": "start", "template_version_id": v2["id"]})).await;
     let b2 = wait_build(&c, b2["id"].as_str().expect("id"), BUILD_TIMEOUT).await;
     assert_eq!(b2["status"], "failed", "{b2}");
     let error = b2["job"]["error"].as_str().unwrap_or_default();
-    assert!(error.contains("exit status 1") || error.contains("on fire"), "terraform's message in the error: {error}");
-    assert_eq!(home_id(&c, b2["id"].as_str().expect("id")).await, home, "the failed build kept the state");
+    assert!(
+        error.contains("exit status 1") || error.contains("on fire"),
+        "terraform's message in the error: {error}"
+    );
+    assert_eq!(
+        home_id(&c, b2["id"].as_str().expect("id")).await,
+        home,
+        "the failed build kept the state"
+    );
 
-    let b3 = build(&c, &ws_id, json!({"transition": "start", "template_version_id": v1["id"]})).await;
+    let b3 =
+        build(&c, &ws_id, json!({"transition": "start", "template_version_id": v1["id"]})).await;
     let b3 = wait_build(&c, b3["id"].as_str().expect("id"), BUILD_TIMEOUT).await;
     assert_eq!(b3["status"], "running", "{b3}");
     assert_eq!(home_id(&c, b3["id"].as_str().expect("id")).await, home);
@@ -176,7 +207,8 @@ async fn failed_apply_keeps_state_and_the_workspace_can_build_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_stops_terraform_and_its_children() {
-    let server = TestServer::start(Opts { cancel_grace: Duration::from_secs(5), ..Opts::default() }).await;
+    let server =
+        TestServer::start(Opts { cancel_grace: Duration::from_secs(5), ..Opts::default() }).await;
     let c = server.client().await;
     let (template, _) = create_template(&c, &template_dir("slow"), "terraform", json!({})).await;
     let ws = create_workspace(&c, &template).await;
@@ -188,7 +220,10 @@ async fn cancel_stops_terraform_and_its_children() {
     wait_for("the slow step to start", Duration::from_secs(120), || async {
         let pids = processes_with_env(&needle);
         pids.iter()
-            .any(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep"))
+            .any(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            })
             .then_some(())
     })
     .await;

@@ -3,7 +3,9 @@
 //! compared in constant time. The [`Caller`] extractor turns the
 //! `Coder-Session-Token` header (or cookie) into the calling user.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -76,7 +78,10 @@ fn invalid() -> ApiError {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(token) = token_from(parts) else {
             return Err(ApiError::unauthorized(format!(
                 "You must be authenticated: send the {TOKEN_HEADER} header."
@@ -89,7 +94,9 @@ impl FromRequestParts<AppState> for Caller {
             Err(e) => return Err(e.into()),
         };
         let digest = Sha256::digest(secret.as_bytes());
-        if !bool::from(key.hashed_secret.as_slice().ct_eq(digest.as_slice())) || key.expires_at < Utc::now() {
+        if !bool::from(key.hashed_secret.as_slice().ct_eq(digest.as_slice()))
+            || key.expires_at < Utc::now()
+        {
             return Err(invalid());
         }
         let user = state.store.user_by_id(key.user_id).await?;

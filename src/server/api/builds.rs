@@ -16,7 +16,9 @@ use super::templates::{ensure_imported, new_job};
 use super::users::resolve;
 use super::workspaces::visible;
 use super::{json, uuid_param, Body};
-use crate::domain::{BuildReason, Job, JobInput, JobStatus, JobType, NameValue, Transition, WorkspaceBuild};
+use crate::domain::{
+    BuildReason, Job, JobInput, JobStatus, JobType, NameValue, Transition, WorkspaceBuild,
+};
 use crate::server::{AppState, Event};
 use crate::store::{BuildPage, CancelResult, StoreError, TemplateVersion, Workspace};
 
@@ -38,8 +40,20 @@ pub struct NewBuild<'a> {
 pub async fn prepare(state: &AppState, n: NewBuild<'_>) -> ApiResult<(WorkspaceBuild, Job)> {
     let import = state.store.job(n.version.job_id).await?;
     let id = Uuid::new_v4();
-    let input = JobInput::WorkspaceBuild { workspace_build_id: id, dry_run: n.dry_run, log_level: n.log_level };
-    let job = new_job(JobType::WorkspaceBuild, import.provisioner, n.workspace.organization_id, n.initiator, import.file_id, &input, import.tags)?;
+    let input = JobInput::WorkspaceBuild {
+        workspace_build_id: id,
+        dry_run: n.dry_run,
+        log_level: n.log_level,
+    };
+    let job = new_job(
+        JobType::WorkspaceBuild,
+        import.provisioner,
+        n.workspace.organization_id,
+        n.initiator,
+        import.file_id,
+        &input,
+        import.tags,
+    )?;
     let now = Utc::now();
     let build = WorkspaceBuild {
         id,
@@ -63,7 +77,12 @@ pub async fn prepare(state: &AppState, n: NewBuild<'_>) -> ApiResult<(WorkspaceB
 
 /// Seed 000's "invalid state transition" rule, given the latest build's
 /// transition and its job's final status.
-pub fn check_transition(deleted: bool, last: Transition, last_status: JobStatus, next: Transition) -> Result<(), String> {
+pub fn check_transition(
+    deleted: bool,
+    last: Transition,
+    last_status: JobStatus,
+    next: Transition,
+) -> Result<(), String> {
     let succeeded = last_status == JobStatus::Succeeded;
     if deleted || (last == Transition::Delete && succeeded) {
         return Err("the workspace has been deleted".into());
@@ -87,13 +106,23 @@ pub struct CreateBuild {
     dry_run: bool,
 }
 
-pub async fn create(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Body(req): Body<CreateBuild>) -> ApiResult<(StatusCode, Json<json::BuildJson>)> {
-    let transition: Transition = req
-        .transition
-        .parse()
-        .map_err(|_| ApiError::invalid("transition", format!("{:?} is not one of start, stop, delete", req.transition)))?;
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<CreateBuild>,
+) -> ApiResult<(StatusCode, Json<json::BuildJson>)> {
+    let transition: Transition = req.transition.parse().map_err(|_| {
+        ApiError::invalid(
+            "transition",
+            format!("{:?} is not one of start, stop, delete", req.transition),
+        )
+    })?;
     if req.orphan && transition != Transition::Delete {
-        return Err(ApiError::invalid("orphan", "orphan is only allowed with the delete transition"));
+        return Err(ApiError::invalid(
+            "orphan",
+            "orphan is only allowed with the delete transition",
+        ));
     }
     if req.orphan && req.state.is_some() {
         return Err(ApiError::invalid("orphan", "orphan and state cannot be combined"));
@@ -107,23 +136,36 @@ pub async fn create(State(state): State<AppState>, caller: Caller, Path(id): Pat
     let last = state.store.latest_build(ws.id).await?;
     let last_job = state.store.job(last.job_id).await?;
     if last_job.is_active() {
-        return Err(ApiError::conflict("A workspace build is already active.")
-            .detail(format!("build #{} is {}; wait for it or cancel it first", last.build_number, last_job.status())));
+        return Err(ApiError::conflict("A workspace build is already active.").detail(format!(
+            "build #{} is {}; wait for it or cancel it first",
+            last.build_number,
+            last_job.status()
+        )));
     }
-    check_transition(ws.deleted, last.transition, last_job.status(), transition)
-        .map_err(|why| ApiError::bad_request(format!("Invalid transition: {why}.")).field("transition", why))?;
+    check_transition(ws.deleted, last.transition, last_job.status(), transition).map_err(
+        |why| ApiError::bad_request(format!("Invalid transition: {why}.")).field("transition", why),
+    )?;
     let version = match req.template_version_id {
         Some(v) => {
-            let version = state.store.template_version(v).await.map_err(|_| ApiError::invalid("template_version_id", "no such template version"))?;
+            let version = state.store.template_version(v).await.map_err(|_| {
+                ApiError::invalid("template_version_id", "no such template version")
+            })?;
             if version.template_id != Some(ws.template_id) {
-                return Err(ApiError::invalid("template_version_id", "the version belongs to another template"));
+                return Err(ApiError::invalid(
+                    "template_version_id",
+                    "the version belongs to another template",
+                ));
             }
             ensure_imported(&state, &version).await?;
             version
         }
         None => state.store.template_version(last.template_version_id).await?,
     };
-    let build_state = if req.orphan { Vec::new() } else { req.state.unwrap_or_else(|| last.provisioner_state.clone()) };
+    let build_state = if req.orphan {
+        Vec::new()
+    } else {
+        req.state.unwrap_or_else(|| last.provisioner_state.clone())
+    };
     let new = NewBuild {
         workspace: &ws,
         build_number: last.build_number + 1,
@@ -137,7 +179,9 @@ pub async fn create(State(state): State<AppState>, caller: Caller, Path(id): Pat
     };
     let (build, job) = prepare(&state, new).await?;
     match state.store.insert_build(&build, &job).await {
-        Err(StoreError::Conflict(detail)) => return Err(ApiError::conflict("A workspace build is already active.").detail(detail)),
+        Err(StoreError::Conflict(detail)) => {
+            return Err(ApiError::conflict("A workspace build is already active.").detail(detail))
+        }
         other => other?,
     }
     state.events.publish(Event::JobQueued);
@@ -145,20 +189,33 @@ pub async fn create(State(state): State<AppState>, caller: Caller, Path(id): Pat
 }
 
 /// The build if the caller may see its workspace.
-pub async fn visible_build(state: &AppState, caller: &Caller, id: &str) -> ApiResult<WorkspaceBuild> {
+pub async fn visible_build(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<WorkspaceBuild> {
     let build = state.store.build(uuid_param("workspacebuild", id)?).await?;
     visible(state, caller, build.workspace_id, true).await?;
     Ok(build)
 }
 
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<json::BuildJson>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<json::BuildJson>> {
     let build = visible_build(&state, &caller, &id).await?;
     Ok(Json(json::build(state.store.as_ref(), &build).await?))
 }
 
-pub async fn by_number(State(state): State<AppState>, caller: Caller, Path((user, name, number)): Path<(String, String, String)>) -> ApiResult<Json<json::BuildJson>> {
+pub async fn by_number(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((user, name, number)): Path<(String, String, String)>,
+) -> ApiResult<Json<json::BuildJson>> {
     let owner = resolve(&state, &caller, &user).await?;
-    let number: i32 = number.parse().map_err(|_| ApiError::invalid("buildnumber", "must be a number"))?;
+    let number: i32 =
+        number.parse().map_err(|_| ApiError::invalid("buildnumber", "must be a number"))?;
     let ws = match state.store.workspace_by_owner_and_name(owner.id, &name).await {
         Err(StoreError::NotFound) => return Err(ApiError::not_found()),
         other => other?,
@@ -176,9 +233,15 @@ pub struct ListQuery {
     since: Option<DateTime<Utc>>,
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<ListQuery>) -> ApiResult<Json<Vec<json::BuildJson>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<json::BuildJson>>> {
     let ws = visible(&state, &caller, uuid_param("workspace", &id)?, true).await?;
-    let page = BuildPage { limit: q.limit.filter(|l| *l > 0), offset: q.offset.max(0), since: q.since };
+    let page =
+        BuildPage { limit: q.limit.filter(|l| *l > 0), offset: q.offset.max(0), since: q.since };
     let mut out = Vec::new();
     for b in state.store.builds_of_workspace(ws.id, &page).await? {
         out.push(json::build(state.store.as_ref(), &b).await?);
@@ -186,26 +249,44 @@ pub async fn list(State(state): State<AppState>, caller: Caller, Path(id): Path<
     Ok(Json(out))
 }
 
-pub async fn resources(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vec<json::ResourceJson>>> {
+pub async fn resources(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<json::ResourceJson>>> {
     let build = visible_build(&state, &caller, &id).await?;
     let rows = state.store.resources_of_job(build.job_id).await?;
     Ok(Json(rows.iter().map(json::resource).collect()))
 }
 
-pub async fn raw_state(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn raw_state(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let build = visible_build(&state, &caller, &id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], build.provisioner_state))
 }
 
-pub async fn parameters(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vec<json::ParameterJson>>> {
+pub async fn parameters(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<json::ParameterJson>>> {
     let build = visible_build(&state, &caller, &id).await?;
     Ok(Json(json::parameters(&build.rich_parameters)))
 }
 
-pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     let build = visible_build(&state, &caller, &id).await?;
     match state.store.cancel_job(build.job_id).await? {
-        CancelResult::AlreadyDone => Err(ApiError::bad_request("Job has already completed or is being canceled.")),
+        CancelResult::AlreadyDone => {
+            Err(ApiError::bad_request("Job has already completed or is being canceled."))
+        }
         CancelResult::CanceledPending | CancelResult::Canceling => {
             state.events.publish(Event::JobUpdated(build.job_id));
             Ok(Json(serde_json::json!({"message": "Job has been marked as canceled."})))
@@ -221,11 +302,17 @@ mod tests {
     fn transition_rules() {
         use JobStatus::*;
         use Transition::*;
-        assert!(check_transition(false, Stop, Succeeded, Stop).is_err(), "stop a stopped workspace");
+        assert!(
+            check_transition(false, Stop, Succeeded, Stop).is_err(),
+            "stop a stopped workspace"
+        );
         assert!(check_transition(false, Stop, Succeeded, Start).is_ok());
         assert!(check_transition(false, Start, Failed, Stop).is_ok(), "stop after a failed start");
         assert!(check_transition(false, Stop, Failed, Stop).is_ok(), "retry a failed stop");
-        assert!(check_transition(false, Delete, Succeeded, Start).is_err(), "start a deleted workspace");
+        assert!(
+            check_transition(false, Delete, Succeeded, Start).is_err(),
+            "start a deleted workspace"
+        );
         assert!(check_transition(true, Start, Succeeded, Delete).is_err());
         assert!(check_transition(false, Delete, Failed, Delete).is_ok(), "retry a failed delete");
         assert!(check_transition(false, Start, Canceled, Start).is_ok());

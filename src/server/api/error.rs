@@ -44,7 +44,10 @@ impl ApiError {
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "Resource not found or you do not have access to this resource")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "Resource not found or you do not have access to this resource",
+        )
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
@@ -85,7 +88,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::not_found(),
-            StoreError::Conflict(msg) => Self::conflict("The request conflicts with the current state.").detail(msg),
+            StoreError::Conflict(msg) => {
+                Self::conflict("The request conflicts with the current state.").detail(msg)
+            }
             other => Self::internal(other),
         }
     }
@@ -105,7 +110,8 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body { message: &self.message, detail: &self.detail, validations: &self.validations };
+        let body =
+            Body { message: &self.message, detail: &self.detail, validations: &self.validations };
         (self.status, Json(body)).into_response()
     }
 }

@@ -19,8 +19,14 @@ pub const MAX_FILE_BYTES: usize = 10 << 20;
 
 const TAR: &str = "application/x-tar";
 
-pub async fn upload(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+pub async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mimetype = content_type.split(';').next().unwrap_or("").trim();
     if mimetype != TAR && mimetype != "application/gzip" && mimetype != "application/x-gzip" {
         return Err(ApiError::bad_request(format!("Unsupported content type {mimetype:?}."))
@@ -41,7 +47,11 @@ pub async fn upload(State(state): State<AppState>, caller: Caller, headers: Head
     Ok((StatusCode::CREATED, Json(serde_json::json!({"hash": id}))))
 }
 
-pub async fn download(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn download(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let file = state.store.file(super::uuid_param("fileID", &id)?).await?;
     Ok(([(header::CONTENT_TYPE, file.mimetype)], file.data))
 }

@@ -9,7 +9,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::ApiResult;
-use crate::domain::{build_status, Job, NameValue, StoredLog, StoredResource, Tags, WorkspaceBuild};
+use crate::domain::{
+    build_status, Job, NameValue, StoredLog, StoredResource, Tags, WorkspaceBuild,
+};
 use crate::store::{Organization, Store, Template, TemplateVersion, User, Workspace};
 
 #[derive(Serialize)]
@@ -33,7 +35,8 @@ pub struct RoleJson {
 }
 
 pub fn user(u: &User, org: &Organization) -> UserJson {
-    let roles = if u.is_owner { vec![RoleJson { name: "owner", display_name: "Owner" }] } else { vec![] };
+    let roles =
+        if u.is_owner { vec![RoleJson { name: "owner", display_name: "Owner" }] } else { vec![] };
     UserJson {
         id: u.id,
         username: u.username.clone(),
@@ -361,7 +364,10 @@ pub struct TemplateVersionJson {
     pub readme: String,
 }
 
-pub async fn template_version(store: &dyn Store, v: &TemplateVersion) -> ApiResult<TemplateVersionJson> {
+pub async fn template_version(
+    store: &dyn Store,
+    v: &TemplateVersion,
+) -> ApiResult<TemplateVersionJson> {
     let j = store.job(v.job_id).await?;
     let creator = store.user_by_id(v.created_by).await.map(|u| u.username).unwrap_or_default();
     Ok(TemplateVersionJson {

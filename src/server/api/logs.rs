@@ -31,12 +31,24 @@ pub struct LogQuery {
     follow: bool,
 }
 
-pub async fn build_logs(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<LogQuery>, req: Request) -> ApiResult<Response> {
+pub async fn build_logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+    req: Request,
+) -> ApiResult<Response> {
     let build = visible_build(&state, &caller, &id).await?;
     respond(state, build.job_id, q, req).await
 }
 
-pub async fn version_logs(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>, Query(q): Query<LogQuery>, req: Request) -> ApiResult<Response> {
+pub async fn version_logs(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+    req: Request,
+) -> ApiResult<Response> {
     let version = state.store.template_version(uuid_param("templateversion", &id)?).await?;
     respond(state, version.job_id, q, req).await
 }
@@ -48,9 +60,9 @@ async fn respond(state: AppState, job_id: Uuid, q: LogQuery, req: Request) -> Ap
         return Ok(Json(logs.iter().map(json::log).collect::<Vec<_>>()).into_response());
     }
     let (mut parts, _) = req.into_parts();
-    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
-        .await
-        .map_err(|e| ApiError::bad_request("follow=true needs a WebSocket connection.").detail(e.body_text()))?;
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state).await.map_err(|e| {
+        ApiError::bad_request("follow=true needs a WebSocket connection.").detail(e.body_text())
+    })?;
     // Subscribe before the first read, so nothing stored in between is missed.
     let events = state.events.subscribe();
     Ok(upgrade.on_upgrade(move |socket| follow(socket, state, job_id, q.after, events)))
@@ -99,7 +111,11 @@ async fn follow(
 
 /// Waits until the job may have new lines or a new status. `false` when the
 /// client went away.
-async fn wait_for_change(socket: &mut WebSocket, events: &mut tokio::sync::broadcast::Receiver<Event>, job_id: Uuid) -> bool {
+async fn wait_for_change(
+    socket: &mut WebSocket,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    job_id: Uuid,
+) -> bool {
     let recheck = tokio::time::sleep(FOLLOW_RECHECK);
     tokio::pin!(recheck);
     loop {

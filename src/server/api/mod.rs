@@ -45,16 +45,23 @@ pub fn uuid_param(name: &str, value: &str) -> ApiResult<Uuid> {
 pub fn validate_name(field: &str, name: &str) -> ApiResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 32
-        && name.split('-').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
+        && name
+            .split('-')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid(field, "must be 1-32 letters or digits, with single hyphens between them"))
+        Err(ApiError::invalid(
+            field,
+            "must be 1-32 letters or digits, with single hyphens between them",
+        ))
     }
 }
 
 async fn buildinfo() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "external_url": "https://github.com/provisionerd"}))
+    Json(
+        serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "external_url": "https://github.com/provisionerd"}),
+    )
 }
 
 async fn not_found() -> ApiError {
@@ -75,13 +82,19 @@ pub fn router(state: AppState) -> Router {
         .route("/files", post(files::upload).layer(DefaultBodyLimit::max(files::MAX_FILE_BYTES)))
         .route("/files/{id}", get(files::download))
         .route("/organizations/{organization}/templateversions", post(templates::create_version))
-        .route("/organizations/{organization}/templates", post(templates::create_template).get(templates::list_templates))
+        .route(
+            "/organizations/{organization}/templates",
+            post(templates::create_template).get(templates::list_templates),
+        )
         .route("/organizations/{organization}/templates/{name}", get(templates::template_by_name))
         .route("/templateversions/{id}", get(templates::get_version))
         .route("/templateversions/{id}/logs", get(logs::version_logs))
         .route("/templates/{id}", get(templates::get_template))
         .route("/templates/{id}/versions", get(templates::list_versions).patch(templates::promote))
-        .route("/organizations/{organization}/members/{user}/workspaces", post(workspaces::create_for_member))
+        .route(
+            "/organizations/{organization}/members/{user}/workspaces",
+            post(workspaces::create_for_member),
+        )
         .route("/users/{user}/workspaces", post(workspaces::create_for_user))
         .route("/users/{user}/workspace/{name}", get(workspaces::by_owner_and_name))
         .route("/users/{user}/workspace/{name}/builds/{number}", get(builds::by_number))
@@ -95,8 +108,5 @@ pub fn router(state: AppState) -> Router {
         .route("/workspacebuilds/{id}/parameters", get(builds::parameters))
         .route("/workspacebuilds/{id}/cancel", patch(builds::cancel))
         .fallback(not_found);
-    Router::new()
-        .nest("/api/v2", api)
-        .route("/healthz", get(|| async { "ok" }))
-        .with_state(state)
+    Router::new().nest("/api/v2", api).route("/healthz", get(|| async { "ok" })).with_state(state)
 }

@@ -13,7 +13,9 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::users::resolve_org;
 use super::{json, uuid_param, Body};
-use crate::domain::{with_default_scope, Job, JobInput, JobStatus, JobType, NameValue, Provisioner, Tags};
+use crate::domain::{
+    with_default_scope, Job, JobInput, JobStatus, JobType, NameValue, Provisioner, Tags,
+};
 use crate::server::{AppState, Event};
 use crate::store::{StoreError, Template, TemplateVersion};
 
@@ -37,7 +39,15 @@ fn file_storage() -> String {
 }
 
 /// A new job in the queue for the given file and tags.
-pub fn new_job(job_type: JobType, provisioner: Provisioner, org: Uuid, initiator: Uuid, file_id: Uuid, input: &JobInput, tags: Tags) -> ApiResult<Job> {
+pub fn new_job(
+    job_type: JobType,
+    provisioner: Provisioner,
+    org: Uuid,
+    initiator: Uuid,
+    file_id: Uuid,
+    input: &JobInput,
+    tags: Tags,
+) -> ApiResult<Job> {
     let now = Utc::now();
     Ok(Job {
         id: Uuid::new_v4(),
@@ -60,25 +70,56 @@ pub fn new_job(job_type: JobType, provisioner: Provisioner, org: Uuid, initiator
     })
 }
 
-pub async fn create_version(State(state): State<AppState>, caller: Caller, Path(org): Path<String>, Body(req): Body<CreateVersion>) -> ApiResult<(StatusCode, Json<json::TemplateVersionJson>)> {
+pub async fn create_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    Body(req): Body<CreateVersion>,
+) -> ApiResult<(StatusCode, Json<json::TemplateVersionJson>)> {
     let org = resolve_org(&state, &org).await?;
     if req.storage_method != "file" {
         return Err(ApiError::invalid("storage_method", "only \"file\" is supported"));
     }
-    let provisioner: Provisioner = req.provisioner.parse().map_err(|_| ApiError::invalid("provisioner", "must be \"terraform\" or \"echo\""))?;
+    let provisioner: Provisioner = req
+        .provisioner
+        .parse()
+        .map_err(|_| ApiError::invalid("provisioner", "must be \"terraform\" or \"echo\""))?;
     match state.store.file(req.file_id).await {
-        Err(StoreError::NotFound) => return Err(ApiError::invalid("file_id", "no file with that id: upload it with POST /api/v2/files")),
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::invalid(
+                "file_id",
+                "no file with that id: upload it with POST /api/v2/files",
+            ))
+        }
         other => drop(other?),
     }
     if let Some(t) = req.template_id {
-        let template = state.store.template(t).await.map_err(|_| ApiError::invalid("template_id", "no such template"))?;
+        let template = state
+            .store
+            .template(t)
+            .await
+            .map_err(|_| ApiError::invalid("template_id", "no such template"))?;
         if template.organization_id != org.id {
-            return Err(ApiError::invalid("template_id", "template belongs to another organization"));
+            return Err(ApiError::invalid(
+                "template_id",
+                "template belongs to another organization",
+            ));
         }
     }
     let id = Uuid::new_v4();
-    let input = JobInput::TemplateVersionImport { template_version_id: id, user_variable_values: req.user_variable_values };
-    let job = new_job(JobType::TemplateVersionImport, provisioner, org.id, caller.user.id, req.file_id, &input, with_default_scope(req.tags))?;
+    let input = JobInput::TemplateVersionImport {
+        template_version_id: id,
+        user_variable_values: req.user_variable_values,
+    };
+    let job = new_job(
+        JobType::TemplateVersionImport,
+        provisioner,
+        org.id,
+        caller.user.id,
+        req.file_id,
+        &input,
+        with_default_scope(req.tags),
+    )?;
     let now = Utc::now();
     let version = TemplateVersion {
         id,
@@ -96,7 +137,11 @@ pub async fn create_version(State(state): State<AppState>, caller: Caller, Path(
     Ok((StatusCode::CREATED, Json(json::template_version(state.store.as_ref(), &version).await?)))
 }
 
-pub async fn get_version(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>) -> ApiResult<Json<json::TemplateVersionJson>> {
+pub async fn get_version(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<json::TemplateVersionJson>> {
     let v = state.store.template_version(uuid_param("templateversion", &id)?).await?;
     Ok(Json(json::template_version(state.store.as_ref(), &v).await?))
 }
@@ -111,10 +156,19 @@ pub struct CreateTemplate {
     description: String,
 }
 
-pub async fn create_template(State(state): State<AppState>, caller: Caller, Path(org): Path<String>, Body(req): Body<CreateTemplate>) -> ApiResult<(StatusCode, Json<json::TemplateJson>)> {
+pub async fn create_template(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    Body(req): Body<CreateTemplate>,
+) -> ApiResult<(StatusCode, Json<json::TemplateJson>)> {
     let org = resolve_org(&state, &org).await?;
     super::validate_name("name", &req.name)?;
-    let version = state.store.template_version(req.template_version_id).await.map_err(|_| ApiError::invalid("template_version_id", "no such template version"))?;
+    let version = state
+        .store
+        .template_version(req.template_version_id)
+        .await
+        .map_err(|_| ApiError::invalid("template_version_id", "no such template version"))?;
     ensure_imported(&state, &version).await?;
     let now = Utc::now();
     let template = Template {
@@ -129,7 +183,12 @@ pub async fn create_template(State(state): State<AppState>, caller: Caller, Path
         updated_at: now,
     };
     match state.store.insert_template(&template).await {
-        Err(StoreError::Conflict(_)) => return Err(ApiError::conflict(format!("A template named {:?} already exists.", template.name))),
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::conflict(format!(
+                "A template named {:?} already exists.",
+                template.name
+            )))
+        }
         other => other?,
     }
     Ok((StatusCode::CREATED, Json(json::template(state.store.as_ref(), &template).await?)))
@@ -142,23 +201,38 @@ pub async fn ensure_imported(state: &AppState, version: &TemplateVersion) -> Api
         JobStatus::Succeeded => Ok(()),
         status => Err(ApiError::invalid(
             "template_version_id",
-            format!("template version import is {status}, not succeeded{}", job.error.map(|e| format!(": {e}")).unwrap_or_default()),
+            format!(
+                "template version import is {status}, not succeeded{}",
+                job.error.map(|e| format!(": {e}")).unwrap_or_default()
+            ),
         )),
     }
 }
 
-pub async fn get_template(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>) -> ApiResult<Json<json::TemplateJson>> {
+pub async fn get_template(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<json::TemplateJson>> {
     let t = state.store.template(uuid_param("template", &id)?).await?;
     Ok(Json(json::template(state.store.as_ref(), &t).await?))
 }
 
-pub async fn template_by_name(State(state): State<AppState>, _caller: Caller, Path((org, name)): Path<(String, String)>) -> ApiResult<Json<json::TemplateJson>> {
+pub async fn template_by_name(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((org, name)): Path<(String, String)>,
+) -> ApiResult<Json<json::TemplateJson>> {
     let org = resolve_org(&state, &org).await?;
     let t = state.store.template_by_name(org.id, &name).await?;
     Ok(Json(json::template(state.store.as_ref(), &t).await?))
 }
 
-pub async fn list_templates(State(state): State<AppState>, _caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Vec<json::TemplateJson>>> {
+pub async fn list_templates(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Vec<json::TemplateJson>>> {
     let org = resolve_org(&state, &org).await?;
     let mut out = Vec::new();
     for t in state.store.templates_of_organization(org.id).await? {
@@ -167,7 +241,11 @@ pub async fn list_templates(State(state): State<AppState>, _caller: Caller, Path
     Ok(Json(out))
 }
 
-pub async fn list_versions(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vec<json::TemplateVersionJson>>> {
+pub async fn list_versions(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<json::TemplateVersionJson>>> {
     let t = state.store.template(uuid_param("template", &id)?).await?;
     let mut out = Vec::new();
     for v in state.store.template_versions_of_template(t.id).await? {
@@ -181,10 +259,21 @@ pub struct Promote {
     id: Uuid,
 }
 
-pub async fn promote(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>, Body(req): Body<Promote>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn promote(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<Promote>,
+) -> ApiResult<Json<serde_json::Value>> {
     let t = state.store.template(uuid_param("template", &id)?).await?;
-    let version = state.store.template_version(req.id).await.map_err(|_| ApiError::invalid("id", "no such template version"))?;
-    if version.template_id.is_some_and(|owner| owner != t.id) || version.organization_id != t.organization_id {
+    let version = state
+        .store
+        .template_version(req.id)
+        .await
+        .map_err(|_| ApiError::invalid("id", "no such template version"))?;
+    if version.template_id.is_some_and(|owner| owner != t.id)
+        || version.organization_id != t.organization_id
+    {
         return Err(ApiError::invalid("id", "template version belongs to another template"));
     }
     ensure_imported(&state, &version).await?;

@@ -37,7 +37,10 @@ fn validate_user(req: &CreateUser) -> ApiResult<()> {
         return Err(ApiError::invalid("email", "must be an email address"));
     }
     if req.password.len() < MIN_PASSWORD {
-        return Err(ApiError::invalid("password", format!("must be at least {MIN_PASSWORD} characters")));
+        return Err(ApiError::invalid(
+            "password",
+            format!("must be at least {MIN_PASSWORD} characters"),
+        ));
     }
     Ok(())
 }
@@ -55,21 +58,33 @@ async fn insert(state: &AppState, req: CreateUser, is_owner: bool) -> ApiResult<
     };
     match state.store.insert_user(&user).await {
         Ok(()) => Ok(user),
-        Err(StoreError::Conflict(_)) => Err(ApiError::conflict("A user with that username or email already exists.")),
+        Err(StoreError::Conflict(_)) => {
+            Err(ApiError::conflict("A user with that username or email already exists."))
+        }
         Err(e) => Err(e.into()),
     }
 }
 
-pub async fn create_first(State(state): State<AppState>, Body(req): Body<CreateUser>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+pub async fn create_first(
+    State(state): State<AppState>,
+    Body(req): Body<CreateUser>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     if state.store.count_users().await? > 0 {
         return Err(ApiError::conflict("The initial user has already been created."));
     }
     let org = state.store.default_organization().await?;
     let user = insert(&state, req, true).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({"user_id": user.id, "organization_id": org.id}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"user_id": user.id, "organization_id": org.id})),
+    ))
 }
 
-pub async fn create(State(state): State<AppState>, caller: Caller, Body(req): Body<CreateUser>) -> ApiResult<(StatusCode, Json<json::UserJson>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(req): Body<CreateUser>,
+) -> ApiResult<(StatusCode, Json<json::UserJson>)> {
     if !caller.user.is_owner {
         return Err(ApiError::forbidden("Only an owner can create users."));
     }
@@ -84,7 +99,10 @@ pub struct Login {
     password: String,
 }
 
-pub async fn login(State(state): State<AppState>, Body(req): Body<Login>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+pub async fn login(
+    State(state): State<AppState>,
+    Body(req): Body<Login>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let bad = || ApiError::unauthorized("Incorrect email or password.");
     let user = match state.store.user_by_email(&req.email).await {
         Ok(u) => u,
@@ -103,7 +121,10 @@ pub async fn login(State(state): State<AppState>, Body(req): Body<Login>) -> Api
     Ok((StatusCode::CREATED, Json(serde_json::json!({"session_token": token}))))
 }
 
-pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<serde_json::Value>> {
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<serde_json::Value>> {
     state.store.delete_api_key(&caller.key_id).await?;
     Ok(Json(serde_json::json!({"message": "Logged out."})))
 }
@@ -120,13 +141,21 @@ pub async fn resolve(state: &AppState, caller: &Caller, param: &str) -> ApiResul
     Ok(found?)
 }
 
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(user): Path<String>) -> ApiResult<Json<json::UserJson>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> ApiResult<Json<json::UserJson>> {
     let user = resolve(&state, &caller, &user).await?;
     let org = state.store.default_organization().await?;
     Ok(Json(json::user(&user, &org)))
 }
 
-pub async fn organizations(State(state): State<AppState>, caller: Caller, Path(user): Path<String>) -> ApiResult<Json<Vec<json::OrganizationJson>>> {
+pub async fn organizations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> ApiResult<Json<Vec<json::OrganizationJson>>> {
     let user = resolve(&state, &caller, &user).await?;
     let orgs = state.store.organizations_of_user(user.id).await?;
     Ok(Json(orgs.iter().map(json::organization).collect()))
@@ -144,6 +173,10 @@ pub async fn resolve_org(state: &AppState, param: &str) -> ApiResult<Organizatio
     Ok(found?)
 }
 
-pub async fn organization(State(state): State<AppState>, _caller: Caller, Path(org): Path<String>) -> ApiResult<Json<json::OrganizationJson>> {
+pub async fn organization(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<json::OrganizationJson>> {
     Ok(Json(json::organization(&resolve_org(&state, &org).await?)))
 }

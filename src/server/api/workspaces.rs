@@ -31,23 +31,45 @@ pub struct CreateWorkspace {
 }
 
 /// The workspace if the caller may see it (deleted ones only when asked).
-pub async fn visible(state: &AppState, caller: &Caller, id: Uuid, include_deleted: bool) -> ApiResult<Workspace> {
+pub async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    include_deleted: bool,
+) -> ApiResult<Workspace> {
     let ws = state.store.workspace(id).await?;
-    if (ws.owner_id != caller.user.id && !caller.user.is_owner) || (ws.deleted && !include_deleted) {
+    if (ws.owner_id != caller.user.id && !caller.user.is_owner) || (ws.deleted && !include_deleted)
+    {
         return Err(ApiError::not_found());
     }
     Ok(ws)
 }
 
-pub async fn create_for_user(state: State<AppState>, caller: Caller, Path(user): Path<String>, body: Body<CreateWorkspace>) -> ApiResult<(StatusCode, Json<json::WorkspaceJson>)> {
+pub async fn create_for_user(
+    state: State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+    body: Body<CreateWorkspace>,
+) -> ApiResult<(StatusCode, Json<json::WorkspaceJson>)> {
     create(state, caller, "me".to_owned(), user, body).await
 }
 
-pub async fn create_for_member(state: State<AppState>, caller: Caller, Path((org, user)): Path<(String, String)>, body: Body<CreateWorkspace>) -> ApiResult<(StatusCode, Json<json::WorkspaceJson>)> {
+pub async fn create_for_member(
+    state: State<AppState>,
+    caller: Caller,
+    Path((org, user)): Path<(String, String)>,
+    body: Body<CreateWorkspace>,
+) -> ApiResult<(StatusCode, Json<json::WorkspaceJson>)> {
     create(state, caller, org, user, body).await
 }
 
-async fn create(State(state): State<AppState>, caller: Caller, org: String, user: String, Body(req): Body<CreateWorkspace>) -> ApiResult<(StatusCode, Json<json::WorkspaceJson>)> {
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    org: String,
+    user: String,
+    Body(req): Body<CreateWorkspace>,
+) -> ApiResult<(StatusCode, Json<json::WorkspaceJson>)> {
     let owner = resolve(&state, &caller, &user).await?;
     if owner.id != caller.user.id && !caller.user.is_owner {
         return Err(ApiError::forbidden("You may only create workspaces for yourself."));
@@ -55,18 +77,35 @@ async fn create(State(state): State<AppState>, caller: Caller, org: String, user
     validate_name("name", &req.name)?;
     let (template, version) = match (req.template_id, req.template_version_id) {
         (_, Some(v)) => {
-            let version = state.store.template_version(v).await.map_err(|_| ApiError::invalid("template_version_id", "no such template version"))?;
-            let t = version.template_id.ok_or_else(|| ApiError::invalid("template_version_id", "version belongs to no template"))?;
+            let version = state.store.template_version(v).await.map_err(|_| {
+                ApiError::invalid("template_version_id", "no such template version")
+            })?;
+            let t = version.template_id.ok_or_else(|| {
+                ApiError::invalid("template_version_id", "version belongs to no template")
+            })?;
             (state.store.template(t).await?, version)
         }
         (Some(t), None) => {
-            let template = state.store.template(t).await.map_err(|_| ApiError::invalid("template_id", "no such template"))?;
+            let template = state
+                .store
+                .template(t)
+                .await
+                .map_err(|_| ApiError::invalid("template_id", "no such template"))?;
             let version = state.store.template_version(template.active_version_id).await?;
             (template, version)
         }
-        (None, None) => return Err(ApiError::invalid("template_id", "template_id or template_version_id is required")),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "template_id",
+                "template_id or template_version_id is required",
+            ))
+        }
     };
-    let org = if org == "me" { state.store.organization_by_id(template.organization_id).await? } else { resolve_org(&state, &org).await? };
+    let org = if org == "me" {
+        state.store.organization_by_id(template.organization_id).await?
+    } else {
+        resolve_org(&state, &org).await?
+    };
     if org.id != template.organization_id {
         return Err(ApiError::invalid("template_id", "template belongs to another organization"));
     }
@@ -98,7 +137,8 @@ async fn create(State(state): State<AppState>, caller: Caller, org: String, user
     let (build, job) = prepare(&state, new).await?;
     match state.store.insert_workspace(&ws, &build, &job).await {
         Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::conflict("A workspace with that name already exists.").field("name", "already in use"))
+            return Err(ApiError::conflict("A workspace with that name already exists.")
+                .field("name", "already in use"))
         }
         other => other?,
     }
@@ -112,12 +152,21 @@ pub struct GetQuery {
     include_deleted: bool,
 }
 
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<GetQuery>) -> ApiResult<Json<json::WorkspaceJson>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<GetQuery>,
+) -> ApiResult<Json<json::WorkspaceJson>> {
     let ws = visible(&state, &caller, uuid_param("workspace", &id)?, q.include_deleted).await?;
     Ok(Json(json::workspace(state.store.as_ref(), &ws).await?))
 }
 
-pub async fn by_owner_and_name(State(state): State<AppState>, caller: Caller, Path((user, name)): Path<(String, String)>) -> ApiResult<Json<json::WorkspaceJson>> {
+pub async fn by_owner_and_name(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((user, name)): Path<(String, String)>,
+) -> ApiResult<Json<json::WorkspaceJson>> {
     let owner = resolve(&state, &caller, &user).await?;
     let ws = match state.store.workspace_by_owner_and_name(owner.id, &name).await {
         Err(StoreError::NotFound) => return Err(ApiError::not_found()),
@@ -134,7 +183,11 @@ pub struct ListQuery {
     offset: i64,
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
     if q.limit.is_some_and(|l| l < 0) || q.offset < 0 {
         return Err(ApiError::bad_request("limit and offset must not be negative"));
     }

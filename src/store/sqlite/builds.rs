@@ -10,7 +10,12 @@ use super::{db, jobs};
 use crate::domain::{Job, WorkspaceBuild};
 use crate::store::{BuildPage, Result, StoreError, Workspace, WorkspaceFilter};
 
-pub async fn insert_workspace(pool: &SqlitePool, ws: &Workspace, build: &WorkspaceBuild, job: &Job) -> Result<()> {
+pub async fn insert_workspace(
+    pool: &SqlitePool,
+    ws: &Workspace,
+    build: &WorkspaceBuild,
+    job: &Job,
+) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
     sqlx::query(
         "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, deleted, autostart_schedule, ttl_ms, created_at, updated_at)
@@ -55,7 +60,8 @@ pub async fn insert_build(pool: &SqlitePool, build: &WorkspaceBuild, job: &Job) 
 }
 
 async fn insert_build_row(tx: &mut Transaction<'static, Sqlite>, b: &WorkspaceBuild) -> Result<()> {
-    let params = serde_json::to_string(&b.rich_parameters).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let params = serde_json::to_string(&b.rich_parameters)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
         "INSERT INTO workspace_builds (id, workspace_id, build_number, transition, template_version_id, initiator_id,
             reason, provisioner_state, job_id, deadline, max_deadline, daily_cost, rich_parameters, created_at, updated_at)
@@ -85,13 +91,15 @@ async fn insert_build_row(tx: &mut Transaction<'static, Sqlite>, b: &WorkspaceBu
 pub async fn workspaces(pool: &SqlitePool, f: &WorkspaceFilter) -> Result<(Vec<Workspace>, i64)> {
     let owner = f.owner_id.map(|o| o.to_string());
     let where_clause = "(? IS NULL OR owner_id = ?) AND (? OR deleted = 0)";
-    let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM workspaces WHERE {where_clause}")))
-        .bind(&owner)
-        .bind(&owner)
-        .bind(f.include_deleted)
-        .fetch_one(pool)
-        .await
-        .map_err(db)?;
+    let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM workspaces WHERE {where_clause}"
+    )))
+    .bind(&owner)
+    .bind(&owner)
+    .bind(f.include_deleted)
+    .fetch_one(pool)
+    .await
+    .map_err(db)?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT * FROM workspaces WHERE {where_clause} ORDER BY created_at, id LIMIT ? OFFSET ?"
     )))
@@ -107,7 +115,11 @@ pub async fn workspaces(pool: &SqlitePool, f: &WorkspaceFilter) -> Result<(Vec<W
     Ok((list, count))
 }
 
-pub async fn builds_of_workspace(pool: &SqlitePool, workspace_id: Uuid, page: &BuildPage) -> Result<Vec<WorkspaceBuild>> {
+pub async fn builds_of_workspace(
+    pool: &SqlitePool,
+    workspace_id: Uuid,
+    page: &BuildPage,
+) -> Result<Vec<WorkspaceBuild>> {
     let rows = sqlx::query(
         "SELECT * FROM workspace_builds WHERE workspace_id = ? AND (? IS NULL OR created_at >= ?)
          ORDER BY build_number DESC LIMIT ? OFFSET ?",

@@ -9,7 +9,9 @@ use uuid::Uuid;
 use super::rows::{self, now};
 use super::{db, found};
 use crate::domain::{tags_satisfy, Job, JobOutcome, JobType, StoredLog, Transition};
-use crate::store::{AcquireRequest, CancelResult, CompleteResult, LogBatch, LogRange, Result, StoreError};
+use crate::store::{
+    AcquireRequest, CancelResult, CompleteResult, LogBatch, LogRange, Result, StoreError,
+};
 
 /// Candidates looked at per acquire; jobs further back wait their turn.
 const ACQUIRE_SCAN: i64 = 500;
@@ -139,11 +141,12 @@ pub async fn append_logs(pool: &SqlitePool, batch: &LogBatch) -> Result<i64> {
         .await
         .map_err(db)?;
     }
-    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM provisioner_job_logs WHERE job_id = ?")
-        .bind(&job)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
+    let max: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(seq) FROM provisioner_job_logs WHERE job_id = ?")
+            .bind(&job)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
     tx.commit().await.map_err(db)?;
     Ok(max.unwrap_or(0))
 }
@@ -251,13 +254,15 @@ async fn complete_build(
         .map_err(db)?;
     let build = rows::build(&found(row)?)?;
     if let Some(state) = &outcome.state {
-        sqlx::query("UPDATE workspace_builds SET provisioner_state = ?, updated_at = ? WHERE id = ?")
-            .bind(state)
-            .bind(now)
-            .bind(build.id.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(db)?;
+        sqlx::query(
+            "UPDATE workspace_builds SET provisioner_state = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(state)
+        .bind(now)
+        .bind(build.id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
     }
     for (position, r) in outcome.resources.iter().enumerate() {
         sqlx::query(

@@ -34,7 +34,9 @@ pub struct SqliteStore {
 /// Maps sqlx errors, turning unique violations into `Conflict`.
 fn db(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_owned()),
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict(d.message().to_owned())
+        }
         _ => StoreError::Database(e),
     }
 }
@@ -47,7 +49,8 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path`,
     /// `sqlite:path`, or a plain path) and runs migrations.
     pub async fn open(url: &str) -> Result<Self> {
-        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        let path =
+            url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
         let options = if path == ":memory:" {
             SqliteConnectOptions::from_str("sqlite::memory:")?
         } else {
@@ -84,7 +87,10 @@ impl SqliteStore {
 impl Store for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn count_users(&self) -> Result<i64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await.map_err(db)?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(n)
     }
 
@@ -112,11 +118,17 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_username(&self, username: &str) -> Result<User> {
-        self.one("SELECT * FROM users WHERE lower(username) = lower(?)", username.to_owned(), rows::user).await
+        self.one(
+            "SELECT * FROM users WHERE lower(username) = lower(?)",
+            username.to_owned(),
+            rows::user,
+        )
+        .await
     }
 
     async fn user_by_email(&self, email: &str) -> Result<User> {
-        self.one("SELECT * FROM users WHERE lower(email) = lower(?)", email.to_owned(), rows::user).await
+        self.one("SELECT * FROM users WHERE lower(email) = lower(?)", email.to_owned(), rows::user)
+            .await
     }
 
     async fn insert_api_key(&self, k: &ApiKey) -> Result<()> {
@@ -137,7 +149,11 @@ impl Store for SqliteStore {
     }
 
     async fn delete_api_key(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM api_keys WHERE id = ?").bind(id).execute(&self.pool).await.map_err(db)?;
+        sqlx::query("DELETE FROM api_keys WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
@@ -160,12 +176,17 @@ impl Store for SqliteStore {
     }
 
     async fn organization_by_id(&self, id: Uuid) -> Result<Organization> {
-        self.one("SELECT * FROM organizations WHERE id = ?", id.to_string(), rows::organization).await
+        self.one("SELECT * FROM organizations WHERE id = ?", id.to_string(), rows::organization)
+            .await
     }
 
     async fn organization_by_name(&self, name: &str) -> Result<Organization> {
-        self.one("SELECT * FROM organizations WHERE lower(name) = lower(?)", name.to_owned(), rows::organization)
-            .await
+        self.one(
+            "SELECT * FROM organizations WHERE lower(name) = lower(?)",
+            name.to_owned(),
+            rows::organization,
+        )
+        .await
     }
 
     async fn organizations_of_user(&self, _user_id: Uuid) -> Result<Vec<Organization>> {
@@ -225,20 +246,34 @@ impl Store for SqliteStore {
     }
 
     async fn template_version(&self, id: Uuid) -> Result<TemplateVersion> {
-        self.one("SELECT * FROM template_versions WHERE id = ?", id.to_string(), rows::template_version).await
+        self.one(
+            "SELECT * FROM template_versions WHERE id = ?",
+            id.to_string(),
+            rows::template_version,
+        )
+        .await
     }
 
     async fn template_version_by_job(&self, job_id: Uuid) -> Result<TemplateVersion> {
-        self.one("SELECT * FROM template_versions WHERE job_id = ?", job_id.to_string(), rows::template_version)
-            .await
+        self.one(
+            "SELECT * FROM template_versions WHERE job_id = ?",
+            job_id.to_string(),
+            rows::template_version,
+        )
+        .await
     }
 
-    async fn template_versions_of_template(&self, template_id: Uuid) -> Result<Vec<TemplateVersion>> {
-        let rows = sqlx::query("SELECT * FROM template_versions WHERE template_id = ? ORDER BY created_at")
-            .bind(template_id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+    async fn template_versions_of_template(
+        &self,
+        template_id: Uuid,
+    ) -> Result<Vec<TemplateVersion>> {
+        let rows = sqlx::query(
+            "SELECT * FROM template_versions WHERE template_id = ? ORDER BY created_at",
+        )
+        .bind(template_id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
         rows.iter().map(rows::template_version).collect()
     }
 
@@ -276,12 +311,14 @@ impl Store for SqliteStore {
     }
 
     async fn template_by_name(&self, organization_id: Uuid, name: &str) -> Result<Template> {
-        let row = sqlx::query("SELECT * FROM templates WHERE organization_id = ? AND lower(name) = lower(?)")
-            .bind(organization_id.to_string())
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+        let row = sqlx::query(
+            "SELECT * FROM templates WHERE organization_id = ? AND lower(name) = lower(?)",
+        )
+        .bind(organization_id.to_string())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
         rows::template(&found(row)?)
     }
 
@@ -296,13 +333,14 @@ impl Store for SqliteStore {
 
     async fn set_active_version(&self, template_id: Uuid, version_id: Uuid) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let done = sqlx::query("UPDATE templates SET active_version_id = ?, updated_at = ? WHERE id = ?")
-            .bind(version_id.to_string())
-            .bind(now())
-            .bind(template_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let done =
+            sqlx::query("UPDATE templates SET active_version_id = ?, updated_at = ? WHERE id = ?")
+                .bind(version_id.to_string())
+                .bind(now())
+                .bind(template_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -316,7 +354,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_workspace(&self, ws: &Workspace, build: &WorkspaceBuild, job: &Job) -> Result<()> {
+    async fn insert_workspace(
+        &self,
+        ws: &Workspace,
+        build: &WorkspaceBuild,
+        job: &Job,
+    ) -> Result<()> {
         builds::insert_workspace(&self.pool, ws, build, job).await
     }
 
@@ -347,16 +390,19 @@ impl Store for SqliteStore {
     }
 
     async fn build_by_job(&self, job_id: Uuid) -> Result<WorkspaceBuild> {
-        self.one("SELECT * FROM workspace_builds WHERE job_id = ?", job_id.to_string(), rows::build).await
+        self.one("SELECT * FROM workspace_builds WHERE job_id = ?", job_id.to_string(), rows::build)
+            .await
     }
 
     async fn build_by_number(&self, workspace_id: Uuid, number: i32) -> Result<WorkspaceBuild> {
-        let row = sqlx::query("SELECT * FROM workspace_builds WHERE workspace_id = ? AND build_number = ?")
-            .bind(workspace_id.to_string())
-            .bind(number)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+        let row = sqlx::query(
+            "SELECT * FROM workspace_builds WHERE workspace_id = ? AND build_number = ?",
+        )
+        .bind(workspace_id.to_string())
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
         rows::build(&found(row)?)
     }
 
@@ -369,7 +415,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn builds_of_workspace(&self, workspace_id: Uuid, page: &BuildPage) -> Result<Vec<WorkspaceBuild>> {
+    async fn builds_of_workspace(
+        &self,
+        workspace_id: Uuid,
+        page: &BuildPage,
+    ) -> Result<Vec<WorkspaceBuild>> {
         builds::builds_of_workspace(&self.pool, workspace_id, page).await
     }
 
@@ -405,11 +455,21 @@ impl Store for SqliteStore {
         jobs::cancel(&self.pool, job_id).await
     }
 
-    async fn complete_job(&self, job_id: Uuid, worker_id: Uuid, outcome: &JobOutcome) -> Result<CompleteResult> {
+    async fn complete_job(
+        &self,
+        job_id: Uuid,
+        worker_id: Uuid,
+        outcome: &JobOutcome,
+    ) -> Result<CompleteResult> {
         jobs::complete(&self.pool, job_id, Some(worker_id), outcome).await
     }
 
-    async fn fail_job(&self, job_id: Uuid, error: &str, error_code: Option<&str>) -> Result<CompleteResult> {
+    async fn fail_job(
+        &self,
+        job_id: Uuid,
+        error: &str,
+        error_code: Option<&str>,
+    ) -> Result<CompleteResult> {
         let outcome = JobOutcome {
             error: Some(error.to_owned()),
             error_code: error_code.map(str::to_owned),
@@ -419,11 +479,12 @@ impl Store for SqliteStore {
     }
 
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>> {
-        let rows = sqlx::query("SELECT * FROM workspace_resources WHERE job_id = ? ORDER BY position")
-            .bind(job_id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+        let rows =
+            sqlx::query("SELECT * FROM workspace_resources WHERE job_id = ? ORDER BY position")
+                .bind(job_id.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
         rows.iter().map(rows::resource).collect()
     }
 

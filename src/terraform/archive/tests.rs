@@ -26,7 +26,10 @@ fn tar_of(entries: &[(&str, EntryType, &str, &[u8])]) -> Vec<u8> {
     b.into_inner().expect("tar")
 }
 
-fn unpack_into(data: &[u8], limits: Limits) -> (tempfile::TempDir, Result<UnpackStats, ArchiveError>) {
+fn unpack_into(
+    data: &[u8],
+    limits: Limits,
+) -> (tempfile::TempDir, Result<UnpackStats, ArchiveError>) {
     let root = tempfile::tempdir().expect("dir");
     let dest = root.path().join("work");
     fs::create_dir(&dest).expect("work dir");
@@ -40,8 +43,16 @@ fn rejects(data: &[u8], limits: Limits, needle: &str) {
     let (root, result) = unpack_into(data, limits);
     let err = result.expect_err("archive must be rejected").to_string();
     assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
-    let outside: Vec<_> = fs::read_dir(root.path()).expect("list").filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
-    assert_eq!(outside, vec![std::ffi::OsString::from("work")], "nothing written outside the work dir");
+    let outside: Vec<_> = fs::read_dir(root.path())
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        outside,
+        vec![std::ffi::OsString::from("work")],
+        "nothing written outside the work dir"
+    );
 }
 
 #[test]
@@ -82,25 +93,44 @@ fn rejects_absolute_paths() {
 
 #[test]
 fn rejects_parent_components() {
-    rejects(&tar_of(&[("a/../../evil", EntryType::Regular, "", b"x")]), Limits::default(), "escapes");
+    rejects(
+        &tar_of(&[("a/../../evil", EntryType::Regular, "", b"x")]),
+        Limits::default(),
+        "escapes",
+    );
 }
 
 #[test]
 fn rejects_symlink_leaving_the_directory() {
     rejects(&tar_of(&[("up", EntryType::Symlink, "../../etc", b"")]), Limits::default(), "outside");
-    rejects(&tar_of(&[("abs", EntryType::Symlink, "/etc/passwd", b"")]), Limits::default(), "outside");
-    rejects(&tar_of(&[("a/b", EntryType::Symlink, "x/../../..", b"")]), Limits::default(), "outside");
+    rejects(
+        &tar_of(&[("abs", EntryType::Symlink, "/etc/passwd", b"")]),
+        Limits::default(),
+        "outside",
+    );
+    rejects(
+        &tar_of(&[("a/b", EntryType::Symlink, "x/../../..", b"")]),
+        Limits::default(),
+        "outside",
+    );
 }
 
 #[test]
 fn rejects_writes_through_a_symlink() {
-    let data = tar_of(&[("dir", EntryType::Symlink, ".", b""), ("dir/evil", EntryType::Regular, "", b"x")]);
+    let data = tar_of(&[
+        ("dir", EntryType::Symlink, ".", b""),
+        ("dir/evil", EntryType::Regular, "", b"x"),
+    ]);
     rejects(&data, Limits::default(), "symbolic link");
 }
 
 #[test]
 fn rejects_hardlink_leaving_the_directory() {
-    rejects(&tar_of(&[("h", EntryType::Link, "../../etc/passwd", b"")]), Limits::default(), "outside");
+    rejects(
+        &tar_of(&[("h", EntryType::Link, "../../etc/passwd", b"")]),
+        Limits::default(),
+        "outside",
+    );
     rejects(&tar_of(&[("h", EntryType::Link, "/etc/passwd", b"")]), Limits::default(), "outside");
 }
 
@@ -113,11 +143,18 @@ fn rejects_devices_and_fifos() {
 
 #[test]
 fn enforces_limits() {
-    let many = tar_of(&[("a", EntryType::Regular, "", b"1"), ("b", EntryType::Regular, "", b"2"), ("c", EntryType::Regular, "", b"3")]);
+    let many = tar_of(&[
+        ("a", EntryType::Regular, "", b"1"),
+        ("b", EntryType::Regular, "", b"2"),
+        ("c", EntryType::Regular, "", b"3"),
+    ]);
     rejects(&many, Limits { max_entries: 2, ..Limits::default() }, "more than 2 entries");
     let big = tar_of(&[("big", EntryType::Regular, "", &[7u8; 100])]);
     rejects(&big, Limits { max_file_bytes: 10, ..Limits::default() }, "per-file limit");
-    let total = tar_of(&[("a", EntryType::Regular, "", &[1u8; 60]), ("b", EntryType::Regular, "", &[1u8; 60])]);
+    let total = tar_of(&[
+        ("a", EntryType::Regular, "", &[1u8; 60]),
+        ("b", EntryType::Regular, "", &[1u8; 60]),
+    ]);
     rejects(&total, Limits { max_total_bytes: 100, ..Limits::default() }, "limit of 100 bytes");
 }
 
