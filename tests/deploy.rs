@@ -233,8 +233,8 @@ fn image_runs_as_a_non_root_user() {
         .expect("the Dockerfile has a FROM line");
     let user = final_stage
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("USER "))
         .expect("the runtime stage sets USER")
         .trim();
     let name = user.split(':').next().unwrap_or_default();
