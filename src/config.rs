@@ -53,6 +53,12 @@ pub struct ServerArgs {
     /// Number of in-process provisioner daemons.
     #[arg(long, env = "PROVISIONERD_BUILTIN_DAEMONS", default_value_t = 1)]
     pub builtin_daemons: u32,
+    /// How often daemons report their running jobs as alive.
+    #[arg(long, env = "PROVISIONERD_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// A running job whose daemon was silent this long is failed.
+    #[arg(long, env = "PROVISIONERD_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }

@@ -109,6 +109,13 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         }
         Err(_) => {}
     }
+    if args.heartbeat_timeout <= args.heartbeat_interval {
+        anyhow::bail!(
+            "--heartbeat-timeout ({:?}) must be longer than --heartbeat-interval ({:?})",
+            args.heartbeat_timeout,
+            args.heartbeat_interval
+        );
+    }
     let listener = tokio::net::TcpListener::bind(args.address)
         .await
         .with_context(|| format!("failed to listen on {}", args.address))?;
@@ -119,7 +126,11 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         psk: args.psk,
         builtin_daemons: args.builtin_daemons,
         builtin,
-        settings: ServerSettings::default(),
+        settings: ServerSettings {
+            heartbeat_interval: args.heartbeat_interval,
+            heartbeat_timeout: args.heartbeat_timeout,
+            ..ServerSettings::default()
+        },
     };
     // The server stops on the first signal; its built-in daemons drain and
     // are canceled if they do not finish within the shutdown grace.

@@ -197,7 +197,9 @@ impl Session {
 
     /// Welcomes the daemon and settles the jobs it says it is still running.
     async fn start(&mut self) -> Result<(), SessionError> {
-        self.send(Out::Welcome(proto::Welcome { heartbeat_interval_ms: 5_000 })).await?;
+        let interval = self.state.settings.heartbeat_interval.as_millis();
+        let heartbeat_interval_ms = u32::try_from(interval).unwrap_or(u32::MAX);
+        self.send(Out::Welcome(proto::Welcome { heartbeat_interval_ms })).await?;
         for job_id in std::mem::take(&mut self.daemon.resume) {
             let job = match self.state.store.job(job_id).await {
                 Ok(job) => job,

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod events;
 pub mod grpc;
 mod offer;
+mod reaper;
 mod run;
 
 pub use events::{Event, Events};
@@ -26,15 +27,23 @@ pub struct AppState {
     pub settings: Arc<ServerSettings>,
 }
 
-/// Server behaviour the handlers need to know about.
+/// Server behaviour the handlers and the daemon service need to know about.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     /// How long a session token stays valid.
     pub session_lifetime: chrono::Duration,
+    /// How often daemons send heartbeats for their running jobs.
+    pub heartbeat_interval: std::time::Duration,
+    /// A running job whose daemon was silent this long is failed.
+    pub heartbeat_timeout: std::time::Duration,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { session_lifetime: chrono::Duration::hours(24) }
+        Self {
+            session_lifetime: chrono::Duration::hours(24),
+            heartbeat_interval: std::time::Duration::from_secs(5),
+            heartbeat_timeout: std::time::Duration::from_secs(30),
+        }
     }
 }

@@ -66,6 +66,7 @@ pub async fn run(
         });
     }
     daemons.close();
+    let reaper = tokio::spawn(super::reaper::run(state.clone(), shutdown.clone()));
     tracing::info!(%addr, builtin_daemons = config.builtin_daemons, "provisionerd server listening");
 
     // Stop accepting connections only after the built-in daemons are done,
@@ -87,6 +88,7 @@ pub async fn run(
     }
     sessions.cancel();
     stop_serving.cancel();
+    let _ = reaper.await;
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
         Ok(joined) => joined??,
         Err(_) => tracing::warn!("connections still open after the shutdown grace; closing them"),

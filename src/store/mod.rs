@@ -284,6 +284,9 @@ pub trait Store: Send + Sync + 'static {
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>>;
     /// Jobs not completed, started, and owned by `worker_id`.
     async fn jobs_of_worker(&self, worker_id: Uuid) -> Result<Vec<Job>>;
+    /// Started, not completed jobs whose daemon has not been heard of since
+    /// `before` (no heartbeat, log or handover).
+    async fn stale_jobs(&self, before: DateTime<Utc>) -> Result<Vec<Job>>;
 }
 
 /// A shared handle to whichever backend the server runs on.

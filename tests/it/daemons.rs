@@ -24,6 +24,11 @@ impl DaemonProcess {
         Self(cmd.spawn().expect("spawn provisionerd start"))
     }
 
+    /// Kills the daemon with SIGKILL, as a crash would.
+    fn kill(mut self) {
+        self.0.start_kill().expect("kill daemon");
+    }
+
     /// Asks the daemon to drain and waits for it to exit.
     async fn stop(mut self) {
         if let Some(pid) = self.0.id() {
@@ -38,6 +43,62 @@ impl DaemonProcess {
             "daemon exits 0 after SIGTERM: {status:?}"
         );
     }
+}
+
+/// A daemon killed mid-job: the server notices the missing heartbeats,
+/// fails the job naming the daemon, keeps the state, and the workspace
+/// builds again on another daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_daemon_fails_its_job_and_another_daemon_takes_over() {
+    let psk = "dead-daemon-psk-0123456789";
+    let opts = Opts {
+        builtin_daemons: 0,
+        psk: Some(psk.into()),
+        heartbeat_timeout: Duration::from_secs(2),
+        ..Opts::default()
+    };
+    let server = TestServer::start(opts).await;
+    let c = server.client().await;
+    let first = DaemonProcess::spawn(&server.url, psk, &[], server.path());
+    let script = json!({"state": "state-1", "transitions": {"stop": {"delay_ms": 600000}}});
+    let echo = echo_template(&script);
+    let (template, _) = create_template(&c, echo.path(), "echo", json!({})).await;
+    let ws = create_workspace(&c, &template).await;
+    let ws_id = ws["id"].as_str().expect("id").to_owned();
+    let b1 =
+        wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(30))
+            .await;
+    assert_eq!(b1["status"], "running", "{b1}");
+
+    let stop = build(&c, &ws_id, json!({"transition": "stop"})).await;
+    let stop_id = stop["id"].as_str().expect("id").to_owned();
+    wait_for("the stop build to run", Duration::from_secs(30), || async {
+        let b = c.get(&format!("/api/v2/workspacebuilds/{stop_id}")).await.ok()?;
+        (b["status"] == "stopping").then_some(())
+    })
+    .await;
+    first.kill();
+    let failed = wait_build(&c, &stop_id, Duration::from_secs(30)).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let error = failed["job"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("external-test"), "the error names the daemon: {error}");
+
+    let second = DaemonProcess::spawn(&server.url, psk, &[], server.path());
+    let retry = build(&c, &ws_id, json!({"transition": "start"})).await;
+    let retry = wait_build(&c, retry["id"].as_str().expect("id"), Duration::from_secs(30)).await;
+    assert_eq!(retry["status"], "running", "the workspace builds again: {retry}");
+    let state = reqwest::Client::new()
+        .get(format!("{}/api/v2/workspacebuilds/{stop_id}/state", server.url))
+        .header("Coder-Session-Token", c.token())
+        .send()
+        .await
+        .expect("state")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(&state[..], b"state-1", "the failed build kept the previous state");
+    second.stop().await;
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,11 +46,18 @@ pub struct Opts {
     pub cancel_grace: Duration,
     /// Reuse a data directory (to restart a server on the same database).
     pub data_dir: Option<PathBuf>,
+    pub heartbeat_timeout: Duration,
 }
 
 impl Default for Opts {
     fn default() -> Self {
-        Self { builtin_daemons: 1, psk: None, cancel_grace: Duration::from_secs(5), data_dir: None }
+        Self {
+            builtin_daemons: 1,
+            psk: None,
+            cancel_grace: Duration::from_secs(5),
+            data_dir: None,
+            heartbeat_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -83,7 +90,11 @@ impl TestServer {
             psk: opts.psk,
             builtin_daemons: opts.builtin_daemons,
             builtin,
-            settings: ServerSettings::default(),
+            settings: ServerSettings {
+                heartbeat_interval: Duration::from_millis(200),
+                heartbeat_timeout: opts.heartbeat_timeout,
+                ..ServerSettings::default()
+            },
         };
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(server::run(listener, config, shutdown.clone()));

@@ -236,6 +236,14 @@ async fn cancel_stops_terraform_and_its_children() {
     assert_eq!(resp.status(), 200);
     let b = wait_build(&c, &build_id, Duration::from_secs(30)).await;
     assert_eq!(b["status"], "canceled", "{b}");
+    let logs = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
+    let text: Vec<&str> =
+        logs.as_array().into_iter().flatten().filter_map(|l| l["output"].as_str()).collect();
+    assert!(text.iter().any(|l| l.contains("slow step started")), "logs up to the cancel are kept");
+    assert!(
+        text.iter().any(|l| l.contains("stopped gracefully after SIGINT")),
+        "the last line says how the job was canceled: {text:?}"
+    );
     wait_for("every process of the job to exit", Duration::from_secs(10), || async {
         processes_with_env(&needle).is_empty().then_some(())
     })

@@ -141,6 +141,13 @@ pub async fn append_logs(pool: &SqlitePool, batch: &LogBatch) -> Result<i64> {
         .await
         .map_err(db)?;
     }
+    // A daemon that streams logs is alive.
+    sqlx::query("UPDATE provisioner_jobs SET updated_at = ? WHERE id = ? AND completed_at IS NULL")
+        .bind(now())
+        .bind(&job)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
     let max: Option<i64> =
         sqlx::query_scalar("SELECT MAX(seq) FROM provisioner_job_logs WHERE job_id = ?")
             .bind(&job)

@@ -498,4 +498,15 @@ impl Store for SqliteStore {
         .map_err(db)?;
         rows.iter().map(rows::job).collect()
     }
+
+    async fn stale_jobs(&self, before: chrono::DateTime<chrono::Utc>) -> Result<Vec<Job>> {
+        let rows = sqlx::query(
+            "SELECT * FROM provisioner_jobs WHERE started_at IS NOT NULL AND completed_at IS NULL AND updated_at < ?",
+        )
+        .bind(ts(before))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(rows::job).collect()
+    }
 }
