@@ -72,9 +72,11 @@ async fn killed_daemon_fails_its_job_and_another_daemon_takes_over() {
 
     let stop = build(&c, &ws_id, json!({"transition": "stop"})).await;
     let stop_id = stop["id"].as_str().expect("id").to_owned();
-    wait_for("the stop build to run", Duration::from_secs(30), || async {
-        let b = c.get(&format!("/api/v2/workspacebuilds/{stop_id}")).await.ok()?;
-        (b["status"] == "stopping").then_some(())
+    // A log line proves the daemon acknowledged the job (before that, a
+    // dead daemon's job goes back to the queue instead of failing).
+    wait_for("the daemon to run the stop build", Duration::from_secs(30), || async {
+        let logs = c.get(&format!("/api/v2/workspacebuilds/{stop_id}/logs")).await.ok()?;
+        (!logs.as_array()?.is_empty()).then_some(())
     })
     .await;
     first.kill();

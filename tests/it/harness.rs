@@ -72,6 +72,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(opts: Opts) -> Self {
+        // Server logs go to the test's captured output, shown when it fails.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                std::env::var("PROVISIONERD_LOG").unwrap_or_else(|_| "provisionerd=info".into()),
+            )
+            .try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = opts.data_dir.clone().unwrap_or_else(|| dir.path().join("data"));
         std::fs::create_dir_all(&data_dir).expect("data dir");
