@@ -296,3 +296,6 @@ pub type DynStore = Arc<dyn Store>;
 pub async fn open(url: &str) -> Result<DynStore> {
     Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
 }
+
+#[cfg(test)]
+mod tests;

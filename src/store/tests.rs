@@ -1,0 +1,341 @@
+//! Conformance suite for [`Store`] backends, written against `&dyn Store`
+//! so every backend runs the same checks. Instantiated for SQLite below.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::{
+    BuildReason, JobInput, JobType, LogLevel, LogLine, LogSource, Provisioner, Resource, Transition,
+};
+
+/// Everything a build needs, inserted once.
+struct Fixture {
+    user: User,
+    org: Organization,
+    file: Uuid,
+    version: TemplateVersion,
+    template: Template,
+}
+
+fn job(f: &Fixture, job_type: JobType, input: JobInput, tags: Tags) -> Job {
+    let now = Utc::now();
+    Job {
+        id: Uuid::new_v4(),
+        job_type,
+        provisioner: Provisioner::Echo,
+        organization_id: f.org.id,
+        initiator_id: f.user.id,
+        file_id: f.file,
+        input: serde_json::to_value(input).expect("input"),
+        tags,
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        canceled_at: None,
+        completed_at: None,
+        worker_id: None,
+        worker_name: None,
+        error: None,
+        error_code: None,
+    }
+}
+
+async fn fixture(store: &dyn Store) -> Fixture {
+    let now = Utc::now();
+    let user = User {
+        id: Uuid::new_v4(),
+        username: "alice".into(),
+        email: "alice@example.com".into(),
+        name: String::new(),
+        password_hash: "x".into(),
+        is_owner: true,
+        created_at: now,
+    };
+    store.insert_user(&user).await.expect("user");
+    let org = store.default_organization().await.expect("org");
+    let file = File {
+        id: Uuid::new_v4(),
+        hash: "ab".repeat(32),
+        mimetype: "application/x-tar".into(),
+        data: b"tar".to_vec(),
+        created_by: user.id,
+        created_at: now,
+    };
+    let file_id = store.insert_file(&file).await.expect("file");
+    let dup = File { id: Uuid::new_v4(), ..file.clone() };
+    assert_eq!(
+        store.insert_file(&dup).await.expect("dedupe"),
+        file_id,
+        "files are content-addressed"
+    );
+    let mut f = Fixture {
+        user,
+        org,
+        file: file_id,
+        version: TemplateVersion {
+            id: Uuid::new_v4(),
+            template_id: None,
+            organization_id: Uuid::nil(),
+            name: "v1".into(),
+            message: String::new(),
+            job_id: Uuid::nil(),
+            created_by: Uuid::nil(),
+            created_at: now,
+            updated_at: now,
+        },
+        template: Template {
+            id: Uuid::new_v4(),
+            organization_id: Uuid::nil(),
+            name: "t".into(),
+            display_name: String::new(),
+            description: String::new(),
+            active_version_id: Uuid::nil(),
+            created_by: Uuid::nil(),
+            created_at: now,
+            updated_at: now,
+        },
+    };
+    let import = job(
+        &f,
+        JobType::TemplateVersionImport,
+        JobInput::TemplateVersionImport {
+            template_version_id: f.version.id,
+            user_variable_values: vec![],
+        },
+        crate::domain::default_tags(),
+    );
+    f.version = TemplateVersion {
+        organization_id: f.org.id,
+        job_id: import.id,
+        created_by: f.user.id,
+        ..f.version
+    };
+    store.insert_template_version(&f.version, &import).await.expect("version");
+    f.template = Template {
+        organization_id: f.org.id,
+        active_version_id: f.version.id,
+        created_by: f.user.id,
+        ..f.template
+    };
+    store.insert_template(&f.template).await.expect("template");
+    assert_eq!(
+        store.template_version(f.version.id).await.expect("v").template_id,
+        Some(f.template.id)
+    );
+    f
+}
+
+fn build(f: &Fixture, ws: Uuid, number: i32, transition: Transition) -> (WorkspaceBuild, Job) {
+    let id = Uuid::new_v4();
+    let j = job(
+        f,
+        JobType::WorkspaceBuild,
+        JobInput::WorkspaceBuild { workspace_build_id: id, dry_run: false, log_level: None },
+        crate::domain::default_tags(),
+    );
+    let now = Utc::now();
+    let b = WorkspaceBuild {
+        id,
+        workspace_id: ws,
+        build_number: number,
+        transition,
+        template_version_id: f.version.id,
+        initiator_id: f.user.id,
+        reason: BuildReason::Initiator,
+        provisioner_state: b"old-state".to_vec(),
+        job_id: j.id,
+        deadline: None,
+        max_deadline: None,
+        daily_cost: 0,
+        rich_parameters: vec![],
+        created_at: now,
+        updated_at: now,
+    };
+    (b, j)
+}
+
+fn acquire_req(worker: Uuid) -> AcquireRequest {
+    AcquireRequest {
+        worker_id: worker,
+        worker_name: "w".into(),
+        tags: crate::domain::default_tags(),
+        provisioners: vec![Provisioner::Echo],
+    }
+}
+
+fn line(text: &str) -> LogLine {
+    LogLine {
+        source: LogSource::Provisioner,
+        level: LogLevel::Info,
+        stage: "s".into(),
+        output: text.into(),
+        created_at: Utc::now(),
+    }
+}
+
+/// The whole suite.
+pub async fn conformance(store: Arc<dyn Store>) {
+    let f = fixture(store.as_ref()).await;
+    let worker = Uuid::new_v4();
+    // The import job is the oldest: acquire it first and complete it.
+    let import =
+        store.acquire_job(&acquire_req(worker)).await.expect("acquire").expect("import job");
+    assert_eq!(import.id, f.version.job_id);
+    assert_eq!(
+        store.complete_job(import.id, worker, &JobOutcome::default()).await.expect("complete"),
+        CompleteResult::Completed
+    );
+
+    let now = Utc::now();
+    let ws = Workspace {
+        id: Uuid::new_v4(),
+        organization_id: f.org.id,
+        owner_id: f.user.id,
+        template_id: f.template.id,
+        name: "dev".into(),
+        deleted: false,
+        autostart_schedule: None,
+        ttl_ms: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let (b1, j1) = build(&f, ws.id, 1, Transition::Start);
+    store.insert_workspace(&ws, &b1, &j1).await.expect("workspace");
+    assert_eq!(store.queue_position(j1.id).await.expect("queue"), (1, 1));
+    let (b2, j2) = build(&f, ws.id, 2, Transition::Stop);
+    assert!(
+        matches!(store.insert_build(&b2, &j2).await, Err(StoreError::Conflict(_))),
+        "one active build per workspace"
+    );
+
+    // Logs are de-duplicated by sequence number and paged by id.
+    let got = store.acquire_job(&acquire_req(worker)).await.expect("acquire").expect("build job");
+    assert_eq!(got.id, j1.id);
+    let batch = LogBatch { job_id: j1.id, lines: vec![(1, line("a")), (2, line("b"))] };
+    assert_eq!(store.append_logs(&batch).await.expect("logs"), 2);
+    let resend = LogBatch { job_id: j1.id, lines: vec![(2, line("b")), (3, line("c"))] };
+    assert_eq!(store.append_logs(&resend).await.expect("logs"), 3);
+    let logs = store.logs(j1.id, LogRange::default()).await.expect("logs");
+    assert_eq!(logs.iter().map(|l| l.line.output.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    let after = store
+        .logs(j1.id, LogRange { after: Some(logs[0].id), before: Some(logs[2].id) })
+        .await
+        .expect("page");
+    assert_eq!(after.len(), 1);
+
+    // A failed build keeps the partial state it reports.
+    let failed = JobOutcome {
+        state: Some(b"partial".to_vec()),
+        error: Some("boom".into()),
+        ..JobOutcome::default()
+    };
+    assert!(
+        matches!(
+            store.complete_job(j1.id, Uuid::new_v4(), &failed).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "only the owner completes"
+    );
+    assert_eq!(
+        store.complete_job(j1.id, worker, &failed).await.expect("fail"),
+        CompleteResult::Completed
+    );
+    assert_eq!(
+        store.complete_job(j1.id, worker, &JobOutcome::default()).await.expect("again"),
+        CompleteResult::AlreadyCompleted
+    );
+    assert_eq!(store.job(j1.id).await.expect("job").status(), crate::domain::JobStatus::Failed);
+    assert_eq!(store.build(b1.id).await.expect("build").provisioner_state, b"partial");
+
+    // Cancel: pending completes at once; running becomes canceling.
+    store.insert_build(&b2, &j2).await.expect("second build");
+    assert_eq!(store.cancel_job(j2.id).await.expect("cancel"), CancelResult::CanceledPending);
+    assert_eq!(store.job(j2.id).await.expect("job").status(), crate::domain::JobStatus::Canceled);
+    let (b3, j3) = build(&f, ws.id, 3, Transition::Delete);
+    store.insert_build(&b3, &j3).await.expect("third build");
+    store.acquire_job(&acquire_req(worker)).await.expect("acquire").expect("delete job");
+    assert_eq!(store.cancel_job(j3.id).await.expect("cancel"), CancelResult::Canceling);
+    assert_eq!(store.cancel_job(j3.id).await.expect("cancel"), CancelResult::AlreadyDone);
+    store.release_job(j3.id, worker).await.expect("release a canceled job");
+    assert_eq!(store.job(j3.id).await.expect("job").status(), crate::domain::JobStatus::Canceled);
+
+    // A successful delete marks the workspace deleted and stores resources.
+    let (b4, j4) = build(&f, ws.id, 4, Transition::Delete);
+    store.insert_build(&b4, &j4).await.expect("fourth build");
+    store.acquire_job(&acquire_req(worker)).await.expect("acquire").expect("job");
+    store.release_job(j4.id, worker).await.expect("release");
+    assert!(
+        store.job(j4.id).await.expect("job").started_at.is_none(),
+        "released jobs are pending again"
+    );
+    store.acquire_job(&acquire_req(worker)).await.expect("acquire").expect("job again");
+    let r = Resource {
+        name: "vm".into(),
+        resource_type: "echo".into(),
+        module_path: String::new(),
+        hide: false,
+        icon: String::new(),
+        daily_cost: 0,
+        instance_type: None,
+        metadata: vec![],
+        attributes: serde_json::Value::Null,
+    };
+    let ok = JobOutcome { state: Some(Vec::new()), resources: vec![r], ..JobOutcome::default() };
+    store.complete_job(j4.id, worker, &ok).await.expect("complete");
+    assert!(store.workspace(ws.id).await.expect("ws").deleted);
+    assert_eq!(store.resources_of_job(j4.id).await.expect("resources").len(), 1);
+    assert!(matches!(
+        store.workspace_by_owner_and_name(f.user.id, "dev").await,
+        Err(StoreError::NotFound)
+    ));
+
+    racing_acquirers(store, &f).await;
+}
+
+/// Eight acquirers race over 50 jobs: each job goes to exactly one.
+async fn racing_acquirers(store: Arc<dyn Store>, f: &Fixture) {
+    let mut ids = HashSet::new();
+    for _ in 0..50 {
+        let input = JobInput::TemplateVersionImport {
+            template_version_id: f.version.id,
+            user_variable_values: vec![],
+        };
+        let j = job(f, JobType::TemplateVersionImport, input, crate::domain::default_tags());
+        let v = TemplateVersion { id: Uuid::new_v4(), job_id: j.id, ..f.version.clone() };
+        store.insert_template_version(&v, &j).await.expect("version");
+        ids.insert(j.id);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(j) =
+                store.acquire_job(&acquire_req(Uuid::new_v4())).await.expect("acquire")
+            {
+                mine.push(j.id);
+            }
+            mine
+        });
+    }
+    let mut seen = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        seen.extend(r.expect("task"));
+    }
+    assert_eq!(seen.len(), 50, "every job handed out once");
+    assert_eq!(seen.into_iter().collect::<HashSet<_>>(), ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_conformance() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("db/provisionerd.db").display());
+    let store = open(&url).await.expect("open");
+    conformance(store).await;
+    // Reopening runs migrations again without harm.
+    drop(open(&url).await.expect("reopen"));
+}
