@@ -232,7 +232,11 @@ impl Job<'_> {
         env.push(("TF_IN_AUTOMATION".into(), "1".into()));
         env.push(("CHECKPOINT_DISABLE".into(), "1".into()));
         env.push(("TF_INPUT".into(), "0".into()));
-        if !env.iter().any(|(k, _)| k == "TF_CLI_CONFIG_FILE") {
+        // An operator's CLI config (provider mirrors, credentials) is kept when
+        // it exists; otherwise an empty one silences terraform's warning.
+        let has_config = env.iter().any(|(k, v)| k == "TF_CLI_CONFIG_FILE" && Path::new(v).is_file());
+        if !has_config {
+            env.retain(|(k, _)| k != "TF_CLI_CONFIG_FILE");
             let rc = self.dir.join("cli.tfrc");
             std::fs::write(&rc, "")
                 .map_err(|e| failure(format!("failed to write {}: {e}", rc.display())))?;
