@@ -170,7 +170,45 @@ pub struct Job {
     pub error_code: Option<String>,
 }
 
+/// Who queues a job, for what, and with which archive.
+#[derive(Debug, Clone, Copy)]
+pub struct JobOrigin {
+    pub organization_id: Uuid,
+    pub initiator_id: Uuid,
+    pub file_id: Uuid,
+}
+
 impl Job {
+    /// A new pending job.
+    pub fn queued(
+        job_type: JobType,
+        provisioner: Provisioner,
+        origin: JobOrigin,
+        input: &JobInput,
+        tags: Tags,
+    ) -> Result<Job, serde_json::Error> {
+        let now = Utc::now();
+        Ok(Job {
+            id: Uuid::new_v4(),
+            job_type,
+            provisioner,
+            organization_id: origin.organization_id,
+            initiator_id: origin.initiator_id,
+            file_id: origin.file_id,
+            input: serde_json::to_value(input)?,
+            tags,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            canceled_at: None,
+            completed_at: None,
+            worker_id: None,
+            worker_name: None,
+            error: None,
+            error_code: None,
+        })
+    }
+
     /// DESIGN.md section 3: the status is derived, never stored.
     pub fn status(&self) -> JobStatus {
         match (self.completed_at, &self.error, self.canceled_at, self.started_at) {
@@ -331,26 +369,17 @@ mod tests {
     use super::*;
 
     fn job() -> Job {
-        let now = Utc::now();
-        Job {
-            id: Uuid::nil(),
-            job_type: JobType::WorkspaceBuild,
-            provisioner: Provisioner::Echo,
+        let origin = JobOrigin {
             organization_id: Uuid::nil(),
             initiator_id: Uuid::nil(),
             file_id: Uuid::nil(),
-            input: serde_json::Value::Null,
-            tags: Tags::new(),
-            created_at: now,
-            updated_at: now,
-            started_at: None,
-            canceled_at: None,
-            completed_at: None,
-            worker_id: None,
-            worker_name: None,
-            error: None,
-            error_code: None,
-        }
+        };
+        let input = JobInput::TemplateVersionImport {
+            template_version_id: Uuid::nil(),
+            user_variable_values: vec![],
+        };
+        Job::queued(JobType::TemplateVersionImport, Provisioner::Echo, origin, &input, Tags::new())
+            .expect("job")
     }
 
     #[test]

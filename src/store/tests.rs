@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::{
-    BuildReason, JobInput, JobType, LogLevel, LogLine, LogSource, Provisioner, Resource, Transition,
+    BuildReason, JobInput, JobOrigin, JobType, LogLevel, LogLine, LogSource, Provisioner, Resource,
+    Transition,
 };
 
 /// Everything a build needs, inserted once.
@@ -22,26 +23,8 @@ struct Fixture {
 }
 
 fn job(f: &Fixture, job_type: JobType, input: JobInput, tags: Tags) -> Job {
-    let now = Utc::now();
-    Job {
-        id: Uuid::new_v4(),
-        job_type,
-        provisioner: Provisioner::Echo,
-        organization_id: f.org.id,
-        initiator_id: f.user.id,
-        file_id: f.file,
-        input: serde_json::to_value(input).expect("input"),
-        tags,
-        created_at: now,
-        updated_at: now,
-        started_at: None,
-        canceled_at: None,
-        completed_at: None,
-        worker_id: None,
-        worker_name: None,
-        error: None,
-        error_code: None,
-    }
+    let origin = JobOrigin { organization_id: f.org.id, initiator_id: f.user.id, file_id: f.file };
+    Job::queued(job_type, Provisioner::Echo, origin, &input, tags).expect("job")
 }
 
 async fn fixture(store: &dyn Store) -> Fixture {

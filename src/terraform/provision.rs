@@ -234,7 +234,8 @@ impl Job<'_> {
         env.push(("TF_INPUT".into(), "0".into()));
         // An operator's CLI config (provider mirrors, credentials) is kept when
         // it exists; otherwise an empty one silences terraform's warning.
-        let has_config = env.iter().any(|(k, v)| k == "TF_CLI_CONFIG_FILE" && Path::new(v).is_file());
+        let has_config =
+            env.iter().any(|(k, v)| k == "TF_CLI_CONFIG_FILE" && Path::new(v).is_file());
         if !has_config {
             env.retain(|(k, _)| k != "TF_CLI_CONFIG_FILE");
             let rc = self.dir.join("cli.tfrc");

@@ -17,7 +17,8 @@ use super::users::resolve;
 use super::workspaces::visible;
 use super::{json, uuid_param, Body};
 use crate::domain::{
-    BuildReason, Job, JobInput, JobStatus, JobType, NameValue, Transition, WorkspaceBuild,
+    BuildReason, Job, JobInput, JobOrigin, JobStatus, JobType, NameValue, Transition,
+    WorkspaceBuild,
 };
 use crate::server::{AppState, Event};
 use crate::store::{BuildPage, CancelResult, StoreError, TemplateVersion, Workspace};
@@ -48,9 +49,11 @@ pub async fn prepare(state: &AppState, n: NewBuild<'_>) -> ApiResult<(WorkspaceB
     let job = new_job(
         JobType::WorkspaceBuild,
         import.provisioner,
-        n.workspace.organization_id,
-        n.initiator,
-        import.file_id,
+        JobOrigin {
+            organization_id: n.workspace.organization_id,
+            initiator_id: n.initiator,
+            file_id: import.file_id,
+        },
         &input,
         import.tags,
     )?;

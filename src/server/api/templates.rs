@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::users::resolve_org;
 use super::{json, uuid_param, Body};
 use crate::domain::{
-    with_default_scope, Job, JobInput, JobStatus, JobType, NameValue, Provisioner, Tags,
+    with_default_scope, Job, JobInput, JobOrigin, JobStatus, JobType, NameValue, Provisioner, Tags,
 };
 use crate::server::{AppState, Event};
 use crate::store::{StoreError, Template, TemplateVersion};
@@ -42,32 +42,11 @@ fn file_storage() -> String {
 pub fn new_job(
     job_type: JobType,
     provisioner: Provisioner,
-    org: Uuid,
-    initiator: Uuid,
-    file_id: Uuid,
+    origin: JobOrigin,
     input: &JobInput,
     tags: Tags,
 ) -> ApiResult<Job> {
-    let now = Utc::now();
-    Ok(Job {
-        id: Uuid::new_v4(),
-        job_type,
-        provisioner,
-        organization_id: org,
-        initiator_id: initiator,
-        file_id,
-        input: serde_json::to_value(input).map_err(ApiError::internal)?,
-        tags,
-        created_at: now,
-        updated_at: now,
-        started_at: None,
-        canceled_at: None,
-        completed_at: None,
-        worker_id: None,
-        worker_name: None,
-        error: None,
-        error_code: None,
-    })
+    Job::queued(job_type, provisioner, origin, input, tags).map_err(ApiError::internal)
 }
 
 pub async fn create_version(
@@ -114,9 +93,7 @@ pub async fn create_version(
     let job = new_job(
         JobType::TemplateVersionImport,
         provisioner,
-        org.id,
-        caller.user.id,
-        req.file_id,
+        JobOrigin { organization_id: org.id, initiator_id: caller.user.id, file_id: req.file_id },
         &input,
         with_default_scope(req.tags),
     )?;
