@@ -85,6 +85,13 @@ fn worker_settings(url: String, daemon: &DaemonArgs) -> WorkerSettings {
 }
 
 async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    if args.heartbeat_timeout <= args.heartbeat_interval {
+        anyhow::bail!(
+            "--heartbeat-timeout ({:?}) must be longer than --heartbeat-interval ({:?})",
+            args.heartbeat_timeout,
+            args.heartbeat_interval
+        );
+    }
     let url = match &args.database_url {
         Some(url) => url.clone(),
         None => {
@@ -108,13 +115,6 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             tracing::warn!(error = %e, "built-in daemons will only run echo jobs")
         }
         Err(_) => {}
-    }
-    if args.heartbeat_timeout <= args.heartbeat_interval {
-        anyhow::bail!(
-            "--heartbeat-timeout ({:?}) must be longer than --heartbeat-interval ({:?})",
-            args.heartbeat_timeout,
-            args.heartbeat_interval
-        );
     }
     let listener = tokio::net::TcpListener::bind(args.address)
         .await

@@ -66,6 +66,15 @@ async fn unknown_and_foreign_workspaces_are_404() {
             raw(Method::GET, format!("{}{path}", server.url), Some(other.token()), None).await;
         assert_eq!(status, 404, "{path} of another user: {body}");
     }
+    let theirs = other.get("/api/v2/workspaces").await.expect("list");
+    assert_eq!(theirs["count"], 0, "users list only their own workspaces: {theirs}");
+    let second = create_workspace(&owner, &template).await;
+    let all = owner.get("/api/v2/workspaces").await.expect("list");
+    assert_eq!(all["count"], 2);
+    let page = owner.get("/api/v2/workspaces?limit=1&offset=1").await.expect("page");
+    assert_eq!(page["count"], 2, "count is the total: {page}");
+    assert_eq!(page["workspaces"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["workspaces"][0]["id"], second["id"], "oldest first");
     server.stop().await;
 }
 
@@ -78,9 +87,25 @@ async fn conflicts_and_invalid_transitions() {
     let ws = create_workspace(&c, &template).await;
     let ws_id = ws["id"].as_str().expect("id").to_owned();
     wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(30)).await;
-    let stop = build(&c, &ws_id, json!({"transition": "stop"})).await;
+    let params = json!([{"name": "region", "value": "eu"}]);
+    let stop =
+        build(&c, &ws_id, json!({"transition": "stop", "rich_parameter_values": params})).await;
     let stopped = wait_build(&c, stop["id"].as_str().expect("id"), Duration::from_secs(30)).await;
     assert_eq!(stopped["status"], "stopped");
+    let name = ws["name"].as_str().expect("name");
+    let by_number =
+        c.get(&format!("/api/v2/users/me/workspace/{name}/builds/2")).await.expect("by number");
+    assert_eq!(by_number["id"], stopped["id"]);
+    let stopped_id = stopped["id"].as_str().expect("id");
+    let got = c
+        .get(&format!("/api/v2/workspacebuilds/{stopped_id}/parameters"))
+        .await
+        .expect("parameters");
+    assert_eq!(got, params);
+    let list = c.get(&format!("/api/v2/workspaces/{ws_id}/builds")).await.expect("builds");
+    let numbers: Vec<i64> =
+        list.as_array().expect("array").iter().filter_map(|b| b["build_number"].as_i64()).collect();
+    assert_eq!(numbers, [2, 1], "newest first");
 
     let builds_url = format!("{}/api/v2/workspaces/{ws_id}/builds", server.url);
     let (status, body) =
@@ -120,6 +145,10 @@ async fn conflicts_and_invalid_transitions() {
     let pending = build(&c, &ws_id, json!({"transition": "start"})).await;
     assert_eq!(pending["status"], "pending");
     assert_eq!(pending["job"]["queue_position"], 1, "{pending}");
+    let pending_params =
+        format!("/api/v2/workspacebuilds/{}/parameters", pending["id"].as_str().expect("id"));
+    let inherited = c.get(&pending_params).await.expect("parameters");
+    assert_eq!(inherited, params, "parameters carry over from the previous build");
     let (status, body) =
         raw(Method::POST, builds_url, Some(c.token()), Some(json!({"transition": "stop"}))).await;
     assert_eq!(status, 409, "second build while one is pending: {body}");
