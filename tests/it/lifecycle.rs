@@ -250,3 +250,29 @@ async fn cancel_stops_terraform_and_its_children() {
     .await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_template_fails_import_with_terraforms_message() {
+    let server = TestServer::start(Opts::default()).await;
+    let c = server.client().await;
+    let broken = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        broken.path().join("main.tf"),
+        "resource \"terraform_data\" \"x\" {\n  no_such_argument = 1\n}\n",
+    )
+    .expect("write");
+    let v = push_version(&c, broken.path(), "terraform", json!({})).await;
+    assert_eq!(v["job"]["status"], "failed", "{v}");
+    let error = v["job"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("no_such_argument") || error.contains("Unsupported argument"),
+        "terraform's message: {error}"
+    );
+    let id = v["id"].as_str().expect("id");
+    let logs = c.get(&format!("/api/v2/templateversions/{id}/logs")).await.expect("logs");
+    assert!(
+        logs.as_array().into_iter().flatten().any(|l| l["log_level"] == "error"),
+        "the error is in the import logs: {logs}"
+    );
+    server.stop().await;
+}
