@@ -49,7 +49,7 @@ pub struct ProvisionRequest {
     /// Extra environment for terraform (`CODER_WORKSPACE_*` and the like).
     pub env: Vec<(String, String)>,
     pub parameters: Vec<NameValue>,
-    /// Terraform input variables (`-var name=value`).
+    /// Terraform input variables (passed as `TF_VAR_<name>`).
     pub variables: Vec<NameValue>,
 }
 
@@ -167,7 +167,6 @@ impl Job<'_> {
         if transition == Transition::Delete {
             plan.push("-destroy".into());
         }
-        plan.extend(request.variables.iter().map(|v| format!("-var={}={}", v.name, v.value)));
         self.terraform(PLANNING, &plan).await?;
         if !apply {
             let show =
@@ -250,6 +249,11 @@ impl Job<'_> {
             env.push(("TF_PLUGIN_CACHE_DIR".into(), cache.display().to_string()));
         }
         env.extend(request.env.iter().cloned());
+        // Variables travel in the environment, never on the command line,
+        // where `ps` and the job log would show their values.
+        for v in &request.variables {
+            env.push((format!("TF_VAR_{}", v.name), v.value.clone()));
+        }
         for p in &request.parameters {
             env.push((
                 format!("CODER_PARAMETER_{}", hex::encode(Sha256::digest(p.name.as_bytes()))),

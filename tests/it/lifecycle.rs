@@ -276,3 +276,43 @@ async fn broken_template_fails_import_with_terraforms_message() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variable_values_reach_terraform_but_never_the_api_or_logs() {
+    let server = TestServer::start(Opts::default()).await;
+    let c = server.client().await;
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("main.tf"),
+        r#"variable "api_token" {
+  type      = string
+  sensitive = true
+}
+
+resource "terraform_data" "uses_token" {
+  input = sha256(var.api_token)
+}
+"#,
+    )
+    .expect("write");
+    let secret = "s3cr3t-token-value-4711";
+    let vars = json!({"user_variable_values": [{"name": "api_token", "value": secret}]});
+    let (template, v) = create_template(&c, dir.path(), "terraform", vars).await;
+    let ws = create_workspace(&c, &template).await;
+    let b = wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), BUILD_TIMEOUT).await;
+    assert_eq!(b["status"], "running", "the required variable reached terraform: {b}");
+
+    let vid = v["id"].as_str().expect("id");
+    let bid = b["id"].as_str().expect("id");
+    for path in [
+        format!("/api/v2/templateversions/{vid}"),
+        format!("/api/v2/templateversions/{vid}/logs"),
+        format!("/api/v2/workspacebuilds/{bid}"),
+        format!("/api/v2/workspacebuilds/{bid}/logs"),
+        format!("/api/v2/workspaces/{}", ws["id"].as_str().expect("id")),
+    ] {
+        let body = c.get(&path).await.expect("get").to_string();
+        assert!(!body.contains(secret), "{path} leaks the variable value");
+    }
+    server.stop().await;
+}

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::error::ApiResult;
 use crate::domain::{
-    build_status, Job, NameValue, StoredLog, StoredResource, Tags, WorkspaceBuild,
+    build_status, Job, JobInput, NameValue, StoredLog, StoredResource, Tags, WorkspaceBuild,
 };
 use crate::store::{Organization, Store, Template, TemplateVersion, User, Workspace};
 
@@ -119,8 +119,22 @@ pub async fn job(store: &dyn Store, j: &Job) -> ApiResult<JobJson> {
         queue_position,
         queue_size,
         organization_id: j.organization_id,
-        input: j.input.clone(),
+        input: public_input(&j.input),
     })
+}
+
+/// Only the ids of a job's input: variable values may be secrets and never
+/// leave the server through the API.
+fn public_input(input: &serde_json::Value) -> serde_json::Value {
+    match serde_json::from_value::<JobInput>(input.clone()) {
+        Ok(JobInput::WorkspaceBuild { workspace_build_id, .. }) => {
+            serde_json::json!({ "workspace_build_id": workspace_build_id })
+        }
+        Ok(JobInput::TemplateVersionImport { template_version_id, .. }) => {
+            serde_json::json!({ "template_version_id": template_version_id })
+        }
+        Err(_) => serde_json::json!({}),
+    }
 }
 
 #[derive(Serialize)]
