@@ -78,6 +78,16 @@ pub struct StartArgs {
     /// daemon takes untagged (organization-scoped) jobs.
     #[arg(long = "tag", env = "PROVISIONERD_TAGS", value_delimiter = ',', value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
+    /// Exit after this many jobs (for ephemeral daemons).
+    #[arg(long, env = "PROVISIONERD_MAX_JOBS")]
+    pub max_jobs: Option<u64>,
+    /// Exit after this long without a job (e.g. 10m).
+    #[arg(long, env = "PROVISIONERD_IDLE_TIMEOUT", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// After the first SIGTERM, how long running jobs may take before they
+    /// are canceled.
+    #[arg(long, env = "PROVISIONERD_DRAIN_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }

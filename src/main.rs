@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 use provisionerd::config::{self, Cli, Command, DaemonArgs, ServerArgs, StartArgs};
 use provisionerd::domain::Provisioner;
 use provisionerd::server::{self, ServerConfig, ServerSettings};
+use provisionerd::worker::lifecycle::StopPolicy;
 use provisionerd::worker::{self, Shutdown, WorkerSettings};
 
 #[tokio::main]
@@ -145,6 +146,12 @@ async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
     if let Some(name) = args.name {
         settings.name = name;
     }
+    settings.stop = StopPolicy {
+        max_jobs: args.max_jobs,
+        idle_timeout: args.idle_timeout,
+        drain_timeout: Some(args.drain_timeout),
+        ..StopPolicy::default()
+    };
     let version = worker::check_terraform(&settings.terraform_path).await?;
     tracing::info!(%version, path = %settings.terraform_path.display(), "found terraform");
     let shutdown = Shutdown::default();

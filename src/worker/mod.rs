@@ -17,6 +17,7 @@ use crate::terraform::{archive::Limits, TerraformConfig};
 mod cache;
 mod echo;
 mod job;
+pub mod lifecycle;
 mod session;
 
 /// What a daemon needs to know.
@@ -33,6 +34,9 @@ pub struct WorkerSettings {
     pub work_dir: PathBuf,
     pub cache_dir: PathBuf,
     pub archive_limits: Limits,
+    /// When to stop: max jobs, idle and drain timeouts (its cancel grace is
+    /// taken from `cancel_grace`).
+    pub stop: lifecycle::StopPolicy,
 }
 
 impl WorkerSettings {
@@ -51,6 +55,7 @@ impl WorkerSettings {
             work_dir: tmp.clone(),
             cache_dir: tmp.join("provisionerd-cache"),
             archive_limits: Limits::default(),
+            stop: lifecycle::StopPolicy::default(),
         }
     }
 
@@ -82,6 +87,8 @@ pub enum WorkerError {
     Url { url: String, source: tonic::transport::Error },
     #[error("{0}")]
     Terraform(String),
+    #[error("stopped with {0} job(s) not reported to the server")]
+    Unreported(usize),
     #[error("failed to create {what} {path}: {source}")]
     Dir { what: &'static str, path: PathBuf, source: std::io::Error },
 }
@@ -97,8 +104,10 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> Result<(), Wor
             source,
         })?;
     }
-    session::Daemon::new(settings)?.run(shutdown).await;
-    Ok(())
+    match session::Daemon::new(settings)?.run(shutdown).await {
+        0 => Ok(()),
+        n => Err(WorkerError::Unreported(n)),
+    }
 }
 
 fn hostname() -> String {

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::cache::ArchiveCache;
 use super::job::{JobContext, JobReport};
+use super::lifecycle::{Due, Lifecycle, StopPolicy};
 use super::{Shutdown, WorkerError, WorkerSettings};
 use crate::domain::LogLine;
 use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
@@ -72,7 +73,7 @@ pub struct Daemon {
     events_rx: mpsc::Receiver<JobEvent>,
     tasks: TaskTracker,
     cache: ArchiveCache,
-    draining: bool,
+    life: Lifecycle,
     free_slots: Vec<usize>,
     slot_of: HashMap<Uuid, usize>,
 }
@@ -91,6 +92,8 @@ impl Daemon {
         let (events_tx, events_rx) = mpsc::channel(4096);
         let cache = ArchiveCache::new(settings.cache_dir.join("archives"));
         let free_slots = (0..settings.concurrency.max(1) as usize).rev().collect();
+        let life =
+            Lifecycle::new(StopPolicy { cancel_grace: settings.cancel_grace, ..settings.stop });
         Ok(Self {
             settings,
             id: Uuid::new_v4(),
@@ -100,13 +103,14 @@ impl Daemon {
             events_rx,
             tasks: TaskTracker::new(),
             cache,
-            draining: false,
+            life,
             free_slots,
             slot_of: HashMap::new(),
         })
     }
 
-    pub async fn run(mut self, shutdown: Shutdown) {
+    /// Runs until the daemon stops; returns how many jobs it could not report.
+    pub async fn run(mut self, shutdown: Shutdown) -> usize {
         tracing::info!(name = %self.settings.name, url = %self.settings.url, tags = ?self.settings.tags, "provisioner daemon starting");
         loop {
             let Some(conn) = self.connect(&shutdown).await else { break };
@@ -115,29 +119,57 @@ impl Daemon {
                 Disconnect::Lost(why) => tracing::warn!(%why, "lost the server; reconnecting"),
             }
         }
-        for job in self.jobs.values() {
-            job.cancel.cancel();
-        }
+        self.cancel_all();
         self.tasks.close();
         self.tasks.wait().await;
+        let unreported = self.jobs.len();
+        if unreported > 0 {
+            let ids: Vec<String> = self.jobs.keys().map(Uuid::to_string).collect();
+            tracing::error!(jobs = ?ids, "exiting without reporting these jobs; the server fails them after its heartbeat timeout");
+        }
         tracing::info!(name = %self.settings.name, "provisioner daemon stopped");
+        unreported
     }
 
     fn should_exit(&self) -> bool {
-        self.draining && self.jobs.is_empty()
+        self.life.draining() && (self.jobs.is_empty() || self.life.gave_up())
     }
 
-    fn on_shutdown_signal(&mut self, shutdown: &Shutdown) {
-        if !self.draining {
-            tracing::info!(
-                running = self.jobs.len(),
-                "draining: no new jobs, waiting for running ones"
-            );
-            self.draining = true;
+    fn cancel_all(&self) {
+        for job in self.jobs.values() {
+            job.cancel.cancel();
         }
-        if shutdown.abort.is_cancelled() {
-            for job in self.jobs.values() {
-                job.cancel.cancel();
+    }
+
+    /// Applies a stop request or a passed deadline.
+    fn apply_stop(&mut self, stop: Stop) {
+        match stop {
+            Stop::Drain => {
+                if self.life.begin_drain() {
+                    tracing::info!(
+                        running = self.jobs.len(),
+                        "draining: no new jobs, waiting for running ones"
+                    );
+                }
+            }
+            Stop::Abort => {
+                if self.life.begin_abort() {
+                    tracing::warn!(running = self.jobs.len(), "canceling running jobs");
+                    self.cancel_all();
+                }
+            }
+            Stop::Due(due) => {
+                self.life.on_due(due);
+                match due {
+                    Due::Drain => tracing::info!("idle timeout: exiting"),
+                    Due::Abort => {
+                        tracing::warn!("drain timeout: canceling running jobs");
+                        self.cancel_all();
+                    }
+                    Due::GiveUp => {
+                        tracing::error!("could not report canceled jobs in time; giving up")
+                    }
+                }
             }
         }
     }
@@ -167,10 +199,7 @@ impl Daemon {
                 tokio::select! {
                     _ = &mut sleep => break,
                     Some(ev) = self.events_rx.recv() => self.record(ev),
-                    _ = shutdown.drain.cancelled(), if !self.draining => self.on_shutdown_signal(shutdown),
-                    _ = shutdown.abort.cancelled(), if !self.jobs.values().all(|j| j.cancel.is_cancelled()) => {
-                        self.on_shutdown_signal(shutdown)
-                    }
+                    stop = next_stop(&self.life, self.jobs.is_empty(), shutdown) => self.apply_stop(stop),
                 }
                 if self.should_exit() {
                     return None;
@@ -226,7 +255,7 @@ impl Daemon {
     }
 
     fn wanted_slots(&self) -> u32 {
-        if self.draining {
+        if self.life.draining() {
             0
         } else {
             self.free_slots.len() as u32
@@ -236,6 +265,8 @@ impl Daemon {
     async fn serve(&mut self, mut conn: Connection, shutdown: &Shutdown) -> Disconnect {
         let mut heartbeat = tokio::time::interval(conn.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A new session starts with the current wish (zero slots when draining).
+        let mut announced_drain = self.life.draining();
         loop {
             if self.should_exit() {
                 return Disconnect::Exit;
@@ -248,14 +279,18 @@ impl Daemon {
                 },
                 Some(ev) = self.events_rx.recv() => self.on_job_events(&conn, ev).await,
                 _ = heartbeat.tick() => self.send_heartbeat(&conn).await,
-                _ = shutdown.drain.cancelled(), if !self.draining => {
-                    self.on_shutdown_signal(shutdown);
-                    send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: 0 })).await
-                }
-                _ = shutdown.abort.cancelled(), if !self.jobs.values().all(|j| j.cancel.is_cancelled()) => {
-                    self.on_shutdown_signal(shutdown);
+                stop = next_stop(&self.life, self.jobs.is_empty(), shutdown) => {
+                    self.apply_stop(stop);
                     Ok(())
                 }
+            };
+            // Tell the server once that this daemon takes no more work.
+            let step = match step {
+                Ok(()) if self.life.draining() && !announced_drain => {
+                    announced_drain = true;
+                    send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: 0 })).await
+                }
+                other => other,
             };
             if let Err(status) = step {
                 return Disconnect::Lost(status.to_string());
@@ -312,7 +347,7 @@ impl Daemon {
         let Ok(job_id) = offer.job_id.parse::<Uuid>() else {
             return Err(tonic::Status::invalid_argument("offer with a malformed job id"));
         };
-        if self.draining || self.free_slots.is_empty() {
+        if self.life.draining() || self.free_slots.is_empty() {
             send_on(&conn.tx, Out::Reject(proto::Reject { job_id: offer.job_id })).await?;
             return send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() }))
                 .await;
@@ -340,6 +375,10 @@ impl Daemon {
             cancel,
         };
         tracing::info!(job = %job_id, job_type = %offer.job_type, "acquired job");
+        if self.life.job_started() {
+            tracing::info!(max_jobs = ?self.settings.stop.max_jobs, "reached --max-jobs: taking no more work");
+            self.apply_stop(Stop::Drain);
+        }
         self.tasks.spawn(super::job::run(job_id, offer, ctx));
         Ok(())
     }
@@ -375,7 +414,7 @@ impl Daemon {
                 send_on(&conn.tx, Out::Complete(c)).await?;
             }
         }
-        if !completions.is_empty() && !self.draining {
+        if !completions.is_empty() && !self.life.draining() {
             send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() })).await?;
         }
         Ok(())
@@ -411,6 +450,7 @@ impl Daemon {
                 }
             }
             JobEvent::Done(job_id, report) => {
+                self.life.job_finished();
                 if let Some(slot) = self.slot_of.remove(&job_id) {
                     self.free_slots.push(slot);
                 }
@@ -436,5 +476,24 @@ fn log_to_proto(seq: i64, l: LogLine) -> proto::LogLine {
         stage: l.stage,
         output: l.output,
         created_at_unix_ms: l.created_at.timestamp_millis(),
+    }
+}
+
+/// A reason to change how the daemon runs.
+enum Stop {
+    Drain,
+    Abort,
+    Due(Due),
+}
+
+/// Waits for the next stop signal or lifecycle deadline.
+async fn next_stop(life: &Lifecycle, idle: bool, shutdown: &Shutdown) -> Stop {
+    let deadline = life.next_deadline(idle);
+    let at =
+        deadline.map_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400), |d| d.0);
+    tokio::select! {
+        _ = shutdown.drain.cancelled(), if !life.draining() => Stop::Drain,
+        _ = shutdown.abort.cancelled(), if !life.aborted() => Stop::Abort,
+        _ = tokio::time::sleep_until(at), if deadline.is_some() => Stop::Due(deadline.map_or(Due::GiveUp, |d| d.1)),
     }
 }

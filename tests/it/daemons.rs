@@ -2,17 +2,33 @@
 //! decide which daemon may take a job.
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::harness::*;
 
-/// A `provisionerd start` child process, killed when dropped.
-struct DaemonProcess(tokio::process::Child);
+/// A `provisionerd start` child process, killed when dropped. Its log
+/// (stderr) is kept so tests can wait for what it says.
+pub struct DaemonProcess {
+    child: tokio::process::Child,
+    log: Arc<Mutex<String>>,
+}
 
 impl DaemonProcess {
-    fn spawn(url: &str, psk: &str, tags: &[&str], dir: &std::path::Path) -> Self {
+    pub fn spawn(url: &str, psk: &str, tags: &[&str], dir: &std::path::Path) -> Self {
+        Self::spawn_with(url, psk, tags, dir, &[])
+    }
+
+    pub fn spawn_with(
+        url: &str,
+        psk: &str,
+        tags: &[&str],
+        dir: &std::path::Path,
+        extra: &[&str],
+    ) -> Self {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisionerd"));
         cmd.arg("start").arg("--url").arg(url).arg("--name").arg("external-test");
         for t in tags {
@@ -20,24 +36,63 @@ impl DaemonProcess {
         }
         cmd.arg("--terraform-path").arg(terraform());
         cmd.arg("--work-dir").arg(dir.join("work")).arg("--cache-dir").arg(dir.join("cache"));
-        cmd.env("PROVISIONERD_PSK", psk).stdin(Stdio::null()).kill_on_drop(true);
-        Self(cmd.spawn().expect("spawn provisionerd start"))
+        cmd.args(extra);
+        cmd.env("PROVISIONERD_PSK", psk).env("NO_COLOR", "1");
+        cmd.stdin(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn provisionerd start");
+        let log = Arc::new(Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("[daemon] {line}");
+                    log.lock().expect("log lock").push_str(&line);
+                    log.lock().expect("log lock").push('\n');
+                }
+            });
+        }
+        Self { child, log }
+    }
+
+    /// Waits until the daemon's log contains `needle`.
+    pub async fn wait_for_log(&self, needle: &str) {
+        wait_for(&format!("the daemon to log {needle:?}"), Duration::from_secs(30), || async {
+            self.log.lock().expect("log lock").contains(needle).then_some(())
+        })
+        .await;
+    }
+
+    /// Sends SIGTERM, as systemd or Kubernetes would.
+    pub fn terminate(&self) {
+        if let Some(pid) = self.child.id() {
+            let pid = nix::unistd::Pid::from_raw(pid as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+
+    /// Waits for the daemon to exit on its own.
+    pub async fn exit_status(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => status.expect("wait"),
+            Err(_) => panic!("daemon did not exit within {timeout:?}"),
+        }
     }
 
     /// Kills the daemon with SIGKILL, as a crash would.
     fn kill(mut self) {
-        self.0.start_kill().expect("kill daemon");
+        self.child.start_kill().expect("kill daemon");
     }
 
     /// Asks the daemon to drain and waits for it to exit.
     async fn stop(mut self) {
-        if let Some(pid) = self.0.id() {
+        if let Some(pid) = self.child.id() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
         }
-        let status = tokio::time::timeout(Duration::from_secs(30), self.0.wait()).await;
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
         assert!(
             matches!(status, Ok(Ok(s)) if s.success()),
             "daemon exits 0 after SIGTERM: {status:?}"

@@ -6,5 +6,6 @@ mod harness;
 
 mod api_errors;
 mod daemons;
+mod drain;
 mod lifecycle;
 mod logs;

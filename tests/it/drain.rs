@@ -1,0 +1,132 @@
+//! Stopping daemons the way operators do: SIGTERM drains, a second SIGTERM
+//! cancels, `--max-jobs` and `--idle-timeout` end ephemeral daemons, and a
+//! daemon exits in bounded time even when the server is gone.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::daemons::DaemonProcess;
+use crate::harness::*;
+
+const PSK: &str = "drain-test-psk-0123456789";
+
+async fn server() -> TestServer {
+    TestServer::start(Opts { builtin_daemons: 0, psk: Some(PSK.into()), ..Opts::default() }).await
+}
+
+/// Waits until the job behind `logs_path` has a log line, which proves its
+/// daemon acknowledged it.
+async fn wait_acknowledged(c: &provisionerd::demo::Client, logs_path: &str) {
+    wait_for("the daemon to take the job", Duration::from_secs(30), || async {
+        let logs = c.get(logs_path).await.ok()?;
+        (!logs.as_array()?.is_empty()).then_some(())
+    })
+    .await;
+}
+
+/// Queues a template import of an echo template and returns its id.
+async fn queue_import(c: &provisionerd::demo::Client, script: &Value) -> String {
+    let dir = echo_template(script);
+    let file =
+        c.upload_tar(provisionerd::demo::tar_dir(dir.path()).expect("tar")).await.expect("upload");
+    let body = json!({"file_id": file, "storage_method": "file", "provisioner": "echo"});
+    let v = c.post("/api/v2/organizations/coder/templateversions", &body).await.expect("version");
+    v["id"].as_str().expect("id").to_owned()
+}
+
+async fn job_status(c: &provisionerd::demo::Client, version: &str) -> Value {
+    c.get(&format!("/api/v2/templateversions/{version}")).await.expect("version")["job"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_sigterm_drains_and_second_cancels() {
+    let server = server().await;
+    let c = server.client().await;
+    let mut daemon =
+        DaemonProcess::spawn_with(&server.url, PSK, &[], server.path(), &["--cancel-grace", "5s"]);
+
+    // First signal: the running job finishes, the queued one is left alone.
+    let running = queue_import(&c, &json!({"delay_ms": 1500, "logs": [{"output": "done"}]})).await;
+    wait_acknowledged(&c, &format!("/api/v2/templateversions/{running}/logs")).await;
+    daemon.terminate();
+    let queued = queue_import(&c, &json!({})).await;
+    let status = daemon.exit_status(Duration::from_secs(30)).await;
+    assert!(status.success(), "a drained daemon exits 0: {status:?}");
+    assert_eq!(job_status(&c, &running).await["status"], "succeeded", "the running job finished");
+    assert_eq!(
+        job_status(&c, &queued).await["status"],
+        "pending",
+        "no new job taken while draining"
+    );
+
+    // Second signal: the running job is canceled and reported.
+    let mut daemon =
+        DaemonProcess::spawn_with(&server.url, PSK, &[], server.path(), &["--cancel-grace", "5s"]);
+    wait_for("the queued job to run", Duration::from_secs(30), || async {
+        (job_status(&c, &queued).await["status"] == "succeeded").then_some(())
+    })
+    .await;
+    let long = queue_import(&c, &json!({"delay_ms": 600000})).await;
+    let long_logs = format!("/api/v2/templateversions/{long}/logs");
+    wait_acknowledged(&c, &long_logs).await;
+    daemon.terminate();
+    // A second signal sent before the first is handled would merge with it
+    // (the kernel keeps one pending SIGTERM), as for an operator pressing
+    // twice within microseconds: wait for the daemon to acknowledge the first.
+    daemon.wait_for_log("draining").await;
+    daemon.terminate();
+    let status = daemon.exit_status(Duration::from_secs(30)).await;
+    assert!(status.success(), "an aborted daemon that reported its jobs exits 0: {status:?}");
+    assert_eq!(
+        job_status(&c, &long).await["status"],
+        "canceled",
+        "the running job was canceled and reported"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_jobs_and_idle_timeout_end_ephemeral_daemons() {
+    let server = server().await;
+    let c = server.client().await;
+    let first = queue_import(&c, &json!({})).await;
+    let second = queue_import(&c, &json!({})).await;
+    let mut daemon =
+        DaemonProcess::spawn_with(&server.url, PSK, &[], server.path(), &["--max-jobs", "1"]);
+    let status = daemon.exit_status(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(job_status(&c, &first).await["status"], "succeeded");
+    assert_eq!(job_status(&c, &second).await["status"], "pending", "--max-jobs 1 took one job");
+
+    let mut idle = DaemonProcess::spawn_with(
+        &server.url,
+        PSK,
+        &["pool=empty"],
+        server.path(),
+        &["--idle-timeout", "1s"],
+    );
+    let status = idle.exit_status(Duration::from_secs(30)).await;
+    assert!(status.success(), "an idle daemon exits 0: {status:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_exits_in_bounded_time_when_the_server_is_gone() {
+    let server = server().await;
+    let c = server.client().await;
+    let mut daemon =
+        DaemonProcess::spawn_with(&server.url, PSK, &[], server.path(), &["--cancel-grace", "1s"]);
+    let long = queue_import(&c, &json!({"delay_ms": 600000})).await;
+    wait_acknowledged(&c, &format!("/api/v2/templateversions/{long}/logs")).await;
+    let _dir = server.stop().await;
+    daemon.terminate();
+    daemon.wait_for_log("draining").await;
+    daemon.terminate();
+    // Cancel grace (1s) plus the report window (10s), with room to spare.
+    let status = daemon.exit_status(Duration::from_secs(25)).await;
+    assert!(
+        !status.success(),
+        "a daemon that could not report its job says so in its exit code: {status:?}"
+    );
+}
