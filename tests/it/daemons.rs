@@ -55,6 +55,11 @@ impl DaemonProcess {
         Self { child, log }
     }
 
+    /// How often the daemon's log says `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log.lock().expect("log lock").matches(needle).count()
+    }
+
     /// Waits until the daemon's log contains `needle`.
     pub async fn wait_for_log(&self, needle: &str) {
         wait_for(&format!("the daemon to log {needle:?}"), Duration::from_secs(30), || async {
@@ -85,7 +90,7 @@ impl DaemonProcess {
     }
 
     /// Asks the daemon to drain and waits for it to exit.
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),

@@ -47,6 +47,9 @@ pub struct Opts {
     /// Reuse a data directory (to restart a server on the same database).
     pub data_dir: Option<PathBuf>,
     pub heartbeat_timeout: Duration,
+    /// Listen on this address instead of a fresh port (to restart a server
+    /// where its daemons expect it).
+    pub address: Option<std::net::SocketAddr>,
 }
 
 impl Default for Opts {
@@ -57,6 +60,7 @@ impl Default for Opts {
             cancel_grace: Duration::from_secs(5),
             data_dir: None,
             heartbeat_timeout: Duration::from_secs(30),
+            address: None,
         }
     }
 }
@@ -84,7 +88,8 @@ impl TestServer {
         std::fs::create_dir_all(&data_dir).expect("data dir");
         let url = format!("sqlite://{}", data_dir.join("provisionerd.db").display());
         let store = provisionerd::store::open(&url).await.expect("open store");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = opts.address.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
+        let listener = tokio::net::TcpListener::bind(address).await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let mut builtin = WorkerSettings::new("");
         builtin.terraform_path = terraform();

@@ -9,3 +9,4 @@ mod daemons;
 mod drain;
 mod lifecycle;
 mod logs;
+mod restart;
