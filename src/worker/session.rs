@@ -32,6 +32,11 @@ use crate::server::auth::PSK_HEADER;
 /// Most log lines gathered into one batch.
 const MAX_BATCH: usize = 500;
 
+/// Most unacknowledged log lines held across all jobs. Past it the daemon
+/// stops taking job events, which backs up through bounded channels to
+/// terraform's output pipe: memory stays bounded and no line is dropped.
+const MAX_BUFFERED_LINES: usize = 50_000;
+
 /// What job tasks tell the manager.
 #[derive(Debug)]
 pub enum JobEvent {
@@ -131,6 +136,10 @@ impl Daemon {
         unreported
     }
 
+    fn buffered_lines(&self) -> usize {
+        self.jobs.values().map(|j| j.unacked.len()).sum()
+    }
+
     fn should_exit(&self) -> bool {
         self.life.draining() && (self.jobs.is_empty() || self.life.gave_up())
     }
@@ -198,7 +207,7 @@ impl Daemon {
             loop {
                 tokio::select! {
                     _ = &mut sleep => break,
-                    Some(ev) = self.events_rx.recv() => self.record(ev),
+                    Some(ev) = self.events_rx.recv(), if self.buffered_lines() < MAX_BUFFERED_LINES => self.record(ev),
                     stop = next_stop(&self.life, self.jobs.is_empty(), shutdown) => self.apply_stop(stop),
                 }
                 if self.should_exit() {
@@ -277,7 +286,9 @@ impl Daemon {
                     Ok(None) => Err(tonic::Status::unavailable("server closed the session")),
                     Err(status) => Err(status),
                 },
-                Some(ev) = self.events_rx.recv() => self.on_job_events(&conn, ev).await,
+                Some(ev) = self.events_rx.recv(), if self.buffered_lines() < MAX_BUFFERED_LINES => {
+                    self.on_job_events(&conn, ev).await
+                }
                 _ = heartbeat.tick() => self.send_heartbeat(&conn).await,
                 stop = next_stop(&self.life, self.jobs.is_empty(), shutdown) => {
                     self.apply_stop(stop);
