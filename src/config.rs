@@ -78,6 +78,12 @@ pub struct StartArgs {
     /// daemon takes untagged (organization-scoped) jobs.
     #[arg(long = "tag", env = "PROVISIONERD_TAGS", value_delimiter = ',', value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
+    /// Serve `/healthz` and `/readyz` on this address (e.g. 127.0.0.1:3001).
+    #[arg(long, env = "PROVISIONERD_HEALTH_ADDRESS")]
+    pub health_address: Option<SocketAddr>,
+    /// `/healthz` fails once the server has been silent this long.
+    #[arg(long, env = "PROVISIONERD_HEALTH_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub health_timeout: Duration,
     /// Exit after this many jobs (for ephemeral daemons).
     #[arg(long, env = "PROVISIONERD_MAX_JOBS")]
     pub max_jobs: Option<u64>,

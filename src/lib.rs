@@ -12,6 +12,7 @@
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod health;
 pub mod server;
 pub mod store;
 pub mod terraform;

@@ -156,8 +156,23 @@ async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
     tracing::info!(%version, path = %settings.terraform_path.display(), "found terraform");
     let shutdown = Shutdown::default();
     spawn_signal_handler(shutdown.clone());
-    worker::run(settings, shutdown).await?;
-    Ok(())
+    let probes = CancellationToken::new();
+    if let Some(address) = args.health_address {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("failed to listen on --health-address {address}"))?;
+        tracing::info!(%address, "serving /healthz and /readyz");
+        let (health, timeout, stop) =
+            (settings.health.clone(), args.health_timeout, probes.clone());
+        tokio::spawn(async move {
+            if let Err(e) = provisionerd::health::serve(listener, health, timeout, stop).await {
+                tracing::error!(error = %e, "health endpoint failed");
+            }
+        });
+    }
+    let result = worker::run(settings, shutdown).await;
+    probes.cancel();
+    Ok(result?)
 }
 
 /// Hides a password in a database URL.

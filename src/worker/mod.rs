@@ -16,6 +16,7 @@ use crate::terraform::{archive::Limits, TerraformConfig};
 
 mod cache;
 mod echo;
+pub mod health;
 mod job;
 pub mod lifecycle;
 mod session;
@@ -37,6 +38,8 @@ pub struct WorkerSettings {
     /// When to stop: max jobs, idle and drain timeouts (its cancel grace is
     /// taken from `cancel_grace`).
     pub stop: lifecycle::StopPolicy,
+    /// Updated as the daemon talks to its server; read by health probes.
+    pub health: health::Health,
 }
 
 impl WorkerSettings {
@@ -56,6 +59,7 @@ impl WorkerSettings {
             cache_dir: tmp.join("provisionerd-cache"),
             archive_limits: Limits::default(),
             stop: lifecycle::StopPolicy::default(),
+            health: health::Health::default(),
         }
     }
 

@@ -121,7 +121,10 @@ impl Daemon {
             let Some(conn) = self.connect(&shutdown).await else { break };
             match self.serve(conn, &shutdown).await {
                 Disconnect::Exit => break,
-                Disconnect::Lost(why) => tracing::warn!(%why, "lost the server; reconnecting"),
+                Disconnect::Lost(why) => {
+                    self.settings.health.set_connected(false);
+                    tracing::warn!(%why, "lost the server; reconnecting");
+                }
             }
         }
         self.cancel_all();
@@ -154,6 +157,7 @@ impl Daemon {
     fn apply_stop(&mut self, stop: Stop) {
         match stop {
             Stop::Drain => {
+                self.settings.health.set_draining();
                 if self.life.begin_drain() {
                     tracing::info!(
                         running = self.jobs.len(),
@@ -162,12 +166,14 @@ impl Daemon {
                 }
             }
             Stop::Abort => {
+                self.settings.health.set_draining();
                 if self.life.begin_abort() {
                     tracing::warn!(running = self.jobs.len(), "canceling running jobs");
                     self.cancel_all();
                 }
             }
             Stop::Due(due) => {
+                self.settings.health.set_draining();
                 self.life.on_due(due);
                 match due {
                     Due::Drain => tracing::info!("idle timeout: exiting"),
@@ -243,6 +249,7 @@ impl Daemon {
             _ => return Err(tonic::Status::internal("server did not welcome the daemon")),
         };
         tracing::info!(url = %self.settings.url, "connected to server");
+        self.settings.health.set_connected(true);
         let conn = Connection { tx, inbound, heartbeat };
         self.resend(&conn).await?;
         Ok(conn)
@@ -282,7 +289,10 @@ impl Daemon {
             }
             let step = tokio::select! {
                 msg = conn.inbound.message() => match msg {
-                    Ok(Some(m)) => self.on_server_message(&conn, m).await,
+                    Ok(Some(m)) => {
+                    self.settings.health.contact();
+                    self.on_server_message(&conn, m).await
+                }
                     Ok(None) => Err(tonic::Status::unavailable("server closed the session")),
                     Err(status) => Err(status),
                 },

@@ -130,3 +130,47 @@ async fn daemon_exits_in_bounded_time_when_the_server_is_gone() {
         "a daemon that could not report its job says so in its exit code: {status:?}"
     );
 }
+
+/// Status code of a plain GET, or 0 when nothing answers.
+async fn probe(url: &str) -> u16 {
+    reqwest::get(url).await.map_or(0, |r| r.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_endpoints_follow_the_connection() {
+    let server = server().await;
+    assert_eq!(probe(&format!("{}/healthz", server.url)).await, 200);
+    assert_eq!(
+        probe(&format!("{}/readyz", server.url)).await,
+        200,
+        "the server's database answers"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let extra = ["--health-address", address.as_str(), "--health-timeout", "1s"];
+    let mut daemon = DaemonProcess::spawn_with(&server.url, PSK, &[], server.path(), &extra);
+    let (healthz, readyz) =
+        (format!("http://{address}/healthz"), format!("http://{address}/readyz"));
+    wait_for("the daemon to be ready", Duration::from_secs(30), || async {
+        (probe(&readyz).await == 200).then_some(())
+    })
+    .await;
+    assert_eq!(probe(&healthz).await, 200);
+
+    let _dir = server.stop().await;
+    wait_for("readiness to drop with the server", Duration::from_secs(30), || async {
+        (probe(&readyz).await == 503).then_some(())
+    })
+    .await;
+    wait_for("health to fail after the timeout", Duration::from_secs(30), || async {
+        (probe(&healthz).await == 503).then_some(())
+    })
+    .await;
+    daemon.terminate();
+    let status = daemon.exit_status(Duration::from_secs(30)).await;
+    assert!(status.success(), "an idle daemon drains at once, server or not: {status:?}");
+}

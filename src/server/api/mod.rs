@@ -64,11 +64,24 @@ async fn buildinfo() -> Json<serde_json::Value> {
     )
 }
 
+/// Ready when the database answers.
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, &'static str) {
+    match state.store.count_users().await {
+        Ok(_) => (axum::http::StatusCode::OK, "ready\n"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: database unavailable");
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+        }
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(axum::http::StatusCode::NOT_FOUND, "Route not found.")
 }
 
-/// All routes, plus `/healthz` at the root.
+/// All routes, plus `/healthz` and `/readyz` at the root.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/buildinfo", get(buildinfo))
@@ -108,5 +121,9 @@ pub fn router(state: AppState) -> Router {
         .route("/workspacebuilds/{id}/parameters", get(builds::parameters))
         .route("/workspacebuilds/{id}/cancel", patch(builds::cancel))
         .fallback(not_found);
-    Router::new().nest("/api/v2", api).route("/healthz", get(|| async { "ok" })).with_state(state)
+    Router::new()
+        .nest("/api/v2", api)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
 }

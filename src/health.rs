@@ -1,0 +1,54 @@
+//! The daemon's local health endpoints: `GET /healthz` answers 200 while the
+//! daemon has heard from its server within the timeout (503 after), and
+//! `GET /readyz` answers 200 while it is connected and taking work. Meant
+//! for Kubernetes probes and load checks on a local address.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::worker::health::Health;
+
+#[derive(Clone)]
+struct Probe {
+    health: Health,
+    timeout: Duration,
+}
+
+async fn healthz(State(p): State<Probe>) -> (StatusCode, String) {
+    match p.health.silence() {
+        Some(s) if s <= p.timeout => (StatusCode::OK, "ok\n".into()),
+        Some(s) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no contact with the server for {}s\n", s.as_secs()),
+        ),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "never connected to the server\n".into()),
+    }
+}
+
+async fn readyz(State(p): State<Probe>) -> (StatusCode, &'static str) {
+    if p.health.ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not connected, or draining\n")
+    }
+}
+
+/// Serves the probes on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    health: Health,
+    timeout: Duration,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(Probe { health, timeout });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}

@@ -1,0 +1,76 @@
+//! What the daemon knows about its own health, as plain atomics the
+//! connection manager updates and anyone may read: when it last heard from
+//! the server, whether a session is open, whether it is draining. Serving
+//! it over HTTP is `crate::health`'s job; the worker does not know HTTP.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Milliseconds since the epoch of the last message from the server.
+    last_contact_ms: AtomicU64,
+    connected: AtomicBool,
+    draining: AtomicBool,
+}
+
+/// A cheap, cloneable view of the daemon's health.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<Inner>);
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Health {
+    pub fn contact(&self) {
+        self.0.last_contact_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn set_connected(&self, connected: bool) {
+        self.0.connected.store(connected, Ordering::Relaxed);
+        if connected {
+            self.contact();
+        }
+    }
+
+    pub fn set_draining(&self) {
+        self.0.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Time since the server was last heard from; `None` if never.
+    pub fn silence(&self) -> Option<Duration> {
+        match self.0.last_contact_ms.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(Duration::from_millis(now_ms().saturating_sub(at))),
+        }
+    }
+
+    /// Alive: heard from the server within `timeout`.
+    pub fn healthy(&self, timeout: Duration) -> bool {
+        self.silence().is_some_and(|s| s <= timeout)
+    }
+
+    /// Ready for work: connected and not draining.
+    pub fn ready(&self) -> bool {
+        self.0.connected.load(Ordering::Relaxed) && !self.0.draining.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states() {
+        let h = Health::default();
+        assert!(!h.healthy(Duration::from_secs(30)) && !h.ready(), "never connected");
+        h.set_connected(true);
+        assert!(h.healthy(Duration::from_secs(30)) && h.ready());
+        h.set_draining();
+        assert!(h.healthy(Duration::from_secs(30)) && !h.ready());
+        h.set_connected(false);
+        assert!(h.healthy(Duration::from_secs(30)), "recent contact still counts");
+    }
+}
