@@ -59,6 +59,9 @@ pub struct ServerArgs {
     /// A running job whose daemon was silent this long is failed.
     #[arg(long, env = "PROVISIONERD_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub heartbeat_timeout: Duration,
+    /// A job no daemon took within this long is failed.
+    #[arg(long, env = "PROVISIONERD_PENDING_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    pub pending_timeout: Duration,
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }

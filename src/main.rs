@@ -130,6 +130,7 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         settings: ServerSettings {
             heartbeat_interval: args.heartbeat_interval,
             heartbeat_timeout: args.heartbeat_timeout,
+            pending_timeout: args.pending_timeout,
             ..ServerSettings::default()
         },
     };

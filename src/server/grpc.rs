@@ -10,7 +10,7 @@
 //!
 //! Prost types stop here: the store and the event bus see domain types only.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::pin::Pin;
 
 use chrono::{TimeZone, Utc};
@@ -80,7 +80,8 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
             daemon,
             credits: 0,
             offered: HashSet::new(),
-            owned: HashSet::new(),
+            owned: BTreeSet::new(),
+            registration: 0,
         };
         let span = tracing::info_span!("session", daemon = %session.daemon.name);
         tokio::spawn(session.run(inbound, self.shutdown.clone()).instrument(span));
@@ -107,6 +108,7 @@ struct DaemonInfo {
     name: String,
     tags: Tags,
     provisioners: Vec<Provisioner>,
+    version: String,
     resume: Vec<Uuid>,
 }
 
@@ -128,6 +130,7 @@ impl DaemonInfo {
             name: h.name,
             tags: crate::domain::with_default_scope(tags),
             provisioners,
+            version: h.version,
             resume,
         })
     }
@@ -144,7 +147,9 @@ struct Session {
     /// Jobs offered but not yet acknowledged.
     offered: HashSet<Uuid>,
     /// Jobs the daemon runs.
-    owned: HashSet<Uuid>,
+    owned: BTreeSet<Uuid>,
+    /// This session's registration in the daemon registry.
+    registration: u64,
 }
 
 /// Why a session loop step failed.
@@ -187,6 +192,7 @@ impl Session {
             }
         }
         self.release_offers().await;
+        self.state.daemons.unregister(self.daemon.id, self.registration);
         tracing::info!(daemon = %self.daemon.name, "daemon disconnected");
     }
 
@@ -197,6 +203,10 @@ impl Session {
 
     /// Welcomes the daemon and settles the jobs it says it is still running.
     async fn start(&mut self) -> Result<(), SessionError> {
+        let d = &self.daemon;
+        let provisioners = d.provisioners.iter().map(|p| p.to_string()).collect();
+        self.registration =
+            self.state.daemons.register(d.id, &d.name, &d.version, &d.tags, provisioners);
         let interval = self.state.settings.heartbeat_interval.as_millis();
         let heartbeat_interval_ms = u32::try_from(interval).unwrap_or(u32::MAX);
         self.send(Out::Welcome(proto::Welcome { heartbeat_interval_ms })).await?;
@@ -223,6 +233,12 @@ impl Session {
     }
 
     async fn on_message(&mut self, msg: proto::DaemonMessage) -> Result<(), SessionError> {
+        let result = self.handle(msg).await;
+        self.state.daemons.seen(self.daemon.id, &self.owned);
+        result
+    }
+
+    async fn handle(&mut self, msg: proto::DaemonMessage) -> Result<(), SessionError> {
         match msg.msg {
             Some(In::Acquire(a)) => {
                 self.credits = a.slots;

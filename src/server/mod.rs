@@ -10,6 +10,7 @@ use crate::store::DynStore;
 
 pub mod api;
 pub mod auth;
+pub mod daemons;
 pub mod events;
 pub mod grpc;
 mod offer;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub store: DynStore,
     pub events: Events,
     pub settings: Arc<ServerSettings>,
+    /// Daemons connected to this server process.
+    pub daemons: daemons::Registry,
 }
 
 /// Server behaviour the handlers and the daemon service need to know about.
@@ -36,6 +39,8 @@ pub struct ServerSettings {
     pub heartbeat_interval: std::time::Duration,
     /// A running job whose daemon was silent this long is failed.
     pub heartbeat_timeout: std::time::Duration,
+    /// A job no daemon took within this long is failed.
+    pub pending_timeout: std::time::Duration,
 }
 
 impl Default for ServerSettings {
@@ -44,6 +49,7 @@ impl Default for ServerSettings {
             session_lifetime: chrono::Duration::hours(24),
             heartbeat_interval: std::time::Duration::from_secs(5),
             heartbeat_timeout: std::time::Duration::from_secs(30),
+            pending_timeout: std::time::Duration::from_secs(30 * 60),
         }
     }
 }

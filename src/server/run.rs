@@ -41,6 +41,7 @@ pub async fn run(
         store: config.store,
         events: Events::new(),
         settings: Arc::new(config.settings),
+        daemons: Default::default(),
     };
     let internal_key = random_key();
     let keys = std::iter::once(internal_key.as_str()).chain(config.psk.as_deref());

@@ -287,6 +287,8 @@ pub trait Store: Send + Sync + 'static {
     /// Started, not completed jobs whose daemon has not been heard of since
     /// `before` (no heartbeat, log or handover).
     async fn stale_jobs(&self, before: DateTime<Utc>) -> Result<Vec<Job>>;
+    /// Jobs still pending (never started, not canceled) created before `before`.
+    async fn pending_jobs_before(&self, before: DateTime<Utc>) -> Result<Vec<Job>>;
 }
 
 /// A shared handle to whichever backend the server runs on.

@@ -205,3 +205,45 @@ async fn external_daemon_runs_builds_and_tags_keep_jobs_pending() {
     daemon.stop().await;
     server.stop().await;
 }
+
+/// The API lists connected daemons; a pending build says how many could
+/// take it; a job nobody can take fails after the pending timeout, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_list_matched_provisioners_and_pending_timeout() {
+    let psk = "pending-test-psk-0123456789";
+    let opts = Opts {
+        builtin_daemons: 0,
+        psk: Some(psk.into()),
+        pending_timeout: Duration::from_secs(3),
+        ..Opts::default()
+    };
+    let server = TestServer::start(opts).await;
+    let c = server.client().await;
+    let daemon = DaemonProcess::spawn(&server.url, psk, &["pool=ext"], server.path());
+    let echo = echo_template(&json!({}));
+    let (template, _) =
+        create_template(&c, echo.path(), "echo", json!({"tags": {"pool": "ext"}})).await;
+    let listed = c.get("/api/v2/organizations/coder/provisionerdaemons").await.expect("daemons");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["name"], "external-test");
+    assert_eq!(listed[0]["tags"]["pool"], "ext");
+    let ws = create_workspace(&c, &template).await;
+    let ws_id = ws["id"].as_str().expect("id").to_owned();
+    wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(30)).await;
+
+    daemon.stop().await;
+    wait_for("the daemon to leave the list", Duration::from_secs(30), || async {
+        let listed = c.get("/api/v2/organizations/coder/provisionerdaemons").await.ok()?;
+        listed.as_array()?.is_empty().then_some(())
+    })
+    .await;
+    let pending = build(&c, &ws_id, json!({"transition": "stop"})).await;
+    assert_eq!(pending["status"], "pending");
+    assert_eq!(pending["matched_provisioners"]["count"], 0, "{pending}");
+    let failed = wait_build(&c, pending["id"].as_str().expect("id"), Duration::from_secs(30)).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["job"]["error_code"], "PENDING_TIMEOUT");
+    let error = failed["job"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no connected provisioner daemon has the tags"), "{error}");
+    server.stop().await;
+}

@@ -47,6 +47,7 @@ pub struct Opts {
     /// Reuse a data directory (to restart a server on the same database).
     pub data_dir: Option<PathBuf>,
     pub heartbeat_timeout: Duration,
+    pub pending_timeout: Duration,
     /// Listen on this address instead of a fresh port (to restart a server
     /// where its daemons expect it).
     pub address: Option<std::net::SocketAddr>,
@@ -60,6 +61,7 @@ impl Default for Opts {
             cancel_grace: Duration::from_secs(5),
             data_dir: None,
             heartbeat_timeout: Duration::from_secs(30),
+            pending_timeout: Duration::from_secs(1800),
             address: None,
         }
     }
@@ -105,6 +107,7 @@ impl TestServer {
             settings: ServerSettings {
                 heartbeat_interval: Duration::from_millis(200),
                 heartbeat_timeout: opts.heartbeat_timeout,
+                pending_timeout: opts.pending_timeout,
                 ..ServerSettings::default()
             },
         };

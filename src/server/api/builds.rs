@@ -188,7 +188,7 @@ pub async fn create(
         other => other?,
     }
     state.events.publish(Event::JobQueued);
-    Ok((StatusCode::CREATED, Json(json::build(state.store.as_ref(), &build).await?)))
+    Ok((StatusCode::CREATED, Json(json::build(&state, &build).await?)))
 }
 
 /// The build if the caller may see its workspace.
@@ -208,7 +208,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<json::BuildJson>> {
     let build = visible_build(&state, &caller, &id).await?;
-    Ok(Json(json::build(state.store.as_ref(), &build).await?))
+    Ok(Json(json::build(&state, &build).await?))
 }
 
 pub async fn by_number(
@@ -225,7 +225,7 @@ pub async fn by_number(
     };
     visible(&state, &caller, ws.id, false).await?;
     let build = state.store.build_by_number(ws.id, number).await?;
-    Ok(Json(json::build(state.store.as_ref(), &build).await?))
+    Ok(Json(json::build(&state, &build).await?))
 }
 
 #[derive(Deserialize)]
@@ -247,7 +247,7 @@ pub async fn list(
         BuildPage { limit: q.limit.filter(|l| *l > 0), offset: q.offset.max(0), since: q.since };
     let mut out = Vec::new();
     for b in state.store.builds_of_workspace(ws.id, &page).await? {
-        out.push(json::build(state.store.as_ref(), &b).await?);
+        out.push(json::build(&state, &b).await?);
     }
     Ok(Json(out))
 }

@@ -12,6 +12,8 @@ use super::error::ApiResult;
 use crate::domain::{
     build_status, Job, JobInput, NameValue, StoredLog, StoredResource, Tags, WorkspaceBuild,
 };
+use crate::server::daemons::{Connected, Matched};
+use crate::server::AppState;
 use crate::store::{Organization, Store, Template, TemplateVersion, User, Workspace};
 
 #[derive(Serialize)]
@@ -231,10 +233,12 @@ pub struct BuildJson {
     pub deadline: Option<DateTime<Utc>>,
     pub max_deadline: Option<DateTime<Utc>>,
     pub daily_cost: i32,
-    pub matched_provisioners: Option<serde_json::Value>,
+    /// For a pending build: the connected daemons that could take it.
+    pub matched_provisioners: Option<Matched>,
 }
 
-pub async fn build(store: &dyn Store, b: &WorkspaceBuild) -> ApiResult<BuildJson> {
+pub async fn build(state: &AppState, b: &WorkspaceBuild) -> ApiResult<BuildJson> {
+    let store = state.store.as_ref();
     let ws = store.workspace(b.workspace_id).await?;
     let owner = store.user_by_id(ws.owner_id).await?;
     let initiator = store.user_by_id(b.initiator_id).await.map(|u| u.username).unwrap_or_default();
@@ -263,7 +267,8 @@ pub async fn build(store: &dyn Store, b: &WorkspaceBuild) -> ApiResult<BuildJson
         deadline: b.deadline,
         max_deadline: b.max_deadline,
         daily_cost: b.daily_cost,
-        matched_provisioners: None,
+        matched_provisioners: (job_row.status() == crate::domain::JobStatus::Pending)
+            .then(|| state.daemons.matching(&job_row.tags)),
     })
 }
 
@@ -297,12 +302,13 @@ pub struct WorkspaceJson {
     pub favorite: bool,
 }
 
-pub async fn workspace(store: &dyn Store, ws: &Workspace) -> ApiResult<WorkspaceJson> {
+pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJson> {
+    let store = state.store.as_ref();
     let owner = store.user_by_id(ws.owner_id).await?;
     let org = store.organization_by_id(ws.organization_id).await?;
     let template = store.template(ws.template_id).await?;
     let latest = store.latest_build(ws.id).await?;
-    let latest_build = build(store, &latest).await?;
+    let latest_build = build(state, &latest).await?;
     Ok(WorkspaceJson {
         id: ws.id,
         created_at: ws.created_at,
@@ -406,4 +412,31 @@ pub struct ParameterJson {
 
 pub fn parameters(values: &[NameValue]) -> Vec<ParameterJson> {
     values.iter().map(|p| ParameterJson { name: p.name.clone(), value: p.value.clone() }).collect()
+}
+
+#[derive(Serialize)]
+pub struct DaemonJson {
+    pub id: Uuid,
+    pub name: String,
+    pub version: String,
+    pub tags: Tags,
+    pub provisioners: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub status: &'static str,
+    pub current_job: Option<serde_json::Value>,
+}
+
+pub fn daemon(d: &Connected) -> DaemonJson {
+    DaemonJson {
+        id: d.id,
+        name: d.name.clone(),
+        version: d.version.clone(),
+        tags: d.tags.clone(),
+        provisioners: d.provisioners.clone(),
+        created_at: d.connected_at,
+        last_seen_at: d.last_seen,
+        status: if d.jobs.is_empty() { "idle" } else { "busy" },
+        current_job: d.jobs.iter().next().map(|id| serde_json::json!({ "id": id })),
+    }
 }

@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{user}", get(users::get))
         .route("/users/{user}/organizations", get(users::organizations))
         .route("/organizations/{organization}", get(users::organization))
+        .route("/organizations/{organization}/provisionerdaemons", get(users::daemons))
         .route("/files", post(files::upload).layer(DefaultBodyLimit::max(files::MAX_FILE_BYTES)))
         .route("/files/{id}", get(files::download))
         .route("/organizations/{organization}/templateversions", post(templates::create_version))

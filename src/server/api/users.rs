@@ -180,3 +180,13 @@ pub async fn organization(
 ) -> ApiResult<Json<json::OrganizationJson>> {
     Ok(Json(json::organization(&resolve_org(&state, &org).await?)))
 }
+
+/// Daemons connected to this server that serve the organization.
+pub async fn daemons(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Vec<json::DaemonJson>>> {
+    resolve_org(&state, &org).await?;
+    Ok(Json(state.daemons.list().iter().map(json::daemon).collect()))
+}

@@ -143,7 +143,7 @@ async fn create(
         other => other?,
     }
     state.events.publish(Event::JobQueued);
-    Ok((StatusCode::CREATED, Json(json::workspace(state.store.as_ref(), &ws).await?)))
+    Ok((StatusCode::CREATED, Json(json::workspace(&state, &ws).await?)))
 }
 
 #[derive(Deserialize, Default)]
@@ -159,7 +159,7 @@ pub async fn get(
     Query(q): Query<GetQuery>,
 ) -> ApiResult<Json<json::WorkspaceJson>> {
     let ws = visible(&state, &caller, uuid_param("workspace", &id)?, q.include_deleted).await?;
-    Ok(Json(json::workspace(state.store.as_ref(), &ws).await?))
+    Ok(Json(json::workspace(&state, &ws).await?))
 }
 
 pub async fn by_owner_and_name(
@@ -173,7 +173,7 @@ pub async fn by_owner_and_name(
         other => other?,
     };
     let ws = visible(&state, &caller, ws.id, false).await?;
-    Ok(Json(json::workspace(state.store.as_ref(), &ws).await?))
+    Ok(Json(json::workspace(&state, &ws).await?))
 }
 
 #[derive(Deserialize)]
@@ -200,7 +200,7 @@ pub async fn list(
     let (list, count) = state.store.workspaces(&filter).await?;
     let mut out = Vec::with_capacity(list.len());
     for ws in &list {
-        out.push(json::workspace(state.store.as_ref(), ws).await?);
+        out.push(json::workspace(&state, ws).await?);
     }
     Ok(Json(serde_json::json!({"workspaces": out, "count": count})))
 }

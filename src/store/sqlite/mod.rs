@@ -509,4 +509,16 @@ impl Store for SqliteStore {
         .map_err(db)?;
         rows.iter().map(rows::job).collect()
     }
+
+    async fn pending_jobs_before(&self, before: chrono::DateTime<chrono::Utc>) -> Result<Vec<Job>> {
+        let rows = sqlx::query(
+            "SELECT * FROM provisioner_jobs
+             WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL AND created_at < ?",
+        )
+        .bind(ts(before))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(rows::job).collect()
+    }
 }

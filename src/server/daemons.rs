@@ -1,0 +1,137 @@
+//! The daemons connected to this server right now: who they are, what tags
+//! they offer, when they were last heard from, and which jobs they run.
+//! Sessions keep it current; the API reads it for `matched_provisioners`
+//! and the daemon list, the reaper for pending-timeout messages.
+//!
+//! In memory and per server process: with several replicas on one
+//! PostgreSQL database this moves into the store.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{tags_satisfy, Tags};
+
+/// One connected daemon.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    pub id: Uuid,
+    pub name: String,
+    pub version: String,
+    pub tags: Tags,
+    pub provisioners: Vec<String>,
+    pub connected_at: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub jobs: BTreeSet<Uuid>,
+    /// Which session registered it (a reconnect replaces the entry).
+    session: u64,
+}
+
+/// `matched_provisioners` of seed 002.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Matched {
+    pub count: usize,
+    pub available: usize,
+    pub most_recently_seen: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    inner: Arc<Mutex<HashMap<Uuid, Connected>>>,
+    next_session: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Connected>> {
+        // A panic while holding this lock cannot leave the map half-updated
+        // (every change is one insert or remove), so a poisoned lock is usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a daemon's session; returns the session number to pass to
+    /// `unregister`.
+    pub fn register(
+        &self,
+        id: Uuid,
+        name: &str,
+        version: &str,
+        tags: &Tags,
+        provisioners: Vec<String>,
+    ) -> u64 {
+        let session = self.next_session.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = Utc::now();
+        let entry = Connected {
+            id,
+            name: name.to_owned(),
+            version: version.to_owned(),
+            tags: tags.clone(),
+            provisioners,
+            connected_at: now,
+            last_seen: now,
+            jobs: BTreeSet::new(),
+            session,
+        };
+        self.lock().insert(id, entry);
+        session
+    }
+
+    /// Removes the daemon unless a newer session of it has registered since.
+    pub fn unregister(&self, id: Uuid, session: u64) {
+        let mut map = self.lock();
+        if map.get(&id).is_some_and(|c| c.session == session) {
+            map.remove(&id);
+        }
+    }
+
+    pub fn seen(&self, id: Uuid, jobs: &BTreeSet<Uuid>) {
+        if let Some(c) = self.lock().get_mut(&id) {
+            c.last_seen = Utc::now();
+            c.jobs.clone_from(jobs);
+        }
+    }
+
+    pub fn list(&self) -> Vec<Connected> {
+        let mut all: Vec<Connected> = self.lock().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    /// Connected daemons that could take a job with these tags.
+    pub fn matching(&self, job_tags: &Tags) -> Matched {
+        let map = self.lock();
+        let fit: Vec<&Connected> =
+            map.values().filter(|c| tags_satisfy(&c.tags, job_tags)).collect();
+        Matched {
+            count: fit.len(),
+            available: fit.iter().filter(|c| c.jobs.is_empty()).count(),
+            most_recently_seen: fit.iter().map(|c| c.last_seen).max(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching_and_reconnects() {
+        let r = Registry::default();
+        let gpu: Tags =
+            crate::domain::with_default_scope(Tags::from([("pool".into(), "gpu".into())]));
+        let plain = crate::domain::default_tags();
+        let a = Uuid::new_v4();
+        let first = r.register(a, "a", "1", &gpu, vec![]);
+        let b = Uuid::new_v4();
+        r.register(b, "b", "1", &plain, vec![]);
+        assert_eq!(r.matching(&gpu).count, 1);
+        assert_eq!(r.matching(&plain).count, 1, "untagged jobs only match untagged daemons");
+        r.seen(b, &BTreeSet::from([Uuid::new_v4()]));
+        assert_eq!(r.matching(&plain).available, 0, "a busy daemon is not available");
+        // A reconnect registers again before the old session ends.
+        r.register(a, "a", "1", &gpu, vec![]);
+        r.unregister(a, first);
+        assert_eq!(r.list().len(), 2, "the old session's end keeps the new registration");
+    }
+}
