@@ -174,3 +174,24 @@ async fn health_endpoints_follow_the_connection() {
     let status = daemon.exit_status(Duration::from_secs(30)).await;
     assert!(status.success(), "an idle daemon drains at once, server or not: {status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_runs_jobs_side_by_side() {
+    let server = server().await;
+    let c = server.client().await;
+    let extra = ["--concurrency", "2"];
+    let daemon = DaemonProcess::spawn_with(&server.url, PSK, &[], server.path(), &extra);
+    let a = queue_import(&c, &json!({"delay_ms": 600000})).await;
+    let b = queue_import(&c, &json!({"delay_ms": 600000})).await;
+    // Both jobs run at the same time on the one daemon (with one slot the
+    // second would stay pending).
+    wait_for("both jobs to run at once", Duration::from_secs(30), || async {
+        let (ja, jb) = (job_status(&c, &a).await, job_status(&c, &b).await);
+        (ja["status"] == "running" && jb["status"] == "running").then_some(())
+    })
+    .await;
+    let listed = c.get("/api/v2/organizations/coder/provisionerdaemons").await.expect("daemons");
+    assert_eq!(listed[0]["status"], "busy");
+    drop(daemon);
+    server.stop().await;
+}
