@@ -74,6 +74,10 @@ pub struct StartArgs {
     /// Pre-shared key (the server's --psk).
     #[arg(long, env = "PROVISIONERD_PSK", hide_env_values = true)]
     pub psk: Option<String>,
+    /// Provisioner key (from POST /api/v2/organizations/{org}/provisionerkeys);
+    /// the daemon gets the key's tags.
+    #[arg(long, env = "PROVISIONERD_KEY", hide_env_values = true, conflicts_with = "psk")]
+    pub key: Option<String>,
     /// Daemon name shown in the API; defaults to the host name.
     #[arg(long, env = "PROVISIONERD_NAME")]
     pub name: Option<String>,

@@ -142,7 +142,8 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
 
 async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
     let mut settings = worker_settings(args.url, &args.daemon);
-    settings.psk = args.psk;
+    settings.credentials.psk = args.psk;
+    settings.credentials.key = args.key;
     settings.tags = config::tags_from(&args.tags);
     if let Some(name) = args.name {
         settings.name = name;

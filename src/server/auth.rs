@@ -15,6 +15,8 @@ use tonic::Status;
 
 /// Metadata header carrying a pre-shared key.
 pub const PSK_HEADER: &str = "x-provisionerd-psk";
+/// Metadata header carrying a provisioner key (`<key id>.<secret>`).
+pub const KEY_HEADER: &str = "x-provisionerd-key";
 
 /// The set of accepted daemon keys.
 #[derive(Clone)]
@@ -30,6 +32,11 @@ impl std::fmt::Debug for DaemonAuth {
 
 fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
+}
+
+/// Whether `secret` hashes to `hashed` (sha256), compared in constant time.
+pub fn secret_matches(secret: &str, hashed: &[u8]) -> bool {
+    digest(secret).ct_eq(hashed).into()
 }
 
 /// A fresh random key, hex encoded.

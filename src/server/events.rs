@@ -19,6 +19,8 @@ pub enum Event {
     JobUpdated(Uuid),
     /// New log lines for a job were stored.
     LogsAppended(Uuid),
+    /// A provisioner key was deleted: daemons using it must go.
+    KeyRevoked(Uuid),
 }
 
 /// A cloneable handle to the event bus.

@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::auth::DaemonAuth;
+use super::auth::{secret_matches, DaemonAuth, KEY_HEADER};
 use super::offer::job_offer;
 use super::{AppState, Event};
 use crate::domain::{
@@ -47,6 +47,30 @@ impl DaemonService {
         Self { state, auth, shutdown }
     }
 
+    /// Accepts a provisioner key (looked up in the store) or a pre-shared key.
+    async fn authenticate(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<Principal, Status> {
+        let Some(value) = metadata.get(KEY_HEADER) else {
+            self.auth.check(metadata)?;
+            return Ok(Principal::Psk);
+        };
+        let invalid = || Status::unauthenticated("invalid or revoked provisioner key");
+        let given = value.to_str().map_err(|_| invalid())?;
+        let (id, secret) = given.split_once('.').ok_or_else(invalid)?;
+        let id: Uuid = id.parse().map_err(|_| invalid())?;
+        let key = match self.state.store.provisioner_key(id).await {
+            Ok(key) => key,
+            Err(StoreError::NotFound) => return Err(invalid()),
+            Err(e) => return Err(store_status(e)),
+        };
+        if !secret_matches(secret, &key.hashed_secret) {
+            return Err(invalid());
+        }
+        Ok(Principal::Key { id, tags: key.tags })
+    }
+
     pub fn into_server(self) -> proto::provisioner_daemon_server::ProvisionerDaemonServer<Self> {
         proto::provisioner_daemon_server::ProvisionerDaemonServer::new(self)
             .max_decoding_message_size(64 << 20)
@@ -65,13 +89,21 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
         &self,
         request: Request<Streaming<proto::DaemonMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        self.auth.check(request.metadata())?;
+        let principal = self.authenticate(request.metadata()).await?;
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
             Some(proto::DaemonMessage { msg: Some(In::Hello(h)) }) => h,
             _ => return Err(Status::invalid_argument("a session must start with hello")),
         };
-        let daemon = DaemonInfo::from_hello(hello)?;
+        let mut daemon = DaemonInfo::from_hello(hello)?;
+        let key = match principal {
+            Principal::Psk => None,
+            Principal::Key { id, tags } => {
+                // A key's tags decide what the daemon may run, not its flags.
+                daemon.tags = tags;
+                Some(id)
+            }
+        };
         let (tx, rx) = mpsc::channel(256);
         let session = Session {
             state: self.state.clone(),
@@ -82,6 +114,7 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
             offered: HashSet::new(),
             owned: BTreeSet::new(),
             registration: 0,
+            key,
         };
         let span = tracing::info_span!("session", daemon = %session.daemon.name);
         tokio::spawn(session.run(inbound, self.shutdown.clone()).instrument(span));
@@ -92,13 +125,19 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
         &self,
         request: Request<proto::DownloadFileRequest>,
     ) -> Result<Response<Self::DownloadFileStream>, Status> {
-        self.auth.check(request.metadata())?;
+        self.authenticate(request.metadata()).await?;
         let id = parse_uuid(&request.get_ref().file_id, "file_id")?;
         let file = self.state.store.file(id).await.map_err(store_status)?;
         let chunks: Vec<Result<proto::FileChunk, Status>> =
             file.data.chunks(CHUNK).map(|c| Ok(proto::FileChunk { data: c.to_vec() })).collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
+}
+
+/// How a daemon authenticated.
+enum Principal {
+    Psk,
+    Key { id: Uuid, tags: Tags },
 }
 
 /// Who is on the other end of a session.
@@ -150,6 +189,8 @@ struct Session {
     owned: BTreeSet<Uuid>,
     /// This session's registration in the daemon registry.
     registration: u64,
+    /// The provisioner key the daemon authenticated with, if any.
+    key: Option<Uuid>,
 }
 
 /// Why a session loop step failed.
@@ -161,6 +202,8 @@ enum SessionError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Protocol(String),
+    #[error("the daemon's provisioner key was revoked")]
+    Revoked,
 }
 
 impl Session {
@@ -187,6 +230,10 @@ impl Session {
         .await;
         match result {
             Ok(()) | Err(SessionError::Gone) => {}
+            Err(SessionError::Revoked) => {
+                tracing::warn!("disconnecting daemon: its provisioner key was revoked");
+                let _ = self.tx.send(Err(Status::unauthenticated("provisioner key revoked"))).await;
+            }
             Err(e) => {
                 tracing::warn!(daemon = %self.daemon.name, error = %e, "daemon session ended")
             }
@@ -315,6 +362,7 @@ impl Session {
     ) -> Result<(), SessionError> {
         match ev {
             Ok(Event::JobQueued) => self.offer_jobs().await,
+            Ok(Event::KeyRevoked(id)) if self.key == Some(id) => Err(SessionError::Revoked),
             Ok(Event::JobUpdated(job_id)) if self.owned.contains(&job_id) => {
                 self.push_cancel_if_canceled(job_id).await
             }

@@ -57,7 +57,7 @@ pub async fn run(
     for i in 0..config.builtin_daemons {
         let mut settings = config.builtin.clone();
         settings.url = format!("http://127.0.0.1:{}", addr.port());
-        settings.psk = Some(internal_key.clone());
+        settings.credentials.psk = Some(internal_key.clone());
         settings.name = format!("{}-builtin-{i}", settings.name);
         let stop = worker::Shutdown { drain: daemon_drain.clone(), abort: daemon_abort.clone() };
         daemons.spawn(async move {

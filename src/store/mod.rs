@@ -69,6 +69,18 @@ pub struct Organization {
     pub created_at: DateTime<Utc>,
 }
 
+/// A provisioner key: daemons that present it get its tags. The secret is
+/// only ever stored as its sha256.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProvisionerKey {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub hashed_secret: Vec<u8>,
+    pub tags: Tags,
+    pub created_at: DateTime<Utc>,
+}
+
 /// An uploaded template archive, content-addressed by sha256.
 #[derive(Debug, Clone, PartialEq)]
 pub struct File {
@@ -199,6 +211,18 @@ pub trait Store: Send + Sync + 'static {
     async fn organization_by_id(&self, id: Uuid) -> Result<Organization>;
     async fn organization_by_name(&self, name: &str) -> Result<Organization>;
     async fn organizations_of_user(&self, user_id: Uuid) -> Result<Vec<Organization>>;
+
+    // --- provisioner keys ---
+    /// `Conflict` when the organization has a key of that name.
+    async fn insert_provisioner_key(&self, key: &ProvisionerKey) -> Result<()>;
+    async fn provisioner_key(&self, id: Uuid) -> Result<ProvisionerKey>;
+    async fn provisioner_keys(&self, organization_id: Uuid) -> Result<Vec<ProvisionerKey>>;
+    /// Deletes the organization's key of that name and returns it.
+    async fn delete_provisioner_key(
+        &self,
+        organization_id: Uuid,
+        name: &str,
+    ) -> Result<ProvisionerKey>;
 
     // --- files ---
     /// Inserts a file unless one with the same hash exists; returns the id of

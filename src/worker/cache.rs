@@ -9,9 +9,9 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 
+use super::credentials::Credentials;
 use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
 use crate::proto::DownloadFileRequest;
-use crate::server::auth::PSK_HEADER;
 
 #[derive(Debug, Clone)]
 pub struct ArchiveCache {
@@ -39,7 +39,7 @@ impl ArchiveCache {
     pub async fn fetch(
         &self,
         client: &ProvisionerDaemonClient<Channel>,
-        psk: Option<&str>,
+        credentials: &Credentials,
         file_id: &str,
         hash: &str,
     ) -> Result<Bytes, CacheError> {
@@ -52,7 +52,7 @@ impl ArchiveCache {
                 return Ok(data.into());
             }
         }
-        let data = download(client, psk, file_id).await?;
+        let data = download(client, credentials, file_id).await?;
         let got = hex::encode(Sha256::digest(&data));
         if got != hash {
             return Err(CacheError::Mismatch { got, want: hash.to_owned() });
@@ -68,14 +68,11 @@ impl ArchiveCache {
 
 async fn download(
     client: &ProvisionerDaemonClient<Channel>,
-    psk: Option<&str>,
+    credentials: &Credentials,
     file_id: &str,
 ) -> Result<Vec<u8>, CacheError> {
     let mut request = tonic::Request::new(DownloadFileRequest { file_id: file_id.to_owned() });
-    if let Some(psk) = psk {
-        let value = psk.parse().map_err(|_| tonic::Status::invalid_argument("psk is not ASCII"))?;
-        request.metadata_mut().insert(PSK_HEADER, value);
-    }
+    credentials.apply(&mut request)?;
     let mut stream = client.clone().download_file(request).await?.into_inner();
     let mut data = Vec::new();
     while let Some(chunk) = stream.message().await? {

@@ -22,7 +22,7 @@ use crate::terraform::{self, ProvisionError, ProvisionKind, ProvisionOutcome, Pr
 /// What a job task needs from its daemon.
 pub struct JobContext {
     pub client: ProvisionerDaemonClient<Channel>,
-    pub psk: Option<String>,
+    pub credentials: super::credentials::Credentials,
     pub cache: ArchiveCache,
     pub terraform: terraform::TerraformConfig,
     pub events: mpsc::Sender<JobEvent>,
@@ -90,7 +90,7 @@ async fn execute(
         daemon_log(&logs, LogLevel::Info, "Setting up", "Downloading template archive").await;
         let archive = ctx
             .cache
-            .fetch(&ctx.client, ctx.psk.as_deref(), &offer.file_id, &offer.file_hash)
+            .fetch(&ctx.client, &ctx.credentials, &offer.file_id, &offer.file_hash)
             .await
             .map_err(|e| failure(format!("failed to fetch the template archive: {e}")))?;
         let request = ProvisionRequest { archive, ..request };

@@ -15,6 +15,7 @@ use crate::domain::{Provisioner, Tags};
 use crate::terraform::{archive::Limits, TerraformConfig};
 
 mod cache;
+pub mod credentials;
 mod echo;
 pub mod health;
 mod job;
@@ -25,7 +26,7 @@ mod session;
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub url: String,
-    pub psk: Option<String>,
+    pub credentials: credentials::Credentials,
     pub name: String,
     pub tags: Tags,
     pub concurrency: u32,
@@ -48,7 +49,7 @@ impl WorkerSettings {
         let tmp = std::env::temp_dir();
         Self {
             url: url.into(),
-            psk: None,
+            credentials: credentials::Credentials::default(),
             name: hostname(),
             tags: crate::domain::default_tags(),
             concurrency: 1,

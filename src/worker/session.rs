@@ -27,7 +27,6 @@ use super::{Shutdown, WorkerError, WorkerSettings};
 use crate::domain::LogLine;
 use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
 use crate::proto::{self, daemon_message::Msg as Out, server_message::Msg as In};
-use crate::server::auth::PSK_HEADER;
 
 /// Most log lines gathered into one batch.
 const MAX_BATCH: usize = 500;
@@ -205,6 +204,9 @@ impl Daemon {
             }
             match self.open().await {
                 Ok(conn) => return Some(conn),
+                Err(e) if e.code() == tonic::Code::Unauthenticated => {
+                    tracing::error!(error = %e.message(), "the server rejected this daemon's credentials; retrying")
+                }
                 Err(e) => tracing::debug!(error = %e, "connect failed"),
             }
             let delay = backoff.next().unwrap_or(Duration::from_secs(10));
@@ -236,11 +238,7 @@ impl Daemon {
         };
         send_on(&tx, Out::Hello(hello)).await?;
         let mut request = tonic::Request::new(ReceiverStream::new(rx));
-        if let Some(psk) = &self.settings.psk {
-            let value =
-                psk.parse().map_err(|_| tonic::Status::invalid_argument("psk is not ASCII"))?;
-            request.metadata_mut().insert(PSK_HEADER, value);
-        }
+        self.settings.credentials.apply(&mut request)?;
         let mut inbound = self.client.session(request).await?.into_inner();
         let heartbeat = match inbound.message().await? {
             Some(proto::ServerMessage { msg: Some(In::Welcome(w)) }) => {
@@ -389,7 +387,7 @@ impl Daemon {
         );
         let ctx = JobContext {
             client: self.client.clone(),
-            psk: self.settings.psk.clone(),
+            credentials: self.settings.credentials.clone(),
             cache: self.cache.clone(),
             terraform: self.settings.terraform(slot),
             events: self.events_tx.clone(),

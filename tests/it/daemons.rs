@@ -37,7 +37,10 @@ impl DaemonProcess {
         cmd.arg("--terraform-path").arg(terraform());
         cmd.arg("--work-dir").arg(dir.join("work")).arg("--cache-dir").arg(dir.join("cache"));
         cmd.args(extra);
-        cmd.env("PROVISIONERD_PSK", psk).env("NO_COLOR", "1");
+        if !psk.is_empty() {
+            cmd.env("PROVISIONERD_PSK", psk);
+        }
+        cmd.env("NO_COLOR", "1");
         cmd.stdin(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
         let mut child = cmd.spawn().expect("spawn provisionerd start");
         let log = Arc::new(Mutex::new(String::new()));
@@ -245,5 +248,71 @@ async fn daemon_list_matched_provisioners_and_pending_timeout() {
     assert_eq!(failed["job"]["error_code"], "PENDING_TIMEOUT");
     let error = failed["job"]["error"].as_str().unwrap_or_default();
     assert!(error.contains("no connected provisioner daemon has the tags"), "{error}");
+    server.stop().await;
+}
+
+/// Provisioner keys: the secret is shown once, the daemon gets the key's
+/// tags, other users cannot manage keys, and revoking a key disconnects its
+/// daemon for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioner_keys_tag_and_revoke_daemons() {
+    let server = TestServer::start(Opts { builtin_daemons: 0, ..Opts::default() }).await;
+    let c = server.client().await;
+    let created = c
+        .post(
+            "/api/v2/organizations/coder/provisionerkeys",
+            &json!({"name": "gpu", "tags": {"pool": "gpu"}}),
+        )
+        .await
+        .expect("create key");
+    let key = created["key"].as_str().expect("key").to_owned();
+    let secret = key.split_once('.').expect("id.secret").1.to_owned();
+    let listed = c.get("/api/v2/organizations/coder/provisionerkeys").await.expect("list");
+    assert_eq!(listed[0]["name"], "gpu");
+    assert!(!listed.to_string().contains(&secret), "the secret is never listed");
+
+    c.post(
+        "/api/v2/users",
+        &json!({"email": "dev@example.com", "username": "dev", "password": "a-long-password"}),
+    )
+    .await
+    .expect("user");
+    let dev = provisionerd::demo::Client::login(&server.url, "dev@example.com", "a-long-password")
+        .await
+        .expect("login");
+    let (status, _) = raw(
+        reqwest::Method::POST,
+        format!("{}/api/v2/organizations/coder/provisionerkeys", server.url),
+        Some(dev.token()),
+        Some(json!({"name": "mine"})),
+    )
+    .await;
+    assert_eq!(status, 403, "only owners manage keys");
+
+    let daemon = DaemonProcess::spawn_with(&server.url, "", &[], server.path(), &["--key", &key]);
+    let echo = echo_template(&json!({}));
+    let (template, _) =
+        create_template(&c, echo.path(), "echo", json!({"tags": {"pool": "gpu"}})).await;
+    let ws = create_workspace(&c, &template).await;
+    let b = wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(30))
+        .await;
+    assert_eq!(b["status"], "running", "the keyed daemon took the gpu job: {b}");
+    let daemons = c.get("/api/v2/organizations/coder/provisionerdaemons").await.expect("daemons");
+    assert_eq!(daemons[0]["tags"]["pool"], "gpu", "the daemon has the key's tags");
+
+    let (status, _) = raw(
+        reqwest::Method::DELETE,
+        format!("{}/api/v2/organizations/coder/provisionerkeys/gpu", server.url),
+        Some(c.token()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    wait_for("the revoked daemon to be gone", Duration::from_secs(30), || async {
+        let listed = c.get("/api/v2/organizations/coder/provisionerdaemons").await.ok()?;
+        listed.as_array()?.is_empty().then_some(())
+    })
+    .await;
+    daemon.wait_for_log("rejected this daemon's credentials").await;
     server.stop().await;
 }

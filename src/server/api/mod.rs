@@ -19,6 +19,7 @@ mod builds;
 mod error;
 mod files;
 mod json;
+mod keys;
 mod logs;
 mod templates;
 mod users;
@@ -93,6 +94,11 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{user}/organizations", get(users::organizations))
         .route("/organizations/{organization}", get(users::organization))
         .route("/organizations/{organization}/provisionerdaemons", get(users::daemons))
+        .route("/organizations/{organization}/provisionerkeys", post(keys::create).get(keys::list))
+        .route(
+            "/organizations/{organization}/provisionerkeys/{name}",
+            axum::routing::delete(keys::delete),
+        )
         .route("/files", post(files::upload).layer(DefaultBodyLimit::max(files::MAX_FILE_BYTES)))
         .route("/files/{id}", get(files::download))
         .route("/organizations/{organization}/templateversions", post(templates::create_version))

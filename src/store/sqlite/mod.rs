@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::{
     ApiKey, BuildPage, CancelResult, CompleteResult, File, LogBatch, LogRange, Organization,
-    Result, Store, StoreError, Template, TemplateVersion, User, Workspace, WorkspaceFilter,
+    ProvisionerKey, Result, Store, StoreError, Template, TemplateVersion, User, Workspace,
+    WorkspaceFilter,
 };
 use crate::domain::{Job, JobOutcome, StoredLog, StoredResource, WorkspaceBuild};
 
@@ -192,6 +193,60 @@ impl Store for SqliteStore {
     async fn organizations_of_user(&self, _user_id: Uuid) -> Result<Vec<Organization>> {
         // Every user belongs to the default organization.
         Ok(vec![self.default_organization().await?])
+    }
+
+    async fn insert_provisioner_key(&self, k: &ProvisionerKey) -> Result<()> {
+        let tags =
+            serde_json::to_string(&k.tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO provisioner_keys (id, organization_id, name, hashed_secret, tags, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(k.id.to_string())
+        .bind(k.organization_id.to_string())
+        .bind(&k.name)
+        .bind(&k.hashed_secret)
+        .bind(tags)
+        .bind(ts(k.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn provisioner_key(&self, id: Uuid) -> Result<ProvisionerKey> {
+        self.one(
+            "SELECT * FROM provisioner_keys WHERE id = ?",
+            id.to_string(),
+            rows::provisioner_key,
+        )
+        .await
+    }
+
+    async fn provisioner_keys(&self, organization_id: Uuid) -> Result<Vec<ProvisionerKey>> {
+        let rows =
+            sqlx::query("SELECT * FROM provisioner_keys WHERE organization_id = ? ORDER BY name")
+                .bind(organization_id.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        rows.iter().map(rows::provisioner_key).collect()
+    }
+
+    async fn delete_provisioner_key(
+        &self,
+        organization_id: Uuid,
+        name: &str,
+    ) -> Result<ProvisionerKey> {
+        let row = sqlx::query(
+            "DELETE FROM provisioner_keys WHERE organization_id = ? AND name = ? RETURNING *",
+        )
+        .bind(organization_id.to_string())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        rows::provisioner_key(&found(row)?)
     }
 
     #[tracing::instrument(skip_all)]

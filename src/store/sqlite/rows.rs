@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::domain::{Job, StoredLog, StoredResource, WorkspaceBuild};
 use crate::store::{
-    ApiKey, File, Organization, Result, StoreError, Template, TemplateVersion, User, Workspace,
+    ApiKey, File, Organization, ProvisionerKey, Result, StoreError, Template, TemplateVersion,
+    User, Workspace,
 };
 
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -99,6 +100,17 @@ pub fn organization(row: &SqliteRow) -> Result<Organization> {
         name: text(row, "name")?,
         display_name: text(row, "display_name")?,
         is_default: flag(row, "is_default")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+pub fn provisioner_key(row: &SqliteRow) -> Result<ProvisionerKey> {
+    Ok(ProvisionerKey {
+        id: uuid(row, "id")?,
+        organization_id: uuid(row, "organization_id")?,
+        name: text(row, "name")?,
+        hashed_secret: row.try_get("hashed_secret").map_err(|e| corrupt("hashed_secret", e))?,
+        tags: json(row, "tags")?,
         created_at: time(row, "created_at")?,
     })
 }
