@@ -9,10 +9,14 @@ use serde_json::{json, Value};
 use crate::daemons::DaemonProcess;
 use crate::harness::*;
 
-const PSK: &str = "drain-test-psk-0123456789";
-
-async fn server() -> TestServer {
-    TestServer::start(Opts { builtin_daemons: 0, psk: Some(PSK.into()), ..Opts::default() }).await
+/// A server without built-in daemons and with its own PSK, so a daemon of
+/// one test can never join another test's server on a reused port.
+async fn server() -> (TestServer, String) {
+    let psk = format!("drain-test-{}", uuid::Uuid::new_v4().simple());
+    let server =
+        TestServer::start(Opts { builtin_daemons: 0, psk: Some(psk.clone()), ..Opts::default() })
+            .await;
+    (server, psk)
 }
 
 /// Waits until the job behind `logs_path` has a log line, which proves its
@@ -41,10 +45,10 @@ async fn job_status(c: &provisionerd::demo::Client, version: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_sigterm_drains_and_second_cancels() {
-    let server = server().await;
+    let (server, psk) = server().await;
     let c = server.client().await;
     let mut daemon =
-        DaemonProcess::spawn_with(&server.url, PSK, &[], server.path(), &["--cancel-grace", "5s"]);
+        DaemonProcess::spawn_with(&server.url, &psk, &[], server.path(), &["--cancel-grace", "5s"]);
 
     // First signal: the running job finishes, the queued one is left alone.
     let running = queue_import(&c, &json!({"delay_ms": 1500, "logs": [{"output": "done"}]})).await;
@@ -62,7 +66,7 @@ async fn first_sigterm_drains_and_second_cancels() {
 
     // Second signal: the running job is canceled and reported.
     let mut daemon =
-        DaemonProcess::spawn_with(&server.url, PSK, &[], server.path(), &["--cancel-grace", "5s"]);
+        DaemonProcess::spawn_with(&server.url, &psk, &[], server.path(), &["--cancel-grace", "5s"]);
     wait_for("the queued job to run", Duration::from_secs(30), || async {
         (job_status(&c, &queued).await["status"] == "succeeded").then_some(())
     })
@@ -88,12 +92,12 @@ async fn first_sigterm_drains_and_second_cancels() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_jobs_and_idle_timeout_end_ephemeral_daemons() {
-    let server = server().await;
+    let (server, psk) = server().await;
     let c = server.client().await;
     let first = queue_import(&c, &json!({})).await;
     let second = queue_import(&c, &json!({})).await;
     let mut daemon =
-        DaemonProcess::spawn_with(&server.url, PSK, &[], server.path(), &["--max-jobs", "1"]);
+        DaemonProcess::spawn_with(&server.url, &psk, &[], server.path(), &["--max-jobs", "1"]);
     let status = daemon.exit_status(Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}");
     assert_eq!(job_status(&c, &first).await["status"], "succeeded");
@@ -101,7 +105,7 @@ async fn max_jobs_and_idle_timeout_end_ephemeral_daemons() {
 
     let mut idle = DaemonProcess::spawn_with(
         &server.url,
-        PSK,
+        &psk,
         &["pool=empty"],
         server.path(),
         &["--idle-timeout", "1s"],
@@ -113,10 +117,10 @@ async fn max_jobs_and_idle_timeout_end_ephemeral_daemons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_exits_in_bounded_time_when_the_server_is_gone() {
-    let server = server().await;
+    let (server, psk) = server().await;
     let c = server.client().await;
     let mut daemon =
-        DaemonProcess::spawn_with(&server.url, PSK, &[], server.path(), &["--cancel-grace", "1s"]);
+        DaemonProcess::spawn_with(&server.url, &psk, &[], server.path(), &["--cancel-grace", "1s"]);
     let long = queue_import(&c, &json!({"delay_ms": 600000})).await;
     wait_acknowledged(&c, &format!("/api/v2/templateversions/{long}/logs")).await;
     let _dir = server.stop().await;
@@ -138,7 +142,7 @@ async fn probe(url: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_endpoints_follow_the_connection() {
-    let server = server().await;
+    let (server, psk) = server().await;
     assert_eq!(probe(&format!("{}/healthz", server.url)).await, 200);
     assert_eq!(
         probe(&format!("{}/readyz", server.url)).await,
@@ -152,7 +156,7 @@ async fn health_endpoints_follow_the_connection() {
         .port();
     let address = format!("127.0.0.1:{port}");
     let extra = ["--health-address", address.as_str(), "--health-timeout", "1s"];
-    let mut daemon = DaemonProcess::spawn_with(&server.url, PSK, &[], server.path(), &extra);
+    let mut daemon = DaemonProcess::spawn_with(&server.url, &psk, &[], server.path(), &extra);
     let (healthz, readyz) =
         (format!("http://{address}/healthz"), format!("http://{address}/readyz"));
     wait_for("the daemon to be ready", Duration::from_secs(30), || async {
@@ -177,10 +181,10 @@ async fn health_endpoints_follow_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_runs_jobs_side_by_side() {
-    let server = server().await;
+    let (server, psk) = server().await;
     let c = server.client().await;
     let extra = ["--concurrency", "2"];
-    let daemon = DaemonProcess::spawn_with(&server.url, PSK, &[], server.path(), &extra);
+    let daemon = DaemonProcess::spawn_with(&server.url, &psk, &[], server.path(), &extra);
     let a = queue_import(&c, &json!({"delay_ms": 600000})).await;
     let b = queue_import(&c, &json!({"delay_ms": 600000})).await;
     // Both jobs run at the same time on the one daemon (with one slot the
