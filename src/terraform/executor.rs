@@ -69,7 +69,9 @@ pub enum Stream {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Success,
-    Failed(Option<i32>),
+    Failed(i32),
+    /// Died from a signal nobody on our side sent (a crash, the OOM killer).
+    Signaled(i32),
     /// Canceled: `graceful` when it exited after SIGINT, before the grace ran out.
     Canceled {
         graceful: bool,
@@ -198,7 +200,13 @@ impl TerraformProcess {
                 }
             }
         };
-        Ok(if status.success() { Exit::Success } else { Exit::Failed(status.code()) })
+        use std::os::unix::process::ExitStatusExt;
+        Ok(match (status.code(), status.signal()) {
+            (Some(0), _) => Exit::Success,
+            (Some(code), _) => Exit::Failed(code),
+            (None, Some(signal)) => Exit::Signaled(signal),
+            (None, None) => Exit::Failed(-1),
+        })
     }
 }
 

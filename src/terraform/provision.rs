@@ -316,11 +316,12 @@ impl Job<'_> {
     ) -> Result<(), ProvisionError> {
         match exit {
             Exit::Success => Ok(()),
-            Exit::Failed(code) => {
-                let why = if errors.is_empty() {
-                    format!("exit code {}", code.unwrap_or(-1))
-                } else {
-                    errors.join("; ")
+            Exit::Failed(_) | Exit::Signaled(_) => {
+                let why = match exit {
+                    _ if !errors.is_empty() => errors.join("; "),
+                    Exit::Signaled(signal) => format!("terraform was killed by signal {signal}"),
+                    Exit::Failed(code) => format!("exit code {code}"),
+                    _ => "unknown".to_owned(),
                 };
                 Err(ProvisionError {
                     message: format!("terraform {command} failed: {why}"),

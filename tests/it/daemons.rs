@@ -29,6 +29,18 @@ impl DaemonProcess {
         dir: &std::path::Path,
         extra: &[&str],
     ) -> Self {
+        Self::spawn_env(url, psk, tags, dir, extra, &[])
+    }
+
+    /// Like `spawn_with`, with extra environment variables for the daemon.
+    pub fn spawn_env(
+        url: &str,
+        psk: &str,
+        tags: &[&str],
+        dir: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisionerd"));
         cmd.arg("start").arg("--url").arg(url).arg("--name").arg("external-test");
         for t in tags {
@@ -40,7 +52,7 @@ impl DaemonProcess {
         if !psk.is_empty() {
             cmd.env("PROVISIONERD_PSK", psk);
         }
-        cmd.env("NO_COLOR", "1");
+        cmd.env("NO_COLOR", "1").envs(env.iter().copied());
         cmd.stdin(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
         let mut child = cmd.spawn().expect("spawn provisionerd start");
         let log = Arc::new(Mutex::new(String::new()));

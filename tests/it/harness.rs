@@ -35,6 +35,11 @@ pub fn terraform() -> PathBuf {
     on_path.unwrap_or_else(|| panic!("no terraform found: run scripts/setup-terraform first"))
 }
 
+/// A fault-injecting fake terraform from `testdata/fake-terraform`.
+pub fn fake_terraform(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/fake-terraform").join(name)
+}
+
 pub fn template_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/templates").join(name)
 }
@@ -48,6 +53,8 @@ pub struct Opts {
     pub data_dir: Option<PathBuf>,
     pub heartbeat_timeout: Duration,
     pub pending_timeout: Duration,
+    /// Use this terraform (a fault-injecting fake) instead of the real one.
+    pub terraform: Option<PathBuf>,
     /// Listen on this address instead of a fresh port (to restart a server
     /// where its daemons expect it).
     pub address: Option<std::net::SocketAddr>,
@@ -62,6 +69,7 @@ impl Default for Opts {
             data_dir: None,
             heartbeat_timeout: Duration::from_secs(30),
             pending_timeout: Duration::from_secs(1800),
+            terraform: None,
             address: None,
         }
     }
@@ -94,7 +102,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind(address).await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let mut builtin = WorkerSettings::new("");
-        builtin.terraform_path = terraform();
+        builtin.terraform_path = opts.terraform.clone().unwrap_or_else(terraform);
         builtin.cancel_grace = opts.cancel_grace;
         builtin.work_dir = dir.path().join("work");
         builtin.cache_dir = dir.path().join("cache");

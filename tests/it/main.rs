@@ -7,6 +7,7 @@ mod harness;
 mod api_errors;
 mod daemons;
 mod drain;
+mod faults;
 mod lifecycle;
 mod logs;
 mod restart;
