@@ -50,6 +50,12 @@ pub struct ServerArgs {
     /// the built-in daemons can connect.
     #[arg(long, env = "PROVISIONERD_PSK", hide_env_values = true)]
     pub psk: Option<String>,
+    /// Serve HTTPS and gRPC over TLS with this certificate (PEM); needs --tls-key.
+    #[arg(long, env = "PROVISIONERD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "PROVISIONERD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Number of in-process provisioner daemons.
     #[arg(long, env = "PROVISIONERD_BUILTIN_DAEMONS", default_value_t = 1)]
     pub builtin_daemons: u32,
@@ -78,6 +84,10 @@ pub struct StartArgs {
     /// the daemon gets the key's tags.
     #[arg(long, env = "PROVISIONERD_KEY", hide_env_values = true, conflicts_with = "psk")]
     pub key: Option<String>,
+    /// CA certificate (PEM) to trust for an https:// server URL; without it
+    /// the bundled web PKI roots are used.
+    #[arg(long, env = "PROVISIONERD_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Daemon name shown in the API; defaults to the host name.
     #[arg(long, env = "PROVISIONERD_NAME")]
     pub name: Option<String>,

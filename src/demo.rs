@@ -28,6 +28,16 @@ impl Client {
     /// Creates the first user if there is none, then logs in.
     pub async fn login(base: &str, email: &str, password: &str) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Self::login_with(http, base, email, password).await
+    }
+
+    /// Like `login`, with a configured HTTP client (e.g. trusting a private CA).
+    pub async fn login_with(
+        http: reqwest::Client,
+        base: &str,
+        email: &str,
+        password: &str,
+    ) -> anyhow::Result<Self> {
         let base = base.trim_end_matches('/').to_owned();
         let first =
             json!({"username": "admin", "email": email, "password": password, "name": "Admin"});

@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 use provisionerd::config::{self, Cli, Command, DaemonArgs, ServerArgs, StartArgs};
 use provisionerd::domain::Provisioner;
-use provisionerd::server::{self, ServerConfig, ServerSettings};
+use provisionerd::server::{self, ServerConfig, ServerSettings, TlsFiles};
 use provisionerd::worker::lifecycle::StopPolicy;
 use provisionerd::worker::{self, Shutdown, WorkerSettings};
 
@@ -127,6 +127,7 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         psk: args.psk,
         builtin_daemons: args.builtin_daemons,
         builtin,
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
         settings: ServerSettings {
             heartbeat_interval: args.heartbeat_interval,
             heartbeat_timeout: args.heartbeat_timeout,
@@ -143,6 +144,11 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
 async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
     let mut settings = worker_settings(args.url, &args.daemon);
     settings.credentials.psk = args.psk;
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("failed to read --ca-cert {}", path.display()))?;
+        settings.ca_pem = Some(pem);
+    }
     settings.credentials.key = args.key;
     settings.tags = config::tags_from(&args.tags);
     if let Some(name) = args.name {

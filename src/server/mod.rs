@@ -18,7 +18,7 @@ mod reaper;
 mod run;
 
 pub use events::{Event, Events};
-pub use run::{run, ServerConfig};
+pub use run::{run, ServerConfig, TlsFiles};
 
 /// State shared by every request handler.
 #[derive(Clone)]

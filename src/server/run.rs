@@ -2,9 +2,12 @@
 //! the gRPC daemon service share one port (HTTP/1.1 and HTTP/2), and the
 //! built-in daemons connect to it over loopback like any external daemon.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,6 +21,13 @@ use crate::worker::{self, WorkerSettings};
 /// How long shutdown waits for open connections and built-in daemons.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Certificate and key (PEM files) for serving HTTPS and gRPC over TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// Everything the server needs besides its listener.
 pub struct ServerConfig {
     pub store: DynStore,
@@ -27,6 +37,8 @@ pub struct ServerConfig {
     /// Template for the built-in daemons' settings (url and key are filled in).
     pub builtin: WorkerSettings,
     pub settings: ServerSettings,
+    /// Serve TLS on the listener when set.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Serves until `shutdown` is cancelled, then stops the built-in daemons and
@@ -48,15 +60,34 @@ pub async fn run(
     let auth = DaemonAuth::new(keys);
     let sessions = CancellationToken::new();
     let grpc = DaemonService::new(state.clone(), auth, sessions.clone()).into_server();
-    let app =
+    let app: Router =
         api::router(state.clone()).merge(tonic::service::Routes::new(grpc).into_axum_router());
+
+    // Stop accepting connections only after the built-in daemons are done,
+    // so they can report their last jobs over their open sessions.
+    let stop_serving = CancellationToken::new();
+    let mut servers = vec![];
+    let builtin_port = match &config.tls {
+        None => {
+            servers.push(serve_plain(listener, app.clone(), stop_serving.clone()));
+            addr.port()
+        }
+        Some(tls) => {
+            servers.push(serve_tls(listener, app.clone(), tls, stop_serving.clone()).await?);
+            // Built-in daemons stay on loopback, in the clear, on a port of their own.
+            let internal = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+            let port = internal.local_addr()?.port();
+            servers.push(serve_plain(internal, app.clone(), stop_serving.clone()));
+            port
+        }
+    };
 
     let daemons = TaskTracker::new();
     let daemon_drain = CancellationToken::new();
     let daemon_abort = CancellationToken::new();
     for i in 0..config.builtin_daemons {
         let mut settings = config.builtin.clone();
-        settings.url = format!("http://127.0.0.1:{}", addr.port());
+        settings.url = format!("http://127.0.0.1:{builtin_port}");
         settings.credentials.psk = Some(internal_key.clone());
         settings.name = format!("{}-builtin-{i}", settings.name);
         let stop = worker::Shutdown { drain: daemon_drain.clone(), abort: daemon_abort.clone() };
@@ -68,15 +99,8 @@ pub async fn run(
     }
     daemons.close();
     let reaper = tokio::spawn(super::reaper::run(state.clone(), shutdown.clone()));
-    tracing::info!(%addr, builtin_daemons = config.builtin_daemons, "provisionerd server listening");
-
-    // Stop accepting connections only after the built-in daemons are done,
-    // so they can report their last jobs over their open sessions.
-    let stop_serving = CancellationToken::new();
-    let serve_stop = stop_serving.clone();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { serve_stop.cancelled().await });
-    let server = tokio::spawn(async move { server.await });
+    let tls = config.tls.is_some();
+    tracing::info!(%addr, tls, builtin_daemons = config.builtin_daemons, "provisionerd server listening");
 
     shutdown.cancelled().await;
     daemon_drain.cancel();
@@ -90,9 +114,49 @@ pub async fn run(
     sessions.cancel();
     stop_serving.cancel();
     let _ = reaper.await;
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(joined) => joined??,
-        Err(_) => tracing::warn!("connections still open after the shutdown grace; closing them"),
+    for server in servers {
+        match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+            Ok(joined) => joined??,
+            Err(_) => {
+                tracing::warn!("connections still open after the shutdown grace; closing them")
+            }
+        }
     }
     Ok(())
+}
+
+type Served = tokio::task::JoinHandle<std::io::Result<()>>;
+
+fn serve_plain(listener: TcpListener, app: Router, stop: CancellationToken) -> Served {
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+    tokio::spawn(async move { server.await })
+}
+
+/// HTTPS and gRPC over TLS (rustls with ring; ALPN h2 and http/1.1).
+async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    tls: &TlsFiles,
+    stop: CancellationToken,
+) -> anyhow::Result<Served> {
+    // Several servers in one process (tests) install it once; later calls
+    // find it installed, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+        .await
+        .with_context(|| {
+            format!(
+                "failed to load TLS certificate {} and key {}",
+                tls.cert.display(),
+                tls.key.display()
+            )
+        })?;
+    let handle = axum_server::Handle::new();
+    let server = axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, config)?
+        .handle(handle.clone());
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    });
+    Ok(tokio::spawn(async move { server.serve(app.into_make_service()).await }))
 }

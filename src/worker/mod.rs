@@ -39,6 +39,8 @@ pub struct WorkerSettings {
     /// When to stop: max jobs, idle and drain timeouts (its cancel grace is
     /// taken from `cancel_grace`).
     pub stop: lifecycle::StopPolicy,
+    /// CA certificate (PEM) trusted for an https:// server URL.
+    pub ca_pem: Option<Vec<u8>>,
     /// Updated as the daemon talks to its server; read by health probes.
     pub health: health::Health,
 }
@@ -60,6 +62,7 @@ impl WorkerSettings {
             cache_dir: tmp.join("provisionerd-cache"),
             archive_limits: Limits::default(),
             stop: lifecycle::StopPolicy::default(),
+            ca_pem: None,
             health: health::Health::default(),
         }
     }
@@ -88,6 +91,8 @@ pub struct Shutdown {
 /// Why a daemon could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
+    #[error("cannot set up TLS for {url}: {source}")]
+    Tls { url: String, source: tonic::transport::Error },
     #[error("invalid server url {url:?}: {source}")]
     Url { url: String, source: tonic::transport::Error },
     #[error("{0}")]

@@ -53,6 +53,8 @@ pub struct Opts {
     pub data_dir: Option<PathBuf>,
     pub heartbeat_timeout: Duration,
     pub pending_timeout: Duration,
+    /// Serve TLS with these files; the URL becomes https://localhost:port.
+    pub tls: Option<provisionerd::server::TlsFiles>,
     /// Use this terraform (a fault-injecting fake) instead of the real one.
     pub terraform: Option<PathBuf>,
     /// Listen on this address instead of a fresh port (to restart a server
@@ -70,6 +72,7 @@ impl Default for Opts {
             heartbeat_timeout: Duration::from_secs(30),
             pending_timeout: Duration::from_secs(1800),
             terraform: None,
+            tls: None,
             address: None,
         }
     }
@@ -100,7 +103,11 @@ impl TestServer {
         let store = provisionerd::store::open(&url).await.expect("open store");
         let address = opts.address.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
         let listener = tokio::net::TcpListener::bind(address).await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let port = listener.local_addr().expect("addr").port();
+        let base = match opts.tls {
+            Some(_) => format!("https://localhost:{port}"),
+            None => format!("http://127.0.0.1:{port}"),
+        };
         let mut builtin = WorkerSettings::new("");
         builtin.terraform_path = opts.terraform.clone().unwrap_or_else(terraform);
         builtin.cancel_grace = opts.cancel_grace;
@@ -118,6 +125,7 @@ impl TestServer {
                 pending_timeout: opts.pending_timeout,
                 ..ServerSettings::default()
             },
+            tls: opts.tls.clone(),
         };
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(server::run(listener, config, shutdown.clone()));

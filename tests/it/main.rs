@@ -11,3 +11,4 @@ mod faults;
 mod lifecycle;
 mod logs;
 mod restart;
+mod tls;
