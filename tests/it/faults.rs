@@ -29,6 +29,9 @@ async fn terraform_ignoring_sigint_is_killed_after_the_grace() {
     let opts = Opts {
         terraform: Some(fake_terraform("terraform-ignores-sigint")),
         cancel_grace: Duration::from_secs(1),
+        // Heartbeats as slow as in production: a cancel that waited for the
+        // next heartbeat would miss the one-second bound below.
+        heartbeat_interval: Duration::from_secs(5),
         ..Opts::default()
     };
     let server = TestServer::start(opts).await;
@@ -42,6 +45,10 @@ async fn terraform_ignoring_sigint_is_killed_after_the_grace() {
         log_text(&c, &build_id).await.iter().any(|l| l.contains("fake apply started")).then_some(())
     })
     .await;
+    let marker = std::env::temp_dir()
+        .join(format!("fake-terraform-sigint-{}", ws["id"].as_str().expect("id")));
+    let _ = std::fs::remove_file(&marker);
+    let asked = std::time::SystemTime::now();
     let resp = reqwest::Client::new()
         .patch(format!("{}/api/v2/workspacebuilds/{build_id}/cancel", server.url))
         .header("Coder-Session-Token", c.token())
@@ -51,6 +58,18 @@ async fn terraform_ignoring_sigint_is_killed_after_the_grace() {
     assert_eq!(resp.status(), 200);
     let b = wait_build(&c, &build_id, Duration::from_secs(30)).await;
     assert_eq!(b["status"], "canceled", "{b}");
+    let got: u128 = std::fs::read_to_string(&marker)
+        .expect("the fake recorded SIGINT")
+        .trim()
+        .parse()
+        .expect("nanos");
+    let asked = asked.duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
+    let _ = std::fs::remove_file(&marker);
+    let delay = Duration::from_nanos(got.saturating_sub(asked) as u64);
+    assert!(
+        delay < Duration::from_secs(1),
+        "SIGINT reached terraform {delay:?} after the cancel request"
+    );
     let logs = log_text(&c, &build_id).await;
     assert!(
         logs.iter().any(|l| l.contains("killed after ignoring SIGINT")),

@@ -51,6 +51,7 @@ pub struct Opts {
     pub cancel_grace: Duration,
     /// Reuse a data directory (to restart a server on the same database).
     pub data_dir: Option<PathBuf>,
+    pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
     pub pending_timeout: Duration,
     /// Serve TLS with these files; the URL becomes https://localhost:port.
@@ -69,6 +70,7 @@ impl Default for Opts {
             psk: None,
             cancel_grace: Duration::from_secs(5),
             data_dir: None,
+            heartbeat_interval: Duration::from_millis(200),
             heartbeat_timeout: Duration::from_secs(30),
             pending_timeout: Duration::from_secs(1800),
             terraform: None,
@@ -120,7 +122,7 @@ impl TestServer {
             builtin_daemons: opts.builtin_daemons,
             builtin,
             settings: ServerSettings {
-                heartbeat_interval: Duration::from_millis(200),
+                heartbeat_interval: opts.heartbeat_interval,
                 heartbeat_timeout: opts.heartbeat_timeout,
                 pending_timeout: opts.pending_timeout,
                 ..ServerSettings::default()
