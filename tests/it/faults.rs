@@ -66,6 +66,7 @@ async fn terraform_ignoring_sigint_is_killed_after_the_grace() {
     let asked = asked.duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
     let _ = std::fs::remove_file(&marker);
     let delay = Duration::from_nanos(got.saturating_sub(asked) as u64);
+    eprintln!("cancel request to SIGINT in terraform: {delay:?}");
     assert!(
         delay < Duration::from_secs(1),
         "SIGINT reached terraform {delay:?} after the cancel request"
