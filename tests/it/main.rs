@@ -8,6 +8,7 @@ mod api_errors;
 mod daemons;
 mod drain;
 mod faults;
+mod handover;
 mod lifecycle;
 mod logs;
 mod restart;
