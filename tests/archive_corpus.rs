@@ -17,6 +17,9 @@ use provisionerd::terraform::archive::{unpack, ArchiveError, Limits, UnpackStats
 #[path = "archive_corpus/build.rs"]
 mod build;
 
+/// A corpus file, relative to `testdata/archives/`, and the function that builds it.
+type Archive = (&'static str, fn() -> Vec<u8>);
+
 const DEFAULT: Limits =
     Limits { max_entries: 10_000, max_total_bytes: 1 << 30, max_file_bytes: 256 << 20 };
 
@@ -24,7 +27,7 @@ const DEFAULT: Limits =
 /// entry in `CORPUS` for the drift check and the regenerator.
 macro_rules! corpus {
     ($($test:ident: $file:literal = $build:path, $limits:expr, [$($needle:literal),+];)+) => {
-        const CORPUS: &[(&str, fn() -> Vec<u8>)] = &[$(($file, $build)),+];
+        const CORPUS: &[Archive] = &[$(($file, $build)),+];
         $(
             #[test]
             fn $test() {
@@ -81,7 +84,7 @@ corpus! {
 }
 
 /// Well-formed archives, kept with the corpus as a baseline and as fuzz seeds.
-const VALID: &[(&str, fn() -> Vec<u8>)] = &[
+const VALID: &[Archive] = &[
     ("valid/template.tar", build::valid_template),
     ("valid/template.tar.gz", build::valid_template_gz),
 ];
