@@ -70,7 +70,7 @@ corpus! {
     total_too_large: "hostile/total_too_large.tar" = build::total_too_large,
         Limits { max_total_bytes: 3000, ..DEFAULT }, ["limit of 3000 bytes"];
     truncated: "hostile/truncated.tar" = build::truncated, DEFAULT,
-        ["corrupt or truncated"];
+        ["corrupt or truncated", "\"main.tf\" is truncated"];
     bad_checksum: "hostile/bad_checksum.tar" = build::bad_checksum, DEFAULT,
         ["corrupt or truncated", "checksum"];
     truncated_gz: "hostile/truncated.tar.gz" = build::truncated_gz, DEFAULT,
