@@ -90,8 +90,7 @@ pub fn unpack(data: &[u8], dest: &Path, limits: &Limits) -> Result<UnpackStats, 
                     .map_err(io_err(&target))?;
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let mode = entry.header().mode().unwrap_or(0o644);
-                stats.bytes += write_file(&mut entry, &target, &name, mode, limits, stats.bytes)?;
+                stats.bytes += write_file(&mut entry, &target, &name, limits, stats.bytes)?;
             }
             EntryType::Symlink => symlink(&entry, &rel, &target, &name)?,
             EntryType::Link => hardlink(&entry, dest, &target, &name)?,
@@ -151,14 +150,15 @@ fn remove_symlink(target: &Path) -> Result<(), ArchiveError> {
     Ok(())
 }
 
-fn write_file(
-    entry: &mut impl Read,
+fn write_file<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
     target: &Path,
     name: &str,
-    mode: u32,
     limits: &Limits,
     so_far: u64,
 ) -> Result<u64, ArchiveError> {
+    let mode = entry.header().mode().unwrap_or(0o644);
+    let expected = entry.size();
     if let Some(parent) = target.parent() {
         fs::create_dir_all(parent).map_err(io_err(parent))?;
     }
@@ -171,6 +171,13 @@ fn write_file(
             entry: name.to_owned(),
             limit: limits.max_file_bytes,
         });
+    }
+    // The tar reader ends an entry quietly at end of input; say which one
+    // was cut short rather than failing later on the next header.
+    if written < expected {
+        return Err(ArchiveError::Corrupt(format!(
+            "entry {name:?} is truncated: {written} of {expected} bytes"
+        )));
     }
     if so_far + written > limits.max_total_bytes {
         return Err(ArchiveError::TooLarge(limits.max_total_bytes));

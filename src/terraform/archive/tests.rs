@@ -163,6 +163,8 @@ fn rejects_truncated_and_corrupt_archives() {
     let data = tar_of(&[("main.tf", EntryType::Regular, "", &[b'x'; 2000])]);
     let (_root, result) = unpack_into(&data[..1000], Limits::default());
     assert!(matches!(result, Err(ArchiveError::Corrupt(_))), "truncated: {result:?}");
+    let err = result.expect_err("truncated").to_string();
+    assert!(err.contains("\"main.tf\" is truncated: 488 of 2000 bytes"), "names the entry: {err}");
     let mut garbage = data.clone();
     garbage[100..200].fill(0xff);
     let (_root, result) = unpack_into(&garbage, Limits::default());
