@@ -260,6 +260,22 @@ mod tests {
         assert!(err.to_string().contains("--terraform-path"), "{err}");
     }
 
+    /// Processes of the group that are not zombies, from /proc.
+    fn live_members(pgid: Pid) -> usize {
+        let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+            .filter(|stat| {
+                // Fields after the command name: state, ppid, pgrp, ...
+                let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+                let mut fields = rest.split_whitespace();
+                let state = fields.next();
+                let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+                pgrp == Some(pgid.as_raw()) && state != Some("Z")
+            })
+            .count()
+    }
+
     #[tokio::test]
     async fn cancel_kills_the_whole_group() {
         let dir = tempfile::tempdir().expect("dir");
@@ -279,14 +295,18 @@ mod tests {
         cancel.cancel();
         let exit = proc.wait(&cancel, Duration::from_millis(200)).await.expect("wait");
         assert_eq!(exit, Exit::Canceled { graceful: false });
-        // After the handle is gone, nothing of the group is left.
-        let gone = (0..100).any(|_| {
-            let alive = killpg(pgid, None).is_ok();
-            if alive {
-                std::thread::sleep(Duration::from_millis(20));
+        // After the handle is gone, nothing of the group is left alive
+        // (killed members may linger as zombies until init reaps them).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let gone = loop {
+            if live_members(pgid) == 0 {
+                break true;
             }
-            !alive
-        });
+            if std::time::Instant::now() > deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         assert!(gone, "process group {pgid} still has members");
     }
 }
