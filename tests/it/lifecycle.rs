@@ -248,6 +248,22 @@ async fn cancel_stops_terraform_and_its_children() {
         processes_with_env(&needle).is_empty().then_some(())
     })
     .await;
+
+    // The state terraform wrote while being interrupted is kept...
+    let state = reqwest::Client::new()
+        .get(format!("{}/api/v2/workspacebuilds/{build_id}/state", server.url))
+        .header("Coder-Session-Token", c.token())
+        .send()
+        .await
+        .expect("state")
+        .text()
+        .await
+        .expect("body");
+    assert!(state.contains("\"slow\""), "the interrupted resource is in the stored state: {state}");
+    // ...and the workspace builds again: deleting destroys that resource.
+    let delete = build(&c, &ws_id, json!({"transition": "delete"})).await;
+    let delete = wait_build(&c, delete["id"].as_str().expect("id"), BUILD_TIMEOUT).await;
+    assert_eq!(delete["status"], "deleted", "{delete}");
     server.stop().await;
 }
 
