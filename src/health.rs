@@ -21,11 +21,12 @@ struct Probe {
 }
 
 async fn healthz(State(p): State<Probe>) -> (StatusCode, String) {
+    let buffered = p.health.buffered_lines();
     match p.health.silence() {
-        Some(s) if s <= p.timeout => (StatusCode::OK, "ok\n".into()),
+        Some(s) if s <= p.timeout => (StatusCode::OK, format!("ok\nbuffered_lines {buffered}\n")),
         Some(s) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("no contact with the server for {}s\n", s.as_secs()),
+            format!("no contact with the server for {}s\nbuffered_lines {buffered}\n", s.as_secs()),
         ),
         None => (StatusCode::SERVICE_UNAVAILABLE, "never connected to the server\n".into()),
     }

@@ -13,6 +13,8 @@ struct Inner {
     last_contact_ms: AtomicU64,
     connected: AtomicBool,
     draining: AtomicBool,
+    /// Log lines waiting for the server's acknowledgement.
+    buffered_lines: AtomicU64,
 }
 
 /// A cheap, cloneable view of the daemon's health.
@@ -37,6 +39,14 @@ impl Health {
 
     pub fn set_draining(&self) {
         self.0.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn set_buffered_lines(&self, n: usize) {
+        self.0.buffered_lines.store(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn buffered_lines(&self) -> u64 {
+        self.0.buffered_lines.load(Ordering::Relaxed)
     }
 
     /// Time since the server was last heard from; `None` if never.

@@ -354,6 +354,7 @@ impl Daemon {
                     while job.unacked.front().is_some_and(|l| l.seq <= ack.up_to_seq) {
                         job.unacked.pop_front();
                     }
+                    self.settings.health.set_buffered_lines(self.buffered_lines());
                 }
                 Ok(())
             }
@@ -471,6 +472,11 @@ impl Daemon {
 
     /// Records a job event in the daemon's state (no I/O).
     fn record(&mut self, ev: JobEvent) {
+        self.record_event(ev);
+        self.settings.health.set_buffered_lines(self.buffered_lines());
+    }
+
+    fn record_event(&mut self, ev: JobEvent) {
         match ev {
             JobEvent::Log(job_id, line) => {
                 if let Some(job) = self.jobs.get_mut(&job_id) {

@@ -83,6 +83,10 @@ impl DaemonProcess {
         .await;
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("daemon is running")
+    }
+
     /// Sends SIGTERM, as systemd or Kubernetes would.
     pub fn terminate(&self) {
         if let Some(pid) = self.child.id() {

@@ -94,3 +94,112 @@ async fn server_restarts_mid_apply_lose_and_double_nothing() {
 async fn line_count(c: &provisionerd::demo::Client, logs_path: &str) -> usize {
     c.get(logs_path).await.ok().and_then(|l| l.as_array().map(Vec::len)).unwrap_or(0)
 }
+
+const FLOOD: usize = 70_000;
+/// The daemon's cap on unacknowledged lines (src/worker/session.rs), plus
+/// the events it may take in one batch past the check.
+const CAP: u64 = 50_000 + 2_000;
+
+/// Resident memory high-water mark of a process, in KiB.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_buffers_in_bounded_memory_and_loses_nothing() {
+    let psk = format!("outage-{}", uuid::Uuid::new_v4().simple());
+    let opts = || Opts {
+        builtin_daemons: 0,
+        psk: Some(psk.clone()),
+        heartbeat_timeout: Duration::from_secs(600),
+        ..Opts::default()
+    };
+    let server = TestServer::start(opts()).await;
+    let address: std::net::SocketAddr =
+        server.url.trim_start_matches("http://").parse().expect("address");
+    let data_dir = server.data_dir.clone();
+    let c = server.client().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    let probe_address = format!("127.0.0.1:{port}");
+    let daemon = DaemonProcess::spawn_with(
+        &server.url,
+        &psk,
+        &[],
+        server.path(),
+        &["--health-address", &probe_address],
+    );
+
+    let template = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        template.path().join("main.tf"),
+        format!(
+            r#"resource "terraform_data" "flood" {{
+  provisioner "local-exec" {{
+    command = "sleep 3; seq -f 'n-%.0f' 1 {FLOOD}"
+  }}
+}}
+"#
+        ),
+    )
+    .expect("write");
+    let (template_id, _) = create_template(&c, template.path(), "terraform", json!({})).await;
+    let ws = create_workspace(&c, &template_id).await;
+    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+    let logs_path = format!("/api/v2/workspacebuilds/{build_id}/logs");
+    wait_for("the local-exec to start", Duration::from_secs(60), || async {
+        let logs = c.get(&logs_path).await.ok()?;
+        logs.as_array()?
+            .iter()
+            .any(|l| l["output"].as_str().is_some_and(|o| o.contains("Executing")))
+            .then_some(())
+    })
+    .await;
+    let kept = server.stop().await;
+
+    // With the server gone, the daemon fills its buffer up to the cap.
+    let buffered = |text: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix("buffered_lines "))
+            .and_then(|n| n.trim().parse().ok())
+    };
+    let held =
+        wait_for("the daemon to hold its cap of lines", Duration::from_secs(180), || async {
+            let text = reqwest::get(&health).await.ok()?.text().await.ok()?;
+            buffered(&text).filter(|n| *n >= 50_000)
+        })
+        .await;
+    assert!(held <= CAP, "buffer stays bounded: {held} lines");
+    let rss_mib = vm_hwm_kib(daemon.pid()) / 1024;
+    eprintln!("daemon buffering {held} lines: peak RSS {rss_mib} MiB");
+    assert!(rss_mib < 128, "daemon memory stays bounded while the server is away: {rss_mib} MiB");
+
+    let server =
+        TestServer::start(Opts { data_dir: Some(data_dir), address: Some(address), ..opts() })
+            .await;
+    let b = wait_build(&c, &build_id, Duration::from_secs(300)).await;
+    assert_eq!(b["status"], "running", "{b}");
+    let logs = c.get(&logs_path).await.expect("logs");
+    let numbered: Vec<usize> = logs
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|l| l["output"].as_str())
+        .filter(|o| o.contains("(local-exec): n-"))
+        .filter_map(|o| o.rsplit("n-").next()?.trim().parse().ok())
+        .collect();
+    assert_eq!(numbered.len(), FLOOD, "every line stored once");
+    assert!(numbered.iter().copied().eq(1..=FLOOD), "in order");
+    daemon.stop().await;
+    server.stop().await;
+    drop(kept);
+}
