@@ -89,6 +89,9 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
         &self,
         request: Request<Streaming<proto::DaemonMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        if self.shutdown.is_cancelled() {
+            return Err(Status::unavailable("the server is shutting down"));
+        }
         let principal = self.authenticate(request.metadata()).await?;
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
@@ -306,7 +309,8 @@ impl Session {
                 let ids: Vec<Uuid> =
                     h.running_job_ids.iter().filter_map(|j| j.parse().ok()).collect();
                 self.state.store.heartbeat(self.daemon.id, &ids).await?;
-                Ok(())
+                // The answer lets the daemon notice a server that went silent.
+                self.send(Out::HeartbeatAck(proto::HeartbeatAck {})).await
             }
             Some(In::Complete(c)) => self.on_complete(c).await,
             Some(In::Hello(_)) | None => Err(SessionError::Protocol("unexpected message".into())),

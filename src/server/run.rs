@@ -114,11 +114,12 @@ pub async fn run(
     sessions.cancel();
     stop_serving.cancel();
     let _ = reaper.await;
-    for server in servers {
-        match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+    for mut server in servers {
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
             Ok(joined) => joined??,
             Err(_) => {
-                tracing::warn!("connections still open after the shutdown grace; closing them")
+                tracing::warn!("connections still open after the shutdown grace; closing them");
+                server.abort();
             }
         }
     }

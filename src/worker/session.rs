@@ -289,6 +289,10 @@ impl Daemon {
 
     async fn serve(&mut self, mut conn: Connection, shutdown: &Shutdown) -> Disconnect {
         let mut heartbeat = tokio::time::interval(conn.heartbeat);
+        // The server answers every heartbeat; silence this long means the
+        // connection is dead even if TCP has not noticed.
+        let silence_limit = conn.heartbeat * 3 + Duration::from_secs(1);
+        let mut last_heard = tokio::time::Instant::now();
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A new session starts with the current wish (zero slots when draining).
         let mut announced_drain = self.life.draining();
@@ -299,6 +303,7 @@ impl Daemon {
             let step = tokio::select! {
                 msg = conn.inbound.message() => match msg {
                     Ok(Some(m)) => {
+                    last_heard = tokio::time::Instant::now();
                     self.settings.health.contact();
                     self.on_server_message(&conn, m).await
                 }
@@ -308,7 +313,14 @@ impl Daemon {
                 Some(ev) = self.events_rx.recv(), if self.buffered_lines() < MAX_BUFFERED_LINES => {
                     self.on_job_events(&conn, ev).await
                 }
-                _ = heartbeat.tick() => self.send_heartbeat(&conn).await,
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > silence_limit {
+                        let silent = last_heard.elapsed();
+                        Err(tonic::Status::unavailable(format!("no word from the server for {silent:?}")))
+                    } else {
+                        self.send_heartbeat(&conn).await
+                    }
+                }
                 stop = next_stop(&self.life, self.jobs.is_empty(), shutdown) => {
                     self.apply_stop(stop);
                     Ok(())
@@ -366,7 +378,7 @@ impl Daemon {
                 }
                 Ok(())
             }
-            Some(In::Welcome(_)) | None => Ok(()),
+            Some(In::Welcome(_)) | Some(In::HeartbeatAck(_)) | None => Ok(()),
         }
     }
 
