@@ -63,7 +63,11 @@ fn spawn_signal_handler(shutdown: Shutdown) {
                     shutdown.abort.cancel();
                 }
                 _ => {
-                    tracing::error!("third signal: exiting now");
+                    let killed = provisionerd::terraform::executor::kill_all();
+                    tracing::error!(
+                        killed,
+                        "third signal: killed running terraform process groups; exiting now"
+                    );
                     std::process::exit(130);
                 }
             }

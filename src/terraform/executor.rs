@@ -123,6 +123,25 @@ pub async fn version(path: &Path) -> Result<Version, ExecError> {
     Ok(found)
 }
 
+/// Process groups of running terraforms, so an immediate exit can still
+/// take them down (`process::exit` runs no destructors).
+static GROUPS: std::sync::Mutex<std::collections::BTreeSet<i32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn groups() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
+    GROUPS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// SIGKILLs every terraform process group this process started and that is
+/// still running. For a daemon that must exit at once.
+pub fn kill_all() -> usize {
+    let all = groups();
+    for pgid in all.iter() {
+        let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
+    }
+    all.len()
+}
+
 /// A spawned terraform and its process group.
 pub struct TerraformProcess {
     child: Child,
@@ -133,6 +152,7 @@ impl Drop for TerraformProcess {
     fn drop(&mut self) {
         // Whatever is left of the group (the process or its children) dies now.
         let _ = killpg(self.pgid, Signal::SIGKILL);
+        groups().remove(&self.pgid.as_raw());
     }
 }
 
@@ -171,6 +191,7 @@ impl TerraformProcess {
         if let Some(err) = child.stderr.take() {
             tokio::spawn(pump(err, Stream::Stderr, lines));
         }
+        groups().insert(pid);
         Ok(Self { child, pgid: Pid::from_raw(pid) })
     }
 

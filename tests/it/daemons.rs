@@ -46,7 +46,9 @@ impl DaemonProcess {
         for t in tags {
             cmd.arg("--tag").arg(t);
         }
-        cmd.arg("--terraform-path").arg(terraform());
+        if !extra.contains(&"--terraform-path") {
+            cmd.arg("--terraform-path").arg(terraform());
+        }
         cmd.arg("--work-dir").arg(dir.join("work")).arg("--cache-dir").arg(dir.join("cache"));
         cmd.args(extra);
         if !psk.is_empty() {

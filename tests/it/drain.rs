@@ -199,3 +199,37 @@ async fn concurrency_runs_jobs_side_by_side() {
     drop(daemon);
     server.stop().await;
 }
+
+/// The third signal exits at once, and takes terraform down with it even
+/// though terraform ignores SIGINT and the cancel grace is long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn third_signal_exits_at_once_and_leaves_no_terraform() {
+    let (server, psk) = server().await;
+    let c = server.client().await;
+    let fake = fake_terraform("terraform-ignores-sigint").display().to_string();
+    let extra = ["--terraform-path", fake.as_str(), "--cancel-grace", "300s"];
+    let mut daemon = DaemonProcess::spawn_with(&server.url, &psk, &[], server.path(), &extra);
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("main.tf"), "# used with a fake terraform\n").expect("write");
+    let (template, _) = create_template(&c, dir.path(), "terraform", json!({})).await;
+    let ws = create_workspace(&c, &template).await;
+    let needle = format!("CODER_WORKSPACE_ID={}", ws["id"].as_str().expect("id"));
+    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+    wait_for("the fake apply to start", Duration::from_secs(30), || async {
+        let logs = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.ok()?;
+        logs.as_array()?.iter().any(|l| l["output"] == "fake apply started").then_some(())
+    })
+    .await;
+    daemon.terminate();
+    daemon.wait_for_log("draining").await;
+    daemon.terminate();
+    daemon.wait_for_log("canceling running jobs").await;
+    daemon.terminate();
+    let status = daemon.exit_status(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(130), "the third signal exits at once: {status:?}");
+    wait_for("terraform to be gone with the daemon", Duration::from_secs(10), || async {
+        processes_with_env(&needle).is_empty().then_some(())
+    })
+    .await;
+    server.stop().await;
+}
