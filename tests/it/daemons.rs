@@ -170,16 +170,8 @@ async fn killed_daemon_fails_its_job_and_another_daemon_takes_over() {
     let retry = build(&c, &ws_id, json!({"transition": "start"})).await;
     let retry = wait_build(&c, retry["id"].as_str().expect("id"), Duration::from_secs(30)).await;
     assert_eq!(retry["status"], "running", "the workspace builds again: {retry}");
-    let state = reqwest::Client::new()
-        .get(format!("{}/api/v2/workspacebuilds/{stop_id}/state", server.url))
-        .header("Coder-Session-Token", c.token())
-        .send()
-        .await
-        .expect("state")
-        .bytes()
-        .await
-        .expect("body");
-    assert_eq!(&state[..], b"state-1", "the failed build kept the previous state");
+    let state = build_state(&c, &stop_id).await;
+    assert_eq!(state, "state-1", "the failed build kept the previous state");
     second.stop().await;
     server.stop().await;
 }

@@ -100,15 +100,7 @@ async fn crashed_terraform_fails_the_build_and_keeps_partial_state() {
         error.contains("terraform apply failed") && error.contains("killed by signal 9"),
         "{error}"
     );
-    let state = reqwest::Client::new()
-        .get(format!("{}/api/v2/workspacebuilds/{build_id}/state", server.url))
-        .header("Coder-Session-Token", c.token())
-        .send()
-        .await
-        .expect("state")
-        .text()
-        .await
-        .expect("body");
+    let state = build_state(&c, &build_id).await;
     assert!(state.contains("partial-state-before-crash"), "the partial state was stored: {state}");
 
     let next = build(&c, ws["id"].as_str().expect("id"), json!({"transition": "stop"})).await;

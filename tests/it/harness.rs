@@ -265,6 +265,18 @@ pub fn echo_template(script: &Value) -> TempDir {
     dir
 }
 
+/// A build's raw provisioner state, as the state endpoint returns it.
+pub async fn build_state(c: &Client, build_id: &str) -> String {
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/v2/workspacebuilds/{build_id}/state", c.base()))
+        .header("Coder-Session-Token", c.token())
+        .send()
+        .await
+        .expect("state");
+    assert_eq!(resp.status(), 200, "state endpoint");
+    resp.text().await.expect("state body")
+}
+
 /// Raw HTTP for status-code assertions.
 pub async fn raw(
     method: reqwest::Method,

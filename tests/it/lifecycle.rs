@@ -11,15 +11,8 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The id terraform gave `terraform_data.home`, read from the build's state.
 async fn home_id(c: &provisionerd::demo::Client, build_id: &str) -> String {
-    let resp = reqwest::Client::new()
-        .get(format!("{}/api/v2/workspacebuilds/{build_id}/state", c.base()))
-        .header("Coder-Session-Token", c.token())
-        .send()
-        .await
-        .expect("state");
-    assert_eq!(resp.status(), 200);
     let state: Value =
-        serde_json::from_slice(&resp.bytes().await.expect("body")).expect("state is JSON");
+        serde_json::from_str(&build_state(c, build_id).await).expect("state is JSON");
     let home = state["resources"]
         .as_array()
         .into_iter()
@@ -250,15 +243,7 @@ async fn cancel_stops_terraform_and_its_children() {
     .await;
 
     // The state terraform wrote while being interrupted is kept...
-    let state = reqwest::Client::new()
-        .get(format!("{}/api/v2/workspacebuilds/{build_id}/state", server.url))
-        .header("Coder-Session-Token", c.token())
-        .send()
-        .await
-        .expect("state")
-        .text()
-        .await
-        .expect("body");
+    let state = build_state(&c, &build_id).await;
     assert!(state.contains("\"slow\""), "the interrupted resource is in the stored state: {state}");
     // ...and the workspace builds again: deleting destroys that resource.
     let delete = build(&c, &ws_id, json!({"transition": "delete"})).await;
