@@ -79,13 +79,17 @@ pub enum Exit {
 }
 
 /// The daemon's environment minus its own settings and secrets: nothing
-/// named `PROVISIONERD_*` ever reaches terraform.
+/// named `PROVISIONERD_*` ever reaches terraform, nor inherited `CODER_*`
+/// variables (an agent token when the host is itself a workspace; the job's
+/// own `CODER_WORKSPACE_*` are added afterwards), nor database credentials a
+/// server's built-in daemons would otherwise pass on.
 pub fn inherited_env() -> Vec<(String, String)> {
     std::env::vars().filter(|(k, _)| !is_private(k)).collect()
 }
 
 fn is_private(name: &str) -> bool {
-    name.starts_with("PROVISIONERD_")
+    const EXACT: [&str; 3] = ["DATABASE_URL", "PGPASSWORD", "PGPASSFILE"];
+    name.starts_with("PROVISIONERD_") || name.starts_with("CODER_") || EXACT.contains(&name)
 }
 
 /// Runs `terraform version -json` and checks the version is at least 1.1.
@@ -264,6 +268,8 @@ mod tests {
     #[test]
     fn private_variables_are_filtered() {
         assert!(is_private("PROVISIONERD_PSK"));
+        assert!(is_private("CODER_AGENT_TOKEN"));
+        assert!(is_private("PGPASSWORD") && is_private("DATABASE_URL"));
         assert!(!is_private("AWS_SESSION_TOKEN"), "provider credentials pass through");
         assert!(!is_private("PATH"));
     }
