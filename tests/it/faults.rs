@@ -116,8 +116,12 @@ async fn terraform_never_sees_the_daemons_secrets() {
         TestServer::start(Opts { builtin_daemons: 0, psk: Some(psk.clone()), ..Opts::default() })
             .await;
     let c = server.client().await;
-    let env =
-        [("PROVISIONERD_SOMETHING", "daemon-only-value"), ("UNRELATED_SETTING", "passes-through")];
+    let env = [
+        ("PROVISIONERD_SOMETHING", "daemon-only-value"),
+        ("CODER_AGENT_TOKEN", "agent-token-of-the-host"),
+        ("PGPASSWORD", "database-password"),
+        ("UNRELATED_SETTING", "passes-through"),
+    ];
     let daemon = DaemonProcess::spawn_env(&server.url, &psk, &[], server.path(), &[], &env);
     let dump = server.path().join("terraform-env.txt");
     let dir = tempfile::tempdir().expect("dir");
@@ -157,6 +161,9 @@ resource "terraform_data" "env" {
         "no PROVISIONERD_* variable: {seen}"
     );
     assert!(!seen.contains(&psk), "the PSK is nowhere in terraform's environment");
+    for secret in ["agent-token-of-the-host", "database-password"] {
+        assert!(!seen.contains(secret), "{secret} leaked into terraform's environment");
+    }
     daemon.stop().await;
     server.stop().await;
 }
