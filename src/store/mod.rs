@@ -34,6 +34,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -199,6 +201,9 @@ pub trait Store: Send + Sync + 'static {
     async fn count_users(&self) -> Result<i64>;
     /// Inserts a user and makes them a member of every default organization.
     async fn insert_user(&self, user: &User) -> Result<()>;
+    /// Inserts the first user; `Conflict` when any user exists already, so
+    /// two racing setups cannot both become the first owner.
+    async fn insert_first_user(&self, user: &User) -> Result<()>;
     async fn user_by_id(&self, id: Uuid) -> Result<User>;
     /// Looks a user up by username, case-insensitively.
     async fn user_by_username(&self, username: &str) -> Result<User>;
@@ -320,6 +325,11 @@ pub type DynStore = Arc<dyn Store>;
 
 /// Opens the store named by a database URL (`sqlite://path` or a plain path).
 pub async fn open(url: &str) -> Result<DynStore> {
+    if let Some((scheme, _)) = url.split_once("://").filter(|(s, _)| *s != "sqlite") {
+        return Err(StoreError::Unsupported(format!(
+            "{scheme}:// databases are not supported yet; use sqlite:///path/to/db or --data-dir"
+        )));
+    }
     Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
 }
 

@@ -38,7 +38,17 @@ async fn fixture(store: &dyn Store) -> Fixture {
         is_owner: true,
         created_at: now,
     };
-    store.insert_user(&user).await.expect("user");
+    store.insert_first_user(&user).await.expect("first user");
+    let second = User {
+        id: Uuid::new_v4(),
+        username: "bob".into(),
+        email: "bob@example.com".into(),
+        ..user.clone()
+    };
+    assert!(
+        matches!(store.insert_first_user(&second).await, Err(StoreError::Conflict(_))),
+        "only one first user"
+    );
     let org = store.default_organization().await.expect("org");
     let file = File {
         id: Uuid::new_v4(),
@@ -321,4 +331,6 @@ async fn sqlite_conformance() {
     conformance(store).await;
     // Reopening runs migrations again without harm.
     drop(open(&url).await.expect("reopen"));
+    let err = open("postgres://db.example/provisionerd").await.err().expect("unsupported");
+    assert!(err.to_string().contains("not supported yet"), "{err}");
 }

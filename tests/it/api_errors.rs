@@ -68,11 +68,17 @@ async fn unknown_and_foreign_workspaces_are_404() {
     }
     let theirs = other.get("/api/v2/workspaces").await.expect("list");
     assert_eq!(theirs["count"], 0, "users list only their own workspaces: {theirs}");
+    // A member's own build: visible, but its raw state is for owners only.
+    let own = create_workspace(&other, &template).await;
+    let own_build = own["latest_build"]["id"].as_str().expect("id");
+    let state_url = format!("{}/api/v2/workspacebuilds/{own_build}/state", server.url);
+    let (status, body) = raw(Method::GET, state_url, Some(other.token()), None).await;
+    assert_eq!(status, 403, "raw state can hold secrets: {body}");
     let second = create_workspace(&owner, &template).await;
     let all = owner.get("/api/v2/workspaces").await.expect("list");
-    assert_eq!(all["count"], 2);
-    let page = owner.get("/api/v2/workspaces?limit=1&offset=1").await.expect("page");
-    assert_eq!(page["count"], 2, "count is the total: {page}");
+    assert_eq!(all["count"], 3, "owners see everyone's: {all}");
+    let page = owner.get("/api/v2/workspaces?limit=1&offset=2").await.expect("page");
+    assert_eq!(page["count"], 3, "count is the total: {page}");
     assert_eq!(page["workspaces"].as_array().map(Vec::len), Some(1));
     assert_eq!(page["workspaces"][0]["id"], second["id"], "oldest first");
     server.stop().await;

@@ -96,6 +96,15 @@ pub fn check_transition(
     Ok(())
 }
 
+/// The previous build's parameters, with the ones given replacing those of
+/// the same name (Coder's rule: unnamed parameters carry over).
+fn merge_parameters(previous: &[NameValue], given: Vec<NameValue>) -> Vec<NameValue> {
+    let mut merged: Vec<NameValue> =
+        previous.iter().filter(|p| !given.iter().any(|g| g.name == p.name)).cloned().collect();
+    merged.extend(given);
+    merged
+}
+
 #[derive(Deserialize)]
 pub struct CreateBuild {
     transition: String,
@@ -176,7 +185,10 @@ pub async fn create(
         version: &version,
         initiator: caller.user.id,
         state: build_state,
-        parameters: req.rich_parameter_values.unwrap_or_else(|| last.rich_parameters.clone()),
+        parameters: merge_parameters(
+            &last.rich_parameters,
+            req.rich_parameter_values.unwrap_or_default(),
+        ),
         dry_run: req.dry_run,
         log_level: req.log_level,
     };
@@ -267,6 +279,11 @@ pub async fn raw_state(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
+    // Terraform state can hold secrets: only owners read it raw (Coder also
+    // limits this to template administrators).
+    if !caller.user.is_owner {
+        return Err(ApiError::forbidden("Only an owner can read a build's raw state."));
+    }
     let build = visible_build(&state, &caller, &id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], build.provisioner_state))
 }
@@ -300,6 +317,14 @@ pub async fn cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameters_merge_by_name() {
+        let nv = |n: &str, v: &str| NameValue { name: n.into(), value: v.into() };
+        let merged =
+            merge_parameters(&[nv("region", "eu"), nv("size", "s")], vec![nv("size", "l")]);
+        assert_eq!(merged, vec![nv("region", "eu"), nv("size", "l")]);
+    }
 
     #[test]
     fn transition_rules() {

@@ -56,11 +56,16 @@ async fn insert(state: &AppState, req: CreateUser, is_owner: bool) -> ApiResult<
         is_owner,
         created_at: Utc::now(),
     };
-    match state.store.insert_user(&user).await {
+    // The first user (the owner) is inserted only while no user exists, in
+    // one statement, so racing setups cannot both win.
+    let (inserted, taken) = if is_owner {
+        (state.store.insert_first_user(&user).await, "The initial user has already been created.")
+    } else {
+        (state.store.insert_user(&user).await, "A user with that username or email already exists.")
+    };
+    match inserted {
         Ok(()) => Ok(user),
-        Err(StoreError::Conflict(_)) => {
-            Err(ApiError::conflict("A user with that username or email already exists."))
-        }
+        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(taken)),
         Err(e) => Err(e.into()),
     }
 }

@@ -114,6 +114,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn insert_first_user(&self, u: &User) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO users (id, username, email, name, password_hash, is_owner, created_at)
+             SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users)",
+        )
+        .bind(u.id.to_string())
+        .bind(&u.username)
+        .bind(&u.email)
+        .bind(&u.name)
+        .bind(&u.password_hash)
+        .bind(u.is_owner)
+        .bind(ts(u.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("a first user exists already".into()));
+        }
+        Ok(())
+    }
+
     async fn user_by_id(&self, id: Uuid) -> Result<User> {
         self.one("SELECT * FROM users WHERE id = ?", id.to_string(), rows::user).await
     }
