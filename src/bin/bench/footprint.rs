@@ -37,6 +37,9 @@ pub async fn run(p: &Paths, runs: usize) -> anyhow::Result<Section> {
         true,
     );
     sec.info("binary size (release, line tables)", format!("{} MiB", fmt_num(size)));
+    if let Some(stripped) = stripped_size(&p.provisionerd).await {
+        sec.info("binary size stripped (`strip`)", format!("{} MiB", fmt_num(stripped)));
+    }
     sec.info("server spawn → /readyz 200", format!("{} ms", fmt_num(env::pct(&mut sready, 50.0))));
     sec.info(
         "daemon spawn → --health-address /readyz 200",
@@ -48,4 +51,14 @@ pub async fn run(p: &Paths, runs: usize) -> anyhow::Result<Section> {
          to check the terraform version.",
     );
     Ok(sec)
+}
+
+/// Size of a stripped copy of the binary, if `strip` is installed.
+async fn stripped_size(bin: &std::path::Path) -> Option<f64> {
+    let dir = tempfile::tempdir().ok()?;
+    let out = dir.path().join("provisionerd");
+    let st =
+        tokio::process::Command::new("strip").arg("-o").arg(&out).arg(bin).status().await.ok()?;
+    st.success().then_some(())?;
+    Some(std::fs::metadata(&out).ok()?.len() as f64 / 1024.0 / 1024.0)
 }

@@ -20,11 +20,15 @@ pub const MAIN_TF: &str = r#"resource "terraform_data" "vm" {
 }
 "#;
 
-/// The raw baseline: the commands our daemon runs, output thrown away.
+/// The raw baseline: the commands our daemon runs, with the environment it
+/// gives terraform (no checkpoint call, automation mode, an empty CLI
+/// config), output thrown away.
 pub const RAW_SH: &str = r#"set -eu
 d=$(mktemp -d)
 cp "$SRC/main.tf" "$d/"
 cd "$d"
+: > cli.tfrc
+export CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_INPUT=0 TF_CLI_CONFIG_FILE="$d/cli.tfrc"
 "$TF" init -input=false -no-color >/dev/null
 "$TF" plan -input=false -json -out=plan.tfplan >/dev/null
 "$TF" apply -input=false -json -auto-approve plan.tfplan >/dev/null
@@ -96,7 +100,8 @@ pub async fn run(p: &Paths, runs: usize) -> anyhow::Result<Section> {
         "The system side is polled every 5 ms, so up to 5 ms of each system figure is the \
          poll interval; it includes the HTTP create, job hand-over over gRPC, archive \
          download and unpack, init/plan/apply/show, log and state \
-         upload. Both sides run the same terraform ({}).",
+         upload. Both sides run the same terraform ({}) with the same \
+         `CHECKPOINT_DISABLE`, `TF_IN_AUTOMATION`, `TF_INPUT` and empty CLI config.",
         p.terraform.display()
     ));
     Ok(sec)
