@@ -79,7 +79,9 @@ async fn main() -> anyhow::Result<()> {
         ALL.iter().copied().filter(|n| args.scenario.iter().any(|s| s == n)).collect()
     };
     let command = std::env::var("BENCH_COMMAND")
-        .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" "));
+        .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" "))
+        .trim()
+        .to_owned();
     let t0 = Instant::now();
     let mut sections = Vec::new();
     for name in names {
