@@ -1,0 +1,277 @@
+//! The bench's environment: spawning `provisionerd server` and
+//! `provisionerd start` as real child processes from the release build,
+//! reading their memory and CPU from `/proc`, logging in, pushing templates,
+//! and small statistics helpers. It measures nothing by itself; the scenario
+//! modules decide what to time.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use provisionerd::demo::{tar_dir, Client};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+pub const PSK: &str = "bench-pre-shared-key";
+const EMAIL: &str = "bench@example.com";
+const PASSWORD: &str = "correct-horse-battery";
+
+/// Paths every scenario needs.
+#[derive(Clone)]
+pub struct Paths {
+    /// The release `provisionerd` next to this bench binary.
+    pub provisionerd: PathBuf,
+    /// Real terraform (`.tools/bin/terraform`).
+    pub terraform: PathBuf,
+    /// The repository root (for `testdata/`).
+    pub root: PathBuf,
+}
+
+impl Paths {
+    pub fn fake_terraform(&self) -> PathBuf {
+        self.root.join("testdata/fake-terraform/terraform-ignores-sigint")
+    }
+}
+
+/// A child process that is killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub pid: u32,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// How to start a server.
+pub struct ServerOpts {
+    pub builtin: u32,
+    pub terraform: PathBuf,
+    pub cancel_grace: &'static str,
+}
+
+/// A `provisionerd server` child with its own scratch directory.
+pub struct Server {
+    pub proc: Proc,
+    pub url: String,
+    pub dir: TempDir,
+    /// Spawn to `/readyz` answering 200.
+    pub ready_after: Duration,
+}
+
+impl Server {
+    /// `$TMPDIR` of the server (and so of its built-in daemons' terraform).
+    pub fn tmp(&self) -> PathBuf {
+        self.dir.path().join("tmp")
+    }
+
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Client::login(&self.url, EMAIL, PASSWORD).await
+    }
+}
+
+/// A free loopback port (bound and released; a small race we accept).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn log_file(dir: &Path, name: &str) -> anyhow::Result<Stdio> {
+    Ok(Stdio::from(std::fs::File::create(dir.join(name))?))
+}
+
+pub async fn start_server(p: &Paths, o: ServerOpts) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    for sub in ["data", "work", "cache", "tmp"] {
+        std::fs::create_dir_all(d.join(sub))?;
+    }
+    let port = free_port()?;
+    let t0 = Instant::now();
+    let child = Command::new(&p.provisionerd)
+        .args(["--log", "warn", "server", "--address", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(d.join("data"))
+        .args(["--builtin-daemons", &o.builtin.to_string(), "--psk", PSK])
+        .args(["--cancel-grace", o.cancel_grace])
+        .arg("--terraform-path")
+        .arg(&o.terraform)
+        .arg("--work-dir")
+        .arg(d.join("work"))
+        .arg("--cache-dir")
+        .arg(d.join("cache"))
+        .env("TMPDIR", d.join("tmp"))
+        .stdin(Stdio::null())
+        .stdout(log_file(d, "server.log")?)
+        .stderr(log_file(d, "server.err")?)
+        .kill_on_drop(true)
+        .spawn()
+        .context("failed to spawn provisionerd server: run `cargo build --release` first")?;
+    let pid = child.id().context("server pid")?;
+    let url = format!("http://127.0.0.1:{port}");
+    let proc = Proc { child, pid };
+    wait_ready(&format!("{url}/readyz")).await?;
+    let ready_after = t0.elapsed();
+    Ok(Server { proc, url, dir, ready_after })
+}
+
+/// Starts an external daemon against `server`; returns it and its
+/// spawn-to-ready time (`--health-address` `/readyz` 200).
+pub async fn start_daemon(
+    p: &Paths,
+    server: &Server,
+    terraform: &Path,
+    name: &str,
+) -> anyhow::Result<(Proc, Duration)> {
+    let d = server.dir.path();
+    let port = free_port()?;
+    let t0 = Instant::now();
+    let child = Command::new(&p.provisionerd)
+        .args(["--log", "warn", "start", "--url", &server.url, "--psk", PSK, "--name", name])
+        .args(["--health-address", &format!("127.0.0.1:{port}")])
+        .arg("--terraform-path")
+        .arg(terraform)
+        .arg("--work-dir")
+        .arg(d.join("work"))
+        .arg("--cache-dir")
+        .arg(d.join(format!("cache-{name}")))
+        .env("TMPDIR", d.join("tmp"))
+        .stdin(Stdio::null())
+        .stdout(log_file(d, &format!("{name}.log"))?)
+        .stderr(log_file(d, &format!("{name}.err"))?)
+        .kill_on_drop(true)
+        .spawn()
+        .context("failed to spawn provisionerd start")?;
+    let pid = child.id().context("daemon pid")?;
+    let proc = Proc { child, pid };
+    wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await?;
+    Ok((proc, t0.elapsed()))
+}
+
+/// Polls `url` every millisecond until it answers 200 (30 s at most).
+async fn wait_ready(url: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{url} did not answer 200 within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A `VmRSS`/`VmHWM`-style field of `/proc/<pid>/status`, in KiB.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// User plus system CPU time of a process so far.
+pub fn cpu_time(pid: u32) -> Duration {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)`: index 0 is field 3 (state), so utime and
+    // stime (fields 14 and 15) are indices 11 and 12, in clock ticks (100/s).
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = field(11) + field(12);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Uploads a template directory; returns the file id.
+pub async fn upload(c: &Client, dir: &Path) -> anyhow::Result<String> {
+    c.upload_tar(tar_dir(dir)?).await
+}
+
+/// Queues a template-version import of an uploaded file; returns the version.
+pub async fn import(c: &Client, file: &str, provisioner: &str) -> anyhow::Result<Value> {
+    let body = json!({"file_id": file, "storage_method": "file", "provisioner": provisioner});
+    c.post("/api/v2/organizations/coder/templateversions", &body).await
+}
+
+/// Polls `path` every `every` until its `job.status` is final.
+pub async fn wait_job(c: &Client, path: &str, every: Duration) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let v = c.get(path).await?;
+        if is_final(v["job"]["status"].as_str().unwrap_or("")) {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("{path} did not finish within 600 s");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+pub fn is_final(s: &str) -> bool {
+    matches!(s, "succeeded" | "failed" | "canceled")
+}
+
+/// Pushes a template directory, waits for the import, creates a template;
+/// returns the template id.
+pub async fn create_template(c: &Client, dir: &Path, provisioner: &str) -> anyhow::Result<String> {
+    let file = upload(c, dir).await?;
+    let v = import(c, &file, provisioner).await?;
+    let id = v["id"].as_str().context("version id")?;
+    let v =
+        wait_job(c, &format!("/api/v2/templateversions/{id}"), Duration::from_millis(20)).await?;
+    if v["job"]["status"] != "succeeded" {
+        bail!("template import failed: {}", v["job"]);
+    }
+    let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let t = c
+        .post(
+            "/api/v2/organizations/coder/templates",
+            &json!({"name": name, "template_version_id": v["id"]}),
+        )
+        .await?;
+    Ok(t["id"].as_str().context("template id")?.to_owned())
+}
+
+/// Creates a workspace (which queues its first start build).
+pub async fn create_workspace(c: &Client, template: &str) -> anyhow::Result<Value> {
+    let name = format!("ws-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    c.post("/api/v2/users/me/workspaces", &json!({"name": name, "template_id": template})).await
+}
+
+/// A directory holding one file.
+pub fn dir_with(name: &str, content: &str) -> anyhow::Result<TempDir> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join(name), content)?;
+    Ok(dir)
+}
+
+/// Parses an RFC 3339 timestamp from the API into nanoseconds since 1970.
+pub fn ts_nanos(v: &Value) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(v.as_str()?).ok()?.timestamp_nanos_opt()
+}
+
+pub fn now_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+/// The `p`-th percentile (nearest rank) of `v`; sorts it.
+pub fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,113 @@
+//! Scenario 4, log throughput: a template whose `local-exec` prints N lines,
+//! built through the server and one external `provisionerd start` daemon
+//! while a WebSocket client follows the logs, against the same terraform run
+//! by a shell script with its output thrown away. Reports lines/s stored,
+//! creation-to-follower delay, added time and both processes' peak RSS.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::env::{self, Paths, ServerOpts};
+use crate::overhead::raw_run;
+use crate::report::{fmt_num, Section};
+
+fn main_tf(lines: usize) -> String {
+    format!(
+        r#"resource "terraform_data" "logs" {{
+  provisioner "local-exec" {{
+    command = "seq -f 'bench log line %06g of a workspace build' 1 {lines}"
+  }}
+}}
+"#
+    )
+}
+
+struct SysRun {
+    wall: Duration,
+    stored: usize,
+    followed: usize,
+    delays_ms: Vec<f64>,
+}
+
+async fn sys_run(server: &env::Server, template: &str) -> anyhow::Result<SysRun> {
+    let c = server.client().await?;
+    let follower = server.client().await?;
+    let t0 = Instant::now();
+    let ws = env::create_workspace(&c, template).await?;
+    let id = ws["latest_build"]["id"].as_str().context("build id")?.to_owned();
+    let delays = Arc::new(Mutex::new(Vec::new()));
+    let sink = delays.clone();
+    let path = format!("/api/v2/workspacebuilds/{id}/logs");
+    let follow = tokio::spawn(async move {
+        follower
+            .follow(&path, |l| {
+                let now = env::now_nanos();
+                if let (Some(created), Ok(mut d)) = (env::ts_nanos(&l["created_at"]), sink.lock()) {
+                    d.push((now - created) as f64 / 1e6);
+                }
+            })
+            .await
+    });
+    let b = env::wait_job(&c, &format!("/api/v2/workspacebuilds/{id}"), Duration::from_millis(20))
+        .await?;
+    let wall = t0.elapsed();
+    if b["job"]["status"] != "succeeded" {
+        bail!("log build failed: {}", b["job"]);
+    }
+    follow.await??;
+    let stored = c.get(&format!("/api/v2/workspacebuilds/{id}/logs")).await?;
+    let delays_ms = std::mem::take(&mut *delays.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    Ok(SysRun {
+        wall,
+        stored: stored.as_array().map_or(0, Vec::len),
+        followed: delays_ms.len(),
+        delays_ms,
+    })
+}
+
+pub async fn run(p: &Paths, lines: usize, runs: usize) -> anyhow::Result<Section> {
+    let opts = ServerOpts { builtin: 0, terraform: p.terraform.clone(), cancel_grace: "60s" };
+    let server = env::start_server(p, opts).await?;
+    let (daemon, _) = env::start_daemon(p, &server, &p.terraform, "logs").await?;
+    let c = server.client().await?;
+    let src = env::dir_with("main.tf", &main_tf(lines))?;
+    let template = env::create_template(&c, src.path(), "terraform").await?;
+    let (mut sys, mut raw, mut last) = (Vec::new(), Vec::new(), None);
+    for _ in 0..runs {
+        raw.push(env::ms(raw_run(p, src.path()).await?));
+        let s = sys_run(&server, &template).await?;
+        sys.push(env::ms(s.wall));
+        last = Some(s);
+    }
+    let mut s = last.context("no runs")?;
+    let (ms, mr) = (env::pct(&mut sys, 50.0), env::pct(&mut raw, 50.0));
+    let mut sec = Section::new(format!(
+        "4. Log throughput ({lines} lines from local-exec, {runs} alternating run(s), 1 external daemon)"
+    ));
+    sec.info("system build wall, median", format!("{} ms", fmt_num(ms)));
+    sec.info("raw terraform, output to /dev/null, median", format!("{} ms", fmt_num(mr)));
+    sec.check("added time (system/raw − 1)", (ms / mr - 1.0) * 100.0, "%", 10.0, false);
+    sec.info("log lines stored (last run)", s.stored.to_string());
+    sec.info("log lines stored per second of build", fmt_num(s.stored as f64 / (ms / 1000.0)));
+    sec.info("lines received by the follower", s.followed.to_string());
+    sec.info(
+        "line created_at → follower, p50 / p99 / max",
+        format!(
+            "{} / {} / {} ms",
+            fmt_num(env::pct(&mut s.delays_ms, 50.0)),
+            fmt_num(env::pct(&mut s.delays_ms, 99.0)),
+            fmt_num(env::pct(&mut s.delays_ms, 100.0))
+        ),
+    );
+    let mib = |pid, f| env::status_kib(pid, f) as f64 / 1024.0;
+    sec.check("daemon peak RSS (VmHWM)", mib(daemon.pid, "VmHWM:"), "MiB", 64.0, true);
+    sec.info("server peak RSS (VmHWM)", format!("{} MiB", fmt_num(mib(server.proc.pid, "VmHWM:"))));
+    sec.note(
+        "Log created_at travels as milliseconds (`created_at_unix_ms`), so delays carry up \
+         to 1 ms of rounding. Stored lines include terraform's own JSON messages (plan, apply \
+         progress) besides the local-exec output, so they can exceed N.",
+    );
+    Ok(sec)
+}
