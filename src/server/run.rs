@@ -128,7 +128,17 @@ pub async fn run(
 
 type Served = tokio::task::JoinHandle<std::io::Result<()>>;
 
+/// TCP_NODELAY on every connection: the daemon protocol is many small
+/// request/answer exchanges (offer, ack, log batch, log ack), and Nagle's
+/// algorithm with delayed ACKs stalled each by about 40 ms (found by
+/// `scripts/bench`).
 fn serve_plain(listener: TcpListener, app: Router, stop: CancellationToken) -> Served {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
     tokio::spawn(async move { server.await })
 }
@@ -154,6 +164,7 @@ async fn serve_tls(
         })?;
     let handle = axum_server::Handle::new();
     let server = axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, config)?
+        .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
         .handle(handle.clone());
     tokio::spawn(async move {
         stop.cancelled().await;

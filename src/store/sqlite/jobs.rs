@@ -72,8 +72,10 @@ pub async fn queue_position(pool: &SqlitePool, job_id: Uuid) -> Result<(i64, i64
 
 pub async fn acquire(pool: &SqlitePool, req: &AcquireRequest) -> Result<Option<Job>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    let candidates = sqlx::query(
-        "SELECT * FROM provisioner_jobs
+    // Only what matching needs: decoding whole rows here cost the server
+    // most of its CPU per acquire with a long queue (scripts/bench).
+    let candidates: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT id, provisioner, tags FROM provisioner_jobs
          WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
          ORDER BY created_at, id LIMIT ?",
     )
@@ -82,25 +84,28 @@ pub async fn acquire(pool: &SqlitePool, req: &AcquireRequest) -> Result<Option<J
     .await
     .map_err(db)?;
     let mut chosen = None;
-    for row in &candidates {
-        let job = rows::job(row)?;
-        if req.provisioners.contains(&job.provisioner) && tags_satisfy(&req.tags, &job.tags) {
-            chosen = Some(job);
+    for (id, provisioner, tags) in &candidates {
+        let offered = provisioner.parse().is_ok_and(|p| req.provisioners.contains(&p));
+        let tags: crate::domain::Tags = serde_json::from_str(tags)
+            .map_err(|e| StoreError::Corrupt(format!("job tags: {e}")))?;
+        if offered && tags_satisfy(&req.tags, &tags) {
+            chosen =
+                Some(id.parse::<Uuid>().map_err(|e| StoreError::Corrupt(format!("job id: {e}")))?);
             break;
         }
     }
-    let Some(job) = chosen else { return Ok(None) };
+    let Some(job_id) = chosen else { return Ok(None) };
     let now = now();
     sqlx::query("UPDATE provisioner_jobs SET started_at = ?, updated_at = ?, worker_id = ?, worker_name = ? WHERE id = ?")
         .bind(&now)
         .bind(&now)
         .bind(req.worker_id.to_string())
         .bind(&req.worker_name)
-        .bind(job.id.to_string())
+        .bind(job_id.to_string())
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-    let job = job_in(&mut tx, job.id).await?;
+    let job = job_in(&mut tx, job_id).await?;
     tx.commit().await.map_err(db)?;
     Ok(Some(job))
 }
@@ -125,21 +130,24 @@ pub async fn release(pool: &SqlitePool, job_id: Uuid, worker_id: Uuid) -> Result
 pub async fn append_logs(pool: &SqlitePool, batch: &LogBatch) -> Result<i64> {
     let job = batch.job_id.to_string();
     let mut tx = pool.begin().await.map_err(db)?;
-    for (seq, l) in &batch.lines {
-        sqlx::query(
-            "INSERT INTO provisioner_job_logs (job_id, seq, created_at, source, level, stage, output)
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, seq) DO NOTHING",
-        )
-        .bind(&job)
-        .bind(seq)
-        .bind(rows::ts(l.created_at))
-        .bind(l.source.as_str())
-        .bind(l.level.as_str())
-        .bind(&l.stage)
-        .bind(&l.output)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+    // One multi-row statement per chunk: a statement per line made storing
+    // logs the slowest step of a chatty build (scripts/bench). 500 rows of 7
+    // values stay well under SQLite's limit on bound variables.
+    for chunk in batch.lines.chunks(500) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO provisioner_job_logs (job_id, seq, created_at, source, level, stage, output) ",
+        );
+        insert.push_values(chunk, |mut row, (seq, l)| {
+            row.push_bind(job.clone())
+                .push_bind(*seq)
+                .push_bind(rows::ts(l.created_at))
+                .push_bind(l.source.as_str())
+                .push_bind(l.level.as_str())
+                .push_bind(l.stage.clone())
+                .push_bind(l.output.clone());
+        });
+        insert.push(" ON CONFLICT (job_id, seq) DO NOTHING");
+        insert.build().execute(&mut *tx).await.map_err(db)?;
     }
     // A daemon that streams logs is alive.
     sqlx::query("UPDATE provisioner_jobs SET updated_at = ? WHERE id = ? AND completed_at IS NULL")
