@@ -49,13 +49,7 @@ async fn terraform_ignoring_sigint_is_killed_after_the_grace() {
         .join(format!("fake-terraform-sigint-{}", ws["id"].as_str().expect("id")));
     let _ = std::fs::remove_file(&marker);
     let asked = std::time::SystemTime::now();
-    let resp = reqwest::Client::new()
-        .patch(format!("{}/api/v2/workspacebuilds/{build_id}/cancel", server.url))
-        .header("Coder-Session-Token", c.token())
-        .send()
-        .await
-        .expect("cancel");
-    assert_eq!(resp.status(), 200);
+    assert_eq!(cancel_build(&c, &build_id).await, 200);
     let b = wait_build(&c, &build_id, Duration::from_secs(30)).await;
     assert_eq!(b["status"], "canceled", "{b}");
     let got: u128 = std::fs::read_to_string(&marker)

@@ -265,6 +265,17 @@ pub fn echo_template(script: &Value) -> TempDir {
     dir
 }
 
+/// Asks to cancel a build; returns the HTTP status.
+pub async fn cancel_build(c: &Client, build_id: &str) -> u16 {
+    let resp = reqwest::Client::new()
+        .patch(format!("{}/api/v2/workspacebuilds/{build_id}/cancel", c.base()))
+        .header("Coder-Session-Token", c.token())
+        .send()
+        .await
+        .expect("cancel");
+    resp.status().as_u16()
+}
+
 /// A build's raw provisioner state, as the state endpoint returns it.
 pub async fn build_state(c: &Client, build_id: &str) -> String {
     let resp = reqwest::Client::new()

@@ -220,13 +220,7 @@ async fn cancel_stops_terraform_and_its_children() {
             .then_some(())
     })
     .await;
-    let resp = reqwest::Client::new()
-        .patch(format!("{}/api/v2/workspacebuilds/{build_id}/cancel", server.url))
-        .header("Coder-Session-Token", c.token())
-        .send()
-        .await
-        .expect("cancel");
-    assert_eq!(resp.status(), 200);
+    assert_eq!(cancel_build(&c, &build_id).await, 200);
     let b = wait_build(&c, &build_id, Duration::from_secs(30)).await;
     assert_eq!(b["status"], "canceled", "{b}");
     let logs = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");

@@ -73,6 +73,22 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// Runs a user insert statement binding every column; returns the rows inserted.
+    async fn insert_user_with(&self, sql: &'static str, u: &User) -> Result<u64> {
+        let done = sqlx::query(sql)
+            .bind(u.id.to_string())
+            .bind(&u.username)
+            .bind(&u.email)
+            .bind(&u.name)
+            .bind(&u.password_hash)
+            .bind(u.is_owner)
+            .bind(ts(u.created_at))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
     async fn one<T>(
         &self,
         sql: &'static str,
@@ -97,43 +113,21 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn insert_user(&self, u: &User) -> Result<()> {
-        sqlx::query(
+        let sql =
             "INSERT INTO users (id, username, email, name, password_hash, is_owner, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(u.id.to_string())
-        .bind(&u.username)
-        .bind(&u.email)
-        .bind(&u.name)
-        .bind(&u.password_hash)
-        .bind(u.is_owner)
-        .bind(ts(u.created_at))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+                   VALUES (?, ?, ?, ?, ?, ?, ?)";
+        self.insert_user_with(sql, u).await.map(|_| ())
     }
 
     #[tracing::instrument(skip_all)]
     async fn insert_first_user(&self, u: &User) -> Result<()> {
-        let done = sqlx::query(
+        let sql =
             "INSERT INTO users (id, username, email, name, password_hash, is_owner, created_at)
-             SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users)",
-        )
-        .bind(u.id.to_string())
-        .bind(&u.username)
-        .bind(&u.email)
-        .bind(&u.name)
-        .bind(&u.password_hash)
-        .bind(u.is_owner)
-        .bind(ts(u.created_at))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict("a first user exists already".into()));
+                   SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users)";
+        match self.insert_user_with(sql, u).await? {
+            0 => Err(StoreError::Conflict("a first user exists already".into())),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     async fn user_by_id(&self, id: Uuid) -> Result<User> {
