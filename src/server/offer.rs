@@ -48,7 +48,8 @@ async fn version_variables(
 
 /// Describes `job` for a daemon.
 pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<proto::JobOffer, OfferError> {
-    let file = store.file(job.file_id).await.context("template file")?;
+    // Hash and size only: the daemon fetches the archive itself, once.
+    let (file_hash, file_size) = store.file_info(job.file_id).await.context("template file")?;
     let input = match serde_json::from_value::<JobInput>(job.input.clone())? {
         JobInput::WorkspaceBuild { workspace_build_id, dry_run, log_level } => {
             let build = store.build(workspace_build_id).await.context("workspace build")?;
@@ -91,9 +92,9 @@ pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<proto::JobOffer, 
         job_id: job.id.to_string(),
         job_type: job.job_type.to_string(),
         provisioner: job.provisioner.to_string(),
-        file_id: file.id.to_string(),
-        file_hash: file.hash,
-        file_size: file.data.len() as i64,
+        file_id: job.file_id.to_string(),
+        file_hash,
+        file_size,
         input: Some(input),
     })
 }

@@ -234,12 +234,13 @@ pub trait Store: Send + Sync + 'static {
     /// the stored file either way.
     async fn insert_file(&self, file: &File) -> Result<Uuid>;
     async fn file(&self, id: Uuid) -> Result<File>;
+    /// A file's sha256 hex digest and size, without reading its data.
+    async fn file_info(&self, id: Uuid) -> Result<(String, i64)>;
 
     // --- templates ---
     /// Inserts a template version and its import job in one transaction.
     async fn insert_template_version(&self, version: &TemplateVersion, job: &Job) -> Result<()>;
     async fn template_version(&self, id: Uuid) -> Result<TemplateVersion>;
-    async fn template_version_by_job(&self, job_id: Uuid) -> Result<TemplateVersion>;
     async fn template_versions_of_template(
         &self,
         template_id: Uuid,
@@ -311,8 +312,6 @@ pub trait Store: Send + Sync + 'static {
         error_code: Option<&str>,
     ) -> Result<CompleteResult>;
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>>;
-    /// Jobs not completed, started, and owned by `worker_id`.
-    async fn jobs_of_worker(&self, worker_id: Uuid) -> Result<Vec<Job>>;
     /// Started, not completed jobs whose daemon has not been heard of since
     /// `before` (no heartbeat, log or handover).
     async fn stale_jobs(&self, before: DateTime<Utc>) -> Result<Vec<Job>>;

@@ -65,6 +65,11 @@ async fn fixture(store: &dyn Store) -> Fixture {
         file_id,
         "files are content-addressed"
     );
+    assert_eq!(
+        store.file_info(file_id).await.expect("info"),
+        ("ab".repeat(32), 3),
+        "hash and size"
+    );
     let mut f = Fixture {
         user,
         org,

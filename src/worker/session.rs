@@ -471,7 +471,9 @@ impl Daemon {
     ) -> Result<(), tonic::Status> {
         let Some(job) = self.jobs.get_mut(&job_id) else { return Ok(()) };
         let fresh: Vec<proto::LogLine> =
-            job.unacked.iter().filter(|l| l.seq > job.sent_up_to).cloned().collect();
+            // Lines are kept in seq order without gaps, so the unsent ones are
+            // a suffix: skip to it instead of scanning the whole buffer.
+            job.unacked.iter().skip(unsent_from(&job.unacked, job.sent_up_to)).cloned().collect();
         if let Some(last) = fresh.last() {
             job.sent_up_to = last.seq;
         }
@@ -510,6 +512,11 @@ impl Daemon {
     }
 }
 
+/// Index of the first line after `sent_up_to` in a seq-ordered buffer.
+fn unsent_from(unacked: &VecDeque<proto::LogLine>, sent_up_to: i64) -> usize {
+    unacked.front().map_or(0, |first| usize::try_from(sent_up_to + 1 - first.seq).unwrap_or(0))
+}
+
 async fn send_on(tx: &mpsc::Sender<proto::DaemonMessage>, msg: Out) -> Result<(), tonic::Status> {
     tx.send(proto::DaemonMessage { msg: Some(msg) })
         .await
@@ -543,5 +550,23 @@ async fn next_stop(life: &Lifecycle, idle: bool, shutdown: &Shutdown) -> Stop {
         _ = shutdown.drain.cancelled(), if !life.draining() => Stop::Drain,
         _ = shutdown.abort.cancelled(), if !life.aborted() => Stop::Abort,
         _ = tokio::time::sleep_until(at), if deadline.is_some() => Stop::Due(deadline.map_or(Due::GiveUp, |d| d.1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(seqs: std::ops::RangeInclusive<i64>) -> VecDeque<proto::LogLine> {
+        seqs.map(|seq| proto::LogLine { seq, ..Default::default() }).collect()
+    }
+
+    #[test]
+    fn unsent_lines_are_the_suffix_after_the_last_sent() {
+        let buf = lines(5..=9);
+        assert_eq!(unsent_from(&buf, 4), 0, "nothing of this buffer sent yet");
+        assert_eq!(unsent_from(&buf, 6), 2);
+        assert_eq!(buf.iter().skip(unsent_from(&buf, 9)).count(), 0, "all sent");
+        assert_eq!(unsent_from(&VecDeque::new(), 3), 0);
     }
 }

@@ -288,6 +288,16 @@ impl Store for SqliteStore {
         id.parse().map_err(|e| StoreError::Corrupt(format!("file id: {e}")))
     }
 
+    async fn file_info(&self, id: Uuid) -> Result<(String, i64)> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT hash, length(data) FROM files WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        found(row)
+    }
+
     async fn file(&self, id: Uuid) -> Result<File> {
         self.one("SELECT * FROM files WHERE id = ?", id.to_string(), rows::file).await
     }
@@ -320,15 +330,6 @@ impl Store for SqliteStore {
         self.one(
             "SELECT * FROM template_versions WHERE id = ?",
             id.to_string(),
-            rows::template_version,
-        )
-        .await
-    }
-
-    async fn template_version_by_job(&self, job_id: Uuid) -> Result<TemplateVersion> {
-        self.one(
-            "SELECT * FROM template_versions WHERE job_id = ?",
-            job_id.to_string(),
             rows::template_version,
         )
         .await
@@ -557,17 +558,6 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db)?;
         rows.iter().map(rows::resource).collect()
-    }
-
-    async fn jobs_of_worker(&self, worker_id: Uuid) -> Result<Vec<Job>> {
-        let rows = sqlx::query(
-            "SELECT * FROM provisioner_jobs WHERE worker_id = ? AND started_at IS NOT NULL AND completed_at IS NULL",
-        )
-        .bind(worker_id.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(rows::job).collect()
     }
 
     async fn stale_jobs(&self, before: chrono::DateTime<chrono::Utc>) -> Result<Vec<Job>> {
