@@ -33,6 +33,24 @@ pub enum Command {
     /// Walk through a workspace's life against a running server: push the
     /// example template, create a workspace, follow its build, stop, delete.
     Demo(DemoArgs),
+    /// Print the resources of a terraform state or plan as the API shows
+    /// them, agents and apps attached (reads `terraform show -json` and
+    /// `terraform graph -type=plan` output from any terraform).
+    Resources(ResourcesArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("show").required(true).args(["state", "plan"])))]
+pub struct ResourcesArgs {
+    /// `terraform show -json` of a state.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// `terraform show -json <planfile>` of a saved plan.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// `terraform graph -type=plan` of the same configuration.
+    #[arg(long)]
+    pub graph: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod agent;
+mod template;
+
+pub use agent::{Agent, AgentMetadata, App, Healthcheck, Script};
+pub use template::{
+    resolve_parameters, ImportResult, ParameterIssue, ParameterOption, TemplateParameter,
+    TemplateVariable,
+};
+
 /// A string enum that round-trips through its wire name.
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -339,6 +348,9 @@ pub struct Resource {
     /// The resource's attribute values from the state, sensitive ones removed.
     #[serde(default)]
     pub attributes: serde_json::Value,
+    /// The `coder_agent`s that run on this resource.
+    #[serde(default)]
+    pub agents: Vec<Agent>,
 }
 
 /// A resource row as stored with the job that reported it.
@@ -362,6 +374,8 @@ pub struct JobOutcome {
     pub error_code: Option<String>,
     /// The daemon stopped the job because it was canceled.
     pub canceled: bool,
+    /// A template import's parameters and variables.
+    pub import: Option<ImportResult>,
 }
 
 #[cfg(test)]

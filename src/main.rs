@@ -8,7 +8,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use provisionerd::config::{self, Cli, Command, DaemonArgs, ServerArgs, StartArgs};
+use provisionerd::config::{self, Cli, Command, DaemonArgs, ResourcesArgs, ServerArgs, StartArgs};
 use provisionerd::domain::Provisioner;
 use provisionerd::server::{self, ServerConfig, ServerSettings, TlsFiles};
 use provisionerd::worker::lifecycle::StopPolicy;
@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
         Command::Server(args) => run_server(args).await,
         Command::Start(args) => run_daemon(args).await,
         Command::Demo(args) => provisionerd::demo::run(args).await,
+        Command::Resources(args) => print_resources(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -31,6 +32,33 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `provisionerd resources`: converts files and prints JSON on stdout.
+fn print_resources(args: &ResourcesArgs) -> anyhow::Result<()> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let path = args.state.as_ref().or(args.plan.as_ref()).context("give --state or --plan")?;
+    let show: serde_json::Value = serde_json::from_str(&read(path)?)
+        .with_context(|| format!("{} is not JSON from terraform show -json", path.display()))?;
+    let resources = provisionerd::terraform::convert::convert(&show, &read(&args.graph)?)
+        .with_context(|| format!("cannot convert {}", path.display()))?;
+    let now = chrono::Utc::now();
+    let json: Vec<_> = resources
+        .iter()
+        .map(|r| {
+            provisionerd::server::api::resources::render(
+                uuid::Uuid::new_v4(),
+                uuid::Uuid::nil(),
+                now,
+                "start",
+                r,
+            )
+        })
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(())
 }
 
 /// First SIGINT/SIGTERM drains, the second aborts running jobs, the third

@@ -26,7 +26,8 @@ use super::auth::{secret_matches, DaemonAuth, KEY_HEADER};
 use super::offer::job_offer;
 use super::{AppState, Event};
 use crate::domain::{
-    JobOutcome, LogLevel, LogLine, LogSource, Provisioner, Resource, ResourceMetadata, Tags,
+    ImportResult, JobOutcome, LogLevel, LogLine, LogSource, Provisioner, Resource,
+    ResourceMetadata, Tags,
 };
 use crate::proto::{self, daemon_message::Msg as In, server_message::Msg as Out};
 use crate::store::{AcquireRequest, CompleteResult, LogBatch, StoreError};
@@ -477,12 +478,23 @@ fn log_from_proto(l: proto::LogLine) -> Result<(i64, LogLine), SessionError> {
 
 fn outcome_from_proto(c: proto::Complete) -> Result<JobOutcome, SessionError> {
     let resources = c.resources.into_iter().map(resource_from_proto).collect::<Result<_, _>>()?;
+    let import = match c.import_json {
+        None => None,
+        Some(text) => {
+            let mut import: ImportResult = serde_json::from_str(&text)
+                .map_err(|e| SessionError::Protocol(format!("bad import result: {e}")))?;
+            import.stop_resources =
+                c.stop_resources.into_iter().map(resource_from_proto).collect::<Result<_, _>>()?;
+            Some(import)
+        }
+    };
     Ok(JobOutcome {
         state: c.state,
         resources,
         error: c.error,
         error_code: c.error_code,
         canceled: c.canceled,
+        import,
     })
 }
 
@@ -493,6 +505,12 @@ fn resource_from_proto(r: proto::Resource) -> Result<Resource, SessionError> {
         serde_json::from_str(&r.attributes_json).map_err(|e| {
             SessionError::Protocol(format!("resource {}: bad attributes: {e}", r.name))
         })?
+    };
+    let agents = if r.agents_json.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_str(&r.agents_json)
+            .map_err(|e| SessionError::Protocol(format!("resource {}: bad agents: {e}", r.name)))?
     };
     Ok(Resource {
         name: r.name,
@@ -508,5 +526,6 @@ fn resource_from_proto(r: proto::Resource) -> Result<Resource, SessionError> {
             .map(|m| ResourceMetadata { key: m.key, value: m.value, sensitive: m.sensitive })
             .collect(),
         attributes,
+        agents,
     })
 }

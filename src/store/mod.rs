@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    Job, JobOutcome, LogLine, Provisioner, StoredLog, StoredResource, Tags, WorkspaceBuild,
+    ImportResult, Job, JobOutcome, LogLine, Provisioner, StoredLog, StoredResource, Tags,
+    WorkspaceBuild,
 };
 
 pub mod sqlite;
@@ -312,6 +313,9 @@ pub trait Store: Send + Sync + 'static {
         error_code: Option<&str>,
     ) -> Result<CompleteResult>;
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>>;
+    /// What a completed template import found; `None` before it completed
+    /// or when it failed.
+    async fn import_result(&self, job_id: Uuid) -> Result<Option<ImportResult>>;
     /// Started, not completed jobs whose daemon has not been heard of since
     /// `before` (no heartbeat, log or handover).
     async fn stale_jobs(&self, before: DateTime<Utc>) -> Result<Vec<Job>>;

@@ -281,6 +281,7 @@ pub async fn conformance(store: Arc<dyn Store>) {
         instance_type: None,
         metadata: vec![],
         attributes: serde_json::Value::Null,
+        agents: vec![],
     };
     let ok = JobOutcome { state: Some(Vec::new()), resources: vec![r], ..JobOutcome::default() };
     store.complete_job(j4.id, worker, &ok).await.expect("complete");

@@ -13,6 +13,7 @@
 pub mod archive;
 pub mod convert;
 pub mod executor;
+pub mod hclconfig;
 pub mod jsonlog;
 mod provision;
 

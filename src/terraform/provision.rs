@@ -14,8 +14,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::executor::{self, Exit, Invocation, Stream, TerraformProcess};
+use super::hclconfig::{self, TemplateConfig};
 use super::{archive, convert, jsonlog};
-use crate::domain::{LogLevel, LogLine, LogSource, NameValue, Resource, Transition};
+use crate::domain::{ImportResult, LogLevel, LogLine, LogSource, NameValue, Resource, Transition};
 
 /// How the daemon runs terraform.
 #[derive(Debug, Clone)]
@@ -59,6 +60,8 @@ pub struct ProvisionOutcome {
     /// The state file's bytes after apply (the unchanged state for plans).
     pub state: Vec<u8>,
     pub resources: Vec<Resource>,
+    /// What a template import found out about the template.
+    pub import: Option<ImportResult>,
 }
 
 /// A run that did not succeed.
@@ -76,6 +79,8 @@ pub struct ProvisionError {
 
 const SETTING_UP: &str = "Setting up";
 const PLANNING: &str = "Planning infrastructure";
+const DETECTING_PERSISTENT: &str = "Detecting persistent resources";
+const DETECTING_EPHEMERAL: &str = "Detecting ephemeral resources";
 const CLEANING_UP: &str = "Cleaning up";
 const PLAN_FILE: &str = "provisionerd.tfplan";
 const STATE_FILE: &str = "terraform.tfstate";
@@ -148,15 +153,74 @@ impl Job<'_> {
         &mut self,
         request: &ProvisionRequest,
     ) -> Result<ProvisionOutcome, ProvisionError> {
-        let previous = match &request.kind {
-            ProvisionKind::Build { state, .. } => state.clone(),
-            ProvisionKind::Import => Vec::new(),
+        let (transition, state, apply) = match &request.kind {
+            ProvisionKind::Build { transition, state, dry_run } => (*transition, state, !dry_run),
+            ProvisionKind::Import => return self.import(request).await,
         };
-        self.set_up(request, &previous).await?;
-        let (transition, apply) = match &request.kind {
-            ProvisionKind::Build { transition, dry_run, .. } => (*transition, !dry_run),
-            ProvisionKind::Import => (Transition::Start, false),
-        };
+        let config = self.set_up(request, state).await?;
+        let missing = config.missing_parameters(&request.parameters);
+        if !missing.is_empty() {
+            return Err(ProvisionError {
+                message: format!("required parameters have no value: {}", quoted(&missing)),
+                code: Some("MISSING_TEMPLATE_PARAMETER".into()),
+                state: None,
+                canceled: false,
+            });
+        }
+        self.plan(PLANNING, transition).await?;
+        if !apply {
+            let (_, resources) = self.planned().await?;
+            return Ok(ProvisionOutcome { state: state.clone(), resources, import: None });
+        }
+        let args =
+            ["apply", "-input=false", "-no-color", "-json", "-auto-approve"].map(String::from);
+        let mut args = args.to_vec();
+        args.push(format!("../{PLAN_FILE}"));
+        self.terraform(apply_stage(transition), &args).await?;
+        let show = self.capture_json(&["show".into(), "-json".into()]).await?;
+        let graph = self.graph().await?;
+        Ok(ProvisionOutcome {
+            state: self.state().unwrap_or_default(),
+            resources: convert::convert(&show, &graph).map_err(|e| failure(e.to_string()))?,
+            import: None,
+        })
+    }
+
+    /// A template import: the stop plan (what a stopped workspace keeps),
+    /// then the start plan, their resources, and the template's parameters
+    /// and variables. Never applies.
+    async fn import(
+        &mut self,
+        request: &ProvisionRequest,
+    ) -> Result<ProvisionOutcome, ProvisionError> {
+        let config = self.set_up(request, &[]).await?;
+        let missing = config.missing_variables(&request.variables);
+        if !missing.is_empty() {
+            return Err(ProvisionError {
+                message: format!("required template variables need values: {}", quoted(&missing)),
+                code: Some("REQUIRED_TEMPLATE_VARIABLES".into()),
+                state: None,
+                canceled: false,
+            });
+        }
+        self.plan(DETECTING_PERSISTENT, Transition::Stop).await?;
+        let (_, stop_resources) = self.planned().await?;
+        self.plan(DETECTING_EPHEMERAL, Transition::Start).await?;
+        let (show, resources) = self.planned().await?;
+        let parameters = convert::parameters(&show).map_err(|e| failure(e.to_string()))?;
+        Ok(ProvisionOutcome {
+            state: Vec::new(),
+            resources,
+            import: Some(ImportResult { parameters, variables: config.variables, stop_resources }),
+        })
+    }
+
+    /// `terraform plan` for `transition`, saved for apply or inspection.
+    async fn plan(&mut self, stage: &str, transition: Transition) -> Result<(), ProvisionError> {
+        for key in ["CODER_WORKSPACE_TRANSITION", "TF_VAR_coder_workspace_transition"] {
+            self.env.retain(|(k, _)| k != key);
+            self.env.push((key.into(), transition.to_string()));
+        }
         let mut plan = vec![
             "plan".into(),
             "-input=false".into(),
@@ -167,30 +231,30 @@ impl Job<'_> {
         if transition == Transition::Delete {
             plan.push("-destroy".into());
         }
-        self.terraform(PLANNING, &plan).await?;
-        if !apply {
-            let show =
-                self.capture(&["show".into(), "-json".into(), format!("../{PLAN_FILE}")]).await?;
-            return Ok(ProvisionOutcome { state: previous, resources: resources(&show)? });
-        }
-        let stage = apply_stage(transition);
-        let args =
-            ["apply", "-input=false", "-no-color", "-json", "-auto-approve"].map(String::from);
-        let mut args = args.to_vec();
-        args.push(format!("../{PLAN_FILE}"));
-        self.terraform(stage, &args).await?;
-        let show = self.capture(&["show".into(), "-json".into()]).await?;
-        Ok(ProvisionOutcome {
-            state: self.state().unwrap_or_default(),
-            resources: resources(&show)?,
-        })
+        self.terraform(stage, &plan).await
     }
 
+    /// The saved plan as JSON, and the resources it would leave.
+    async fn planned(&self) -> Result<(serde_json::Value, Vec<Resource>), ProvisionError> {
+        let show =
+            self.capture_json(&["show".into(), "-json".into(), format!("../{PLAN_FILE}")]).await?;
+        let graph = self.graph().await?;
+        let resources = convert::convert(&show, &graph).map_err(|e| failure(e.to_string()))?;
+        Ok((show, resources))
+    }
+
+    /// The dependency graph agents are attached with.
+    async fn graph(&self) -> Result<String, ProvisionError> {
+        self.capture(&["graph".into(), "-type=plan".into()]).await
+    }
+
+    /// Unpacks the template, writes the previous state, reads the root
+    /// module's declarations and runs `terraform init`.
     async fn set_up(
         &mut self,
         request: &ProvisionRequest,
         previous: &[u8],
-    ) -> Result<(), ProvisionError> {
+    ) -> Result<TemplateConfig, ProvisionError> {
         self.say(
             SETTING_UP,
             LogLevel::Info,
@@ -216,9 +280,14 @@ impl Job<'_> {
             std::fs::write(self.module().join(STATE_FILE), previous)
                 .map_err(|e| failure(format!("failed to write the previous state: {e}")))?;
         }
+        let config = hclconfig::read_dir(&self.module());
+        for why in &config.unreadable {
+            self.say(SETTING_UP, LogLevel::Warn, &format!("could not read {why}")).await;
+        }
         self.env = self.environment(request)?;
         self.terraform(SETTING_UP, &["init".into(), "-input=false".into(), "-no-color".into()])
-            .await
+            .await?;
+        Ok(config)
     }
 
     /// The daemon's environment without its secrets, plus what terraform and
@@ -346,8 +415,8 @@ impl Job<'_> {
         }
     }
 
-    /// Runs a terraform command and returns its stdout (for `show -json`).
-    async fn capture(&self, args: &[String]) -> Result<serde_json::Value, ProvisionError> {
+    /// Runs a terraform command and returns its stdout.
+    async fn capture(&self, args: &[String]) -> Result<String, ProvisionError> {
         self.check_cancel()?;
         let (tx, mut rx) = mpsc::channel(256);
         let process = self.spawn(args, tx)?;
@@ -356,18 +425,27 @@ impl Job<'_> {
         let consume = async {
             while let Some((stream, line)) = rx.recv().await {
                 match stream {
-                    Stream::Stdout => out.push_str(&line),
+                    Stream::Stdout => {
+                        out.push_str(&line);
+                        out.push('\n');
+                    }
                     Stream::Stderr => errors.push(line),
                 }
             }
         };
         let (exit, ()) = tokio::join!(process.wait(self.cancel, self.config.cancel_grace), consume);
         self.outcome(&args[0], exit.map_err(|e| failure(e.to_string()))?, errors).await?;
+        Ok(out)
+    }
+
+    /// Runs a terraform command that prints JSON (`show -json`).
+    async fn capture_json(&self, args: &[String]) -> Result<serde_json::Value, ProvisionError> {
+        let out = self.capture(args).await?;
         serde_json::from_str(&out)
             .map_err(|e| failure(format!("terraform {} printed invalid JSON: {e}", args.join(" "))))
     }
 }
 
-fn resources(show: &serde_json::Value) -> Result<Vec<Resource>, ProvisionError> {
-    convert::resources_from_show(show).map_err(|e| failure(e.to_string()))
+fn quoted(names: &[&str]) -> String {
+    names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
 }

@@ -136,7 +136,7 @@ pub async fn provision(
     if let Some(message) = script.error {
         return Err(ProvisionError { message, code: None, state: Some(state), canceled: false });
     }
-    Ok(ProvisionOutcome { state, resources: script.resources.unwrap_or_default() })
+    Ok(ProvisionOutcome { state, resources: script.resources.unwrap_or_default(), import: None })
 }
 
 #[cfg(test)]

@@ -45,6 +45,11 @@ impl JobReport {
             Ok(outcome) => {
                 c.state = self.keeps_state.then_some(outcome.state);
                 c.resources = outcome.resources.into_iter().map(resource_to_proto).collect();
+                if let Some(mut import) = outcome.import {
+                    let stop = std::mem::take(&mut import.stop_resources);
+                    c.stop_resources = stop.into_iter().map(resource_to_proto).collect();
+                    c.import_json = serde_json::to_string(&import).ok();
+                }
             }
             Err(e) => {
                 c.state = if self.keeps_state { e.state } else { None };
@@ -209,6 +214,11 @@ fn resource_to_proto(r: Resource) -> proto::Resource {
             String::new()
         } else {
             r.attributes.to_string()
+        },
+        agents_json: if r.agents.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&r.agents).unwrap_or_default()
         },
     }
 }

@@ -5,6 +5,7 @@
 mod harness;
 
 mod api_errors;
+mod coder;
 mod daemons;
 mod drain;
 mod faults;

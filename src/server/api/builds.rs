@@ -17,8 +17,8 @@ use super::users::resolve;
 use super::workspaces::visible;
 use super::{json, uuid_param, Body};
 use crate::domain::{
-    BuildReason, Job, JobInput, JobOrigin, JobStatus, JobType, NameValue, Transition,
-    WorkspaceBuild,
+    resolve_parameters, BuildReason, Job, JobInput, JobOrigin, JobStatus, JobType, NameValue,
+    Transition, WorkspaceBuild,
 };
 use crate::server::{AppState, Event};
 use crate::store::{BuildPage, CancelResult, StoreError, TemplateVersion, Workspace};
@@ -31,7 +31,10 @@ pub struct NewBuild<'a> {
     pub version: &'a TemplateVersion,
     pub initiator: Uuid,
     pub state: Vec<u8>,
+    /// The `rich_parameter_values` of the request.
     pub parameters: Vec<NameValue>,
+    /// The values of the workspace's previous build (empty for the first).
+    pub previous_parameters: &'a [NameValue],
     pub dry_run: bool,
     pub log_level: Option<String>,
 }
@@ -40,6 +43,7 @@ pub struct NewBuild<'a> {
 /// version's import job, so it runs where the template was imported.
 pub async fn prepare(state: &AppState, n: NewBuild<'_>) -> ApiResult<(WorkspaceBuild, Job)> {
     let import = state.store.job(n.version.job_id).await?;
+    let parameters = build_parameters(state, &n).await?;
     let id = Uuid::new_v4();
     let input = JobInput::WorkspaceBuild {
         workspace_build_id: id,
@@ -71,7 +75,7 @@ pub async fn prepare(state: &AppState, n: NewBuild<'_>) -> ApiResult<(WorkspaceB
         deadline: None,
         max_deadline: None,
         daily_cost: 0,
-        rich_parameters: n.parameters,
+        rich_parameters: parameters,
         created_at: now,
         updated_at: now,
     };
@@ -94,6 +98,31 @@ pub fn check_transition(
         return Err("the workspace is already stopped".into());
     }
     Ok(())
+}
+
+/// The values the build runs with. A template that declares
+/// `coder_parameter`s gets every value checked against them (one validation
+/// per bad field, values inherited from the previous build, defaults filled
+/// in); one that declares none passes the given values through, merged over
+/// the previous build's.
+async fn build_parameters(state: &AppState, n: &NewBuild<'_>) -> ApiResult<Vec<NameValue>> {
+    let declared = state.store.import_result(n.version.job_id).await?.map(|i| i.parameters);
+    match declared {
+        Some(declared) if !declared.is_empty() => {
+            resolve_parameters(&declared, &n.parameters, n.previous_parameters).map_err(|issues| {
+                let detail = issues
+                    .iter()
+                    .map(|i| format!("{}: {}", i.field, i.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                issues.into_iter().fold(
+                    ApiError::bad_request("Invalid rich parameter values.").detail(detail),
+                    |e, i| e.field(&i.field, i.detail),
+                )
+            })
+        }
+        _ => Ok(merge_parameters(n.previous_parameters, n.parameters.clone())),
+    }
 }
 
 /// The previous build's parameters, with the ones given replacing those of
@@ -185,10 +214,8 @@ pub async fn create(
         version: &version,
         initiator: caller.user.id,
         state: build_state,
-        parameters: merge_parameters(
-            &last.rich_parameters,
-            req.rich_parameter_values.unwrap_or_default(),
-        ),
+        parameters: req.rich_parameter_values.unwrap_or_default(),
+        previous_parameters: &last.rich_parameters,
         dry_run: req.dry_run,
         log_level: req.log_level,
     };
@@ -268,10 +295,10 @@ pub async fn resources(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<json::ResourceJson>>> {
+) -> ApiResult<Json<Vec<super::resources::ResourceJson>>> {
     let build = visible_build(&state, &caller, &id).await?;
     let rows = state.store.resources_of_job(build.job_id).await?;
-    Ok(Json(rows.iter().map(json::resource).collect()))
+    Ok(Json(rows.iter().map(super::resources::stored).collect()))
 }
 
 pub async fn raw_state(

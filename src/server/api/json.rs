@@ -9,9 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::ApiResult;
-use crate::domain::{
-    build_status, Job, JobInput, NameValue, StoredLog, StoredResource, Tags, WorkspaceBuild,
-};
+use crate::domain::{build_status, Job, JobInput, NameValue, StoredLog, Tags, WorkspaceBuild};
 use crate::server::daemons::{Connected, Matched};
 use crate::server::AppState;
 use crate::store::{Organization, Store, Template, TemplateVersion, User, Workspace};
@@ -140,56 +138,6 @@ fn public_input(input: &serde_json::Value) -> serde_json::Value {
 }
 
 #[derive(Serialize)]
-pub struct MetadataJson {
-    pub key: String,
-    pub value: String,
-    pub sensitive: bool,
-}
-
-#[derive(Serialize)]
-pub struct ResourceJson {
-    pub id: Uuid,
-    pub job_id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub workspace_transition: String,
-    pub name: String,
-    #[serde(rename = "type")]
-    pub resource_type: String,
-    pub hide: bool,
-    pub icon: String,
-    pub daily_cost: i32,
-    pub metadata: Vec<MetadataJson>,
-    pub agents: Vec<serde_json::Value>,
-}
-
-pub fn resource(r: &StoredResource) -> ResourceJson {
-    let metadata = r
-        .resource
-        .metadata
-        .iter()
-        .map(|m| MetadataJson {
-            key: m.key.clone(),
-            // Sensitive values are never sent back in clear.
-            value: if m.sensitive { String::new() } else { m.value.clone() },
-            sensitive: m.sensitive,
-        })
-        .collect();
-    ResourceJson {
-        id: r.id,
-        job_id: r.job_id,
-        created_at: r.created_at,
-        workspace_transition: r.transition.to_string(),
-        name: r.resource.name.clone(),
-        resource_type: r.resource.resource_type.clone(),
-        hide: r.resource.hide,
-        icon: r.resource.icon.clone(),
-        daily_cost: r.resource.daily_cost,
-        metadata,
-        agents: Vec::new(),
-    }
-}
-
-#[derive(Serialize)]
 pub struct LogJson {
     pub id: i64,
     pub created_at: DateTime<Utc>,
@@ -229,7 +177,7 @@ pub struct BuildJson {
     pub reason: String,
     pub job: JobJson,
     pub status: &'static str,
-    pub resources: Vec<ResourceJson>,
+    pub resources: Vec<super::resources::ResourceJson>,
     pub deadline: Option<DateTime<Utc>>,
     pub max_deadline: Option<DateTime<Utc>>,
     pub daily_cost: i32,
@@ -263,7 +211,7 @@ pub async fn build(state: &AppState, b: &WorkspaceBuild) -> ApiResult<BuildJson>
         reason: b.reason.to_string(),
         status: build_status(job_row.status(), b.transition).as_str(),
         job: job(store, &job_row).await?,
-        resources: resources.iter().map(resource).collect(),
+        resources: resources.iter().map(super::resources::stored).collect(),
         deadline: b.deadline,
         max_deadline: b.max_deadline,
         daily_cost: b.daily_cost,

@@ -21,6 +21,7 @@ mod files;
 mod json;
 mod keys;
 mod logs;
+pub mod resources;
 mod templates;
 mod users;
 mod workspaces;
@@ -109,6 +110,9 @@ pub fn router(state: AppState) -> Router {
         .route("/organizations/{organization}/templates/{name}", get(templates::template_by_name))
         .route("/templateversions/{id}", get(templates::get_version))
         .route("/templateversions/{id}/logs", get(logs::version_logs))
+        .route("/templateversions/{id}/resources", get(resources::version_resources))
+        .route("/templateversions/{id}/rich-parameters", get(resources::version_parameters))
+        .route("/templateversions/{id}/variables", get(resources::version_variables))
         .route("/templates/{id}", get(templates::get_template))
         .route("/templates/{id}/versions", get(templates::list_versions).patch(templates::promote))
         .route(

@@ -131,6 +131,7 @@ async fn create(
         initiator: caller.user.id,
         state: Vec::new(),
         parameters: req.rich_parameter_values,
+        previous_parameters: &[],
         dry_run: false,
         log_level: None,
     };

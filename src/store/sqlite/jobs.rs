@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::rows::{self, now};
 use super::{db, found};
-use crate::domain::{tags_satisfy, Job, JobOutcome, JobType, StoredLog, Transition};
+use crate::domain::{
+    tags_satisfy, ImportResult, Job, JobOutcome, JobType, Resource, StoredLog, Transition,
+};
 use crate::store::{
     AcquireRequest, CancelResult, CompleteResult, LogBatch, LogRange, Result, StoreError,
 };
@@ -249,11 +251,58 @@ pub async fn complete(
     .execute(&mut *tx)
     .await
     .map_err(db)?;
-    if job.job_type == JobType::WorkspaceBuild {
-        complete_build(&mut tx, job_id, outcome, &now).await?;
+    match (job.job_type, &outcome.import) {
+        (JobType::WorkspaceBuild, _) => complete_build(&mut tx, job_id, outcome, &now).await?,
+        (JobType::TemplateVersionImport, Some(import)) => {
+            complete_import(&mut tx, job_id, outcome, import, &now).await?;
+        }
+        _ => {}
     }
     tx.commit().await.map_err(db)?;
     Ok(CompleteResult::Completed)
+}
+
+/// Stores an import's planned resources (start and stop) and findings.
+async fn complete_import(
+    tx: &mut Transaction<'static, Sqlite>,
+    job_id: Uuid,
+    outcome: &JobOutcome,
+    import: &ImportResult,
+    now: &str,
+) -> Result<()> {
+    insert_resources(tx, job_id, Transition::Start, &outcome.resources, now).await?;
+    insert_resources(tx, job_id, Transition::Stop, &import.stop_resources, now).await?;
+    sqlx::query("INSERT INTO template_version_imports (job_id, result) VALUES (?, ?)")
+        .bind(job_id.to_string())
+        .bind(to_json(import)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+async fn insert_resources(
+    tx: &mut Transaction<'static, Sqlite>,
+    job_id: Uuid,
+    transition: Transition,
+    resources: &[Resource],
+    now: &str,
+) -> Result<()> {
+    for (position, r) in resources.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO workspace_resources (id, job_id, transition, created_at, position, resource) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(job_id.to_string())
+        .bind(transition.as_str())
+        .bind(now)
+        .bind(position as i64)
+        .bind(to_json(r)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
 }
 
 async fn complete_build(
@@ -279,20 +328,7 @@ async fn complete_build(
         .await
         .map_err(db)?;
     }
-    for (position, r) in outcome.resources.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO workspace_resources (id, job_id, transition, created_at, position, resource) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(Uuid::new_v4().to_string())
-        .bind(job_id.to_string())
-        .bind(build.transition.as_str())
-        .bind(now)
-        .bind(position as i64)
-        .bind(to_json(r)?)
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    }
+    insert_resources(tx, job_id, build.transition, &outcome.resources, now).await?;
     let succeeded = outcome.error.is_none() && !outcome.canceled;
     if build.transition == Transition::Delete && succeeded {
         sqlx::query("UPDATE workspaces SET deleted = 1, updated_at = ? WHERE id = ?")

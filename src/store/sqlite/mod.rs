@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
 use super::{
@@ -18,7 +18,7 @@ use super::{
     ProvisionerKey, Result, Store, StoreError, Template, TemplateVersion, User, Workspace,
     WorkspaceFilter,
 };
-use crate::domain::{Job, JobOutcome, StoredLog, StoredResource, WorkspaceBuild};
+use crate::domain::{ImportResult, Job, JobOutcome, StoredLog, StoredResource, WorkspaceBuild};
 
 mod builds;
 mod jobs;
@@ -551,13 +551,28 @@ impl Store for SqliteStore {
     }
 
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>> {
-        let rows =
-            sqlx::query("SELECT * FROM workspace_resources WHERE job_id = ? ORDER BY position")
-                .bind(job_id.to_string())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)?;
+        let rows = sqlx::query(
+            "SELECT * FROM workspace_resources WHERE job_id = ? ORDER BY transition, position",
+        )
+        .bind(job_id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
         rows.iter().map(rows::resource).collect()
+    }
+
+    async fn import_result(&self, job_id: Uuid) -> Result<Option<ImportResult>> {
+        let row = sqlx::query("SELECT result FROM template_version_imports WHERE job_id = ?")
+            .bind(job_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|r| {
+            let text: String = r.get("result");
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("import result of job {job_id}: {e}")))
+        })
+        .transpose()
     }
 
     async fn stale_jobs(&self, before: chrono::DateTime<chrono::Utc>) -> Result<Vec<Job>> {

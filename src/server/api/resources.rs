@@ -1,0 +1,278 @@
+//! Resources in the seeds' `WorkspaceResource` shape, agents, apps and
+//! scripts inside (codersdk's `WorkspaceAgent` fields; what only a running
+//! agent could tell, such as connection times, is null or its initial
+//! value), and the template version endpoints that list what an import
+//! found: `resources`, `rich-parameters`, `variables`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::uuid_param;
+use crate::domain::{
+    Agent, App, ImportResult, JobInput, JobStatus, Resource, StoredResource, TemplateParameter,
+    TemplateVariable,
+};
+use crate::server::AppState;
+
+#[derive(Serialize)]
+pub struct MetadataJson {
+    pub key: String,
+    pub value: String,
+    pub sensitive: bool,
+}
+
+#[derive(Serialize)]
+pub struct ResourceJson {
+    pub id: Uuid,
+    pub job_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub workspace_transition: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub module_path: String,
+    pub instance_type: Option<String>,
+    pub hide: bool,
+    pub icon: String,
+    pub daily_cost: i32,
+    pub metadata: Vec<MetadataJson>,
+    pub agents: Vec<Value>,
+}
+
+/// A stored resource row as the API shows it.
+pub fn stored(r: &StoredResource) -> ResourceJson {
+    render(r.id, r.job_id, r.created_at, r.transition.as_str(), &r.resource)
+}
+
+/// A resource as the API shows it; also what `provisionerd resources` prints.
+pub fn render(
+    id: Uuid,
+    job_id: Uuid,
+    created_at: DateTime<Utc>,
+    transition: &str,
+    r: &Resource,
+) -> ResourceJson {
+    let metadata = r
+        .metadata
+        .iter()
+        .map(|m| MetadataJson {
+            key: m.key.clone(),
+            // Sensitive values are never sent back in clear.
+            value: if m.sensitive { String::new() } else { m.value.clone() },
+            sensitive: m.sensitive,
+        })
+        .collect();
+    ResourceJson {
+        id,
+        job_id,
+        created_at,
+        workspace_transition: transition.to_owned(),
+        name: r.name.clone(),
+        resource_type: r.resource_type.clone(),
+        module_path: r.module_path.clone(),
+        instance_type: r.instance_type.clone(),
+        hide: r.hide,
+        icon: r.icon.clone(),
+        daily_cost: r.daily_cost,
+        metadata,
+        agents: r.agents.iter().map(|a| agent(a, id, created_at)).collect(),
+    }
+}
+
+fn agent(a: &Agent, resource_id: Uuid, created_at: DateTime<Utc>) -> Value {
+    let scripts: Vec<Value> = a
+        .scripts
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "log_source_id": s.log_source_id,
+                "display_name": s.display_name,
+                "icon": s.icon,
+                "script": s.script,
+                "cron": s.cron,
+                "log_path": s.log_path,
+                "run_on_start": s.run_on_start,
+                "run_on_stop": s.run_on_stop,
+                "start_blocks_login": s.start_blocks_login,
+                "timeout": s.timeout_seconds,
+            })
+        })
+        .collect();
+    let log_sources: Vec<Value> = a
+        .scripts
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.log_source_id,
+                "workspace_agent_id": a.id,
+                "created_at": created_at,
+                "display_name": s.display_name,
+                "icon": s.icon,
+            })
+        })
+        .collect();
+    let blocking = a.scripts.iter().any(|s| s.start_blocks_login);
+    serde_json::json!({
+        "id": a.id,
+        "resource_id": resource_id,
+        "name": a.name,
+        "created_at": created_at,
+        "updated_at": created_at,
+        "status": "connecting",
+        "lifecycle_state": "created",
+        "health": {"healthy": false, "reason": "agent has not connected yet"},
+        "operating_system": a.operating_system,
+        "architecture": a.architecture,
+        "directory": a.directory,
+        "expanded_directory": "",
+        "environment_variables": a.env,
+        "connection_timeout_seconds": a.connection_timeout_seconds,
+        "troubleshooting_url": a.troubleshooting_url,
+        "motd_file": a.motd_file,
+        "display_apps": a.display_apps,
+        "metadata": a.metadata,
+        "auth": a.auth,
+        "instance_id": a.instance_id.clone().unwrap_or_default(),
+        "order": a.order,
+        "apps": a.apps.iter().map(app).collect::<Vec<_>>(),
+        "scripts": scripts,
+        "log_sources": log_sources,
+        "startup_script_behavior": if blocking { "blocking" } else { "non-blocking" },
+        "api_version": "",
+        "version": "",
+        "subsystems": [],
+        "latency": {},
+        "logs_length": 0,
+        "logs_overflowed": false,
+        "first_connected_at": null,
+        "last_connected_at": null,
+        "disconnected_at": null,
+        "started_at": null,
+        "ready_at": null,
+    })
+}
+
+fn app(p: &App) -> Value {
+    let healthcheck = p.healthcheck.as_ref();
+    serde_json::json!({
+        "id": p.id,
+        "slug": p.slug,
+        "display_name": p.display_name,
+        "command": p.command,
+        "url": p.url,
+        "icon": p.icon,
+        "subdomain": p.subdomain,
+        "subdomain_name": "",
+        "sharing_level": p.sharing_level,
+        "external": p.external,
+        "health": if healthcheck.is_some() { "initializing" } else { "disabled" },
+        "healthcheck": {
+            "url": healthcheck.map(|h| h.url.as_str()).unwrap_or(""),
+            "interval": healthcheck.map_or(0, |h| h.interval),
+            "threshold": healthcheck.map_or(0, |h| h.threshold),
+        },
+        "order": p.order,
+        "hidden": p.hidden,
+    })
+}
+
+/// The import result of a version whose import succeeded.
+async fn imported(state: &AppState, id: &str) -> ApiResult<(ImportResult, Vec<StoredResource>)> {
+    let version = state.store.template_version(uuid_param("templateversion", id)?).await?;
+    let job = state.store.job(version.job_id).await?;
+    match job.status() {
+        JobStatus::Succeeded => {}
+        JobStatus::Failed | JobStatus::Canceled | JobStatus::Canceling => {
+            return Err(ApiError::bad_request("The template version's import did not succeed.")
+                .detail(job.error.unwrap_or_default()))
+        }
+        _ => return Err(ApiError::bad_request("The template version's import has not completed.")),
+    }
+    let result = state.store.import_result(job.id).await?.unwrap_or_default();
+    let resources = state.store.resources_of_job(job.id).await?;
+    Ok((result, resources))
+}
+
+/// `GET /templateversions/{id}/resources`: the planned resources of both
+/// transitions.
+pub async fn version_resources(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ResourceJson>>> {
+    let (_, resources) = imported(&state, &id).await?;
+    Ok(Json(resources.iter().map(stored).collect()))
+}
+
+/// `GET /templateversions/{id}/rich-parameters`.
+pub async fn version_parameters(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let (result, _) = imported(&state, &id).await?;
+    Ok(Json(result.parameters.iter().map(parameter).collect()))
+}
+
+fn parameter(p: &TemplateParameter) -> Value {
+    serde_json::json!({
+        "name": p.name,
+        "display_name": p.display_name,
+        "description": p.description,
+        "description_plaintext": p.description,
+        "type": p.kind,
+        "form_type": p.form_type,
+        "mutable": p.mutable,
+        "default_value": p.default_value,
+        "icon": p.icon,
+        "options": p.options,
+        "validation_regex": p.validation_regex,
+        "validation_error": p.validation_error,
+        "validation_min": p.validation_min,
+        "validation_max": p.validation_max,
+        "validation_monotonic": p.validation_monotonic,
+        "required": p.required,
+        "ephemeral": p.ephemeral,
+        "order": p.order,
+    })
+}
+
+/// `GET /templateversions/{id}/variables`: the template's variables with
+/// the values given at import; sensitive ones never show a value.
+pub async fn version_variables(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let version = state.store.template_version(uuid_param("templateversion", &id)?).await?;
+    let job = state.store.job(version.job_id).await?;
+    let given: BTreeMap<String, String> = match serde_json::from_value(job.input.clone()) {
+        Ok(JobInput::TemplateVersionImport { user_variable_values, .. }) => {
+            user_variable_values.iter().map(|v| (v.name.clone(), v.value.clone())).collect()
+        }
+        _ => BTreeMap::new(),
+    };
+    let (result, _) = imported(&state, &id).await?;
+    Ok(Json(result.variables.iter().map(|v| variable(v, given.get(&v.name))).collect()))
+}
+
+fn variable(v: &TemplateVariable, given: Option<&String>) -> Value {
+    let hide = |s: &str| if v.sensitive { String::new() } else { s.to_owned() };
+    serde_json::json!({
+        "name": v.name,
+        "description": v.description,
+        "type": v.kind,
+        "value": hide(given.map_or(&v.default_value, |g| g)),
+        "default_value": hide(&v.default_value),
+        "required": v.required,
+        "sensitive": v.sensitive,
+    })
+}
