@@ -362,23 +362,41 @@ async fn missing_variables_and_bad_parameters_are_rejected() {
 const INVALID: &[(&str, &str, &[&str])] = &[
     (
         "duplicate agent names",
-        r#"resource "coder_agent" "dev" { os = "linux" arch = "amd64" }
-resource "coder_agent" "Dev" { os = "linux" arch = "amd64" }
+        r#"resource "coder_agent" "dev" {
+  os = "linux"
+  arch = "amd64"
+}
+resource "coder_agent" "Dev" {
+  os = "linux"
+  arch = "amd64"
+}
 resource "terraform_data" "vm" { input = [coder_agent.dev.token, coder_agent.Dev.token] }"#,
         &["duplicate agent name", "coder_agent.Dev", "coder_agent.dev"],
     ),
     (
         "bad agent name",
-        r#"resource "coder_agent" "dev_box" { os = "linux" arch = "amd64" }
+        r#"resource "coder_agent" "dev_box" {
+  os = "linux"
+  arch = "amd64"
+}
 resource "terraform_data" "vm" { input = coder_agent.dev_box.token }"#,
         &["agent name \"dev_box\""],
     ),
     (
         "duplicate app slugs",
-        r#"resource "coder_agent" "dev" { os = "linux" arch = "amd64" }
+        r#"resource "coder_agent" "dev" {
+  os = "linux"
+  arch = "amd64"
+}
 resource "terraform_data" "vm" { input = coder_agent.dev.token }
-resource "coder_app" "one" { agent_id = coder_agent.dev.id slug = "code" }
-resource "coder_app" "two" { agent_id = coder_agent.dev.id slug = "code" }"#,
+resource "coder_app" "one" {
+  agent_id = coder_agent.dev.id
+  slug = "code"
+}
+resource "coder_app" "two" {
+  agent_id = coder_agent.dev.id
+  slug = "code"
+}"#,
         &["duplicate app slug \"code\"", "coder_app.one", "coder_app.two"],
     ),
     (
@@ -390,7 +408,10 @@ resource "coder_metadata" "b" { resource_id = terraform_data.vm.id }"#,
     ),
     (
         "an agent nothing depends on",
-        r#"resource "coder_agent" "lonely" { os = "linux" arch = "amd64" }
+        r#"resource "coder_agent" "lonely" {
+  os = "linux"
+  arch = "amd64"
+}
 resource "terraform_data" "vm" { input = "x" }"#,
         &["no resource depends on agent \"lonely\"", "coder_agent.lonely"],
     ),
