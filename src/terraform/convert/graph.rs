@@ -157,7 +157,7 @@ pub fn node_of(address: &str) -> String {
     for c in address.chars() {
         match c {
             _ if in_string => {
-                in_string = !(c == '"' && !escaped);
+                in_string = c != '"' || escaped;
                 escaped = c == '\\' && !escaped;
             }
             '"' if in_key => in_string = true,
