@@ -206,6 +206,22 @@ async fn agents_attach_to_the_nearest_dependent_resource() {
     assert_eq!(placement(&build["resources"]), expected);
     let far = &find(&build["resources"], "name", "far_vm")["agents"][0];
     assert_eq!(far["operating_system"], "windows");
+    assert_eq!(far["auth"], "token");
+    // coder_agent_instance switches db to instance identity.
+    let db_vm = find(&build["resources"], "name", "db_vm");
+    let db = &db_vm["agents"][0];
+    assert_eq!(db["auth"], "instance_id");
+    let state: Value =
+        serde_json::from_str(&build_state(&c, build["id"].as_str().unwrap_or_default()).await)
+            .expect("state JSON");
+    let db_vm_id = state["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == "db_vm")
+        .map(|r| r["instances"][0]["attributes"]["id"].clone())
+        .expect("db_vm in state");
+    assert_eq!(db["instance_id"], db_vm_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -510,4 +526,65 @@ fn resources_command_reads_terraform_output_files() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The daemon's own check: a build that reaches terraform without a value
+/// for a parameter that has no default fails with MISSING_TEMPLATE_PARAMETER
+/// (the server normally rejects such a build first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_without_a_required_parameter_fails_with_its_code() {
+    use provisionerd::domain::{NameValue, Transition};
+    use provisionerd::terraform::{provision, ProvisionKind, ProvisionRequest, TerraformConfig};
+    require_provider();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let template = dir.path().join("template");
+    std::fs::create_dir(&template).expect("mkdir");
+    std::fs::write(
+        template.join("main.tf"),
+        r#"terraform {
+  required_providers {
+    coder = { source = "coder/coder" }
+  }
+}
+data "coder_parameter" "image" {
+  name = "image"
+}
+resource "terraform_data" "vm" {
+  input = data.coder_parameter.image.value
+}
+"#,
+    )
+    .expect("write");
+    let archive = provisionerd::demo::tar_dir(&template).expect("tar");
+    let config = TerraformConfig {
+        path: terraform(),
+        cancel_grace: Duration::from_secs(5),
+        plugin_cache_dir: None,
+        work_root: dir.path().to_owned(),
+        limits: Default::default(),
+    };
+    let run = |parameters: Vec<NameValue>| {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let request = ProvisionRequest {
+            archive: archive.clone().into(),
+            kind: ProvisionKind::Build {
+                transition: Transition::Start,
+                state: Vec::new(),
+                dry_run: true,
+            },
+            env: Vec::new(),
+            parameters,
+            variables: Vec::new(),
+        };
+        let config = config.clone();
+        async move { provision(&config, request, tx, Default::default()).await }
+    };
+    let err = run(Vec::new()).await.expect_err("no value for image");
+    assert_eq!(err.code.as_deref(), Some("MISSING_TEMPLATE_PARAMETER"));
+    assert!(err.message.contains("\"image\""), "{}", err.message);
+    let ok = run(vec![NameValue { name: "image".into(), value: "debian".into() }])
+        .await
+        .expect("planned with a value");
+    assert_eq!(ok.resources.len(), 1);
 }

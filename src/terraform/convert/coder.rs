@@ -63,18 +63,21 @@ struct Found {
 }
 
 /// Resolves which agent an app, script, env or instance belongs to: the one
-/// whose id its `agent_id` names, else the one it depends on directly.
+/// whose id its `agent_id` names, else (in a plan, where ids are unknown) the
+/// nearest agent it depends on in the graph (ties: the smallest address).
 fn owner_of(e: &Entry, agents: &[Found], graph: &Graph) -> Result<usize, ConvertError> {
     let by_id = e.values["agent_id"]
         .as_str()
         .filter(|id| !id.is_empty())
         .and_then(|id| agents.iter().position(|a| a.entry.values["id"].as_str() == Some(id)));
-    let node = e.node();
-    by_id
-        .or_else(|| agents.iter().position(|a| graph.depends_directly(&node, &a.entry.node())))
-        .ok_or_else(|| {
-            invalid(format!("{} does not belong to any coder_agent of the template", e.address))
-        })
+    let by_graph = || {
+        let is_agent = |n: &str| agents.iter().any(|a| a.entry.node() == n);
+        let nodes = graph.nearest_dependencies(&e.node(), is_agent);
+        nodes.first().and_then(|n| agents.iter().position(|a| &a.entry.node() == n))
+    };
+    by_id.or_else(by_graph).ok_or_else(|| {
+        invalid(format!("{} does not belong to any coder_agent of the template", e.address))
+    })
 }
 
 /// Every entry converted: plain resources with their agents and metadata.
@@ -172,7 +175,9 @@ fn attach_metadata(
         let index = target
             .and_then(|id| resources.iter().position(|(r, _)| r.values["id"].as_str() == Some(id)))
             .or_else(|| {
-                resources.iter().position(|(r, _)| graph.depends_directly(&node, &r.node()))
+                let nodes =
+                    graph.nearest_dependencies(&node, |n| managed_type(n).is_some_and(is_plain));
+                nodes.iter().find_map(|n| resources.iter().position(|(r, _)| &r.node() == n))
             });
         // Metadata of a resource that has no instance (stopped) has no place.
         let Some(i) = index else { continue };

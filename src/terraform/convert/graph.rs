@@ -7,7 +7,7 @@
 //! An edge `"a" -> "b"` means a depends on b. Resource nodes are named
 //! `[root] <address without instance keys> (expand)`.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Nodes and who depends on whom.
 #[derive(Debug, Default)]
@@ -116,35 +116,47 @@ impl Graph {
         self.dependencies.entry(from.to_owned()).or_default().insert(to.to_owned());
     }
 
-    /// The nodes that depend on `node`, nearest first: every node at the
-    /// smallest distance where `wanted` holds, sorted by name. Empty when no
+    /// The nodes that depend on `node`, directly or not, at the smallest
+    /// distance where `wanted` holds, sorted by name. Empty when no
     /// dependent satisfies `wanted`.
     pub fn nearest_dependents(&self, node: &str, wanted: impl Fn(&str) -> bool) -> Vec<String> {
-        let mut seen = BTreeSet::from([node.to_owned()]);
-        let mut frontier = VecDeque::from([node.to_owned()]);
-        while !frontier.is_empty() {
-            let mut next = VecDeque::new();
-            for n in frontier {
-                for d in self.dependents.get(&n).into_iter().flatten() {
-                    if seen.insert(d.clone()) {
-                        next.push_back(d.clone());
-                    }
-                }
-            }
-            let mut found: Vec<String> = next.iter().filter(|n| wanted(n)).cloned().collect();
-            if !found.is_empty() {
-                found.sort();
-                return found;
-            }
-            frontier = next;
-        }
-        Vec::new()
+        nearest(&self.dependents, node, wanted)
     }
 
-    /// Whether `from` has a direct edge to `to` (depends on it).
-    pub fn depends_directly(&self, from: &str, to: &str) -> bool {
-        self.dependencies.get(from).is_some_and(|d| d.contains(to))
+    /// The nodes `node` depends on, directly or not, at the smallest
+    /// distance where `wanted` holds, sorted by name. Terraform prints a
+    /// transitively reduced graph, so a dependency that is also reachable
+    /// through another one has no direct edge: "directly" is not enough.
+    pub fn nearest_dependencies(&self, node: &str, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+        nearest(&self.dependencies, node, wanted)
     }
+}
+
+/// Breadth-first search along `edges` from `start`.
+fn nearest(
+    edges: &BTreeMap<String, BTreeSet<String>>,
+    start: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut seen = BTreeSet::from([start.to_owned()]);
+    let mut frontier = vec![start.to_owned()];
+    while !frontier.is_empty() {
+        let mut next = Vec::new();
+        for n in &frontier {
+            for d in edges.get(n).into_iter().flatten() {
+                if seen.insert(d.clone()) {
+                    next.push(d.clone());
+                }
+            }
+        }
+        let mut found: Vec<String> = next.iter().filter(|n| wanted(n)).cloned().collect();
+        if !found.is_empty() {
+            found.sort();
+            return found;
+        }
+        frontier = next;
+    }
+    Vec::new()
 }
 
 /// The graph node of a resource instance's address: instance keys removed
@@ -198,10 +210,11 @@ mod tests {
             ["[root] terraform_data.disk (expand)", "[root] terraform_data.vm (expand)"]
         );
         assert!(g.nearest_dependents("[root] terraform_data.far (expand)", is_data).is_empty());
-        assert!(g.depends_directly(
-            "[root] coder_agent.main (expand)",
-            "[root] provider[\"registry.terraform.io/coder/coder\"]"
-        ));
+        let is_provider = |n: &str| n.contains("provider[");
+        assert_eq!(
+            g.nearest_dependencies("[root] terraform_data.far (expand)", is_provider),
+            ["[root] provider[\"registry.terraform.io/coder/coder\"]"]
+        );
     }
 
     #[test]

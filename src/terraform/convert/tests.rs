@@ -182,3 +182,24 @@ fn a_stopped_workspace_reports_no_agent() {
     assert_eq!(rs.len(), 1);
     assert!(rs[0].agents.is_empty());
 }
+
+#[test]
+fn in_a_plan_apps_and_metadata_follow_the_graph_past_reduced_edges() {
+    // Ids are unknown in a plan, and terraform's graph is transitively
+    // reduced: the app reaches its agent only through the VM.
+    let plan = json!({"planned_values": {"root_module": {"resources": [
+        managed("coder_agent.dev", json!({"os": "linux", "arch": "amd64"})),
+        managed("coder_app.web", json!({"slug": "web"})),
+        managed("coder_metadata.vm", json!({"item": [{"key": "k", "value": "v"}]})),
+        managed("terraform_data.vm", json!({})),
+    ]}}});
+    let graph = digraph(&[
+        ("terraform_data.vm", "coder_agent.dev"),
+        ("coder_app.web", "terraform_data.vm"),
+        ("coder_metadata.vm", "terraform_data.vm"),
+    ]);
+    let rs = convert(&plan, &graph).expect("convert");
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].agents[0].apps[0].slug, "web");
+    assert_eq!(rs[0].metadata[0].value, "v");
+}

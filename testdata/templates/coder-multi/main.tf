@@ -66,3 +66,9 @@ module "box" {
 resource "terraform_data" "outer" {
   input = module.box.token
 }
+
+# db authenticates by its instance id instead of a token.
+resource "coder_agent_instance" "db" {
+  agent_id    = coder_agent.db.id
+  instance_id = terraform_data.db_vm.id
+}
