@@ -89,6 +89,10 @@ fn failure(message: String) -> ProvisionError {
     ProvisionError { message, code: None, state: None, canceled: false }
 }
 
+fn coded(message: String, code: &str) -> ProvisionError {
+    ProvisionError { code: Some(code.to_owned()), ..failure(message) }
+}
+
 fn apply_stage(t: Transition) -> &'static str {
     match t {
         Transition::Start => "Starting workspace",
@@ -113,7 +117,14 @@ pub async fn provision(
                 config.work_root.display()
             ))
         })?;
-    let mut job = Job { config, dir: dir.path(), logs: &logs, cancel: &cancel, env: Vec::new() };
+    let mut job = Job {
+        config,
+        dir: dir.path(),
+        logs: &logs,
+        cancel: &cancel,
+        env: Vec::new(),
+        graph: tokio::sync::OnceCell::new(),
+    };
     let result = job.run(&request).await;
     job.say(CLEANING_UP, LogLevel::Info, "Removing the work directory").await;
     if let Err(e) = dir.close() {
@@ -131,6 +142,9 @@ struct Job<'a> {
     logs: &'a mpsc::Sender<LogLine>,
     cancel: &'a CancellationToken,
     env: Vec<(String, String)>,
+    /// `terraform graph -type=plan` depends only on the configuration: one
+    /// run serves both plans of an import.
+    graph: tokio::sync::OnceCell<String>,
 }
 
 impl Job<'_> {
@@ -160,12 +174,8 @@ impl Job<'_> {
         let config = self.set_up(request, state).await?;
         let missing = config.missing_parameters(&request.parameters);
         if !missing.is_empty() {
-            return Err(ProvisionError {
-                message: format!("required parameters have no value: {}", quoted(&missing)),
-                code: Some("MISSING_TEMPLATE_PARAMETER".into()),
-                state: None,
-                canceled: false,
-            });
+            let message = format!("required parameters have no value: {}", quoted(&missing));
+            return Err(coded(message, "MISSING_TEMPLATE_PARAMETER"));
         }
         self.plan(PLANNING, transition).await?;
         if !apply {
@@ -177,13 +187,21 @@ impl Job<'_> {
         let mut args = args.to_vec();
         args.push(format!("../{PLAN_FILE}"));
         self.terraform(apply_stage(transition), &args).await?;
-        let show = self.capture_json(&["show".into(), "-json".into()]).await?;
-        let graph = self.graph().await?;
-        Ok(ProvisionOutcome {
-            state: self.state().unwrap_or_default(),
-            resources: convert::convert(&show, &graph).map_err(|e| failure(e.to_string()))?,
-            import: None,
-        })
+        // From here on terraform has changed the world: whatever fails, the
+        // new state goes back with the error.
+        let read_back = async {
+            let show = self.capture_json(&["show".into(), "-json".into()]).await?;
+            let graph = self.graph().await?;
+            convert::convert(&show, &graph).map_err(|e| failure(e.to_string()))
+        };
+        match read_back.await {
+            Ok(resources) => Ok(ProvisionOutcome {
+                state: self.state().unwrap_or_default(),
+                resources,
+                import: None,
+            }),
+            Err(e) => Err(ProvisionError { state: e.state.or_else(|| self.state()), ..e }),
+        }
     }
 
     /// A template import: the stop plan (what a stopped workspace keeps),
@@ -196,12 +214,8 @@ impl Job<'_> {
         let config = self.set_up(request, &[]).await?;
         let missing = config.missing_variables(&request.variables);
         if !missing.is_empty() {
-            return Err(ProvisionError {
-                message: format!("required template variables need values: {}", quoted(&missing)),
-                code: Some("REQUIRED_TEMPLATE_VARIABLES".into()),
-                state: None,
-                canceled: false,
-            });
+            let message = format!("required template variables need values: {}", quoted(&missing));
+            return Err(coded(message, "REQUIRED_TEMPLATE_VARIABLES"));
         }
         self.plan(DETECTING_PERSISTENT, Transition::Stop).await?;
         let (_, stop_resources) = self.planned().await?;
@@ -245,7 +259,10 @@ impl Job<'_> {
 
     /// The dependency graph agents are attached with.
     async fn graph(&self) -> Result<String, ProvisionError> {
-        self.capture(&["graph".into(), "-type=plan".into()]).await
+        let graph = self.graph.get_or_try_init(|| async {
+            self.capture(&["graph".into(), "-type=plan".into()]).await
+        });
+        graph.await.cloned()
     }
 
     /// Unpacks the template, writes the previous state, reads the root

@@ -18,7 +18,8 @@ fn invalid(message: String) -> ConvertError {
     ConvertError::Invalid(message)
 }
 
-fn text(v: &Value, key: &str) -> String {
+/// An attribute as text: strings as they are, numbers and bools printed.
+pub(super) fn text(v: &Value, key: &str) -> String {
     match &v[key] {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::coder::text;
 use super::{entries, ConvertError};
 use crate::domain::{ParameterOption, TemplateParameter};
 
@@ -11,12 +12,6 @@ pub fn parameters(show: &Value) -> Result<Vec<TemplateParameter>, ConvertError> 
     let mut found: Vec<TemplateParameter> = Vec::new();
     for e in entries(show)?.iter().filter(|e| !e.managed && e.kind == "coder_parameter") {
         let v = &e.values;
-        let text = |v: &Value, k: &str| match &v[k] {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => String::new(),
-        };
         let validation = v["validation"].as_array().and_then(|a| a.first()).cloned();
         let validation = validation.unwrap_or(Value::Null);
         let p = TemplateParameter {
