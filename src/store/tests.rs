@@ -183,9 +183,45 @@ pub async fn conformance(store: Arc<dyn Store>) {
     let import =
         store.acquire_job(&acquire_req(worker)).await.expect("acquire").expect("import job");
     assert_eq!(import.id, f.version.job_id);
+    assert!(store.import_result(import.id).await.expect("none yet").is_none());
+    let resource = |name: &str| Resource {
+        name: name.into(),
+        resource_type: "terraform_data".into(),
+        module_path: String::new(),
+        hide: false,
+        icon: String::new(),
+        daily_cost: 0,
+        instance_type: None,
+        metadata: vec![],
+        attributes: serde_json::Value::Null,
+        agents: vec![],
+    };
+    let found = ImportResult {
+        parameters: vec![crate::domain::TemplateParameter {
+            name: "cpu".into(),
+            ..Default::default()
+        }],
+        variables: vec![],
+        stop_resources: vec![resource("home")],
+    };
+    let imported = JobOutcome {
+        resources: vec![resource("home"), resource("vm")],
+        import: Some(found.clone()),
+        ..JobOutcome::default()
+    };
     assert_eq!(
-        store.complete_job(import.id, worker, &JobOutcome::default()).await.expect("complete"),
+        store.complete_job(import.id, worker, &imported).await.expect("complete"),
         CompleteResult::Completed
+    );
+    let kept = store.import_result(import.id).await.expect("result").expect("stored");
+    assert_eq!(kept.parameters, found.parameters);
+    let rows = store.resources_of_job(import.id).await.expect("resources");
+    let by_transition: Vec<(Transition, &str)> =
+        rows.iter().map(|r| (r.transition, r.resource.name.as_str())).collect();
+    assert_eq!(
+        by_transition,
+        [(Transition::Start, "home"), (Transition::Start, "vm"), (Transition::Stop, "home")],
+        "both plans' resources, by transition"
     );
 
     let now = Utc::now();
