@@ -49,6 +49,8 @@ struct RunningJob {
     next_seq: i64,
     /// Highest sequence number sent on the current connection.
     sent_up_to: i64,
+    /// Highest sequence number the server acknowledged.
+    acked_up_to: i64,
     unacked: VecDeque<proto::LogLine>,
     completion: Option<proto::Complete>,
 }
@@ -366,7 +368,12 @@ impl Daemon {
                     while job.unacked.front().is_some_and(|l| l.seq <= ack.up_to_seq) {
                         job.unacked.pop_front();
                     }
+                    job.acked_up_to = job.acked_up_to.max(ack.up_to_seq);
                     self.settings.health.set_buffered_lines(self.buffered_lines());
+                    // What gathered while that batch was in flight goes now.
+                    if let Ok(id) = ack.job_id.parse() {
+                        self.send_new_logs(conn, id, false).await?;
+                    }
                 }
                 Ok(())
             }
@@ -406,6 +413,7 @@ impl Daemon {
                 next_seq: 1,
                 sent_up_to: 0,
                 unacked: VecDeque::new(),
+                acked_up_to: 0,
                 completion: None,
             },
         );
@@ -450,9 +458,11 @@ impl Daemon {
             }
         }
         for job_id in touched {
-            self.send_new_logs(conn, job_id).await?;
+            self.send_new_logs(conn, job_id, false).await?;
         }
         for job_id in &completions {
+            // A completion goes after every line of its job.
+            self.send_new_logs(conn, *job_id, true).await?;
             if let Some(c) = self.jobs.get(job_id).and_then(|j| j.completion.clone()) {
                 send_on(&conn.tx, Out::Complete(c)).await?;
             }
@@ -463,13 +473,20 @@ impl Daemon {
         Ok(())
     }
 
-    /// Sends the job's lines not yet sent on this connection.
+    /// Sends the job's lines not yet sent on this connection. Unless
+    /// `force`d, it waits while an earlier batch is unacknowledged: lines
+    /// that arrive meanwhile go together after the ack, so a chatty job
+    /// sends few large batches and a quiet one each line at once.
     async fn send_new_logs(
         &mut self,
         conn: &Connection,
         job_id: Uuid,
+        force: bool,
     ) -> Result<(), tonic::Status> {
         let Some(job) = self.jobs.get_mut(&job_id) else { return Ok(()) };
+        if !force && job.sent_up_to > job.acked_up_to {
+            return Ok(());
+        }
         let fresh: Vec<proto::LogLine> =
             // Lines are kept in seq order without gaps, so the unsent ones are
             // a suffix: skip to it instead of scanning the whole buffer.

@@ -179,14 +179,21 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
 
 /// User plus system CPU time of a process so far.
 pub fn cpu_time(pid: u32) -> Duration {
+    cpu_split(&pid.to_string()).0
+}
+
+/// CPU time of a process (`pid`, or `self`) and of its children it has
+/// waited for, from `/proc/<pid>/stat`.
+pub fn cpu_split(pid: &str) -> (Duration, Duration) {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the `(comm)`: index 0 is field 3 (state), so utime and
-    // stime (fields 14 and 15) are indices 11 and 12, in clock ticks (100/s).
+    // stime (fields 14 and 15) are indices 11 and 12, cutime and cstime
+    // (16 and 17) indices 13 and 14, in clock ticks (100/s).
     let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     let field = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-    let ticks = field(11) + field(12);
-    Duration::from_millis(ticks * 10)
+    let ms = |ticks: u64| Duration::from_millis(ticks * 10);
+    (ms(field(11) + field(12)), ms(field(13) + field(14)))
 }
 
 /// Uploads a template directory; returns the file id.

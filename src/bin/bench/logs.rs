@@ -75,9 +75,18 @@ pub async fn run(p: &Paths, lines: usize, runs: usize) -> anyhow::Result<Section
     let src = env::dir_with("main.tf", &main_tf(lines))?;
     let template = env::create_template(&c, src.path(), "terraform").await?;
     let (mut sys, mut raw, mut last) = (Vec::new(), Vec::new(), None);
+    // CPU seconds of the last run of each side: [raw terraform, terraform
+    // under the daemon, daemon, server].
+    let mut cpu = [Duration::ZERO; 4];
     for _ in 0..runs {
+        let before = env::cpu_split("self").1;
         raw.push(env::ms(raw_run(p, src.path()).await?));
+        cpu[0] = env::cpu_split("self").1 - before;
+        let (d0, tf0) = env::cpu_split(&daemon.pid.to_string());
+        let s0 = env::cpu_time(server.proc.pid);
         let s = sys_run(&server, &template).await?;
+        let (d1, tf1) = env::cpu_split(&daemon.pid.to_string());
+        cpu[1..].copy_from_slice(&[tf1 - tf0, d1 - d0, env::cpu_time(server.proc.pid) - s0]);
         sys.push(env::ms(s.wall));
         last = Some(s);
     }
@@ -99,6 +108,21 @@ pub async fn run(p: &Paths, lines: usize, runs: usize) -> anyhow::Result<Section
             fmt_num(env::pct(&mut s.delays_ms, 50.0)),
             fmt_num(env::pct(&mut s.delays_ms, 99.0)),
             fmt_num(env::pct(&mut s.delays_ms, 100.0))
+        ),
+    );
+    let per_line = |d: Duration| d.as_secs_f64() * 1e6 / s.stored.max(1) as f64;
+    sec.info(
+        "CPU, last run: raw terraform / terraform under the daemon / daemon / server",
+        format!(
+            "{:.2} / {:.2} / {:.2} / {:.2} s ({:.1} / {:.1} / {:.1} / {:.1} µs per stored line)",
+            cpu[0].as_secs_f64(),
+            cpu[1].as_secs_f64(),
+            cpu[2].as_secs_f64(),
+            cpu[3].as_secs_f64(),
+            per_line(cpu[0]),
+            per_line(cpu[1]),
+            per_line(cpu[2]),
+            per_line(cpu[3])
         ),
     );
     let mib = |pid, f| env::status_kib(pid, f) as f64 / 1024.0;

@@ -9,6 +9,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures::SinkExt;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
@@ -92,12 +93,17 @@ async fn follow(
                 return;
             }
         };
+        // One message per line, written out together: a flush per line
+        // cost a write per line on a chatty build.
         for l in &logs {
             let Ok(text) = serde_json::to_string(&json::log(l)) else { continue };
-            if socket.send(Message::Text(text.into())).await.is_err() {
+            if socket.feed(Message::Text(text.into())).await.is_err() {
                 return;
             }
             after = Some(l.id);
+        }
+        if !logs.is_empty() && socket.flush().await.is_err() {
+            return;
         }
         if done {
             let _ = socket.send(Message::Close(None)).await;

@@ -169,18 +169,21 @@ pub async fn append_logs(pool: &SqlitePool, batch: &LogBatch) -> Result<i64> {
 }
 
 pub async fn logs(pool: &SqlitePool, job_id: Uuid, range: LogRange) -> Result<Vec<StoredLog>> {
-    let rows = sqlx::query(
-        "SELECT * FROM provisioner_job_logs WHERE job_id = ? AND (? IS NULL OR id > ?) AND (? IS NULL OR id < ?)
-         ORDER BY id",
-    )
-    .bind(job_id.to_string())
-    .bind(range.after)
-    .bind(range.after)
-    .bind(range.before)
-    .bind(range.before)
-    .fetch_all(pool)
-    .await
-    .map_err(db)?;
+    // Only the bounds that are set go into the SQL: `(? IS NULL OR id > ?)`
+    // kept SQLite from seeking, so every follower poll scanned the job's
+    // whole log (quadratic over a chatty build, scripts/bench).
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "SELECT * FROM provisioner_job_logs WHERE job_id = ",
+    );
+    q.push_bind(job_id.to_string());
+    if let Some(after) = range.after {
+        q.push(" AND id > ").push_bind(after);
+    }
+    if let Some(before) = range.before {
+        q.push(" AND id < ").push_bind(before);
+    }
+    q.push(" ORDER BY id");
+    let rows = q.build().fetch_all(pool).await.map_err(db)?;
     rows.iter().map(rows::log).collect()
 }
 
