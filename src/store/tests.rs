@@ -156,6 +156,22 @@ fn build(f: &Fixture, ws: Uuid, number: i32, transition: Transition) -> (Workspa
     (b, j)
 }
 
+/// A resource with nothing but a name and a type.
+fn resource(name: &str, kind: &str) -> Resource {
+    Resource {
+        name: name.into(),
+        resource_type: kind.into(),
+        module_path: String::new(),
+        hide: false,
+        icon: String::new(),
+        daily_cost: 0,
+        instance_type: None,
+        metadata: vec![],
+        attributes: serde_json::Value::Null,
+        agents: vec![],
+    }
+}
+
 fn acquire_req(worker: Uuid) -> AcquireRequest {
     AcquireRequest {
         worker_id: worker,
@@ -184,28 +200,16 @@ pub async fn conformance(store: Arc<dyn Store>) {
         store.acquire_job(&acquire_req(worker)).await.expect("acquire").expect("import job");
     assert_eq!(import.id, f.version.job_id);
     assert!(store.import_result(import.id).await.expect("none yet").is_none());
-    let resource = |name: &str| Resource {
-        name: name.into(),
-        resource_type: "terraform_data".into(),
-        module_path: String::new(),
-        hide: false,
-        icon: String::new(),
-        daily_cost: 0,
-        instance_type: None,
-        metadata: vec![],
-        attributes: serde_json::Value::Null,
-        agents: vec![],
-    };
     let found = ImportResult {
         parameters: vec![crate::domain::TemplateParameter {
             name: "cpu".into(),
             ..Default::default()
         }],
         variables: vec![],
-        stop_resources: vec![resource("home")],
+        stop_resources: vec![resource("home", "terraform_data")],
     };
     let imported = JobOutcome {
-        resources: vec![resource("home"), resource("vm")],
+        resources: vec![resource("home", "terraform_data"), resource("vm", "terraform_data")],
         import: Some(found.clone()),
         ..JobOutcome::default()
     };
@@ -307,18 +311,7 @@ pub async fn conformance(store: Arc<dyn Store>) {
         "released jobs are pending again"
     );
     store.acquire_job(&acquire_req(worker)).await.expect("acquire").expect("job again");
-    let r = Resource {
-        name: "vm".into(),
-        resource_type: "echo".into(),
-        module_path: String::new(),
-        hide: false,
-        icon: String::new(),
-        daily_cost: 0,
-        instance_type: None,
-        metadata: vec![],
-        attributes: serde_json::Value::Null,
-        agents: vec![],
-    };
+    let r = resource("vm", "echo");
     let ok = JobOutcome { state: Some(Vec::new()), resources: vec![r], ..JobOutcome::default() };
     store.complete_job(j4.id, worker, &ok).await.expect("complete");
     assert!(store.workspace(ws.id).await.expect("ws").deleted);

@@ -299,7 +299,12 @@ impl Job<'_> {
         }
         let config = hclconfig::read_dir(&self.module());
         for why in &config.unreadable {
-            self.say(SETTING_UP, LogLevel::Warn, &format!("could not read {why}")).await;
+            self.say(
+                SETTING_UP,
+                LogLevel::Warn,
+                &format!("could not read {why}; terraform will check the file itself"),
+            )
+            .await;
         }
         self.env = self.environment(request)?;
         self.terraform(SETTING_UP, &["init".into(), "-input=false".into(), "-no-color".into()])

@@ -362,20 +362,15 @@ impl Daemon {
                 Ok(())
             }
             Some(In::LogsAck(ack)) => {
-                if let Some(job) =
-                    ack.job_id.parse().ok().and_then(|id: Uuid| self.jobs.get_mut(&id))
-                {
-                    while job.unacked.front().is_some_and(|l| l.seq <= ack.up_to_seq) {
-                        job.unacked.pop_front();
-                    }
-                    job.acked_up_to = job.acked_up_to.max(ack.up_to_seq);
-                    self.settings.health.set_buffered_lines(self.buffered_lines());
-                    // What gathered while that batch was in flight goes now.
-                    if let Ok(id) = ack.job_id.parse() {
-                        self.send_new_logs(conn, id, false).await?;
-                    }
+                let Ok(id) = ack.job_id.parse::<Uuid>() else { return Ok(()) };
+                let Some(job) = self.jobs.get_mut(&id) else { return Ok(()) };
+                while job.unacked.front().is_some_and(|l| l.seq <= ack.up_to_seq) {
+                    job.unacked.pop_front();
                 }
-                Ok(())
+                job.acked_up_to = job.acked_up_to.max(ack.up_to_seq);
+                self.settings.health.set_buffered_lines(self.buffered_lines());
+                // What gathered while that batch was in flight goes now.
+                self.send_new_logs(conn, id, false).await
             }
             Some(In::CompleteAck(ack)) => {
                 if let Ok(id) = ack.job_id.parse::<Uuid>() {

@@ -17,8 +17,8 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::uuid_param;
 use crate::domain::{
-    Agent, App, ImportResult, JobInput, JobStatus, Resource, StoredResource, TemplateParameter,
-    TemplateVariable,
+    Agent, App, ImportResult, Job, JobInput, JobStatus, Resource, StoredResource,
+    TemplateParameter, TemplateVariable,
 };
 use crate::server::AppState;
 
@@ -184,21 +184,24 @@ fn app(p: &App) -> Value {
     })
 }
 
-/// The import result of a version whose import succeeded.
-async fn imported(state: &AppState, id: &str) -> ApiResult<(ImportResult, Vec<StoredResource>)> {
+/// The import job of a version, once it has succeeded.
+async fn imported(state: &AppState, id: &str) -> ApiResult<Job> {
     let version = state.store.template_version(uuid_param("templateversion", id)?).await?;
     let job = state.store.job(version.job_id).await?;
     match job.status() {
-        JobStatus::Succeeded => {}
+        JobStatus::Succeeded => Ok(job),
         JobStatus::Failed | JobStatus::Canceled | JobStatus::Canceling => {
-            return Err(ApiError::bad_request("The template version's import did not succeed.")
+            Err(ApiError::bad_request("The template version's import did not succeed.")
                 .detail(job.error.unwrap_or_default()))
         }
-        _ => return Err(ApiError::bad_request("The template version's import has not completed.")),
+        _ => Err(ApiError::bad_request("The template version's import has not completed.")
+            .detail("wait for the version's job to succeed, then ask again")),
     }
-    let result = state.store.import_result(job.id).await?.unwrap_or_default();
-    let resources = state.store.resources_of_job(job.id).await?;
-    Ok((result, resources))
+}
+
+/// What the succeeded import of a version found.
+async fn import_result(state: &AppState, job: &Job) -> ApiResult<ImportResult> {
+    Ok(state.store.import_result(job.id).await?.unwrap_or_default())
 }
 
 /// `GET /templateversions/{id}/resources`: the planned resources of both
@@ -208,7 +211,8 @@ pub async fn version_resources(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<ResourceJson>>> {
-    let (_, resources) = imported(&state, &id).await?;
+    let job = imported(&state, &id).await?;
+    let resources = state.store.resources_of_job(job.id).await?;
     Ok(Json(resources.iter().map(stored).collect()))
 }
 
@@ -218,7 +222,8 @@ pub async fn version_parameters(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (result, _) = imported(&state, &id).await?;
+    let job = imported(&state, &id).await?;
+    let result = import_result(&state, &job).await?;
     Ok(Json(result.parameters.iter().map(parameter).collect()))
 }
 
@@ -252,15 +257,14 @@ pub async fn version_variables(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let version = state.store.template_version(uuid_param("templateversion", &id)?).await?;
-    let job = state.store.job(version.job_id).await?;
+    let job = imported(&state, &id).await?;
     let given: BTreeMap<String, String> = match serde_json::from_value(job.input.clone()) {
         Ok(JobInput::TemplateVersionImport { user_variable_values, .. }) => {
             user_variable_values.iter().map(|v| (v.name.clone(), v.value.clone())).collect()
         }
         _ => BTreeMap::new(),
     };
-    let (result, _) = imported(&state, &id).await?;
+    let result = import_result(&state, &job).await?;
     Ok(Json(result.variables.iter().map(|v| variable(v, given.get(&v.name))).collect()))
 }
 
