@@ -22,6 +22,7 @@ use crate::domain::{ImportResult, Job, JobOutcome, StoredLog, StoredResource, Wo
 
 mod builds;
 mod jobs;
+mod migrations;
 mod rows;
 
 use rows::{now, ts};
@@ -69,7 +70,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let max = if path == ":memory:" { 1 } else { 8 };
         let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        migrations::migrator().run(&pool).await?;
         Ok(Self { pool })
     }
 
