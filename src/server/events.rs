@@ -7,8 +7,16 @@
 //! mislead it. With several server replicas on one PostgreSQL database these
 //! events will also travel over LISTEN/NOTIFY.
 
+use std::sync::Arc;
+
 use tokio::sync::broadcast;
 use uuid::Uuid;
+
+use crate::domain::StoredLog;
+
+/// Log batches a follower may be behind before it falls back to the store
+/// (at most 500 lines each).
+const LOG_BATCHES_KEPT: usize = 128;
 
 /// Something changed that a waiter may care about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,16 +25,26 @@ pub enum Event {
     JobQueued,
     /// A job was started, canceled or completed.
     JobUpdated(Uuid),
-    /// New log lines for a job were stored.
-    LogsAppended(Uuid),
     /// A provisioner key was deleted: daemons using it must go.
     KeyRevoked(Uuid),
+}
+
+/// Log lines of one job as they were stored, in sequence order.
+#[derive(Debug)]
+pub struct StoredLogs {
+    pub job_id: Uuid,
+    pub lines: Vec<StoredLog>,
 }
 
 /// A cloneable handle to the event bus.
 #[derive(Debug, Clone)]
 pub struct Events {
     tx: broadcast::Sender<Event>,
+    /// Stored log lines, for followers only: they send these without reading
+    /// them back from the store. A separate channel, so daemon sessions never
+    /// wake for logs, and a short one, since a slow follower that falls
+    /// behind reads the store instead.
+    logs: broadcast::Sender<Arc<StoredLogs>>,
 }
 
 impl Default for Events {
@@ -38,7 +56,8 @@ impl Default for Events {
 impl Events {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(4096);
-        Self { tx }
+        let (logs, _) = broadcast::channel(LOG_BATCHES_KEPT);
+        Self { tx, logs }
     }
 
     pub fn publish(&self, event: Event) {
@@ -48,5 +67,19 @@ impl Events {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+
+    /// Whether any log follower listens (so writers can skip building a
+    /// message nobody reads).
+    pub fn has_log_followers(&self) -> bool {
+        self.logs.receiver_count() > 0
+    }
+
+    pub fn publish_logs(&self, logs: StoredLogs) {
+        let _ = self.logs.send(Arc::new(logs));
+    }
+
+    pub fn subscribe_logs(&self) -> broadcast::Receiver<Arc<StoredLogs>> {
+        self.logs.subscribe()
     }
 }

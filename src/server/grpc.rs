@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::auth::{secret_matches, DaemonAuth, KEY_HEADER};
 use super::offer::job_offer;
-use super::{AppState, Event};
+use super::{AppState, Event, StoredLogs};
 use crate::domain::{
     ImportResult, JobOutcome, LogLevel, LogLine, LogSource, Provisioner, Resource,
     ResourceMetadata, Tags,
@@ -336,8 +336,11 @@ impl Session {
             )));
         }
         let lines = batch.lines.into_iter().map(log_from_proto).collect::<Result<Vec<_>, _>>()?;
-        let up_to_seq = self.state.store.append_logs(&LogBatch { job_id, lines }).await?;
-        self.state.events.publish(Event::LogsAppended(job_id));
+        let appended = self.state.store.append_logs(LogBatch { job_id, lines }).await?;
+        let up_to_seq = appended.up_to_seq;
+        if !appended.stored.is_empty() && self.state.events.has_log_followers() {
+            self.state.events.publish_logs(StoredLogs { job_id, lines: appended.stored });
+        }
         self.send(Out::LogsAck(proto::LogsAck { job_id: job_id.to_string(), up_to_seq })).await
     }
 

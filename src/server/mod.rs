@@ -17,7 +17,7 @@ mod offer;
 mod reaper;
 mod run;
 
-pub use events::{Event, Events};
+pub use events::{Event, Events, StoredLogs};
 pub use run::{run, ServerConfig, TlsFiles};
 
 /// State shared by every request handler.

@@ -153,11 +153,13 @@ pub struct BuildPage {
     pub since: Option<DateTime<Utc>>,
 }
 
-/// Which logs of a job to read: ids strictly between `after` and `before`.
+/// Which logs of a job to read: ids strictly between `after` and `before`,
+/// the first `limit` of them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogRange {
     pub after: Option<i64>,
     pub before: Option<i64>,
+    pub limit: Option<i64>,
 }
 
 /// What a daemon offers when it asks for work.
@@ -174,6 +176,17 @@ pub struct AcquireRequest {
 pub struct LogBatch {
     pub job_id: Uuid,
     pub lines: Vec<(i64, LogLine)>,
+}
+
+/// What [`Store::append_logs`] did with a batch.
+#[derive(Debug, Clone, Default)]
+pub struct AppendedLogs {
+    /// The highest sequence number stored for the job (what the daemon may
+    /// forget up to).
+    pub up_to_seq: i64,
+    /// The lines this call stored, with their ids, in sequence order: the
+    /// batch's lines with a sequence number above every one stored before.
+    pub stored: Vec<StoredLog>,
 }
 
 /// Result of cancelling a job.
@@ -289,9 +302,9 @@ pub trait Store: Send + Sync + 'static {
     async fn acquire_job(&self, req: &AcquireRequest) -> Result<Option<Job>>;
     /// Puts a job the daemon never acknowledged back to pending.
     async fn release_job(&self, job_id: Uuid, worker_id: Uuid) -> Result<()>;
-    /// Stores log lines, ignoring sequence numbers already stored. Returns
-    /// the highest sequence number stored for the job.
-    async fn append_logs(&self, batch: &LogBatch) -> Result<i64>;
+    /// Stores log lines whose sequence number is above the highest one
+    /// stored for the job (a resent batch stores only its new suffix).
+    async fn append_logs(&self, batch: LogBatch) -> Result<AppendedLogs>;
     async fn logs(&self, job_id: Uuid, range: LogRange) -> Result<Vec<StoredLog>>;
     /// Marks the daemon's running jobs as alive.
     async fn heartbeat(&self, worker_id: Uuid, job_ids: &[Uuid]) -> Result<()>;

@@ -254,16 +254,26 @@ pub async fn conformance(store: Arc<dyn Store>) {
     let got = store.acquire_job(&acquire_req(worker)).await.expect("acquire").expect("build job");
     assert_eq!(got.id, j1.id);
     let batch = LogBatch { job_id: j1.id, lines: vec![(1, line("a")), (2, line("b"))] };
-    assert_eq!(store.append_logs(&batch).await.expect("logs"), 2);
+    let first = store.append_logs(batch).await.expect("logs");
+    assert_eq!(first.up_to_seq, 2);
     let resend = LogBatch { job_id: j1.id, lines: vec![(2, line("b")), (3, line("c"))] };
-    assert_eq!(store.append_logs(&resend).await.expect("logs"), 3);
+    let second = store.append_logs(resend).await.expect("logs");
+    assert_eq!(second.up_to_seq, 3);
     let logs = store.logs(j1.id, LogRange::default()).await.expect("logs");
     assert_eq!(logs.iter().map(|l| l.line.output.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    // What each call reports as stored is exactly what a reader gets.
+    assert_eq!([first.stored, second.stored].concat(), logs, "stored lines with their ids");
+    let old = LogBatch { job_id: j1.id, lines: vec![(1, line("a"))] };
+    let none = store.append_logs(old).await.expect("logs");
+    assert_eq!((none.up_to_seq, none.stored.len()), (3, 0), "an old batch stores nothing");
     let after = store
-        .logs(j1.id, LogRange { after: Some(logs[0].id), before: Some(logs[2].id) })
+        .logs(j1.id, LogRange { after: Some(logs[0].id), before: Some(logs[2].id), limit: None })
         .await
         .expect("page");
     assert_eq!(after.len(), 1);
+    let first_two =
+        store.logs(j1.id, LogRange { limit: Some(2), ..LogRange::default() }).await.expect("page");
+    assert_eq!(first_two, logs[..2]);
 
     // A failed build keeps the partial state it reports.
     let failed = JobOutcome {

@@ -17,6 +17,51 @@ async fn follow_streams_stages_live_and_closes_after_completion() {
     let ws = create_workspace(&c, &template).await;
     let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
 
+    let (received, status_when_first_line) = follow_until_closed(&server, &c, &build_id).await;
+    assert_ne!(
+        status_when_first_line.as_deref(),
+        Some("succeeded"),
+        "lines arrive while the job runs"
+    );
+    let stages: Vec<&str> = received.iter().filter_map(|l| l["stage"].as_str()).collect();
+    for stage in ["Setting up", "Planning infrastructure", "Starting workspace"] {
+        assert!(stages.contains(&stage), "{stage} missing from followed logs");
+    }
+    let b = c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.expect("build");
+    assert!(
+        is_final(b["job"]["status"].as_str().unwrap_or_default()),
+        "closed only after completion: {b}"
+    );
+
+    let all = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
+    let all = all.as_array().expect("array");
+    let ids: Vec<i64> = all.iter().filter_map(|l| l["id"].as_i64()).collect();
+    assert_eq!(ids, log_ids(&received), "follow delivered every stored line exactly once");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascend");
+
+    let cut = ids[ids.len() / 2];
+    let newer = c
+        .get(&format!("/api/v2/workspacebuilds/{build_id}/logs?after={cut}"))
+        .await
+        .expect("after");
+    let newer: Vec<i64> =
+        newer.as_array().expect("array").iter().filter_map(|l| l["id"].as_i64()).collect();
+    assert_eq!(newer, ids.iter().copied().filter(|i| *i > cut).collect::<Vec<_>>());
+    let older = c
+        .get(&format!("/api/v2/workspacebuilds/{build_id}/logs?before={cut}"))
+        .await
+        .expect("before");
+    assert!(older.as_array().expect("array").iter().all(|l| l["id"].as_i64() < Some(cut)));
+    server.stop().await;
+}
+
+/// Follows a build's logs from the start until the server closes the socket.
+/// Returns the lines received and the job's status when the first arrived.
+async fn follow_until_closed(
+    server: &TestServer,
+    c: &provisionerd::demo::Client,
+    build_id: &str,
+) -> (Vec<Value>, Option<String>) {
     let url = format!(
         "{}/api/v2/workspacebuilds/{build_id}/logs?follow=true",
         server.url.replacen("http", "ws", 1)
@@ -47,39 +92,57 @@ async fn follow_streams_stages_live_and_closes_after_completion() {
     })
     .await;
     assert_eq!(closed, Ok(true), "the server closes the socket after the job completes");
-    assert_ne!(
-        status_when_first_line.as_deref(),
-        Some("succeeded"),
-        "lines arrive while the job runs"
+    (received, status_when_first_line)
+}
+
+fn log_ids(logs: &[Value]) -> Vec<i64> {
+    logs.iter().filter_map(|l| l["id"].as_i64()).collect()
+}
+
+/// A build printing more lines than one page of the log listing: the
+/// follower gets every line once and in order while they are handed over
+/// from the writer, and the listing (streamed page by page) returns the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chatty_build_is_followed_and_listed_line_for_line() {
+    const LINES: usize = 5000;
+    let server = TestServer::start(Opts::default()).await;
+    let c = server.client().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let main_tf = format!(
+        r#"resource "terraform_data" "chatty" {{
+  provisioner "local-exec" {{
+    command = "seq -f 'chatty line %g' 1 {LINES}"
+  }}
+}}
+"#
     );
-    let stages: Vec<&str> = received.iter().filter_map(|l| l["stage"].as_str()).collect();
-    for stage in ["Setting up", "Planning infrastructure", "Starting workspace"] {
-        assert!(stages.contains(&stage), "{stage} missing from followed logs");
-    }
-    let b = c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.expect("build");
-    assert!(
-        is_final(b["job"]["status"].as_str().unwrap_or_default()),
-        "closed only after completion: {b}"
-    );
+    std::fs::write(dir.path().join("main.tf"), main_tf).expect("main.tf");
+    let (template, _) = create_template(&c, dir.path(), "terraform", json!({})).await;
+    let ws = create_workspace(&c, &template).await;
+    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+
+    let (received, _) = follow_until_closed(&server, &c, &build_id).await;
+    let b = wait_build(&c, &build_id, Duration::from_secs(120)).await;
+    assert_eq!(b["job"]["status"], "succeeded", "{b}");
 
     let all = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
-    let all = all.as_array().expect("array");
-    assert_eq!(all.len(), received.len(), "follow delivered every stored line exactly once");
-    let ids: Vec<i64> = all.iter().filter_map(|l| l["id"].as_i64()).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascend");
+    let all = all.as_array().expect("one JSON array").clone();
+    assert!(all.len() > LINES, "{} lines listed", all.len());
+    assert_eq!(log_ids(&all), log_ids(&received), "follower and listing agree line for line");
+    assert_eq!(all, received, "same JSON either way");
+    let numbers: Vec<usize> = all
+        .iter()
+        .filter_map(|l| l["output"].as_str()?.rsplit_once("chatty line ")?.1.parse().ok())
+        .collect();
+    assert_eq!(numbers, (1..=LINES).collect::<Vec<_>>(), "every printed line, in order");
 
-    let cut = ids[ids.len() / 2];
+    let ids = log_ids(&all);
+    let cut = ids[ids.len() / 3];
     let newer = c
         .get(&format!("/api/v2/workspacebuilds/{build_id}/logs?after={cut}"))
         .await
         .expect("after");
-    let newer: Vec<i64> =
-        newer.as_array().expect("array").iter().filter_map(|l| l["id"].as_i64()).collect();
+    let newer = log_ids(newer.as_array().expect("array"));
     assert_eq!(newer, ids.iter().copied().filter(|i| *i > cut).collect::<Vec<_>>());
-    let older = c
-        .get(&format!("/api/v2/workspacebuilds/{build_id}/logs?before={cut}"))
-        .await
-        .expect("before");
-    assert!(older.as_array().expect("array").iter().all(|l| l["id"].as_i64() < Some(cut)));
     server.stop().await;
 }

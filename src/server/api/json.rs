@@ -138,23 +138,23 @@ fn public_input(input: &serde_json::Value) -> serde_json::Value {
 }
 
 #[derive(Serialize)]
-pub struct LogJson {
+pub struct LogJson<'a> {
     pub id: i64,
     pub created_at: DateTime<Utc>,
     pub log_source: &'static str,
     pub log_level: &'static str,
-    pub stage: String,
-    pub output: String,
+    pub stage: &'a str,
+    pub output: &'a str,
 }
 
-pub fn log(l: &StoredLog) -> LogJson {
+pub fn log(l: &StoredLog) -> LogJson<'_> {
     LogJson {
         id: l.id,
         created_at: l.line.created_at,
         log_source: l.line.source.as_str(),
         log_level: l.line.level.as_str(),
-        stage: l.line.stage.clone(),
-        output: l.line.output.clone(),
+        stage: &l.line.stage,
+        output: &l.line.output,
     }
 }
 

@@ -3,26 +3,34 @@
 //! JSON log per text frame and closes once the job has completed and every
 //! line was sent.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use futures::SinkExt;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use uuid::Uuid;
 
 use super::auth::Caller;
 use super::builds::visible_build;
 use super::error::{ApiError, ApiResult};
 use super::{json, uuid_param};
-use crate::server::{AppState, Event};
-use crate::store::LogRange;
+use crate::domain::StoredLog;
+use crate::server::{AppState, Event, StoredLogs};
+use crate::store::{LogRange, StoreError};
 
 /// Safety net for a follower: look again this often even without events.
 const FOLLOW_RECHECK: Duration = Duration::from_secs(1);
+
+/// Lines per store read when listing a whole log.
+const PAGE: i64 = 2000;
+const PAGE_LEN: usize = PAGE as usize;
 
 #[derive(Deserialize, Default)]
 pub struct LogQuery {
@@ -55,10 +63,9 @@ pub async fn version_logs(
 }
 
 async fn respond(state: AppState, job_id: Uuid, q: LogQuery, req: Request) -> ApiResult<Response> {
-    let range = LogRange { after: q.after, before: q.before };
+    let range = LogRange { after: q.after, before: q.before, limit: None };
     if !q.follow {
-        let logs = state.store.logs(job_id, range).await?;
-        return Ok(Json(logs.iter().map(json::log).collect::<Vec<_>>()).into_response());
+        return log_array(state, job_id, range).await;
     }
     let (mut parts, _) = req.into_parts();
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state).await.map_err(|e| {
@@ -66,15 +73,115 @@ async fn respond(state: AppState, job_id: Uuid, q: LogQuery, req: Request) -> Ap
     })?;
     // Subscribe before the first read, so nothing stored in between is missed.
     let events = state.events.subscribe();
-    Ok(upgrade.on_upgrade(move |socket| follow(socket, state, job_id, q.after, events)))
+    let stored = state.events.subscribe_logs();
+    Ok(upgrade.on_upgrade(move |socket| {
+        follow(socket, state, job_id, Sent::new(q.after), Wakes { events, stored })
+    }))
+}
+
+/// The job's lines in `range` as one JSON array, read from the store a page
+/// at a time and streamed, so a build with a million lines costs the server
+/// one page of memory rather than the whole log.
+async fn log_array(state: AppState, job_id: Uuid, range: LogRange) -> ApiResult<Response> {
+    // The first page is read before answering, so a store error is still a
+    // proper error response; a short log is answered in one piece.
+    let first = state.store.logs(job_id, LogRange { limit: Some(PAGE), ..range }).await?;
+    let more = first.len() == PAGE_LEN;
+    let mut body = vec![b'['];
+    write_page(&mut body, &first, false);
+    if !more {
+        body.push(b']');
+        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+    }
+    let cursor = first.last().map(|l| l.id);
+    let rest = futures::stream::try_unfold(Some(cursor), move |cursor| {
+        let state = state.clone();
+        async move {
+            let Some(after) = cursor else { return Ok::<_, StoreError>(None) };
+            let page = LogRange { after, limit: Some(PAGE), ..range };
+            let lines = state.store.logs(job_id, page).await.inspect_err(|e| {
+                tracing::warn!(job = %job_id, error = %e, "log listing cut short");
+            })?;
+            let mut chunk = Vec::new();
+            write_page(&mut chunk, &lines, true);
+            let next =
+                if lines.len() == PAGE_LEN { Some(lines.last().map(|l| l.id)) } else { None };
+            if next.is_none() {
+                chunk.push(b']');
+            }
+            Ok(Some((Bytes::from(chunk), next)))
+        }
+    });
+    let body = futures::stream::once(async move { Ok(Bytes::from(body)) }).chain(rest);
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+}
+
+/// Appends `lines` as JSON array elements, each after a comma when
+/// `continued` or not the first.
+fn write_page(out: &mut Vec<u8>, lines: &[StoredLog], continued: bool) {
+    for (i, l) in lines.iter().enumerate() {
+        if continued || i > 0 {
+            out.push(b',');
+        }
+        // Serializing a struct of strings and numbers into memory cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &json::log(l));
+    }
+}
+
+/// What a follower has sent so far.
+struct Sent {
+    /// Id of the last line sent (or the client's `after`).
+    after: Option<i64>,
+    /// Sequence number of the last line sent, when known: lines pushed by the
+    /// log bus are sent directly only when they continue it.
+    last_seq: Option<i64>,
+}
+
+impl Sent {
+    fn new(after: Option<i64>) -> Self {
+        // From the start of the log, the line before the first one is seq 0;
+        // after a client's id, the seq is unknown until a read returns lines.
+        Self { after, last_seq: after.is_none().then_some(0) }
+    }
+
+    /// The part of a stored batch to send next, when it follows on from
+    /// what was sent: lines already sent are skipped, and the rest must
+    /// start right after the last seq sent. The store only ever adds lines
+    /// above a job's highest seq, so no line can hide in a gap this rules
+    /// out. `None` means "read the store instead".
+    fn continuation<'a>(&self, lines: &'a [StoredLog]) -> Option<&'a [StoredLog]> {
+        let last = self.last_seq?;
+        let start = lines.iter().position(|l| l.seq > last).unwrap_or(lines.len());
+        let rest = &lines[start..];
+        match rest.first() {
+            Some(l) if l.seq != last + 1 => None,
+            _ => Some(rest),
+        }
+    }
+}
+
+/// What wakes a follower.
+struct Wakes {
+    events: broadcast::Receiver<Event>,
+    stored: broadcast::Receiver<Arc<StoredLogs>>,
+}
+
+enum Wake {
+    /// Lines of this job were stored.
+    Lines(Arc<StoredLogs>),
+    /// The job changed, an event was missed, or it is time to check anyway:
+    /// read the store.
+    Look,
+    /// The client or the server is gone.
+    Gone,
 }
 
 async fn follow(
     mut socket: WebSocket,
     state: AppState,
     job_id: Uuid,
-    mut after: Option<i64>,
-    mut events: tokio::sync::broadcast::Receiver<Event>,
+    mut sent: Sent,
+    mut wakes: Wakes,
 ) {
     loop {
         // Read completion first: every line stored before completion is then
@@ -86,57 +193,123 @@ async fn follow(
                 return;
             }
         };
-        let logs = match state.store.logs(job_id, LogRange { after, before: None }).await {
+        let range = LogRange { after: sent.after, ..LogRange::default() };
+        let logs = match state.store.logs(job_id, range).await {
             Ok(logs) => logs,
             Err(e) => {
                 tracing::warn!(job = %job_id, error = %e, "log follower stopped");
                 return;
             }
         };
-        // One message per line, written out together: a flush per line
-        // cost a write per line on a chatty build.
-        for l in &logs {
-            let Ok(text) = serde_json::to_string(&json::log(l)) else { continue };
-            if socket.feed(Message::Text(text.into())).await.is_err() {
-                return;
-            }
-            after = Some(l.id);
-        }
-        if !logs.is_empty() && socket.flush().await.is_err() {
+        if !send_lines(&mut socket, &logs, &mut sent).await {
             return;
         }
         if done {
             let _ = socket.send(Message::Close(None)).await;
             return;
         }
-        if !wait_for_change(&mut socket, &mut events, job_id).await {
-            return;
+        // Until something calls for a store read, send lines as the writer
+        // hands them over: reading each batch back cost the server about a
+        // third of its time per line on a chatty build (scripts/bench).
+        let recheck = tokio::time::sleep(FOLLOW_RECHECK);
+        tokio::pin!(recheck);
+        loop {
+            match next_wake(&mut socket, &mut wakes, job_id, recheck.as_mut()).await {
+                Wake::Gone => return,
+                Wake::Look => break,
+                Wake::Lines(batch) => match sent.continuation(&batch.lines) {
+                    Some(lines) => {
+                        if !send_lines(&mut socket, lines, &mut sent).await {
+                            return;
+                        }
+                    }
+                    None => break,
+                },
+            }
         }
     }
 }
 
-/// Waits until the job may have new lines or a new status. `false` when the
-/// client went away.
-async fn wait_for_change(
+/// Sends one message per line, written out together (a flush per line cost a
+/// write per line on a chatty build). `false` when the client went away.
+async fn send_lines(socket: &mut WebSocket, lines: &[StoredLog], sent: &mut Sent) -> bool {
+    for l in lines {
+        let Ok(text) = serde_json::to_string(&json::log(l)) else { continue };
+        if socket.feed(Message::Text(text.into())).await.is_err() {
+            return false;
+        }
+        sent.after = Some(l.id);
+        sent.last_seq = Some(l.seq);
+    }
+    lines.is_empty() || socket.flush().await.is_ok()
+}
+
+/// Waits for lines, a change of the job, or the recheck deadline.
+async fn next_wake(
     socket: &mut WebSocket,
-    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    wakes: &mut Wakes,
     job_id: Uuid,
-) -> bool {
-    let recheck = tokio::time::sleep(FOLLOW_RECHECK);
-    tokio::pin!(recheck);
+    mut recheck: std::pin::Pin<&mut tokio::time::Sleep>,
+) -> Wake {
     loop {
         tokio::select! {
-            ev = events.recv() => match ev {
-                Ok(Event::LogsAppended(j) | Event::JobUpdated(j)) if j == job_id => return true,
+            batch = wakes.stored.recv() => match batch {
+                Ok(batch) if batch.job_id == job_id => return Wake::Lines(batch),
                 Ok(_) => {}
-                Err(RecvError::Lagged(_)) => return true,
-                Err(RecvError::Closed) => return false,
+                Err(RecvError::Lagged(_)) => return Wake::Look,
+                Err(RecvError::Closed) => return Wake::Gone,
+            },
+            ev = wakes.events.recv() => match ev {
+                Ok(Event::JobUpdated(j)) if j == job_id => return Wake::Look,
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return Wake::Look,
+                Err(RecvError::Closed) => return Wake::Gone,
             },
             msg = socket.recv() => match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return false,
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Wake::Gone,
                 Some(Ok(_)) => {}
             },
-            _ = &mut recheck => return true,
+            _ = &mut recheck => return Wake::Look,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    use super::Sent;
+    use crate::domain::{LogLevel, LogLine, LogSource, StoredLog};
+
+    fn lines(seqs: std::ops::RangeInclusive<i64>) -> Vec<StoredLog> {
+        let line = LogLine {
+            source: LogSource::Provisioner,
+            level: LogLevel::Info,
+            stage: String::new(),
+            output: String::new(),
+            created_at: Utc::now(),
+        };
+        seqs.map(|seq| StoredLog { id: seq * 10, job_id: Uuid::nil(), seq, line: line.clone() })
+            .collect()
+    }
+
+    fn seqs(got: Option<&[StoredLog]>) -> Option<Vec<i64>> {
+        got.map(|ls| ls.iter().map(|l| l.seq).collect())
+    }
+
+    #[test]
+    fn pushed_lines_are_sent_only_when_they_continue_what_was_sent() {
+        let from_start = Sent::new(None);
+        assert_eq!(seqs(from_start.continuation(&lines(1..=3))), Some(vec![1, 2, 3]));
+        assert_eq!(seqs(from_start.continuation(&lines(2..=3))), None, "line 1 was missed");
+
+        let after_five = Sent { after: Some(50), last_seq: Some(5) };
+        assert_eq!(seqs(after_five.continuation(&lines(4..=7))), Some(vec![6, 7]), "overlap");
+        assert_eq!(seqs(after_five.continuation(&lines(1..=5))), Some(vec![]), "all sent");
+        assert_eq!(seqs(after_five.continuation(&lines(7..=8))), None, "line 6 was missed");
+
+        let client_after = Sent::new(Some(42));
+        assert_eq!(seqs(client_after.continuation(&lines(1..=2))), None, "seq unknown");
     }
 }

@@ -3,6 +3,7 @@
 //! transaction, so the read that decides and the write that acts see the
 //! same database.
 
+use chrono::SubsecRound;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
@@ -12,7 +13,8 @@ use crate::domain::{
     tags_satisfy, ImportResult, Job, JobOutcome, JobType, Resource, StoredLog, Transition,
 };
 use crate::store::{
-    AcquireRequest, CancelResult, CompleteResult, LogBatch, LogRange, Result, StoreError,
+    AcquireRequest, AppendedLogs, CancelResult, CompleteResult, LogBatch, LogRange, Result,
+    StoreError,
 };
 
 /// Candidates looked at per acquire; jobs further back wait their turn.
@@ -129,13 +131,30 @@ pub async fn release(pool: &SqlitePool, job_id: Uuid, worker_id: Uuid) -> Result
     Ok(())
 }
 
-pub async fn append_logs(pool: &SqlitePool, batch: &LogBatch) -> Result<i64> {
+pub async fn append_logs(pool: &SqlitePool, batch: LogBatch) -> Result<AppendedLogs> {
     let job = batch.job_id.to_string();
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let stored_max: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(seq) FROM provisioner_job_logs WHERE job_id = ?")
+            .bind(&job)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+    // Only lines past what is stored, each sequence number once: a resent
+    // batch overlaps the stored lines by a prefix.
+    let mut next = stored_max.unwrap_or(0);
+    let mut lines = batch.lines;
+    lines.sort_by_key(|(seq, _)| *seq);
+    lines.retain(|(seq, _)| {
+        let new = *seq > next;
+        next = next.max(*seq);
+        new
+    });
+    let mut ids = Vec::with_capacity(lines.len());
     // One multi-row statement per chunk: a statement per line made storing
     // logs the slowest step of a chatty build (scripts/bench). 500 rows of 7
     // values stay well under SQLite's limit on bound variables.
-    for chunk in batch.lines.chunks(500) {
+    for chunk in lines.chunks(500) {
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO provisioner_job_logs (job_id, seq, created_at, source, level, stage, output) ",
         );
@@ -148,8 +167,12 @@ pub async fn append_logs(pool: &SqlitePool, batch: &LogBatch) -> Result<i64> {
                 .push_bind(l.stage.clone())
                 .push_bind(l.output.clone());
         });
-        insert.push(" ON CONFLICT (job_id, seq) DO NOTHING");
-        insert.build().execute(&mut *tx).await.map_err(db)?;
+        let done = insert.build().execute(&mut *tx).await.map_err(db)?;
+        // The write transaction is ours alone, so one statement's rows take
+        // consecutive ids ending at the last one inserted.
+        let last = done.last_insert_rowid();
+        let count = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+        ids.extend(last - count + 1..=last);
     }
     // A daemon that streams logs is alive.
     sqlx::query("UPDATE provisioner_jobs SET updated_at = ? WHERE id = ? AND completed_at IS NULL")
@@ -158,14 +181,18 @@ pub async fn append_logs(pool: &SqlitePool, batch: &LogBatch) -> Result<i64> {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-    let max: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(seq) FROM provisioner_job_logs WHERE job_id = ?")
-            .bind(&job)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
     tx.commit().await.map_err(db)?;
-    Ok(max.unwrap_or(0))
+    let job_id = batch.job_id;
+    let stored = lines
+        .into_iter()
+        .zip(ids)
+        .map(|((seq, mut line), id)| {
+            // As a read gives it back: the column keeps microseconds.
+            line.created_at = line.created_at.trunc_subsecs(6);
+            StoredLog { id, job_id, seq, line }
+        })
+        .collect();
+    Ok(AppendedLogs { up_to_seq: next, stored })
 }
 
 pub async fn logs(pool: &SqlitePool, job_id: Uuid, range: LogRange) -> Result<Vec<StoredLog>> {
@@ -183,6 +210,9 @@ pub async fn logs(pool: &SqlitePool, job_id: Uuid, range: LogRange) -> Result<Ve
         q.push(" AND id < ").push_bind(before);
     }
     q.push(" ORDER BY id");
+    if let Some(limit) = range.limit {
+        q.push(" LIMIT ").push_bind(limit);
+    }
     let rows = q.build().fetch_all(pool).await.map_err(db)?;
     rows.iter().map(rows::log).collect()
 }

@@ -14,9 +14,9 @@ use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    ApiKey, BuildPage, CancelResult, CompleteResult, File, LogBatch, LogRange, Organization,
-    ProvisionerKey, Result, Store, StoreError, Template, TemplateVersion, User, Workspace,
-    WorkspaceFilter,
+    ApiKey, AppendedLogs, BuildPage, CancelResult, CompleteResult, File, LogBatch, LogRange,
+    Organization, ProvisionerKey, Result, Store, StoreError, Template, TemplateVersion, User,
+    Workspace, WorkspaceFilter,
 };
 use crate::domain::{ImportResult, Job, JobOutcome, StoredLog, StoredResource, WorkspaceBuild};
 
@@ -512,7 +512,7 @@ impl Store for SqliteStore {
         jobs::release(&self.pool, job_id, worker_id).await
     }
 
-    async fn append_logs(&self, batch: &LogBatch) -> Result<i64> {
+    async fn append_logs(&self, batch: LogBatch) -> Result<AppendedLogs> {
         jobs::append_logs(&self.pool, batch).await
     }
 
