@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,6 +31,12 @@ use crate::proto::{self, daemon_message::Msg as Out, server_message::Msg as In};
 
 /// Most log lines gathered into one batch.
 const MAX_BATCH: usize = 500;
+
+/// A job's log batches go at most this often unless a full batch waits: a
+/// chatty job then sends tens of lines per message instead of a few, and
+/// every message costs the server a transaction. A line of a quiet job (no
+/// batch sent within this time) still goes at once.
+const LOG_LINGER: Duration = Duration::from_millis(10);
 
 /// Most unacknowledged log lines held across all jobs. Past it the daemon
 /// stops taking job events, which backs up through bounded channels to
@@ -53,6 +60,8 @@ struct RunningJob {
     acked_up_to: i64,
     unacked: VecDeque<proto::LogLine>,
     completion: Option<proto::Complete>,
+    /// When the last batch was sent.
+    last_sent: Option<Instant>,
 }
 
 /// An open session.
@@ -82,6 +91,8 @@ pub struct Daemon {
     life: Lifecycle,
     free_slots: Vec<usize>,
     slot_of: HashMap<Uuid, usize>,
+    /// When lines held back by [`LOG_LINGER`] are due.
+    linger_until: Option<Instant>,
 }
 
 impl Daemon {
@@ -123,6 +134,7 @@ impl Daemon {
             life,
             free_slots,
             slot_of: HashMap::new(),
+            linger_until: None,
         })
     }
 
@@ -302,7 +314,11 @@ impl Daemon {
             if self.should_exit() {
                 return Disconnect::Exit;
             }
+            let linger = self.linger_until;
             let step = tokio::select! {
+                _ = tokio::time::sleep_until(linger.unwrap_or_else(Instant::now)), if linger.is_some() => {
+                    self.send_lingering(&conn).await
+                }
                 msg = conn.inbound.message() => match msg {
                     Ok(Some(m)) => {
                     last_heard = tokio::time::Instant::now();
@@ -410,6 +426,7 @@ impl Daemon {
                 unacked: VecDeque::new(),
                 acked_up_to: 0,
                 completion: None,
+                last_sent: None,
             },
         );
         let ctx = JobContext {
@@ -482,16 +499,40 @@ impl Daemon {
         if !force && job.sent_up_to > job.acked_up_to {
             return Ok(());
         }
-        let fresh: Vec<proto::LogLine> =
-            // Lines are kept in seq order without gaps, so the unsent ones are
-            // a suffix: skip to it instead of scanning the whole buffer.
-            job.unacked.iter().skip(unsent_from(&job.unacked, job.sent_up_to)).cloned().collect();
-        if let Some(last) = fresh.last() {
-            job.sent_up_to = last.seq;
+        // Lines are kept in seq order without gaps, so the unsent ones are a
+        // suffix: skip to it instead of scanning the whole buffer.
+        let from = unsent_from(&job.unacked, job.sent_up_to);
+        let unsent = job.unacked.len().saturating_sub(from);
+        if unsent == 0 {
+            return Ok(());
         }
-        for chunk in fresh.chunks(MAX_BATCH) {
-            let batch = proto::LogBatch { job_id: job_id.to_string(), lines: chunk.to_vec() };
+        if !force && unsent < MAX_BATCH {
+            if let Some(due) = job.last_sent.map(|t| t + LOG_LINGER) {
+                if due > Instant::now() {
+                    self.linger_until = Some(self.linger_until.map_or(due, |d| d.min(due)));
+                    return Ok(());
+                }
+            }
+        }
+        job.last_sent = Some(Instant::now());
+        let mut lines = job.unacked.iter().skip(from).cloned().peekable();
+        while lines.peek().is_some() {
+            let chunk: Vec<proto::LogLine> = lines.by_ref().take(MAX_BATCH).collect();
+            if let Some(last) = chunk.last() {
+                job.sent_up_to = last.seq;
+            }
+            let batch = proto::LogBatch { job_id: job_id.to_string(), lines: chunk };
             send_on(&conn.tx, Out::Logs(batch)).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the lines [`LOG_LINGER`] held back, now that they are due.
+    async fn send_lingering(&mut self, conn: &Connection) -> Result<(), tonic::Status> {
+        self.linger_until = None;
+        let ids: Vec<Uuid> = self.jobs.keys().copied().collect();
+        for job_id in ids {
+            self.send_new_logs(conn, job_id, false).await?;
         }
         Ok(())
     }
