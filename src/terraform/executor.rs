@@ -190,6 +190,7 @@ impl TerraformProcess {
         })?;
         let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
         if let Some(out) = child.stdout.take() {
+            grow_pipe(&out);
             tokio::spawn(pump(out, Stream::Stdout, lines.clone()));
         }
         if let Some(err) = child.stderr.take() {
@@ -233,6 +234,13 @@ impl TerraformProcess {
             (None, None) => Exit::Failed(-1),
         })
     }
+}
+
+/// Widens terraform's output pipe from 64 KiB to 1 MiB (the unprivileged
+/// maximum by default), so a chatty terraform keeps running through short
+/// stalls of the reader instead of blocking on a full pipe. Best effort.
+fn grow_pipe(fd: &impl std::os::fd::AsFd) {
+    let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
 }
 
 /// Forwards lines until the pipe closes or the receiver goes away.
