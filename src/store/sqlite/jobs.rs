@@ -4,6 +4,7 @@
 //! same database.
 
 use chrono::SubsecRound;
+use futures::TryStreamExt;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
@@ -76,21 +77,20 @@ pub async fn queue_position(pool: &SqlitePool, job_id: Uuid) -> Result<(i64, i64
 
 pub async fn acquire(pool: &SqlitePool, req: &AcquireRequest) -> Result<Option<Job>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    // Only what matching needs: decoding whole rows here cost the server
-    // most of its CPU per acquire with a long queue (scripts/bench).
-    let candidates: Vec<(String, String, String)> = sqlx::query_as(
+    // Only what matching needs, row by row until one matches: decoding
+    // whole rows, then up to ACQUIRE_SCAN rows per acquire, each cost the
+    // server most of its CPU per job with a long queue (scripts/bench).
+    let mut candidates = sqlx::query_as::<_, (String, String, String)>(
         "SELECT id, provisioner, tags FROM provisioner_jobs
          WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
          ORDER BY created_at, id LIMIT ?",
     )
     .bind(ACQUIRE_SCAN)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db)?;
+    .fetch(&mut *tx);
     let mut chosen = None;
-    for (id, provisioner, tags) in &candidates {
+    while let Some((id, provisioner, tags)) = candidates.try_next().await.map_err(db)? {
         let offered = provisioner.parse().is_ok_and(|p| req.provisioners.contains(&p));
-        let tags: crate::domain::Tags = serde_json::from_str(tags)
+        let tags: crate::domain::Tags = serde_json::from_str(&tags)
             .map_err(|e| StoreError::Corrupt(format!("job tags: {e}")))?;
         if offered && tags_satisfy(&req.tags, &tags) {
             chosen =
@@ -98,6 +98,7 @@ pub async fn acquire(pool: &SqlitePool, req: &AcquireRequest) -> Result<Option<J
             break;
         }
     }
+    drop(candidates);
     let Some(job_id) = chosen else { return Ok(None) };
     let now = now();
     sqlx::query("UPDATE provisioner_jobs SET started_at = ?, updated_at = ?, worker_id = ?, worker_name = ? WHERE id = ?")
