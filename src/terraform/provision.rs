@@ -190,8 +190,9 @@ impl Job<'_> {
         // From here on terraform has changed the world: whatever fails, the
         // new state goes back with the error.
         let read_back = async {
-            let show = self.capture_json(&["show".into(), "-json".into()]).await?;
-            let graph = self.graph().await?;
+            // Both only read: run side by side, one terraform start less.
+            let show = ["show", "-json"].map(String::from);
+            let (show, graph) = tokio::try_join!(self.capture_json(&show), self.graph())?;
             convert::convert(&show, &graph).map_err(|e| failure(e.to_string()))
         };
         match read_back.await {
@@ -250,9 +251,9 @@ impl Job<'_> {
 
     /// The saved plan as JSON, and the resources it would leave.
     async fn planned(&self) -> Result<(serde_json::Value, Vec<Resource>), ProvisionError> {
-        let show =
-            self.capture_json(&["show".into(), "-json".into(), format!("../{PLAN_FILE}")]).await?;
-        let graph = self.graph().await?;
+        let show = ["show".into(), "-json".into(), format!("../{PLAN_FILE}")];
+        // Both only read: run side by side, one terraform start less.
+        let (show, graph) = tokio::try_join!(self.capture_json(&show), self.graph())?;
         let resources = convert::convert(&show, &graph).map_err(|e| failure(e.to_string()))?;
         Ok((show, resources))
     }
