@@ -4,8 +4,11 @@
 //! Writers publish after their store write commits; readers treat every
 //! event, and a lagged receiver, as "look again in the store". The store
 //! stays the source of truth, so a missed event can delay a reader but never
-//! mislead it. With several server replicas on one PostgreSQL database these
-//! events will also travel over LISTEN/NOTIFY.
+//! mislead it. The one exception carries data: stored log lines go to
+//! followers on their own channel, and a follower uses a batch only when it
+//! continues the sequence it already sent, reading the store otherwise. With
+//! several server replicas on one PostgreSQL database these events will also
+//! travel over LISTEN/NOTIFY.
 
 use std::sync::Arc;
 
