@@ -1,23 +1,37 @@
 //! One handle owns one terraform process: its own process group, stdin
-//! closed, stdout and stderr read line by line into a channel, SIGINT to the
+//! closed, stdout and stderr read in batches of lines into a channel, SIGINT to the
 //! group on cancel and SIGKILL after the grace period, and SIGKILL to the
 //! group when the handle goes away, so no child (a local-exec's background
 //! job included) outlives the job. No other code touches the child.
 
 use std::fmt;
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Longest line kept; longer ones are cut (a runaway line must not eat memory).
 const MAX_LINE: usize = 64 * 1024;
+
+/// Bytes asked of the pipe per read: more than one longest line.
+const READ_CHUNK: usize = 2 * MAX_LINE;
+
+/// While a process writes lines faster than this apart, its pipe is read at
+/// most once per `READ_PACE`: the lines gather in the pipe (1 MiB, see
+/// [`grow_pipe`]) and are taken in one read instead of one read, one wake-up
+/// and one channel message each. A quiet process's line is read at once.
+const READ_PACE: Duration = Duration::from_millis(10);
+
+/// Lines read from one of the process's pipes in one go.
+pub type Lines = (Stream, Vec<String>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -150,6 +164,9 @@ pub fn kill_all() -> usize {
 pub struct TerraformProcess {
     child: Child,
     pgid: Pid,
+    /// Dropped when the process exits, so the readers stop pacing and read
+    /// what is left at once.
+    exited: Vec<std_mpsc::Sender<()>>,
 }
 
 impl Drop for TerraformProcess {
@@ -170,10 +187,7 @@ pub struct Invocation<'a> {
 
 impl TerraformProcess {
     /// Starts terraform in its own process group with exactly `env`.
-    pub fn spawn(
-        inv: &Invocation<'_>,
-        lines: mpsc::Sender<(Stream, String)>,
-    ) -> Result<Self, ExecError> {
+    pub fn spawn(inv: &Invocation<'_>, lines: mpsc::Sender<Lines>) -> Result<Self, ExecError> {
         let mut cmd = Command::new(inv.path);
         cmd.args(inv.args)
             .current_dir(inv.dir)
@@ -184,20 +198,34 @@ impl TerraformProcess {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|source| match source.kind() {
+        let child = cmd.spawn().map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => ExecError::NotFound { path: inv.path.to_owned() },
             _ => ExecError::Spawn { path: inv.path.to_owned(), source },
         })?;
         let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
-        if let Some(out) = child.stdout.take() {
-            grow_pipe(&out);
-            tokio::spawn(pump(out, Stream::Stdout, lines.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(pump(err, Stream::Stderr, lines));
-        }
         groups().insert(pid);
-        Ok(Self { child, pgid: Pid::from_raw(pid) })
+        let mut this = Self { child, pgid: Pid::from_raw(pid), exited: Vec::new() };
+        let pipes = [
+            (this.child.stdout.take().map(|p| p.into_owned_fd()), Stream::Stdout),
+            (this.child.stderr.take().map(|p| p.into_owned_fd()), Stream::Stderr),
+        ];
+        for (pipe, stream) in pipes {
+            let Some(pipe) = pipe else { continue };
+            // On failure `this` goes away and takes the process group along.
+            let pipe =
+                pipe.map_err(|source| ExecError::Spawn { path: inv.path.to_owned(), source })?;
+            if stream == Stream::Stdout {
+                grow_pipe(&pipe);
+            }
+            let (exited, pacing) = std_mpsc::channel();
+            this.exited.push(exited);
+            let lines = lines.clone();
+            std::thread::Builder::new()
+                .name("terraform-output".into())
+                .spawn(move || pump(pipe, stream, &lines, &pacing))
+                .map_err(|source| ExecError::Spawn { path: inv.path.to_owned(), source })?;
+        }
+        Ok(this)
     }
 
     /// Waits for the process; on cancel sends SIGINT to the group, then
@@ -208,7 +236,10 @@ impl TerraformProcess {
         grace: Duration,
     ) -> Result<Exit, ExecError> {
         let status = tokio::select! {
-            status = self.child.wait() => status.map_err(ExecError::Wait)?,
+            status = self.child.wait() => {
+                self.exited.clear();
+                status.map_err(ExecError::Wait)?
+            }
             _ = cancel.cancelled() => {
                 tracing::info!(pgid = %self.pgid, "interrupting terraform");
                 let _ = killpg(self.pgid, Signal::SIGINT);
@@ -243,30 +274,99 @@ fn grow_pipe(fd: &impl std::os::fd::AsFd) {
     let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
 }
 
-/// Forwards lines until the pipe closes or the receiver goes away.
-async fn pump(
-    reader: impl AsyncRead + Unpin,
+/// Reads a pipe until it closes (or nobody takes lines any more), on a
+/// thread of its own: blocking reads cost a chatty process no wake-up per
+/// write while the reader waits out [`READ_PACE`]. Lines go out as one batch
+/// per read, without their newline, cut at [`MAX_LINE`] bytes.
+fn pump(
+    pipe: OwnedFd,
     stream: Stream,
-    lines: mpsc::Sender<(Stream, String)>,
+    lines: &mpsc::Sender<Lines>,
+    exited: &std_mpsc::Receiver<()>,
 ) {
-    let mut reader = BufReader::new(reader);
-    let mut buf = Vec::new();
+    let mut pipe = std::fs::File::from(pipe);
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut split = LineSplitter::default();
+    let mut last_read: Option<Instant> = None;
+    let mut pacing = true;
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                if buf.ends_with(b"\n") {
-                    buf.pop();
-                }
-                buf.truncate(MAX_LINE);
-                let line = String::from_utf8_lossy(&buf).into_owned();
-                if lines.send((stream, line)).await.is_err() {
-                    return;
-                }
-            }
+        let n = match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let batch = split.push(&buf[..n]);
+        if !batch.is_empty() && lines.blocking_send((stream, batch)).is_err() {
+            return;
+        }
+        // A full read means more is waiting: take it now. Otherwise, when
+        // the previous read was recent, the process is chatty: let lines
+        // gather, unless it has exited (then read the rest at once).
+        let now = Instant::now();
+        let chatty = last_read.is_some_and(|t| now.duration_since(t) < 2 * READ_PACE);
+        last_read = Some(now);
+        if pacing && chatty && n < buf.len() {
+            pacing =
+                matches!(exited.recv_timeout(READ_PACE), Err(std_mpsc::RecvTimeoutError::Timeout));
         }
     }
+    if let Some(last) = split.finish() {
+        let _ = lines.blocking_send((stream, vec![last]));
+    }
+}
+
+/// Cuts a byte stream into lines, each at most [`MAX_LINE`] bytes (the rest
+/// of a longer line is dropped), invalid UTF-8 replaced.
+#[derive(Default)]
+struct LineSplitter {
+    partial: Vec<u8>,
+    /// The current line was already cut and sent.
+    cut: bool,
+}
+
+impl LineSplitter {
+    /// The lines `bytes` completes.
+    fn push(&mut self, mut bytes: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(end) = bytes.iter().position(|b| *b == b'\n') {
+            let (line, rest) = (&bytes[..end], &bytes[end + 1..]);
+            bytes = rest;
+            if std::mem::take(&mut self.cut) {
+                continue;
+            }
+            if self.partial.is_empty() {
+                out.push(text(&line[..line.len().min(MAX_LINE)]));
+            } else {
+                self.keep(line);
+                out.push(text(&self.partial));
+                self.partial.clear();
+            }
+        }
+        if !self.cut {
+            self.keep(bytes);
+            if self.partial.len() >= MAX_LINE {
+                out.push(text(&self.partial));
+                self.partial.clear();
+                self.cut = true;
+            }
+        }
+        out
+    }
+
+    /// What is left after the last newline, if anything.
+    fn finish(self) -> Option<String> {
+        (!self.partial.is_empty()).then(|| text(&self.partial))
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = MAX_LINE.saturating_sub(self.partial.len());
+        self.partial.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[cfg(test)]
@@ -287,6 +387,61 @@ mod tests {
         assert_eq!("1.15.5".parse::<Version>(), Ok(Version { major: 1, minor: 15, patch: 5 }));
         assert_eq!("1.1.0-beta1".parse::<Version>(), Ok(Version { major: 1, minor: 1, patch: 0 }));
         assert!("1.0.11".parse::<Version>().expect("v") < Version { major: 1, minor: 1, patch: 0 });
+    }
+
+    #[test]
+    fn lines_are_split_across_reads_and_cut_at_the_limit() {
+        let mut split = LineSplitter::default();
+        assert_eq!(split.push(b"one\ntw"), ["one"]);
+        assert_eq!(split.push(b"o\n\nthr"), ["two", ""]);
+        assert_eq!(split.push(b"ee\xff\nfour"), ["three\u{fffd}"]);
+        assert_eq!(split.finish().as_deref(), Some("four"));
+
+        // A runaway line is sent once, cut, whether it comes in one read or
+        // in many; the line after it is whole.
+        let long = vec![b'x'; MAX_LINE + 10];
+        let mut split = LineSplitter::default();
+        let mut got = split.push(&long[..100]);
+        for piece in long[100..].chunks(MAX_LINE / 3) {
+            got.extend(split.push(piece));
+        }
+        got.extend(split.push(b"\nnext\n"));
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].len(), MAX_LINE);
+        assert_eq!(got[1], "next");
+        let mut whole = long.clone();
+        whole.extend_from_slice(b"\nnext\n");
+        let got = LineSplitter::default().push(&whole);
+        assert_eq!(got.iter().map(String::len).collect::<Vec<_>>(), [MAX_LINE, 4]);
+        assert_eq!(LineSplitter::default().finish(), None);
+    }
+
+    #[tokio::test]
+    async fn a_chatty_process_is_read_in_batches_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().expect("dir");
+        // One write per line (the shell's echo does not buffer).
+        let script = "i=1; while [ $i -le 5000 ]; do echo $i; i=$((i+1)); done; printf tail";
+        let args = vec!["-c".to_owned(), script.to_owned()];
+        let inv = Invocation { path: Path::new("/bin/sh"), args: &args, dir: dir.path(), env: &[] };
+        let (tx, mut rx) = mpsc::channel(16);
+        let proc = TerraformProcess::spawn(&inv, tx).expect("spawn");
+        let read = async {
+            let (mut lines, mut batches) = (Vec::new(), 0);
+            while let Some((stream, batch)) = rx.recv().await {
+                assert_eq!(stream, Stream::Stdout);
+                lines.extend(batch);
+                batches += 1;
+            }
+            (lines, batches)
+        };
+        let cancel = CancellationToken::new();
+        let (exit, (lines, batches)) =
+            tokio::join!(proc.wait(&cancel, Duration::from_secs(1)), read);
+        assert_eq!(exit.expect("wait"), Exit::Success);
+        let want: Vec<String> =
+            (1..=5000).map(|i| i.to_string()).chain(["tail".to_owned()]).collect();
+        assert_eq!(lines, want);
+        assert!(batches < 5000 / 10, "{batches} batches for 5001 lines");
     }
 
     #[tokio::test]
@@ -325,7 +480,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(16);
         let proc = TerraformProcess::spawn(&inv, tx).expect("spawn");
         let pgid = proc.pgid;
-        assert_eq!(rx.recv().await.map(|l| l.1), Some("ready".to_owned()));
+        assert_eq!(rx.recv().await.map(|l| l.1), Some(vec!["ready".to_owned()]));
         let cancel = CancellationToken::new();
         cancel.cancel();
         let exit = proc.wait(&cancel, Duration::from_millis(200)).await.expect("wait");

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::executor::{self, Exit, Invocation, Stream, TerraformProcess};
+use super::executor::{self, Exit, Invocation, Lines, Stream, TerraformProcess};
 use super::hclconfig::{self, TemplateConfig};
 use super::{archive, convert, jsonlog};
 use crate::domain::{ImportResult, LogLevel, LogLine, LogSource, NameValue, Resource, Transition};
@@ -374,7 +374,7 @@ impl Job<'_> {
     fn spawn(
         &self,
         args: &[String],
-        tx: mpsc::Sender<(Stream, String)>,
+        tx: mpsc::Sender<Lines>,
     ) -> Result<TerraformProcess, ProvisionError> {
         let module = self.module();
         let inv = Invocation { path: &self.config.path, args, dir: &module, env: &self.env };
@@ -389,10 +389,12 @@ impl Job<'_> {
         let process = self.spawn(args, tx)?;
         let mut errors: Vec<String> = Vec::new();
         let consume = async {
-            while let Some((stream, line)) = rx.recv().await {
-                let parsed = jsonlog::parse_line(&line, stream == Stream::Stderr);
-                errors.extend(parsed.error);
-                self.log(LogSource::Provisioner, stage, parsed.level, parsed.output).await;
+            while let Some((stream, lines)) = rx.recv().await {
+                for line in lines {
+                    let parsed = jsonlog::parse_line(&line, stream == Stream::Stderr);
+                    errors.extend(parsed.error);
+                    self.log(LogSource::Provisioner, stage, parsed.level, parsed.output).await;
+                }
             }
         };
         let (exit, ()) = tokio::join!(process.wait(self.cancel, self.config.cancel_grace), consume);
@@ -446,13 +448,15 @@ impl Job<'_> {
         let mut out = String::new();
         let mut errors = Vec::new();
         let consume = async {
-            while let Some((stream, line)) = rx.recv().await {
+            while let Some((stream, lines)) = rx.recv().await {
                 match stream {
                     Stream::Stdout => {
-                        out.push_str(&line);
-                        out.push('\n');
+                        for line in lines {
+                            out.push_str(&line);
+                            out.push('\n');
+                        }
                     }
-                    Stream::Stderr => errors.push(line),
+                    Stream::Stderr => errors.extend(lines),
                 }
             }
         };
