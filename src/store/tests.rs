@@ -256,11 +256,13 @@ pub async fn conformance(store: Arc<dyn Store>) {
     let batch = LogBatch { job_id: j1.id, lines: vec![(1, line("a")), (2, line("b"))] };
     let first = store.append_logs(batch).await.expect("logs");
     assert_eq!(first.up_to_seq, 2);
-    let resend = LogBatch { job_id: j1.id, lines: vec![(2, line("b")), (3, line("c"))] };
+    // Output is kept byte for byte, whatever terraform printed.
+    let odd = "c \"quoted\" \\ back\ttab\r\nnew line é 😀 \u{0} nul [1,{}] ->> 0";
+    let resend = LogBatch { job_id: j1.id, lines: vec![(2, line("b")), (3, line(odd))] };
     let second = store.append_logs(resend).await.expect("logs");
     assert_eq!(second.up_to_seq, 3);
     let logs = store.logs(j1.id, LogRange::default()).await.expect("logs");
-    assert_eq!(logs.iter().map(|l| l.line.output.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert_eq!(logs.iter().map(|l| l.line.output.as_str()).collect::<Vec<_>>(), ["a", "b", odd]);
     // What each call reports as stored is exactly what a reader gets.
     assert_eq!([first.stored, second.stored].concat(), logs, "stored lines with their ids");
     let old = LogBatch { job_id: j1.id, lines: vec![(1, line("a"))] };

@@ -151,28 +151,46 @@ pub async fn append_logs(pool: &SqlitePool, batch: LogBatch) -> Result<AppendedL
         next = next.max(*seq);
         new
     });
-    let mut ids = Vec::with_capacity(lines.len());
-    // One multi-row statement per chunk: a statement per line made storing
-    // logs the slowest step of a chatty build (scripts/bench). 500 rows of 7
-    // values stay well under SQLite's limit on bound variables.
-    for chunk in lines.chunks(500) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO provisioner_job_logs (job_id, seq, created_at, source, level, stage, output) ",
-        );
-        insert.push_values(chunk, |mut row, (seq, l)| {
-            row.push_bind(job.clone())
-                .push_bind(*seq)
-                .push_bind(rows::ts(l.created_at))
-                .push_bind(l.source.as_str())
-                .push_bind(l.level.as_str())
-                .push_bind(l.stage.clone())
-                .push_bind(l.output.clone());
-        });
-        let done = insert.build().execute(&mut *tx).await.map_err(db)?;
-        // The write transaction is ours alone, so one statement's rows take
-        // consecutive ids ending at the last one inserted.
+    let mut ids = Vec::new();
+    if !lines.is_empty() {
+        // The whole batch as one JSON array bound to one statement whose text
+        // never changes, so SQLite prepares it once: a multi-row VALUES
+        // statement differed with every batch size and was parsed anew each
+        // time, with seven bound values per line (scripts/bench).
+        let rows: Vec<_> = lines
+            .iter()
+            .map(|(seq, l)| {
+                (
+                    seq,
+                    rows::ts(l.created_at),
+                    l.source.as_str(),
+                    l.level.as_str(),
+                    &l.stage,
+                    &l.output,
+                )
+            })
+            .collect();
+        let done = sqlx::query(
+            "INSERT INTO provisioner_job_logs (job_id, seq, created_at, source, level, stage, output)
+             SELECT ?1, l.value ->> 0, l.value ->> 1, l.value ->> 2, l.value ->> 3, l.value ->> 4, l.value ->> 5
+             FROM jsonb_each(?2) AS l ORDER BY l.key",
+        )
+        .bind(&job)
+        .bind(to_json(&rows)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        // The write transaction is ours alone, so the statement's rows take
+        // consecutive ids, in array order, ending at the last one inserted.
         let last = done.last_insert_rowid();
-        let count = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+        let count = i64::try_from(lines.len()).unwrap_or(i64::MAX);
+        if done.rows_affected() != lines.len() as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "stored {} of {} log lines of job {job}",
+                done.rows_affected(),
+                lines.len()
+            )));
+        }
         ids.extend(last - count + 1..=last);
     }
     // A daemon that streams logs is alive.
