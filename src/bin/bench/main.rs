@@ -63,7 +63,7 @@ async fn scenario(p: &env::Paths, name: &str, a: &Args) -> anyhow::Result<report
         "overhead" => overhead::run(p, n(3, 10)).await,
         "acquire" => queue::acquire(p, n(100, 1000)).await,
         "throughput" => queue::throughput(p, n(500, 5000)).await,
-        "logs" => logs::run(p, n(20_000, 200_000), if a.quick { 1 } else { 2 }).await,
+        "logs" => logs::run(p, n(20_000, 200_000), if a.quick { 1 } else { 3 }).await,
         "cancel" => cancel::run(p, n(10, 50)).await,
         _ => footprint::run(p, n(3, 5)).await,
     }
