@@ -1,7 +1,8 @@
 //! Scenario 4, log throughput: a template whose `local-exec` prints N lines,
 //! built through the server and one external `provisionerd start` daemon
 //! while a WebSocket client follows the logs, against the same terraform run
-//! by a shell script with its output thrown away. Reports lines/s stored,
+//! by a shell script with its output thrown away (and, to show what a pipe
+//! alone costs terraform, through a pipe to `cat`). Reports lines/s stored,
 //! creation-to-follower delay, added time and both processes' peak RSS.
 
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::env::{self, Paths, ServerOpts};
-use crate::overhead::raw_run;
+use crate::overhead::{raw_run, raw_run_to};
 use crate::report::{fmt_num, Section};
 
 fn main_tf(lines: usize) -> String {
@@ -84,7 +85,7 @@ pub async fn run(p: &Paths, lines: usize, runs: usize) -> anyhow::Result<Section
     let c = server.client().await?;
     let src = env::dir_with("main.tf", &main_tf(lines))?;
     let template = env::create_template(&c, src.path(), "terraform").await?;
-    let (mut sys, mut raw, mut last) = (Vec::new(), Vec::new(), None);
+    let (mut sys, mut raw, mut piped, mut last) = (Vec::new(), Vec::new(), Vec::new(), None);
     // CPU seconds of the last run of each side: [raw terraform, terraform
     // under the daemon, daemon, server].
     let mut cpu = [Duration::ZERO; 4];
@@ -92,6 +93,7 @@ pub async fn run(p: &Paths, lines: usize, runs: usize) -> anyhow::Result<Section
         let before = env::cpu_split("self").1;
         raw.push(env::ms(raw_run(p, src.path()).await?));
         cpu[0] = env::cpu_split("self").1 - before;
+        piped.push(env::ms(raw_run_to(p, src.path(), true).await?));
         let (d0, tf0) = env::cpu_split(&daemon.pid.to_string());
         let s = sys_run(&server, &template).await?;
         let (d1, tf1) = env::cpu_split(&daemon.pid.to_string());
@@ -104,15 +106,24 @@ pub async fn run(p: &Paths, lines: usize, runs: usize) -> anyhow::Result<Section
     let mut pairs: Vec<f64> = sys.iter().zip(&raw).map(|(s, r)| (s / r - 1.0) * 100.0).collect();
     pairs.sort_by(f64::total_cmp);
     let (ms, mr) = (env::pct(&mut sys, 50.0), env::pct(&mut raw, 50.0));
+    let mp = env::pct(&mut piped, 50.0);
     let mut sec = Section::new(format!(
         "4. Log throughput ({lines} lines from local-exec, {runs} alternating run(s), 1 external daemon)"
     ));
     sec.info("system build wall, median", format!("{} ms", fmt_num(ms)));
     sec.info("raw terraform, output to /dev/null, median", format!("{} ms", fmt_num(mr)));
+    sec.info(
+        "raw terraform, output through a pipe to `cat`, median",
+        format!("{} ms", fmt_num(mp)),
+    );
     sec.check("added time (system/raw − 1)", (ms / mr - 1.0) * 100.0, "%", 10.0, false);
     sec.info(
         "added time per pair, sorted",
         pairs.iter().map(|p| format!("{p:.1} %")).collect::<Vec<_>>().join(" / "),
+    );
+    sec.info(
+        "of which terraform writing into a pipe (piped/raw − 1) / the rest (system/piped − 1)",
+        format!("{:.1} % / {:.1} %", (mp / mr - 1.0) * 100.0, (ms / mp - 1.0) * 100.0),
     );
     sec.info("log lines stored (last run)", s.stored.to_string());
     sec.info("log lines stored per second of build", fmt_num(s.stored as f64 / (ms / 1000.0)));

@@ -23,27 +23,36 @@ pub const MAIN_TF: &str = r#"resource "terraform_data" "vm" {
 /// The raw baseline: the commands our daemon runs, with the environment it
 /// gives terraform (no checkpoint call, automation mode, an empty CLI
 /// config), output thrown away.
-pub const RAW_SH: &str = r#"set -eu
+pub const RAW_SH: &str = r#"set -eu -o pipefail
 d=$(mktemp -d)
 cp "$SRC/main.tf" "$d/"
 cd "$d"
 : > cli.tfrc
 export CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_INPUT=0 TF_CLI_CONFIG_FILE="$d/cli.tfrc"
-"$TF" init -input=false -no-color >/dev/null
-"$TF" plan -input=false -json -out=plan.tfplan >/dev/null
-"$TF" apply -input=false -json -auto-approve plan.tfplan >/dev/null
-"$TF" show -json >/dev/null
-"$TF" graph -type=plan >/dev/null
+# Output to /dev/null, or through a pipe to a reader that drops it.
+out() { if [ -n "${PIPE:-}" ]; then "$@" | cat >/dev/null; else "$@" >/dev/null; fi; }
+out "$TF" init -input=false -no-color
+out "$TF" plan -input=false -json -out=plan.tfplan
+out "$TF" apply -input=false -json -auto-approve plan.tfplan
+out "$TF" show -json
+out "$TF" graph -type=plan
 cd / && rm -rf "$d"
 "#;
 
 /// Runs the raw script once; returns its wall time.
 pub async fn raw_run(p: &Paths, src: &std::path::Path) -> anyhow::Result<Duration> {
+    raw_run_to(p, src, false).await
+}
+
+/// The raw script with terraform's output sent through a pipe (`| cat`)
+/// instead of to /dev/null when `pipe`.
+pub async fn raw_run_to(p: &Paths, src: &std::path::Path, pipe: bool) -> anyhow::Result<Duration> {
     let t0 = Instant::now();
     let st = tokio::process::Command::new("bash")
         .args(["-c", RAW_SH])
         .env("SRC", src)
         .env("TF", &p.terraform)
+        .env("PIPE", if pipe { "1" } else { "" })
         .status()
         .await?;
     if !st.success() {
