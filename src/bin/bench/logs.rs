@@ -36,7 +36,9 @@ struct SysRun {
     delays_ms: Vec<f64>,
 }
 
-async fn sys_run(server: &env::Server, template: &str) -> anyhow::Result<SysRun> {
+/// One build through the system; with `follow`, a WebSocket client follows
+/// its logs meanwhile.
+async fn sys_run(server: &env::Server, template: &str, follow: bool) -> anyhow::Result<SysRun> {
     let c = server.client().await?;
     let follower = server.client().await?;
     let cpu0 = env::cpu_time(server.proc.pid);
@@ -47,6 +49,9 @@ async fn sys_run(server: &env::Server, template: &str) -> anyhow::Result<SysRun>
     let sink = delays.clone();
     let path = format!("/api/v2/workspacebuilds/{id}/logs");
     let follow = tokio::spawn(async move {
+        if !follow {
+            return Ok(());
+        }
         follower
             .follow(&path, |l| {
                 let now = env::now_nanos();
@@ -86,6 +91,7 @@ pub async fn run(p: &Paths, lines: usize, runs: usize) -> anyhow::Result<Section
     let src = env::dir_with("main.tf", &main_tf(lines))?;
     let template = env::create_template(&c, src.path(), "terraform").await?;
     let (mut sys, mut raw, mut piped, mut last) = (Vec::new(), Vec::new(), Vec::new(), None);
+    let mut unfollowed = Vec::new();
     // CPU seconds of the last run of each side: [raw terraform, terraform
     // under the daemon, daemon, server].
     let mut cpu = [Duration::ZERO; 4];
@@ -95,11 +101,12 @@ pub async fn run(p: &Paths, lines: usize, runs: usize) -> anyhow::Result<Section
         cpu[0] = env::cpu_split("self").1 - before;
         piped.push(env::ms(raw_run_to(p, src.path(), true).await?));
         let (d0, tf0) = env::cpu_split(&daemon.pid.to_string());
-        let s = sys_run(&server, &template).await?;
+        let s = sys_run(&server, &template, true).await?;
         let (d1, tf1) = env::cpu_split(&daemon.pid.to_string());
         cpu[1..].copy_from_slice(&[tf1 - tf0, d1 - d0, s.server_cpu]);
         sys.push(env::ms(s.wall));
         last = Some(s);
+        unfollowed.push(env::ms(sys_run(&server, &template, false).await?.wall));
     }
     let mut s = last.context("no runs")?;
     // Each pair's added time: the machine's speed drifts between pairs.
@@ -107,8 +114,9 @@ pub async fn run(p: &Paths, lines: usize, runs: usize) -> anyhow::Result<Section
     pairs.sort_by(f64::total_cmp);
     let (ms, mr) = (env::pct(&mut sys, 50.0), env::pct(&mut raw, 50.0));
     let mp = env::pct(&mut piped, 50.0);
+    let mu = env::pct(&mut unfollowed, 50.0);
     let mut sec = Section::new(format!(
-        "4. Log throughput ({lines} lines from local-exec, {runs} alternating run(s), 1 external daemon)"
+        "4. Log throughput ({lines} lines from local-exec, {runs} alternating rounds of raw, piped, followed and unfollowed builds, 1 external daemon)"
     ));
     sec.info("system build wall, median", format!("{} ms", fmt_num(ms)));
     sec.info("raw terraform, output to /dev/null, median", format!("{} ms", fmt_num(mr)));
@@ -116,7 +124,15 @@ pub async fn run(p: &Paths, lines: usize, runs: usize) -> anyhow::Result<Section
         "raw terraform, output through a pipe to `cat`, median",
         format!("{} ms", fmt_num(mp)),
     );
+    sec.info("system build wall without a follower, median", format!("{} ms", fmt_num(mu)));
     sec.check("added time (system/raw − 1)", (ms / mr - 1.0) * 100.0, "%", 10.0, false);
+    sec.check(
+        "added time without a follower, storing only (unfollowed/raw − 1)",
+        (mu / mr - 1.0) * 100.0,
+        "%",
+        10.0,
+        false,
+    );
     sec.info(
         "added time per pair, sorted",
         pairs.iter().map(|p| format!("{p:.1} %")).collect::<Vec<_>>().join(" / "),
