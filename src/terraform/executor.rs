@@ -24,10 +24,11 @@ const MAX_LINE: usize = 64 * 1024;
 /// Bytes asked of the pipe per read: more than one longest line.
 const READ_CHUNK: usize = 2 * MAX_LINE;
 
-/// While a process writes lines faster than this apart, its pipe is read at
-/// most once per `READ_PACE`: the lines gather in the pipe (1 MiB, see
-/// [`grow_pipe`]) and are taken in one read instead of one read, one wake-up
-/// and one channel message each. A quiet process's line is read at once.
+/// While a pipe's reads come less than twice this apart (the process keeps
+/// writing), it is read at most once per `READ_PACE`: the lines gather in
+/// the pipe (1 MiB, see [`grow_pipe`]) and are taken in one read instead of
+/// one read, one wake-up and one channel message each. A quiet process's
+/// line is read at once.
 const READ_PACE: Duration = Duration::from_millis(10);
 
 /// Lines read from one of the process's pipes in one go.
