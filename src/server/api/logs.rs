@@ -93,19 +93,20 @@ async fn log_array(state: AppState, job_id: Uuid, range: LogRange) -> ApiResult<
         body.push(b']');
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
     }
+    // The id to read after; `None` once the last page (shorter than PAGE,
+    // maybe empty) has closed the array.
     let cursor = first.last().map(|l| l.id);
-    let rest = futures::stream::try_unfold(Some(cursor), move |cursor| {
+    let rest = futures::stream::try_unfold(cursor, move |cursor| {
         let state = state.clone();
         async move {
             let Some(after) = cursor else { return Ok::<_, StoreError>(None) };
-            let page = LogRange { after, limit: Some(PAGE), ..range };
+            let page = LogRange { after: Some(after), limit: Some(PAGE), ..range };
             let lines = state.store.logs(job_id, page).await.inspect_err(|e| {
                 tracing::warn!(job = %job_id, error = %e, "log listing cut short");
             })?;
             let mut chunk = Vec::new();
             write_page(&mut chunk, &lines, true);
-            let next =
-                if lines.len() == PAGE_LEN { Some(lines.last().map(|l| l.id)) } else { None };
+            let next = if lines.len() == PAGE_LEN { lines.last().map(|l| l.id) } else { None };
             if next.is_none() {
                 chunk.push(b']');
             }
