@@ -151,7 +151,7 @@ pub async fn append_logs(pool: &SqlitePool, batch: LogBatch) -> Result<AppendedL
         next = next.max(*seq);
         new
     });
-    let mut ids = Vec::new();
+    let mut first_id = 0;
     if !lines.is_empty() {
         // The whole batch as one JSON array bound to one statement whose text
         // never changes, so SQLite prepares it once: a multi-row VALUES
@@ -180,18 +180,16 @@ pub async fn append_logs(pool: &SqlitePool, batch: LogBatch) -> Result<AppendedL
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        // The write transaction is ours alone, so the statement's rows take
-        // consecutive ids, in array order, ending at the last one inserted.
-        let last = done.last_insert_rowid();
-        let count = i64::try_from(lines.len()).unwrap_or(i64::MAX);
-        if done.rows_affected() != lines.len() as u64 {
+        let count = done.rows_affected();
+        if count != lines.len() as u64 {
             return Err(StoreError::Corrupt(format!(
-                "stored {} of {} log lines of job {job}",
-                done.rows_affected(),
+                "stored {count} of {} log lines of job {job}",
                 lines.len()
             )));
         }
-        ids.extend(last - count + 1..=last);
+        // The write transaction is ours alone, so the statement's rows take
+        // consecutive ids, in array order, ending at the last one inserted.
+        first_id = done.last_insert_rowid() - i64::try_from(count).unwrap_or(i64::MAX) + 1;
     }
     // A daemon that streams logs is alive.
     sqlx::query("UPDATE provisioner_jobs SET updated_at = ? WHERE id = ? AND completed_at IS NULL")
@@ -204,7 +202,7 @@ pub async fn append_logs(pool: &SqlitePool, batch: LogBatch) -> Result<AppendedL
     let job_id = batch.job_id;
     let stored = lines
         .into_iter()
-        .zip(ids)
+        .zip(first_id..)
         .map(|((seq, mut line), id)| {
             // As a read gives it back: the column keeps microseconds.
             line.created_at = line.created_at.trunc_subsecs(6);
