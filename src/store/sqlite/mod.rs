@@ -31,6 +31,12 @@ use rows::{now, ts};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection kept for storing log lines, the store's busiest
+    /// writer. SQLite drops a connection's page cache whenever another
+    /// connection wrote since its last transaction, and the pool hands its
+    /// connections out in turn, so batch after batch re-read the pages it
+    /// writes to; a connection of its own keeps them cached.
+    log_writer: SqlitePool,
 }
 
 /// Maps sqlx errors, turning unique violations into `Conflict`.
@@ -41,6 +47,13 @@ fn db(e: sqlx::Error) -> StoreError {
         }
         _ => StoreError::Database(e),
     }
+}
+
+/// A pool that hands out connections without a test query first: the
+/// database is in this process, so a connection cannot have gone away, and
+/// the ping cost every query a second round trip to sqlx's connection thread.
+fn pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new().test_before_acquire(false)
 }
 
 fn found<T>(row: Option<T>) -> Result<T> {
@@ -68,10 +81,22 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let max = if path == ":memory:" { 1 } else { 8 };
-        let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await?;
+        if path == ":memory:" {
+            // Every connection would open a database of its own.
+            let pool = pool_options().max_connections(1).connect_with(options).await?;
+            migrations::migrator().run(&pool).await?;
+            return Ok(Self { log_writer: pool.clone(), pool });
+        }
+        let pool = pool_options().max_connections(8).connect_with(options.clone()).await?;
         migrations::migrator().run(&pool).await?;
-        Ok(Self { pool })
+        let log_writer = pool_options()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, log_writer })
     }
 
     /// Runs a user insert statement binding every column; returns the rows inserted.
@@ -513,7 +538,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_logs(&self, batch: LogBatch) -> Result<AppendedLogs> {
-        jobs::append_logs(&self.pool, batch).await
+        jobs::append_logs(&self.log_writer, batch).await
     }
 
     async fn logs(&self, job_id: Uuid, range: LogRange) -> Result<Vec<StoredLog>> {
