@@ -10,8 +10,9 @@
 //!
 //! Prost types stop here: the store and the event bus see domain types only.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use futures::Stream;
@@ -34,6 +35,9 @@ use crate::store::{AcquireRequest, CompleteResult, LogBatch, StoreError};
 
 /// Size of file chunks sent to daemons.
 const CHUNK: usize = 256 * 1024;
+/// How often a job's log batches also mark it as alive (its heartbeats do
+/// too): once per batch cost a write of the job's row every few milliseconds.
+const LOG_TOUCH_EVERY: Duration = Duration::from_secs(1);
 
 /// The tonic service.
 #[derive(Clone)]
@@ -117,6 +121,7 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
             credits: 0,
             offered: HashSet::new(),
             owned: BTreeSet::new(),
+            log_touched: HashMap::new(),
             registration: 0,
             key,
         };
@@ -191,6 +196,8 @@ struct Session {
     offered: HashSet<Uuid>,
     /// Jobs the daemon runs.
     owned: BTreeSet<Uuid>,
+    /// When each owned job was last marked alive for its logs.
+    log_touched: HashMap<Uuid, Instant>,
     /// This session's registration in the daemon registry.
     registration: u64,
     /// The provisioner key the daemon authenticated with, if any.
@@ -337,6 +344,12 @@ impl Session {
         }
         let lines = batch.lines.into_iter().map(log_from_proto).collect::<Result<Vec<_>, _>>()?;
         let appended = self.state.store.append_logs(LogBatch { job_id, lines }).await?;
+        // A daemon that streams logs is alive.
+        let now = Instant::now();
+        if self.log_touched.get(&job_id).is_none_or(|t| now.duration_since(*t) >= LOG_TOUCH_EVERY) {
+            self.state.store.heartbeat(self.daemon.id, &[job_id]).await?;
+            self.log_touched.insert(job_id, now);
+        }
         let up_to_seq = appended.up_to_seq;
         if !appended.stored.is_empty() && self.state.events.has_log_followers() {
             self.state.events.publish_logs(StoredLogs { job_id, lines: appended.stored });
@@ -361,6 +374,7 @@ impl Session {
             Err(e) => return Err(e.into()),
         }
         self.owned.remove(&job_id);
+        self.log_touched.remove(&job_id);
         self.send(Out::CompleteAck(proto::CompleteAck { job_id: job_id.to_string() })).await
     }
 

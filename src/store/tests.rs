@@ -253,6 +253,8 @@ pub async fn conformance(store: Arc<dyn Store>) {
     // Logs are de-duplicated by sequence number and paged by id.
     let got = store.acquire_job(&acquire_req(worker)).await.expect("acquire").expect("build job");
     assert_eq!(got.id, j1.id);
+    let unlogged = store.append_logs(LogBatch { job_id: j1.id, lines: vec![] }).await;
+    assert_eq!(unlogged.expect("no logs yet").up_to_seq, 0, "a job that never logged");
     let batch = LogBatch { job_id: j1.id, lines: vec![(1, line("a")), (2, line("b"))] };
     let first = store.append_logs(batch).await.expect("logs");
     assert_eq!(first.up_to_seq, 2);
@@ -268,6 +270,18 @@ pub async fn conformance(store: Arc<dyn Store>) {
     let old = LogBatch { job_id: j1.id, lines: vec![(1, line("a"))] };
     let none = store.append_logs(old).await.expect("logs");
     assert_eq!((none.up_to_seq, none.stored.len()), (3, 0), "an old batch stores nothing");
+    let empty = store.append_logs(LogBatch { job_id: j1.id, lines: vec![] }).await.expect("empty");
+    assert_eq!((empty.up_to_seq, empty.stored.len()), (3, 0), "an empty batch reports the stored");
+    // A batch out of order and with a repeated seq stores each line once, in
+    // seq order.
+    let mixed = vec![(5, line("e")), (4, line("d")), (5, line("e again"))];
+    let mixed = store.append_logs(LogBatch { job_id: j1.id, lines: mixed }).await.expect("mixed");
+    let got: Vec<_> = mixed.stored.iter().map(|l| (l.seq, l.line.output.as_str())).collect();
+    assert_eq!((mixed.up_to_seq, got), (5, vec![(4, "d"), (5, "e")]));
+    let unknown = LogBatch { job_id: Uuid::new_v4(), lines: vec![(1, line("lost"))] };
+    assert!(store.append_logs(unknown).await.is_err(), "lines of an unknown job are refused");
+    let logs = store.logs(j1.id, LogRange::default()).await.expect("logs");
+    assert!(logs.windows(2).all(|w| w[0].id < w[1].id && w[0].seq < w[1].seq));
     let after = store
         .logs(j1.id, LogRange { after: Some(logs[0].id), before: Some(logs[2].id), limit: None })
         .await

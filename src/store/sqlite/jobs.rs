@@ -44,6 +44,12 @@ pub async fn insert_job(tx: &mut Transaction<'static, Sqlite>, j: &Job) -> Resul
     .execute(&mut **tx)
     .await
     .map_err(db)?;
+    // The small key the job's log rows name it by.
+    sqlx::query("INSERT INTO provisioner_job_log_keys (job_id) VALUES (?)")
+        .bind(j.id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
     Ok(())
 }
 
@@ -134,74 +140,56 @@ pub async fn release(pool: &SqlitePool, job_id: Uuid, worker_id: Uuid) -> Result
 
 pub async fn append_logs(pool: &SqlitePool, batch: LogBatch) -> Result<AppendedLogs> {
     let job = batch.job_id.to_string();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    let stored_max: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(seq) FROM provisioner_job_logs WHERE job_id = ?")
-            .bind(&job)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-    // Only lines past what is stored, each sequence number once: a resent
-    // batch overlaps the stored lines by a prefix.
-    let mut next = stored_max.unwrap_or(0);
+    // Each sequence number once, in order. Of these the store keeps those
+    // above the job's highest stored one: a resent batch overlaps the stored
+    // lines by a prefix.
     let mut lines = batch.lines;
     lines.sort_by_key(|(seq, _)| *seq);
-    lines.retain(|(seq, _)| {
-        let new = *seq > next;
-        next = next.max(*seq);
-        new
-    });
-    let mut first_id = 0;
-    if !lines.is_empty() {
-        // The whole batch as one JSON array bound to one statement whose text
-        // never changes, so SQLite prepares it once: a multi-row VALUES
-        // statement differed with every batch size and was parsed anew each
-        // time, with seven bound values per line (scripts/bench).
-        let rows: Vec<_> = lines
-            .iter()
-            .map(|(seq, l)| {
-                (
-                    seq,
-                    rows::ts(l.created_at),
-                    l.source.as_str(),
-                    l.level.as_str(),
-                    &l.stage,
-                    &l.output,
-                )
-            })
-            .collect();
-        let done = sqlx::query(
-            "INSERT INTO provisioner_job_logs (job_id, seq, created_at, source, level, stage, output)
-             SELECT ?1, l.value ->> 0, l.value ->> 1, l.value ->> 2, l.value ->> 3, l.value ->> 4, l.value ->> 5
-             FROM jsonb_each(?2) AS l ORDER BY l.key",
-        )
-        .bind(&job)
-        .bind(to_json(&rows)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let count = done.rows_affected();
-        if count != lines.len() as u64 {
-            return Err(StoreError::Corrupt(format!(
-                "stored {count} of {} log lines of job {job}",
-                lines.len()
-            )));
-        }
-        // The write transaction is ours alone, so the statement's rows take
-        // consecutive ids, in array order, ending at the last one inserted.
-        first_id = done.last_insert_rowid() - i64::try_from(count).unwrap_or(i64::MAX) + 1;
+    lines.dedup_by_key(|(seq, _)| *seq);
+    let Some(batch_max) = lines.last().map(|(seq, _)| *seq) else {
+        return Ok(AppendedLogs { up_to_seq: max_seq(pool, &job).await?, stored: Vec::new() });
+    };
+    // One statement of fixed text, run on its own (SQLite makes a statement
+    // atomic and holds the write lock throughout, so the highest seq it reads
+    // is still the highest when it inserts): SQLite prepares it once, and the
+    // batch costs one round trip to sqlx's connection thread. The lines go as
+    // one JSON array bound once.
+    let rows: Vec<_> = lines
+        .iter()
+        .map(|(seq, l)| {
+            (seq, rows::ts(l.created_at), l.source.as_str(), l.level.as_str(), &l.stage, &l.output)
+        })
+        .collect();
+    let done = sqlx::query(
+        "INSERT INTO provisioner_job_log_lines (job, seq, created_at, source, level, stage, output)
+         SELECT k.key, l.value ->> 0, l.value ->> 1, l.value ->> 2, l.value ->> 3, l.value ->> 4, l.value ->> 5
+         FROM provisioner_job_log_keys AS k, jsonb_each(?2) AS l
+         WHERE k.job_id = ?1 AND l.value ->> 0 > COALESCE((SELECT seq FROM provisioner_job_log_lines
+             WHERE job = (SELECT key FROM provisioner_job_log_keys WHERE job_id = ?1)
+             ORDER BY id DESC LIMIT 1), 0)
+         ORDER BY l.key",
+    )
+    .bind(&job)
+    .bind(to_json(&rows)?)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    let count = done.rows_affected();
+    if count == 0 {
+        return Ok(AppendedLogs { up_to_seq: max_seq(pool, &job).await?, stored: Vec::new() });
     }
-    // A daemon that streams logs is alive.
-    sqlx::query("UPDATE provisioner_jobs SET updated_at = ? WHERE id = ? AND completed_at IS NULL")
-        .bind(now())
-        .bind(&job)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    // The lines stored are the batch's suffix above the stored seq; the
+    // statement held the write lock, so their ids are consecutive, in array
+    // order, ending at the last one inserted.
+    let skip =
+        lines.len().checked_sub(usize::try_from(count).unwrap_or(usize::MAX)).ok_or_else(|| {
+            StoreError::Corrupt(format!("stored {count} of {} log lines of job {job}", lines.len()))
+        })?;
+    let first_id = done.last_insert_rowid() - i64::try_from(count).unwrap_or(i64::MAX) + 1;
     let job_id = batch.job_id;
     let stored = lines
         .into_iter()
+        .skip(skip)
         .zip(first_id..)
         .map(|((seq, mut line), id)| {
             // As a read gives it back: the column keeps microseconds.
@@ -209,7 +197,21 @@ pub async fn append_logs(pool: &SqlitePool, batch: LogBatch) -> Result<AppendedL
             StoredLog { id, job_id, seq, line }
         })
         .collect();
-    Ok(AppendedLogs { up_to_seq: next, stored })
+    Ok(AppendedLogs { up_to_seq: batch_max, stored })
+}
+
+/// The highest sequence number stored for a job's logs (0 for none): its
+/// last line's, since a job's lines are stored in rising seq order.
+async fn max_seq(pool: &SqlitePool, job: &str) -> Result<i64> {
+    let max: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT (SELECT seq FROM provisioner_job_log_lines WHERE job = k.key ORDER BY id DESC LIMIT 1)
+         FROM provisioner_job_log_keys AS k WHERE k.job_id = ?",
+    )
+    .bind(job)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    Ok(found(max)?.unwrap_or(0))
 }
 
 pub async fn logs(pool: &SqlitePool, job_id: Uuid, range: LogRange) -> Result<Vec<StoredLog>> {
@@ -217,16 +219,17 @@ pub async fn logs(pool: &SqlitePool, job_id: Uuid, range: LogRange) -> Result<Ve
     // kept SQLite from seeking, so every follower poll scanned the job's
     // whole log (quadratic over a chatty build, scripts/bench).
     let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "SELECT * FROM provisioner_job_logs WHERE job_id = ",
+        "SELECT l.*, k.job_id FROM provisioner_job_log_keys AS k
+         JOIN provisioner_job_log_lines AS l ON l.job = k.key WHERE k.job_id = ",
     );
     q.push_bind(job_id.to_string());
     if let Some(after) = range.after {
-        q.push(" AND id > ").push_bind(after);
+        q.push(" AND l.id > ").push_bind(after);
     }
     if let Some(before) = range.before {
-        q.push(" AND id < ").push_bind(before);
+        q.push(" AND l.id < ").push_bind(before);
     }
-    q.push(" ORDER BY id");
+    q.push(" ORDER BY l.id");
     if let Some(limit) = range.limit {
         q.push(" LIMIT ").push_bind(limit);
     }

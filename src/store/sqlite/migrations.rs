@@ -12,18 +12,25 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::SqlSafeStr;
 
 /// `(version, description, SQL)` of every file in `migrations/sqlite`, in order.
-const MIGRATIONS: [(i64, &str, &str); 4] = [
+const MIGRATIONS: [(i64, &str, &str); 5] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "provisioner keys", include_str!("../../../migrations/sqlite/0002_provisioner_keys.sql")),
     (3, "template imports", include_str!("../../../migrations/sqlite/0003_template_imports.sql")),
     (4, "log lookup", include_str!("../../../migrations/sqlite/0004_log_lookup.sql")),
+    (5, "log rows", include_str!("../../../migrations/sqlite/0005_log_rows.sql")),
 ];
 
 /// The migrator that brings a database to the current schema.
 pub(super) fn migrator() -> Migrator {
+    migrator_up_to(i64::MAX)
+}
+
+/// The migrator that brings a database to schema `version`.
+fn migrator_up_to(version: i64) -> Migrator {
     Migrator::with_migrations(
         MIGRATIONS
             .iter()
+            .filter(|m| m.0 <= version)
             .map(|&(version, description, sql)| {
                 let no_tx = sql.starts_with("-- no-transaction");
                 Migration::new(
@@ -40,7 +47,74 @@ pub(super) fn migrator() -> Migrator {
 
 #[cfg(test)]
 mod tests {
-    use super::MIGRATIONS;
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::SqlitePool;
+    use uuid::Uuid;
+
+    use super::{migrator_up_to, MIGRATIONS};
+    use crate::store::{LogBatch, LogRange, Store};
+
+    /// A database written before log rows named their job by a key keeps
+    /// every line, id and order, and takes new lines after them.
+    #[tokio::test]
+    async fn log_lines_survive_the_move_to_job_keys() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("old.db");
+        let old = SqlitePool::connect_with(
+            // Only the tables the test needs are filled.
+            SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(false),
+        )
+        .await
+        .expect("old database");
+        migrator_up_to(4).run(&old).await.expect("schema 4");
+        let (job, other) = (Uuid::new_v4(), Uuid::new_v4());
+        for id in [job, other] {
+            sqlx::query(
+                "INSERT INTO provisioner_jobs (id, job_type, provisioner, organization_id,
+                    initiator_id, file_id, input, tags, created_at, updated_at)
+                 VALUES (?, 'workspace_build', 'echo', 'o', 'u', 'f', '{}', '{}',
+                    '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')",
+            )
+            .bind(id.to_string())
+            .execute(&old)
+            .await
+            .expect("old job");
+        }
+        // Lines of two jobs, interleaved, with a gap in the ids.
+        for (id, j, seq, out) in
+            [(3, job, 1, "a"), (4, other, 1, "x"), (9, job, 2, "b"), (10, other, 2, "y")]
+        {
+            sqlx::query(
+                "INSERT INTO provisioner_job_logs (id, job_id, seq, created_at, source, level, stage, output)
+                 VALUES (?, ?, ?, '2026-01-01T00:00:01.000000Z', 'provisioner', 'info', 'Plan', ?)",
+            )
+            .bind(id)
+            .bind(j.to_string())
+            .bind(seq)
+            .bind(out)
+            .execute(&old)
+            .await
+            .expect("old line");
+        }
+        old.close().await;
+
+        let store = super::super::SqliteStore::open(path.to_str().expect("utf-8 path"))
+            .await
+            .expect("migrated");
+        let lines = store.logs(job, LogRange::default()).await.expect("logs");
+        let got: Vec<_> = lines.iter().map(|l| (l.id, l.seq, l.line.output.as_str())).collect();
+        assert_eq!(got, [(3, 1, "a"), (9, 2, "b")]);
+        assert!(lines.iter().all(|l| l.job_id == job));
+        let mut next = lines[1].line.clone();
+        next.output = "c".into();
+        let more = LogBatch { job_id: job, lines: vec![(2, lines[1].line.clone()), (3, next)] };
+        let appended = store.append_logs(more).await.expect("append");
+        assert_eq!(appended.up_to_seq, 3);
+        let stored: Vec<_> = appended.stored.iter().map(|l| (l.id, l.seq)).collect();
+        assert_eq!(stored, [(11, 3)], "only the new line, after every old id");
+        let others = store.logs(other, LogRange::default()).await.expect("other logs");
+        assert_eq!(others.iter().map(|l| l.id).collect::<Vec<_>>(), [4, 10]);
+    }
 
     /// Every file in `migrations/sqlite` is embedded, under the version and
     /// description its name gives (as `sqlx migrate` reads them).
