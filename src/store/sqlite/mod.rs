@@ -31,12 +31,15 @@ use rows::{now, ts};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// One connection kept for storing log lines, the store's busiest
-    /// writer. SQLite drops a connection's page cache whenever another
-    /// connection wrote since its last transaction, and the pool hands its
-    /// connections out in turn, so batch after batch re-read the pages it
-    /// writes to; a connection of its own keeps them cached.
-    log_writer: SqlitePool,
+    /// One connection kept for the queue's writes: acquiring, releasing,
+    /// log lines, heartbeats, cancelling and completing jobs. SQLite lets
+    /// one connection write at a time; writers on several connections wait
+    /// for each other in SQLite's busy handler, which sleeps 1, 2, 5, 10 ms
+    /// and more between tries, while on one connection they queue in turn
+    /// without sleeping. And SQLite drops a connection's page cache whenever
+    /// another one wrote since its last transaction, so a writer of its own
+    /// keeps the pages it appends to cached.
+    writer: SqlitePool,
 }
 
 /// Maps sqlx errors, turning unique violations into `Conflict`.
@@ -85,18 +88,18 @@ impl SqliteStore {
             // Every connection would open a database of its own.
             let pool = pool_options().max_connections(1).connect_with(options).await?;
             migrations::migrator().run(&pool).await?;
-            return Ok(Self { log_writer: pool.clone(), pool });
+            return Ok(Self { writer: pool.clone(), pool });
         }
         let pool = pool_options().max_connections(8).connect_with(options.clone()).await?;
         migrations::migrator().run(&pool).await?;
-        let log_writer = pool_options()
+        let writer = pool_options()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Ok(Self { pool, log_writer })
+        Ok(Self { pool, writer })
     }
 
     /// Runs a user insert statement binding every column; returns the rows inserted.
@@ -530,15 +533,15 @@ impl Store for SqliteStore {
     }
 
     async fn acquire_job(&self, req: &super::AcquireRequest) -> Result<Option<Job>> {
-        jobs::acquire(&self.pool, req).await
+        jobs::acquire(&self.writer, req).await
     }
 
     async fn release_job(&self, job_id: Uuid, worker_id: Uuid) -> Result<()> {
-        jobs::release(&self.pool, job_id, worker_id).await
+        jobs::release(&self.writer, job_id, worker_id).await
     }
 
     async fn append_logs(&self, batch: LogBatch) -> Result<AppendedLogs> {
-        jobs::append_logs(&self.log_writer, batch).await
+        jobs::append_logs(&self.writer, batch).await
     }
 
     async fn logs(&self, job_id: Uuid, range: LogRange) -> Result<Vec<StoredLog>> {
@@ -546,11 +549,11 @@ impl Store for SqliteStore {
     }
 
     async fn heartbeat(&self, worker_id: Uuid, job_ids: &[Uuid]) -> Result<()> {
-        jobs::heartbeat(&self.pool, worker_id, job_ids).await
+        jobs::heartbeat(&self.writer, worker_id, job_ids).await
     }
 
     async fn cancel_job(&self, job_id: Uuid) -> Result<CancelResult> {
-        jobs::cancel(&self.pool, job_id).await
+        jobs::cancel(&self.writer, job_id).await
     }
 
     async fn complete_job(
@@ -559,7 +562,7 @@ impl Store for SqliteStore {
         worker_id: Uuid,
         outcome: &JobOutcome,
     ) -> Result<CompleteResult> {
-        jobs::complete(&self.pool, job_id, Some(worker_id), outcome).await
+        jobs::complete(&self.writer, job_id, Some(worker_id), outcome).await
     }
 
     async fn fail_job(
@@ -573,7 +576,7 @@ impl Store for SqliteStore {
             error_code: error_code.map(str::to_owned),
             ..JobOutcome::default()
         };
-        jobs::complete(&self.pool, job_id, None, &outcome).await
+        jobs::complete(&self.writer, job_id, None, &outcome).await
     }
 
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>> {
