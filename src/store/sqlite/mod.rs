@@ -31,8 +31,9 @@ use rows::{now, ts};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// One connection kept for the queue's writes: acquiring, releasing,
-    /// log lines, heartbeats, cancelling and completing jobs. SQLite lets
+    /// One connection kept for the queue's writes: queueing (new builds and
+    /// template versions), acquiring, releasing, log lines, heartbeats,
+    /// cancelling and completing jobs. SQLite lets
     /// one connection write at a time; writers on several connections wait
     /// for each other in SQLite's busy handler, which sleeps 1, 2, 5, 10 ms
     /// and more between tries, while on one connection they queue in turn
@@ -333,7 +334,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn insert_template_version(&self, v: &TemplateVersion, job: &Job) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.writer.begin().await.map_err(db)?;
         jobs::insert_job(&mut tx, job).await?;
         sqlx::query(
             "INSERT INTO template_versions (id, template_id, organization_id, name, message, job_id, created_by, created_at, updated_at)
@@ -461,7 +462,7 @@ impl Store for SqliteStore {
         build: &WorkspaceBuild,
         job: &Job,
     ) -> Result<()> {
-        builds::insert_workspace(&self.pool, ws, build, job).await
+        builds::insert_workspace(&self.writer, ws, build, job).await
     }
 
     async fn workspace(&self, id: Uuid) -> Result<Workspace> {
@@ -483,7 +484,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_build(&self, build: &WorkspaceBuild, job: &Job) -> Result<()> {
-        builds::insert_build(&self.pool, build, job).await
+        builds::insert_build(&self.writer, build, job).await
     }
 
     async fn build(&self, id: Uuid) -> Result<WorkspaceBuild> {
