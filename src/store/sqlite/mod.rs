@@ -33,13 +33,13 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// One connection kept for the queue's writes: queueing (new builds and
     /// template versions), acquiring, releasing, log lines, heartbeats,
-    /// cancelling and completing jobs. SQLite lets
-    /// one connection write at a time; writers on several connections wait
-    /// for each other in SQLite's busy handler, which sleeps 1, 2, 5, 10 ms
-    /// and more between tries, while on one connection they queue in turn
-    /// without sleeping. And SQLite drops a connection's page cache whenever
-    /// another one wrote since its last transaction, so a writer of its own
-    /// keeps the pages it appends to cached.
+    /// cancelling and completing jobs. SQLite lets one connection write at a
+    /// time; writers on several connections wait for each other in SQLite's
+    /// busy handler, which sleeps 1, 2, 5, 10 ms and more between tries,
+    /// while on one connection they queue in turn without sleeping. And
+    /// SQLite drops a connection's page cache whenever another one wrote
+    /// since its last transaction, so a writer of its own keeps the pages it
+    /// appends to cached.
     writer: SqlitePool,
 }
 
