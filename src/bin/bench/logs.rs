@@ -66,7 +66,9 @@ async fn sys_run(server: &env::Server, template: &str, follow: bool) -> anyhow::
     // Either way the build's time is taken from its `completed_at`, so how
     // often the bench looks neither delays it nor costs the server CPU that
     // would count as storing's (a 20 ms poll ran ~400 queries a second).
-    follow.await??;
+    tokio::time::timeout(Duration::from_secs(600), follow)
+        .await
+        .context("the followed build did not finish within 600 s")???;
     let b = env::wait_job(&c, &format!("/api/v2/workspacebuilds/{id}"), Duration::from_millis(100))
         .await?;
     if b["job"]["status"] != "succeeded" {
