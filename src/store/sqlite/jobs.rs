@@ -153,7 +153,9 @@ pub async fn append_logs(pool: &SqlitePool, batch: LogBatch) -> Result<AppendedL
     // atomic and holds the write lock throughout, so the highest seq it reads
     // is still the highest when it inserts): SQLite prepares it once, and the
     // batch costs one round trip to sqlx's connection thread. The lines go as
-    // one JSON array bound once.
+    // one JSON array bound once. The last-seq subquery looks the key up again
+    // rather than naming `k.key`: that would correlate it with the outer row,
+    // and SQLite would run it once per line instead of once.
     let rows: Vec<_> = lines
         .iter()
         .map(|(seq, l)| {
