@@ -1,8 +1,11 @@
 //! One handle owns one terraform process: its own process group, stdin
-//! closed, stdout and stderr read in batches of lines into a channel, SIGINT to the
-//! group on cancel and SIGKILL after the grace period, and SIGKILL to the
-//! group when the handle goes away, so no child (a local-exec's background
-//! job included) outlives the job. No other code touches the child.
+//! closed, stdout and stderr read in batches of lines into a channel (or
+//! stdout captured whole, for `show -json` and `graph`, whose output is one
+//! document and not log lines), SIGINT to the group on cancel and SIGKILL
+//! after the grace period, and SIGKILL to the group when the handle goes
+//! away, so no child (a local-exec's background job included) outlives the
+//! job. A watchdog ([`super::watchdog`]) kills the group when the daemon
+//! itself dies. No other code touches the child.
 
 use std::fmt;
 use std::io::Read;
@@ -31,8 +34,33 @@ const READ_CHUNK: usize = 2 * MAX_LINE;
 /// line is read at once.
 const READ_PACE: Duration = Duration::from_millis(10);
 
+/// Most stdout kept when it is captured whole. `terraform show -json` of a
+/// plan holds the prior state, the planned values and every change's before
+/// and after, so it runs to about four times the state: 512 MiB fits the
+/// plan of a state of 100 MiB and still bounds a runaway process.
+pub const MAX_CAPTURE: usize = 512 << 20;
+
 /// Lines read from one of the process's pipes in one go.
 pub type Lines = (Stream, Vec<String>);
+
+/// A process's whole stdout, or why it could not be kept.
+pub type Captured = Result<Vec<u8>, CaptureError>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CaptureError {
+    #[error("it printed more than {} MiB", MAX_CAPTURE >> 20)]
+    TooLarge,
+    #[error("reading its output failed: {0}")]
+    Read(String),
+}
+
+/// What becomes of the process's stdout.
+pub enum Stdout {
+    /// Cut into lines and sent with stderr's on the lines channel.
+    Lines,
+    /// Kept whole, byte for byte, and handed over once the pipe closes.
+    Capture(tokio::sync::oneshot::Sender<Captured>),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -189,6 +217,15 @@ pub struct Invocation<'a> {
 impl TerraformProcess {
     /// Starts terraform in its own process group with exactly `env`.
     pub fn spawn(inv: &Invocation<'_>, lines: mpsc::Sender<Lines>) -> Result<Self, ExecError> {
+        Self::spawn_with(inv, lines, Stdout::Lines)
+    }
+
+    /// Like [`Self::spawn`], with stdout handled as `stdout` says.
+    pub fn spawn_with(
+        inv: &Invocation<'_>,
+        lines: mpsc::Sender<Lines>,
+        stdout: Stdout,
+    ) -> Result<Self, ExecError> {
         let mut cmd = Command::new(inv.path);
         cmd.args(inv.args)
             .current_dir(inv.dir)
@@ -199,6 +236,8 @@ impl TerraformProcess {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        super::watchdog::install(&mut cmd)
+            .map_err(|source| ExecError::Spawn { path: inv.path.to_owned(), source })?;
         let child = cmd.spawn().map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => ExecError::NotFound { path: inv.path.to_owned() },
             _ => ExecError::Spawn { path: inv.path.to_owned(), source },
@@ -210,6 +249,7 @@ impl TerraformProcess {
             (this.child.stdout.take().map(|p| p.into_owned_fd()), Stream::Stdout),
             (this.child.stderr.take().map(|p| p.into_owned_fd()), Stream::Stderr),
         ];
+        let mut stdout = Some(stdout);
         for (pipe, stream) in pipes {
             let Some(pipe) = pipe else { continue };
             // On failure `this` goes away and takes the process group along.
@@ -217,6 +257,18 @@ impl TerraformProcess {
                 pipe.map_err(|source| ExecError::Spawn { path: inv.path.to_owned(), source })?;
             if stream == Stream::Stdout {
                 grow_pipe(&pipe);
+                if let Some(Stdout::Capture(done)) = stdout.take() {
+                    std::thread::Builder::new()
+                        .name("terraform-capture".into())
+                        .spawn(move || {
+                            let _ = done.send(capture(pipe));
+                        })
+                        .map_err(|source| ExecError::Spawn {
+                            path: inv.path.to_owned(),
+                            source,
+                        })?;
+                    continue;
+                }
             }
             let (exited, pacing) = std_mpsc::channel();
             this.exited.push(exited);
@@ -273,6 +325,34 @@ impl TerraformProcess {
 /// stalls of the reader instead of blocking on a full pipe. Best effort.
 fn grow_pipe(fd: &impl std::os::fd::AsFd) {
     let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+}
+
+/// Reads a pipe whole until it closes. Past [`MAX_CAPTURE`] it goes on
+/// reading, so the process is not blocked on a full pipe, but keeps nothing.
+fn capture(pipe: OwnedFd) -> Captured {
+    let mut pipe = std::fs::File::from(pipe);
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut too_large = false;
+    loop {
+        let n = match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CaptureError::Read(e.to_string())),
+        };
+        if out.len() + n > MAX_CAPTURE {
+            too_large = true;
+            out = Vec::new();
+        }
+        if !too_large {
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+    if too_large {
+        return Err(CaptureError::TooLarge);
+    }
+    Ok(out)
 }
 
 /// Reads a pipe until it closes (or nobody takes lines any more), on a
@@ -443,6 +523,26 @@ mod tests {
             (1..=5000).map(|i| i.to_string()).chain(["tail".to_owned()]).collect();
         assert_eq!(lines, want);
         assert!(batches < 5000 / 10, "{batches} batches for 5001 lines");
+    }
+
+    #[tokio::test]
+    async fn captured_stdout_is_kept_whole_past_the_line_limit() {
+        let dir = tempfile::tempdir().expect("dir");
+        // One line of 5 MiB, as `show -json` prints, then a tail without a
+        // newline; stderr still comes as lines.
+        let script = "head -c 5242880 /dev/zero | tr '\\0' x; echo; printf 'a\\tb'; echo oops >&2";
+        let args = vec!["-c".to_owned(), script.to_owned()];
+        let inv = Invocation { path: Path::new("/bin/sh"), args: &args, dir: dir.path(), env: &[] };
+        let (tx, mut rx) = mpsc::channel(16);
+        let (done, captured) = tokio::sync::oneshot::channel();
+        let proc = TerraformProcess::spawn_with(&inv, tx, Stdout::Capture(done)).expect("spawn");
+        let exit = proc.wait(&CancellationToken::new(), Duration::from_secs(1)).await;
+        assert_eq!(exit.expect("wait"), Exit::Success);
+        let out = captured.await.expect("sent").expect("captured");
+        assert_eq!(out.len(), (5 << 20) + 1 + 3);
+        assert!(out[..5 << 20].iter().all(|b| *b == b'x'));
+        assert_eq!(&out[5 << 20..], b"\na\tb");
+        assert_eq!(rx.recv().await, Some((Stream::Stderr, vec!["oops".to_owned()])));
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ pub mod executor;
 pub mod hclconfig;
 pub mod jsonlog;
 mod provision;
+mod watchdog;
 
 pub use provision::{
     provision, ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest, TerraformConfig,

@@ -261,7 +261,8 @@ impl Job<'_> {
     /// The dependency graph agents are attached with.
     async fn graph(&self) -> Result<String, ProvisionError> {
         let graph = self.graph.get_or_try_init(|| async {
-            self.capture(&["graph".into(), "-type=plan".into()]).await
+            let dot = self.capture(&["graph".into(), "-type=plan".into()]).await?;
+            Ok::<_, ProvisionError>(String::from_utf8_lossy(&dot).into_owned())
         });
         graph.await.cloned()
     }
@@ -440,36 +441,43 @@ impl Job<'_> {
         }
     }
 
-    /// Runs a terraform command and returns its stdout.
-    async fn capture(&self, args: &[String]) -> Result<String, ProvisionError> {
+    /// Runs a terraform command and returns its stdout, whole: `show -json`
+    /// prints one line as long as the plan or state, which must not be cut
+    /// as log lines are.
+    async fn capture(&self, args: &[String]) -> Result<Vec<u8>, ProvisionError> {
         self.check_cancel()?;
         let (tx, mut rx) = mpsc::channel(256);
-        let process = self.spawn(args, tx)?;
-        let mut out = String::new();
+        let (done, captured) = tokio::sync::oneshot::channel();
+        let module = self.module();
+        let inv = Invocation { path: &self.config.path, args, dir: &module, env: &self.env };
+        let process = TerraformProcess::spawn_with(&inv, tx, executor::Stdout::Capture(done))
+            .map_err(|e| failure(e.to_string()))?;
         let mut errors = Vec::new();
         let consume = async {
-            while let Some((stream, lines)) = rx.recv().await {
-                match stream {
-                    Stream::Stdout => {
-                        for line in lines {
-                            out.push_str(&line);
-                            out.push('\n');
-                        }
-                    }
-                    Stream::Stderr => errors.extend(lines),
-                }
+            while let Some((_, lines)) = rx.recv().await {
+                errors.extend(lines);
             }
         };
         let (exit, ()) = tokio::join!(process.wait(self.cancel, self.config.cancel_grace), consume);
         self.outcome(&args[0], exit.map_err(|e| failure(e.to_string()))?, errors).await?;
-        Ok(out)
+        let command = args.join(" ");
+        match captured.await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(failure(format!("terraform {command} failed: {e}"))),
+            Err(_) => Err(failure(format!("terraform {command}: its output was lost"))),
+        }
     }
 
     /// Runs a terraform command that prints JSON (`show -json`).
     async fn capture_json(&self, args: &[String]) -> Result<serde_json::Value, ProvisionError> {
         let out = self.capture(args).await?;
-        serde_json::from_str(&out)
-            .map_err(|e| failure(format!("terraform {} printed invalid JSON: {e}", args.join(" "))))
+        serde_json::from_slice(&out).map_err(|e| {
+            failure(format!(
+                "terraform {} printed invalid JSON ({} bytes): {e}",
+                args.join(" "),
+                out.len()
+            ))
+        })
     }
 }
 
