@@ -5,6 +5,7 @@
 mod harness;
 
 mod api_errors;
+mod big;
 mod coder;
 mod daemons;
 mod drain;
