@@ -17,6 +17,7 @@ pub mod hclconfig;
 pub mod jsonlog;
 mod provision;
 mod watchdog;
+mod workdir;
 
 pub use provision::{
     provision, ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest, TerraformConfig,

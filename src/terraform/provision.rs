@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::executor::{self, Exit, Invocation, Lines, Stream, TerraformProcess};
 use super::hclconfig::{self, TemplateConfig};
-use super::{archive, convert, jsonlog};
+use super::{archive, convert, jsonlog, workdir};
 use crate::domain::{ImportResult, LogLevel, LogLine, LogSource, NameValue, Resource, Transition};
 
 /// How the daemon runs terraform.
@@ -108,8 +108,17 @@ pub async fn provision(
     logs: mpsc::Sender<LogLine>,
     cancel: CancellationToken,
 ) -> Result<ProvisionOutcome, ProvisionError> {
+    let root = config.work_root.clone();
+    if let Ok(swept) = tokio::task::spawn_blocking(move || workdir::sweep(&root)).await {
+        for (path, e) in swept.failed {
+            tracing::warn!(path = %path.display(), error = %e, "failed to remove a dead job's work directory");
+        }
+        if swept.removed > 0 {
+            tracing::info!(removed = swept.removed, "removed work directories of dead jobs");
+        }
+    }
     let dir = tempfile::Builder::new()
-        .prefix("provisionerd-job-")
+        .prefix(workdir::PREFIX)
         .tempdir_in(&config.work_root)
         .map_err(|e| {
             failure(format!(
@@ -117,6 +126,11 @@ pub async fn provision(
                 config.work_root.display()
             ))
         })?;
+    // Held until the directory is gone: while it is, no sweep takes the
+    // directory for a dead job's.
+    let _lock = workdir::lock(dir.path()).map_err(|e| {
+        failure(format!("failed to lock the work directory {}: {e}", dir.path().display()))
+    })?;
     let mut job = Job {
         config,
         dir: dir.path(),

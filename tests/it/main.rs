@@ -7,6 +7,7 @@ mod harness;
 mod api_errors;
 mod big;
 mod coder;
+mod daemon_death;
 mod daemons;
 mod drain;
 mod faults;
