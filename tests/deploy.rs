@@ -218,6 +218,16 @@ fn systemd_units_start_the_right_subcommand() {
         assert_eq!(get("Restart"), Some("on-failure"), "{file}");
         assert_eq!(get("KillSignal"), Some("SIGTERM"), "{file}");
         assert!(get("TimeoutStopSec").is_some(), "{file}: no stop timeout for the drain");
+        // No process of a job may outlive the service: the whole control
+        // group is signalled once the main process is gone, and the drain
+        // signal reaches the main process alone (through ExecStop), so
+        // terraform is not interrupted by a plain stop.
+        assert_eq!(get("KillMode"), Some("control-group"), "{file}");
+        let stop = get("ExecStop").unwrap_or_else(|| panic!("{file}: no ExecStop for the drain"));
+        assert!(
+            stop.contains("kill -TERM \"$MAINPID\"") && stop.contains("--pid=\"$MAINPID\""),
+            "{file}: ExecStop must signal the main process alone and wait for it: {stop}"
+        );
         assert!(!matches!(get("User"), None | Some("root" | "0")), "{file}: runs as root");
     }
     let env = read(&dir.join("provisionerd.env"));
