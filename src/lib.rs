@@ -23,4 +23,14 @@ pub mod worker;
 pub mod proto {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("provisionerd.v1");
+
+    /// Largest message either side sends or accepts, the same for the
+    /// server's service and the daemon's client (tonic's default of 4 MiB
+    /// would refuse a state past 4 MiB). The largest messages are a job
+    /// offer (the previous state) and a completion (the new state plus the
+    /// resources, whose attributes repeat much of it): 64 MiB carries a
+    /// completion of a state past 20 MiB, and still bounds what one message
+    /// may make a peer allocate. A completion that does not fit is cut down
+    /// by the daemon (`worker::job`), never sent to fail over and over.
+    pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 }

@@ -78,8 +78,8 @@ impl DaemonService {
 
     pub fn into_server(self) -> proto::provisioner_daemon_server::ProvisionerDaemonServer<Self> {
         proto::provisioner_daemon_server::ProvisionerDaemonServer::new(self)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20)
+            .max_decoding_message_size(proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(proto::MAX_MESSAGE_BYTES)
     }
 }
 

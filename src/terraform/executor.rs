@@ -263,10 +263,7 @@ impl TerraformProcess {
                         .spawn(move || {
                             let _ = done.send(capture(pipe));
                         })
-                        .map_err(|source| ExecError::Spawn {
-                            path: inv.path.to_owned(),
-                            source,
-                        })?;
+                        .map_err(|source| ExecError::Spawn { path: inv.path.to_owned(), source })?;
                     continue;
                 }
             }

@@ -40,9 +40,8 @@ use std::sync::OnceLock;
 static DEATH_PIPE: OnceLock<Result<(OwnedFd, OwnedFd), i32>> = OnceLock::new();
 
 fn death_pipe() -> io::Result<(RawFd, RawFd)> {
-    let pipe = DEATH_PIPE.get_or_init(|| {
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e as i32)
-    });
+    let pipe = DEATH_PIPE
+        .get_or_init(|| nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e as i32));
     match pipe {
         Ok((r, w)) => Ok((r.as_raw_fd(), w.as_raw_fd())),
         Err(errno) => Err(io::Error::from_raw_os_error(*errno)),

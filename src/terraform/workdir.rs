@@ -61,9 +61,11 @@ fn dead(dir: &Path) -> bool {
     match File::open(dir.join(LOCK)) {
         // Our lock lasts until the file is closed, after the removal.
         Ok(file) => file.try_lock().is_ok(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::metadata(dir)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() > UNLOCKED_GRACE),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::metadata(dir).and_then(|m| m.modified()).is_ok_and(|t| {
+                SystemTime::now().duration_since(t).unwrap_or_default() > UNLOCKED_GRACE
+            })
+        }
         Err(_) => false,
     }
 }

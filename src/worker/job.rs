@@ -60,8 +60,44 @@ impl JobReport {
                 }
             }
         }
+        fit(&mut c, proto::MAX_MESSAGE_BYTES);
         c
     }
+}
+
+/// Makes a completion fit in one message of `max` bytes, so it is not sent
+/// only to be refused on every reconnect. Resource attributes go first (the
+/// state holds them too); if the state itself is too big, the job fails
+/// with an error that says so, and the build keeps its previous state.
+fn fit(c: &mut proto::Complete, max: usize) {
+    use prost::Message;
+    let size = c.encoded_len();
+    if size <= max {
+        return;
+    }
+    for r in c.resources.iter_mut().chain(c.stop_resources.iter_mut()) {
+        r.attributes_json.clear();
+    }
+    if c.encoded_len() <= max {
+        tracing::warn!(job = %c.job_id, size, max, "result too large: resource attributes dropped");
+        return;
+    }
+    let state = c.state.take().map_or(0, |s| s.len());
+    tracing::warn!(job = %c.job_id, size, state, max, "result too large: reporting a failure");
+    *c = proto::Complete {
+        job_id: std::mem::take(&mut c.job_id),
+        last_log_seq: c.last_log_seq,
+        error: Some(format!(
+            "the job's result is {} MiB (state {} MiB), more than the {} MiB a daemon can \
+             send to the server: the build keeps its previous state, so resources this \
+             build created or changed are not recorded; make the state smaller (fewer or \
+             smaller resource attributes) and run the build again",
+            size >> 20,
+            state >> 20,
+            max >> 20
+        )),
+        ..Default::default()
+    };
 }
 
 /// Runs the job and reports it to the connection manager.
@@ -238,6 +274,38 @@ mod tests {
         assert!(env.contains(&("CODER_WORKSPACE_TRANSITION".into(), "stop".into())));
         assert!(env.contains(&("TF_VAR_coder_workspace_transition".into(), "stop".into())));
         assert!(env.contains(&("TF_VAR_coder_workspace_name".into(), "dev".into())));
+    }
+
+    #[test]
+    fn a_result_too_big_for_one_message_is_cut_down_then_failed() {
+        let resource = |attrs: usize| -> Resource {
+            let input = "x".repeat(attrs);
+            let r = serde_json::json!({"name": "big", "type": "t", "attributes": {"input": input}});
+            serde_json::from_value(r).expect("resource")
+        };
+        let report = |state: usize, attrs: usize| JobReport {
+            result: Ok(ProvisionOutcome {
+                state: vec![b's'; state],
+                resources: vec![resource(attrs)],
+                import: None,
+            }),
+            keeps_state: true,
+        };
+        let mut c = report(1000, 10).into_proto(Uuid::nil(), 1);
+        fit(&mut c, 2000);
+        assert!(c.error.is_none() && c.resources[0].attributes_json.contains("xxx"));
+
+        let mut c = report(1000, 1500).into_proto(Uuid::nil(), 1);
+        fit(&mut c, 2000);
+        assert_eq!(c.state.as_ref().map(Vec::len), Some(1000), "the state is kept");
+        assert_eq!(c.resources[0].name, "big");
+        assert!(c.resources[0].attributes_json.is_empty() && c.error.is_none());
+
+        let mut c = report(3000, 10).into_proto(Uuid::nil(), 7);
+        fit(&mut c, 2000);
+        assert_eq!((c.state, c.last_log_seq, c.job_id.is_empty()), (None, 7, false));
+        let error = c.error.unwrap_or_default();
+        assert!(error.contains("keeps its previous state"), "{error}");
     }
 
     #[test]

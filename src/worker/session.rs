@@ -115,8 +115,8 @@ impl Daemon {
             endpoint
         };
         let client = ProvisionerDaemonClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20);
+            .max_decoding_message_size(proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(proto::MAX_MESSAGE_BYTES);
         let (events_tx, events_rx) = mpsc::channel(4096);
         let cache = ArchiveCache::new(settings.cache_dir.join("archives"));
         let free_slots = (0..settings.concurrency.max(1) as usize).rev().collect();

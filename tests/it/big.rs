@@ -52,8 +52,7 @@ async fn a_20_mib_state_goes_through_end_to_end() {
     let started = Instant::now();
     // 20 resources of 512 KiB: a 20 MiB state, a start plan of 10 MiB and,
     // once the state exists, plan JSON of about 80 MiB.
-    let (template, _) =
-        create_template(&c, &template_dir("big"), "terraform", size(20, 512)).await;
+    let (template, _) = create_template(&c, &template_dir("big"), "terraform", size(20, 512)).await;
     eprintln!("import: {:?}", started.elapsed());
     let ws = create_workspace(&c, &template).await;
     let ws_id = ws["id"].as_str().expect("id").to_owned();

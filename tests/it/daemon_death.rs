@@ -56,9 +56,10 @@ async fn nothing_of_a_job_outlives_a_sigkilled_daemon() {
     let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
     wait_for("the provisioner to start", Duration::from_secs(60), || async {
         let logs = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.ok()?;
-        let started = logs.as_array()?.iter().any(|l| {
-            l["output"].as_str().is_some_and(|o| o.contains("apply-started"))
-        });
+        let started = logs
+            .as_array()?
+            .iter()
+            .any(|l| l["output"].as_str().is_some_and(|o| o.contains("apply-started")));
         started.then_some(())
     })
     .await;
