@@ -12,6 +12,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use nix::fcntl::{Flock, FlockArg};
+
 /// Name prefix of job directories under the work root.
 pub const PREFIX: &str = "provisionerd-job-";
 
@@ -23,11 +25,13 @@ const LOCK: &str = ".provisionerd-job.lock";
 /// is this old.
 const UNLOCKED_GRACE: Duration = Duration::from_secs(600);
 
-/// Locks a fresh job directory for as long as the returned file lives.
-pub fn lock(dir: &Path) -> io::Result<File> {
-    let file = File::create(dir.join(LOCK))?;
-    file.try_lock()?;
-    Ok(file)
+/// Locks a fresh job directory for as long as the returned lock lives.
+pub fn lock(dir: &Path) -> io::Result<Flock<File>> {
+    try_lock(File::create(dir.join(LOCK))?)
+}
+
+fn try_lock(file: File) -> io::Result<Flock<File>> {
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| errno.into())
 }
 
 /// What a sweep did.
@@ -56,11 +60,12 @@ pub fn sweep(root: &Path) -> Swept {
     swept
 }
 
-/// Whether nobody holds the directory's lock (taking it for the removal).
+/// Whether nobody holds the directory's lock.
 fn dead(dir: &Path) -> bool {
     match File::open(dir.join(LOCK)) {
-        // Our lock lasts until the file is closed, after the removal.
-        Ok(file) => file.try_lock().is_ok(),
+        // Released at once: nobody locks an old directory again (new jobs
+        // get fresh names), and two sweeps removing one directory is fine.
+        Ok(file) => try_lock(file).is_ok(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             std::fs::metadata(dir).and_then(|m| m.modified()).is_ok_and(|t| {
                 SystemTime::now().duration_since(t).unwrap_or_default() > UNLOCKED_GRACE
