@@ -14,8 +14,18 @@ use provisionerd::server::{self, ServerConfig, ServerSettings, TlsFiles};
 use provisionerd::worker::lifecycle::StopPolicy;
 use provisionerd::worker::{self, Shutdown, WorkerSettings};
 
+fn main() -> ExitCode {
+    // A terraform watchdog is this binary re-exec'd: it must start before
+    // the runtime's threads and never parse the command line.
+    provisionerd::terraform::watchdog::run_if_asked();
+    if let Ok(exe) = std::env::current_exe() {
+        provisionerd::terraform::watchdog::use_exe(&exe);
+    }
+    run()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();

@@ -16,7 +16,7 @@ pub mod executor;
 pub mod hclconfig;
 pub mod jsonlog;
 mod provision;
-mod watchdog;
+pub mod watchdog;
 mod workdir;
 
 pub use provision::{

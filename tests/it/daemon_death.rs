@@ -22,6 +22,23 @@ resource "terraform_data" "slow" {
 }
 "#;
 
+/// Pids of processes whose working directory is under `dir` (terraform and
+/// its watchdog run in the job's work directory, and its children too unless
+/// they move).
+fn processes_in(dir: &std::path::Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+        })
+        .collect()
+}
+
+fn cmdline(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ")
+}
+
 fn job_dirs(work: &std::path::Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(work) else { return Vec::new() };
     entries
@@ -65,22 +82,26 @@ async fn nothing_of_a_job_outlives_a_sigkilled_daemon() {
     .await;
     let running = processes_with_env(&needle);
     assert!(running.len() >= 3, "terraform, sh and sleep run: {running:?}");
-    assert_eq!(job_dirs(&home.join("work")).len(), 1, "the job has its work directory");
+    let work = home.join("work");
+    let watchdogs: Vec<String> = processes_in(&work)
+        .into_iter()
+        .map(cmdline)
+        .filter(|c| c.contains("__provisionerd-watchdog"))
+        .collect();
+    assert_eq!(watchdogs.len(), 1, "apply runs under the re-exec'd watchdog: {watchdogs:?}");
+    assert_eq!(job_dirs(&work).len(), 1, "the job has its work directory");
 
     let pid = nix::unistd::Pid::from_raw(daemon.pid() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("SIGKILL the daemon");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let left = processes_with_env(&needle);
+        let mut left = processes_with_env(&needle);
+        left.extend(processes_in(&work));
         if left.is_empty() {
             break;
         }
         if std::time::Instant::now() > deadline {
-            let cmdlines: Vec<String> = left
-                .iter()
-                .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).ok())
-                .map(|c| c.replace('\0', " "))
-                .collect();
+            let cmdlines: Vec<String> = left.into_iter().map(cmdline).collect();
             panic!("processes of the job outlived the daemon: {cmdlines:?}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -90,7 +111,7 @@ async fn nothing_of_a_job_outlives_a_sigkilled_daemon() {
     // Every process that could have touched the marker is gone, so it
     // cannot appear later.
     assert!(!marker.exists(), "the provisioner's side effect happened after the daemon died");
-    assert_eq!(job_dirs(&home.join("work")).len(), 1, "a SIGKILLed daemon leaves its directory");
+    assert_eq!(job_dirs(&work).len(), 1, "a SIGKILLed daemon leaves its directory");
 
     // The next daemon on the same work root removes it before its first job.
     drop(daemon);
@@ -99,7 +120,7 @@ async fn nothing_of_a_job_outlives_a_sigkilled_daemon() {
     let stop = wait_build(&c, stop["id"].as_str().expect("id"), Duration::from_secs(60)).await;
     assert_eq!(stop["status"], "stopped", "{stop}");
     // (That build created the resource, so its provisioner ran now.)
-    assert!(job_dirs(&home.join("work")).is_empty(), "the dead job's directory was removed");
+    assert!(job_dirs(&work).is_empty(), "the dead job's directory was removed");
     next.stop().await;
     server.stop().await;
 }
