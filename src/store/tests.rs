@@ -380,11 +380,26 @@ async fn tag_matching(store: &dyn Store, f: &Fixture) {
         (&[], Provisioner::Echo, &org, true),
         (&[], Provisioner::Echo, &pool_a, false),
         (&pool_a, Provisioner::Echo, &pool_a, true),
-        (&pool_a, Provisioner::Echo, &[("scope", "organization"), ("pool", "a"), ("os", "l")], true),
+        (
+            &pool_a,
+            Provisioner::Echo,
+            &[("scope", "organization"), ("pool", "a"), ("os", "l")],
+            true,
+        ),
         (&pool_a, Provisioner::Echo, &[("scope", "organization"), ("pool", "b")], false),
         (&pool_a, Provisioner::Echo, &org, false),
-        (&[("scope", "user"), ("owner", "u1")], Provisioner::Echo, &[("scope", "user"), ("owner", "u1")], true),
-        (&[("scope", "user"), ("owner", "u1")], Provisioner::Echo, &[("scope", "user"), ("owner", "u2")], false),
+        (
+            &[("scope", "user"), ("owner", "u1")],
+            Provisioner::Echo,
+            &[("scope", "user"), ("owner", "u1")],
+            true,
+        ),
+        (
+            &[("scope", "user"), ("owner", "u1")],
+            Provisioner::Echo,
+            &[("scope", "user"), ("owner", "u2")],
+            false,
+        ),
         (&org, Provisioner::Terraform, &org, false),
     ];
     for (job_tags, provisioner, daemon_tags, expected) in cases {

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -42,6 +42,25 @@ const LOG_LINGER: Duration = Duration::from_millis(10);
 /// stops taking job events, which backs up through bounded channels to
 /// terraform's output pipe: memory stays bounded and no line is dropped.
 const MAX_BUFFERED_LINES: usize = 50_000;
+
+/// A session that lasted this long worked: the next reconnect starts the
+/// backoff over. A shorter one counts as a failed attempt.
+const STABLE_SESSION: Duration = Duration::from_secs(10);
+
+/// The longest pause between reconnect attempts.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
+
+/// Reconnect delays: exponential from 50 ms to [`MAX_RECONNECT_DELAY`], with
+/// jitter, so a fleet of daemons does not reconnect in step.
+fn reconnect_backoff() -> ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(MAX_RECONNECT_DELAY)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
 
 /// What job tasks tell the manager.
 #[derive(Debug)]
@@ -141,13 +160,30 @@ impl Daemon {
     /// Runs until the daemon stops; returns how many jobs it could not report.
     pub async fn run(mut self, shutdown: Shutdown) -> usize {
         tracing::info!(name = %self.settings.name, url = %self.settings.url, tags = ?self.settings.tags, "provisioner daemon starting");
+        // One backoff across sessions: a session that ends soon after it
+        // opened (the server welcomes the daemon, then fails) counts as a
+        // failed attempt like a refused connection. Reconnecting at once
+        // after each such session made 238,243 sessions in 98 s, whose log
+        // lines filled the server's disk.
+        let mut backoff = reconnect_backoff();
+        let mut pause = None;
         loop {
-            let Some(conn) = self.connect(&shutdown).await else { break };
+            let Some(conn) = self.connect(&shutdown, &mut backoff, pause.take()).await else {
+                break;
+            };
+            let opened = Instant::now();
             match self.serve(conn, &shutdown).await {
                 Disconnect::Exit => break,
                 Disconnect::Lost(why) => {
                     self.settings.health.set_connected(false);
-                    tracing::warn!(%why, "lost the server; reconnecting");
+                    if opened.elapsed() >= STABLE_SESSION {
+                        backoff = reconnect_backoff();
+                        tracing::warn!(%why, "lost the server; reconnecting");
+                    } else {
+                        let delay = backoff.next().unwrap_or(MAX_RECONNECT_DELAY);
+                        tracing::warn!(%why, ?delay, "the session ended soon after it opened; reconnecting after a pause");
+                        pause = Some(delay);
+                    }
                 }
             }
         }
@@ -213,17 +249,20 @@ impl Daemon {
         }
     }
 
-    /// Connects with backoff, keeping job events flowing meanwhile.
-    /// `None` when the daemon should exit instead.
-    async fn connect(&mut self, shutdown: &Shutdown) -> Option<Connection> {
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(50))
-            .with_max_delay(Duration::from_secs(10))
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times()
-            .build();
+    /// Connects with backoff, first waiting `pause` if given, keeping job
+    /// events flowing meanwhile. `None` when the daemon should exit instead.
+    async fn connect(
+        &mut self,
+        shutdown: &Shutdown,
+        backoff: &mut ExponentialBackoff,
+        mut pause: Option<Duration>,
+    ) -> Option<Connection> {
         loop {
+            if let Some(delay) = pause.take() {
+                if !self.wait_to_reconnect(delay, shutdown).await {
+                    return None;
+                }
+            }
             if self.should_exit() {
                 return None;
             }
@@ -234,18 +273,23 @@ impl Daemon {
                 }
                 Err(e) => tracing::debug!(error = %e, "connect failed"),
             }
-            let delay = backoff.next().unwrap_or(Duration::from_secs(10));
-            let sleep = tokio::time::sleep(delay);
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    _ = &mut sleep => break,
-                    Some(ev) = self.events_rx.recv(), if self.buffered_lines() < MAX_BUFFERED_LINES => self.record(ev),
-                    stop = next_stop(&self.life, self.jobs.is_empty(), shutdown) => self.apply_stop(stop),
-                }
-                if self.should_exit() {
-                    return None;
-                }
+            pause = Some(backoff.next().unwrap_or(MAX_RECONNECT_DELAY));
+        }
+    }
+
+    /// Waits `delay` while recording job events and applying stop requests;
+    /// `false` when the daemon should exit instead.
+    async fn wait_to_reconnect(&mut self, delay: Duration, shutdown: &Shutdown) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return !self.should_exit(),
+                Some(ev) = self.events_rx.recv(), if self.buffered_lines() < MAX_BUFFERED_LINES => self.record(ev),
+                stop = next_stop(&self.life, self.jobs.is_empty(), shutdown) => self.apply_stop(stop),
+            }
+            if self.should_exit() {
+                return false;
             }
         }
     }
