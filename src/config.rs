@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn durations_overflowing_are_rejected() {
         for s in ["18446744073709551615h", "99999999999999m", "87601h", "18446744073709551616"] {
-            let e = parse_duration(s).unwrap_err();
+            let e = parse_duration(s).expect_err(s);
             assert!(e.contains("too long") || e.contains("whole number"), "{s}: {e}");
         }
         assert_eq!(parse_duration("87600h"), Ok(MAX_DURATION));

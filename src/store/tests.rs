@@ -374,7 +374,9 @@ fn tags(pairs: &[(&str, &str)]) -> Tags {
 async fn tag_matching(store: &dyn Store, f: &Fixture) {
     let org = [("scope", "organization")];
     let pool_a = [("scope", "organization"), ("pool", "a")];
-    let cases: [(&[(&str, &str)], Provisioner, &[(&str, &str)], bool); 11] = [
+    // (job tags, job provisioner, daemon tags, whether the daemon takes it)
+    type Case<'a> = (&'a [(&'a str, &'a str)], Provisioner, &'a [(&'a str, &'a str)], bool);
+    let cases: [Case; 11] = [
         (&org, Provisioner::Echo, &org, true),
         (&org, Provisioner::Echo, &pool_a, false),
         (&[], Provisioner::Echo, &org, true),
