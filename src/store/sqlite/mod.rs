@@ -80,10 +80,15 @@ fn db(e: sqlx::Error) -> StoreError {
 /// stays above zero, and every later `begin` on that connection failed with
 /// "attempted to call begin_with at non-zero transaction depth" until a
 /// restart. Such a connection is closed instead, and the pool opens a fresh
-/// one. The ping first lets the rollback sqlx queued when the transaction
-/// was dropped run, so an ordinary rollback does not cost the connection.
+/// one. A count above zero can also be a dropped transaction whose rollback
+/// sqlx queued but has not run yet: a ping lets it run before the count is
+/// read again, so an ordinary rollback does not cost the connection (and a
+/// connection outside any transaction, the usual case, costs nothing).
 async fn reusable(conn: &mut sqlx::SqliteConnection) -> std::result::Result<bool, sqlx::Error> {
     use sqlx::Connection;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
     conn.ping().await?;
     let clean = !conn.is_in_transaction();
     if !clean {
