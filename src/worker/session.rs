@@ -43,23 +43,34 @@ const LOG_LINGER: Duration = Duration::from_millis(10);
 /// terraform's output pipe: memory stays bounded and no line is dropped.
 const MAX_BUFFERED_LINES: usize = 50_000;
 
-/// A session that lasted this long worked: the next reconnect starts the
-/// backoff over. A shorter one counts as a failed attempt.
-const STABLE_SESSION: Duration = Duration::from_secs(10);
+/// A session that lasted this long worked: the next one that ends soon
+/// starts the pauses over. A shorter one counts as a failed attempt.
+const STABLE_SESSION: Duration = Duration::from_secs(5);
 
-/// The longest pause between reconnect attempts.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
+/// The longest pause between connection attempts, before jitter.
+const MAX_CONNECT_DELAY: Duration = Duration::from_secs(10);
 
-/// Reconnect delays: exponential from 50 ms to [`MAX_RECONNECT_DELAY`], with
-/// jitter, so a fleet of daemons does not reconnect in step.
-fn reconnect_backoff() -> ExponentialBackoff {
+/// The longest pause after a session that ended soon, before jitter. Short
+/// enough that a daemon is back within seconds of a server restart (an old
+/// server that is shutting down ends new sessions at once too), long enough
+/// that a failing server sees a session every few seconds, not thousands.
+const MAX_SESSION_PAUSE: Duration = Duration::from_secs(2);
+
+/// Exponential delays from `min` to `max` with jitter (backon adds up to
+/// the delay again), so a fleet of daemons does not retry in step.
+fn backoff(min: Duration, max: Duration) -> ExponentialBackoff {
     ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(50))
-        .with_max_delay(MAX_RECONNECT_DELAY)
+        .with_min_delay(min)
+        .with_max_delay(max)
         .with_factor(2.0)
         .with_jitter()
         .without_max_times()
         .build()
+}
+
+/// Pauses after sessions that end soon after opening.
+fn session_backoff() -> ExponentialBackoff {
+    backoff(Duration::from_millis(100), MAX_SESSION_PAUSE)
 }
 
 /// What job tasks tell the manager.
@@ -160,27 +171,24 @@ impl Daemon {
     /// Runs until the daemon stops; returns how many jobs it could not report.
     pub async fn run(mut self, shutdown: Shutdown) -> usize {
         tracing::info!(name = %self.settings.name, url = %self.settings.url, tags = ?self.settings.tags, "provisioner daemon starting");
-        // One backoff across sessions: a session that ends soon after it
-        // opened (the server welcomes the daemon, then fails) counts as a
-        // failed attempt like a refused connection. Reconnecting at once
-        // after each such session made 238,243 sessions in 98 s, whose log
-        // lines filled the server's disk.
-        let mut backoff = reconnect_backoff();
+        // A session that ends soon after it opened (the server welcomes the
+        // daemon, then fails) is followed by a pause that grows with each
+        // such session in a row. Reconnecting at once after each made
+        // 238,243 sessions in 98 s, whose log lines filled the server's disk.
+        let mut pauses = session_backoff();
         let mut pause = None;
         loop {
-            let Some(conn) = self.connect(&shutdown, &mut backoff, pause.take()).await else {
-                break;
-            };
+            let Some(conn) = self.connect(&shutdown, pause.take()).await else { break };
             let opened = Instant::now();
             match self.serve(conn, &shutdown).await {
                 Disconnect::Exit => break,
                 Disconnect::Lost(why) => {
                     self.settings.health.set_connected(false);
                     if opened.elapsed() >= STABLE_SESSION {
-                        backoff = reconnect_backoff();
+                        pauses = session_backoff();
                         tracing::warn!(%why, "lost the server; reconnecting");
                     } else {
-                        let delay = backoff.next().unwrap_or(MAX_RECONNECT_DELAY);
+                        let delay = pauses.next().unwrap_or(MAX_SESSION_PAUSE);
                         tracing::warn!(%why, ?delay, "the session ended soon after it opened; reconnecting after a pause");
                         pause = Some(delay);
                     }
@@ -254,9 +262,9 @@ impl Daemon {
     async fn connect(
         &mut self,
         shutdown: &Shutdown,
-        backoff: &mut ExponentialBackoff,
         mut pause: Option<Duration>,
     ) -> Option<Connection> {
+        let mut retries = backoff(Duration::from_millis(50), MAX_CONNECT_DELAY);
         loop {
             if let Some(delay) = pause.take() {
                 if !self.wait_to_reconnect(delay, shutdown).await {
@@ -273,7 +281,7 @@ impl Daemon {
                 }
                 Err(e) => tracing::debug!(error = %e, "connect failed"),
             }
-            pause = Some(backoff.next().unwrap_or(MAX_RECONNECT_DELAY));
+            pause = Some(retries.next().unwrap_or(MAX_CONNECT_DELAY));
         }
     }
 
