@@ -78,13 +78,13 @@ pub struct ServerArgs {
     #[arg(long, env = "PROVISIONERD_BUILTIN_DAEMONS", default_value_t = 1)]
     pub builtin_daemons: u32,
     /// How often daemons report their running jobs as alive.
-    #[arg(long, env = "PROVISIONERD_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "PROVISIONERD_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_positive_duration)]
     pub heartbeat_interval: Duration,
     /// A running job whose daemon was silent this long is failed.
-    #[arg(long, env = "PROVISIONERD_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "PROVISIONERD_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
     pub heartbeat_timeout: Duration,
     /// A job no daemon took within this long is failed.
-    #[arg(long, env = "PROVISIONERD_PENDING_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    #[arg(long, env = "PROVISIONERD_PENDING_TIMEOUT", default_value = "30m", value_parser = parse_positive_duration)]
     pub pending_timeout: Duration,
     #[command(flatten)]
     pub daemon: DaemonArgs,
@@ -117,13 +117,13 @@ pub struct StartArgs {
     #[arg(long, env = "PROVISIONERD_HEALTH_ADDRESS")]
     pub health_address: Option<SocketAddr>,
     /// `/healthz` fails once the server has been silent this long.
-    #[arg(long, env = "PROVISIONERD_HEALTH_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "PROVISIONERD_HEALTH_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
     pub health_timeout: Duration,
     /// Exit after this many jobs (for ephemeral daemons).
     #[arg(long, env = "PROVISIONERD_MAX_JOBS")]
     pub max_jobs: Option<u64>,
     /// Exit after this long without a job (e.g. 10m).
-    #[arg(long, env = "PROVISIONERD_IDLE_TIMEOUT", value_parser = parse_duration)]
+    #[arg(long, env = "PROVISIONERD_IDLE_TIMEOUT", value_parser = parse_positive_duration)]
     pub idle_timeout: Option<Duration>,
     /// After the first SIGTERM, how long running jobs may take before they
     /// are canceled.
@@ -140,7 +140,7 @@ pub struct DaemonArgs {
     #[arg(long, env = "PROVISIONERD_TERRAFORM_PATH", default_value = "terraform")]
     pub terraform_path: PathBuf,
     /// Time between SIGINT and SIGKILL when a job is canceled (e.g. 60s, 2m).
-    #[arg(long, env = "PROVISIONERD_CANCEL_GRACE", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "PROVISIONERD_CANCEL_GRACE", default_value = "60s", value_parser = parse_positive_duration)]
     pub cancel_grace: Duration,
     /// Jobs one daemon runs at the same time.
     #[arg(long, env = "PROVISIONERD_CONCURRENCY", default_value_t = 1)]
@@ -183,22 +183,49 @@ pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Parses `250ms`, `30s`, `5m`, `1h` or a bare number of seconds.
+/// The longest duration any flag takes. Longer values would overflow the
+/// clock arithmetic of timers and deadlines (and mean "never" anyway).
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Parses `250ms`, `30s`, `5m`, `1h` or a bare number of seconds, up to
+/// [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("duration {s:?} must start with a number"))?;
-    let secs = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
+    let n: u64 = num.parse().map_err(|_| {
+        format!("duration {s:?} must start with a whole number (e.g. 30s, 250ms, 5m, 1h)")
+    })?;
+    let (scale, millis) = match unit {
+        "ms" => (1, true),
+        "" | "s" => (1, false),
+        "m" => (60, false),
+        "h" => (3600, false),
         other => {
             return Err(format!("unknown duration unit {other:?} in {s:?} (use ms, s, m or h)"))
         }
     };
-    Ok(Duration::from_secs(secs))
+    let too_long =
+        || format!("duration {s:?} is too long (at most {}h)", MAX_DURATION.as_secs() / 3600);
+    let d = match (n.checked_mul(scale), millis) {
+        (Some(n), true) => Duration::from_millis(n),
+        (Some(n), false) => Duration::from_secs(n),
+        (None, _) => return Err(too_long()),
+    };
+    if d > MAX_DURATION {
+        return Err(too_long());
+    }
+    Ok(d)
+}
+
+/// [`parse_duration`] for settings that drive timers and timeouts, which a
+/// zero would turn into a panic (`tokio::time::interval`) or a busy loop.
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("duration {s:?} must be greater than zero (e.g. 5s or 250ms)"));
+    }
+    Ok(d)
 }
 
 /// Collects `--tag` pairs, falling back to the default tags when none are given.
@@ -221,6 +248,50 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+    }
+
+    /// Values whose arithmetic would overflow are refused, not panicked on.
+    #[test]
+    fn durations_overflowing_are_rejected() {
+        for s in ["18446744073709551615h", "99999999999999m", "87601h", "18446744073709551616"] {
+            let e = parse_duration(s).expect_err(s);
+            assert!(e.contains("too long") || e.contains("whole number"), "{s}: {e}");
+        }
+        assert_eq!(parse_duration("87600h"), Ok(MAX_DURATION));
+    }
+
+    /// Zero intervals and timeouts are refused at parse, naming the flag
+    /// (`--heartbeat-interval 0s` used to panic the reaper).
+    #[test]
+    fn zero_durations_are_rejected_naming_the_flag() {
+        use clap::Parser;
+        let server = |flag: &str, value: &str| {
+            Cli::try_parse_from(["provisionerd", "server", flag, value]).map(|_| ())
+        };
+        let start = |flag: &str, value: &str| {
+            Cli::try_parse_from(["provisionerd", "start", flag, value]).map(|_| ())
+        };
+        for flag in
+            ["--heartbeat-interval", "--heartbeat-timeout", "--pending-timeout", "--cancel-grace"]
+        {
+            for zero in ["0s", "0", "0ms", "0h"] {
+                let e = server(flag, zero).expect_err(flag).to_string();
+                assert!(e.contains(flag) && e.contains("greater than zero"), "{flag} {zero}: {e}");
+            }
+            if flag != "--cancel-grace" {
+                continue;
+            }
+            let e = start(flag, "0s").expect_err(flag).to_string();
+            assert!(e.contains(flag) && e.contains("greater than zero"), "{e}");
+        }
+        for flag in ["--health-timeout", "--idle-timeout"] {
+            let e = start(flag, "0s").expect_err(flag).to_string();
+            assert!(e.contains(flag) && e.contains("greater than zero"), "{flag}: {e}");
+        }
+        server("--heartbeat-interval", "250ms").expect("a positive interval parses");
+        start("--drain-timeout", "0s").expect("a zero drain timeout cancels at once");
     }
 
     #[test]

@@ -130,7 +130,7 @@ wire_enum!(
 pub type Tags = BTreeMap<String, String>;
 
 /// Tag keys every job and daemon has; anything else makes it "tagged".
-const SCOPE_KEYS: [&str; 2] = ["scope", "owner"];
+pub const SCOPE_KEYS: [&str; 2] = ["scope", "owner"];
 
 /// Coder's rules: a daemon takes a job when every tag of the job is among
 /// its own tags, and a job with no tags beyond its scope only goes to a

@@ -13,9 +13,15 @@ pub const DAEMON_LOST: &str = "PROVISIONER_DAEMON_LOST";
 /// Error code of jobs no daemon took within the pending timeout.
 pub const PENDING_TIMEOUT: &str = "PENDING_TIMEOUT";
 
+/// The shortest reaper tick. Flags refuse a zero interval, but settings
+/// built in code skip the parser, and `tokio::time::interval` panics on
+/// zero: a panicked reaper would leave a dead daemon's job running forever.
+/// Daemons clamp the heartbeat the server announces to the same floor.
+const MIN_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Checks every heartbeat interval until `shutdown`.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(state.settings.heartbeat_interval);
+    let mut tick = tokio::time::interval(state.settings.heartbeat_interval.max(MIN_TICK));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -27,8 +33,12 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     }
 }
 
+/// `d` before now; a timeout too long to subtract means "since ever".
 fn ago(d: std::time::Duration) -> chrono::DateTime<Utc> {
-    Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| Utc::now().checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC)
 }
 
 async fn fail(state: &AppState, job: uuid::Uuid, message: &str, code: &str) {
@@ -75,5 +85,24 @@ async fn reap_pending(state: &AppState) {
             format!("the job waited {}s without being picked up: {why}", timeout.as_secs());
         tracing::warn!(job = %job.id, %tags, "failing job that stayed pending");
         fail(state, job.id, &message, PENDING_TIMEOUT).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::ago;
+
+    /// A timeout too long for the clock means no job is stale yet, not a
+    /// panic in the reaper.
+    #[test]
+    fn ago_survives_any_timeout() {
+        assert_eq!(ago(Duration::MAX), chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let hour = ago(Duration::from_secs(3600));
+        let delta = chrono::Utc::now() - hour;
+        assert!(
+            delta >= chrono::Duration::seconds(3600) && delta < chrono::Duration::seconds(3660)
+        );
     }
 }

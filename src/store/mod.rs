@@ -35,6 +35,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database refused a write for lack of space, or cannot write its
+    /// files at all. Reads still work; writes work again once space is freed.
+    #[error("the database cannot store writes: {0}")]
+    Unwritable(String),
     #[error("{0}")]
     Unsupported(String),
 }
@@ -211,6 +215,12 @@ pub enum CompleteResult {
 /// The contract every backend implements. All methods are transactional.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// `Unwritable` while the store cannot take writes: after a write failed
+    /// for lack of space, until a probe write succeeds again (`/readyz`).
+    async fn check_writable(&self) -> Result<()> {
+        Ok(())
+    }
+
     // --- users, keys, organizations ---
     async fn count_users(&self) -> Result<i64>;
     /// Inserts a user and makes them a member of every default organization.

@@ -347,7 +347,124 @@ pub async fn conformance(store: Arc<dyn Store>) {
         Err(StoreError::NotFound)
     ));
 
-    racing_acquirers(store, &f).await;
+    racing_acquirers(store.clone(), &f).await;
+    tag_matching(store.as_ref(), &f).await;
+    no_head_of_line_blocking(store.as_ref(), &f).await;
+}
+
+/// Queues a template import with these tags and provisioner.
+async fn queue_import(store: &dyn Store, f: &Fixture, tags: Tags, provisioner: Provisioner) -> Job {
+    let input = JobInput::TemplateVersionImport {
+        template_version_id: f.version.id,
+        user_variable_values: vec![],
+    };
+    let mut j = job(f, JobType::TemplateVersionImport, input, tags);
+    j.provisioner = provisioner;
+    let v = TemplateVersion { id: Uuid::new_v4(), job_id: j.id, ..f.version.clone() };
+    store.insert_template_version(&v, &j).await.expect("version");
+    j
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Tags {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// Acquire follows `domain::tags_satisfy` and the daemon's provisioners,
+/// case by case, with nothing else pending.
+async fn tag_matching(store: &dyn Store, f: &Fixture) {
+    let org = [("scope", "organization")];
+    let pool_a = [("scope", "organization"), ("pool", "a")];
+    // (job tags, job provisioner, daemon tags, whether the daemon takes it)
+    type Case<'a> = (&'a [(&'a str, &'a str)], Provisioner, &'a [(&'a str, &'a str)], bool);
+    let cases: [Case; 11] = [
+        (&org, Provisioner::Echo, &org, true),
+        (&org, Provisioner::Echo, &pool_a, false),
+        (&[], Provisioner::Echo, &org, true),
+        (&[], Provisioner::Echo, &pool_a, false),
+        (&pool_a, Provisioner::Echo, &pool_a, true),
+        (
+            &pool_a,
+            Provisioner::Echo,
+            &[("scope", "organization"), ("pool", "a"), ("os", "l")],
+            true,
+        ),
+        (&pool_a, Provisioner::Echo, &[("scope", "organization"), ("pool", "b")], false),
+        (&pool_a, Provisioner::Echo, &org, false),
+        (
+            &[("scope", "user"), ("owner", "u1")],
+            Provisioner::Echo,
+            &[("scope", "user"), ("owner", "u1")],
+            true,
+        ),
+        (
+            &[("scope", "user"), ("owner", "u1")],
+            Provisioner::Echo,
+            &[("scope", "user"), ("owner", "u2")],
+            false,
+        ),
+        (&org, Provisioner::Terraform, &org, false),
+    ];
+    for (job_tags, provisioner, daemon_tags, expected) in cases {
+        let (job_tags, daemon_tags) = (tags(job_tags), tags(daemon_tags));
+        let same_provisioner = provisioner == Provisioner::Echo;
+        assert_eq!(
+            expected,
+            same_provisioner && crate::domain::tags_satisfy(&daemon_tags, &job_tags),
+            "the case table follows domain::tags_satisfy"
+        );
+        let j = queue_import(store, f, job_tags.clone(), provisioner).await;
+        let req = AcquireRequest { tags: daemon_tags.clone(), ..acquire_req(Uuid::new_v4()) };
+        let got = store.acquire_job(&req).await.expect("acquire").map(|j| j.id);
+        let case = format!("job {job_tags:?} ({provisioner}), daemon {daemon_tags:?}");
+        assert_eq!(got, expected.then_some(j.id), "{case}");
+        // Clear the queue for the next case.
+        store.cancel_job(j.id).await.expect("cancel");
+        store.release_job(j.id, req.worker_id).await.expect("release");
+        assert!(store.job(j.id).await.expect("job").completed_at.is_some(), "{case}");
+    }
+}
+
+/// More jobs no daemon can take than any scan limit (some sharing one tag
+/// set, some each with their own) sit ahead of one an untagged daemon can:
+/// that daemon gets it at once, and a daemon of the pool gets the oldest
+/// pool job.
+async fn no_head_of_line_blocking(store: &dyn Store, f: &Fixture) {
+    let nobody = crate::domain::with_default_scope(tags(&[("pool", "nobody")]));
+    let mut blocked = Vec::new();
+    for i in 0..1200 {
+        let t = if i % 2 == 0 {
+            nobody.clone()
+        } else {
+            crate::domain::with_default_scope(tags(&[("pool", &format!("nobody-{i}"))]))
+        };
+        blocked.push(queue_import(store, f, t, Provisioner::Echo).await);
+    }
+    // Same tags, another provisioner: a run of its own.
+    let tf = queue_import(store, f, crate::domain::default_tags(), Provisioner::Terraform).await;
+    let mine = queue_import(store, f, crate::domain::default_tags(), Provisioner::Echo).await;
+    assert_eq!(store.queue_position(mine.id).await.expect("position"), (1202, 1202));
+    let worker = Uuid::new_v4();
+    let got = store.acquire_job(&acquire_req(worker)).await.expect("acquire");
+    assert_eq!(got.map(|j| j.id), Some(mine.id), "the untagged job behind 1200 others");
+    assert!(store.acquire_job(&acquire_req(worker)).await.expect("acquire").is_none());
+    let terraform =
+        AcquireRequest { provisioners: vec![Provisioner::Terraform], ..acquire_req(worker) };
+    let got = store.acquire_job(&terraform).await.expect("acquire");
+    assert_eq!(got.map(|j| j.id), Some(tf.id), "the terraform run next to the echo run");
+    let pool = AcquireRequest { tags: nobody.clone(), ..acquire_req(Uuid::new_v4()) };
+    let got = store.acquire_job(&pool).await.expect("acquire").expect("a pool job");
+    assert_eq!(got.id, blocked[0].id, "the oldest job of the pool first");
+    let got = store.acquire_job(&pool).await.expect("acquire").expect("a pool job");
+    assert_eq!(got.id, blocked[2].id, "then the next one of the pool");
+    let odd = AcquireRequest {
+        tags: crate::domain::with_default_scope(tags(&[("pool", "nobody-1199")])),
+        ..acquire_req(Uuid::new_v4())
+    };
+    let got = store.acquire_job(&odd).await.expect("acquire").expect("its own job");
+    assert_eq!(got.id, blocked[1199].id, "a tag set of one job, last among the runs");
+    for j in &blocked {
+        store.cancel_job(j.id).await.expect("cancel");
+    }
 }
 
 /// Eight acquirers race over 50 jobs: each job goes to exactly one.

@@ -14,5 +14,6 @@ mod faults;
 mod handover;
 mod lifecycle;
 mod logs;
+mod queue;
 mod restart;
 mod tls;

@@ -91,6 +91,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(msg) => {
                 Self::conflict("The request conflicts with the current state.").detail(msg)
             }
+            StoreError::Unwritable(why) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "The server cannot store changes right now.")
+                    .detail(format!("the database refused the write ({why}): free disk space on the server's data volume, then retry; the server recovers by itself"))
+            }
             other => Self::internal(other),
         }
     }

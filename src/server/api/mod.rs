@@ -66,15 +66,21 @@ async fn buildinfo() -> Json<serde_json::Value> {
     )
 }
 
-/// Ready when the database answers.
+/// Ready when the database answers and can store writes: after a write
+/// was refused for lack of space, the store probes until one succeeds.
 async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> (axum::http::StatusCode, &'static str) {
-    match state.store.count_users().await {
-        Ok(_) => (axum::http::StatusCode::OK, "ready\n"),
+) -> (axum::http::StatusCode, String) {
+    let unavailable = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    if let Err(e) = state.store.count_users().await {
+        tracing::warn!(error = %e, "readiness check: database unavailable");
+        return (unavailable, "database unavailable\n".into());
+    }
+    match state.store.check_writable().await {
+        Ok(()) => (axum::http::StatusCode::OK, "ready\n".into()),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check: database unavailable");
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+            tracing::warn!(error = %e, "readiness check: database cannot store writes");
+            (unavailable, format!("{e}: free disk space on the server's data volume\n"))
         }
     }
 }

@@ -4,22 +4,18 @@
 //! same database.
 
 use chrono::SubsecRound;
-use futures::TryStreamExt;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
 use super::rows::{self, now};
 use super::{db, found};
 use crate::domain::{
-    tags_satisfy, ImportResult, Job, JobOutcome, JobType, Resource, StoredLog, Transition,
+    ImportResult, Job, JobOutcome, JobType, Resource, StoredLog, Transition, SCOPE_KEYS,
 };
 use crate::store::{
     AcquireRequest, AppendedLogs, CancelResult, CompleteResult, LogBatch, LogRange, Result,
     StoreError,
 };
-
-/// Candidates looked at per acquire; jobs further back wait their turn.
-const ACQUIRE_SCAN: i64 = 500;
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -81,31 +77,63 @@ pub async fn queue_position(pool: &SqlitePool, job_id: Uuid) -> Result<(i64, i64
     Ok((position, size))
 }
 
+/// Picks the oldest pending job a daemon can take: one whose provisioner it
+/// offers and whose every tag it has, and, when the job has no tags beyond
+/// its scope, only if the daemon has none either (`domain::tags_satisfy`).
+///
+/// Matching runs in SQL over the distinct (tags, provisioner) runs of the
+/// `provisioner_jobs_queue` index rather than job by job: `runs` skips
+/// from one run to the next with one seek each, `takeable` keeps the runs
+/// the daemon matches, and the oldest job of each is one more seek. So jobs
+/// no connected daemon can take, however many, never hide one it can (a
+/// scan of the oldest N jobs did, until the pending timeout).
+const ACQUIRE_SQL: &str = "
+WITH RECURSIVE runs(tags, provisioner) AS (
+    SELECT * FROM (
+        SELECT tags, provisioner FROM provisioner_jobs
+        WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
+        ORDER BY tags, provisioner LIMIT 1)
+    UNION ALL
+    SELECT n.tags, n.provisioner FROM runs AS r
+    JOIN provisioner_jobs AS n ON n.rowid = (
+        SELECT rowid FROM provisioner_jobs
+        WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
+          AND (tags, provisioner) > (r.tags, r.provisioner)
+        ORDER BY tags, provisioner LIMIT 1)
+),
+takeable AS (
+    SELECT tags, provisioner FROM runs
+    WHERE provisioner IN (SELECT value FROM json_each(?1))
+      AND NOT EXISTS (
+          SELECT 1 FROM json_each(runs.tags) AS t
+          WHERE NOT EXISTS (
+              SELECT 1 FROM json_each(?2) AS d WHERE d.key = t.key AND d.value = t.value))
+      AND (?3 OR EXISTS (
+          SELECT 1 FROM json_each(runs.tags) AS t
+          WHERE t.key NOT IN (SELECT value FROM json_each(?4))))
+)
+SELECT j.id FROM takeable AS k
+JOIN provisioner_jobs AS j ON j.rowid = (
+    SELECT rowid FROM provisioner_jobs
+    WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
+      AND tags = k.tags AND provisioner = k.provisioner
+    ORDER BY created_at, id LIMIT 1)
+ORDER BY j.created_at, j.id LIMIT 1";
+
 pub async fn acquire(pool: &SqlitePool, req: &AcquireRequest) -> Result<Option<Job>> {
+    let provisioners: Vec<&str> = req.provisioners.iter().map(|p| p.as_str()).collect();
+    let plain_daemon = req.tags.keys().all(|k| SCOPE_KEYS.contains(&k.as_str()));
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    // Only what matching needs, row by row until one matches: decoding
-    // whole rows, then up to ACQUIRE_SCAN rows per acquire, each cost the
-    // server most of its CPU per job with a long queue (scripts/bench).
-    let mut candidates = sqlx::query_as::<_, (String, String, String)>(
-        "SELECT id, provisioner, tags FROM provisioner_jobs
-         WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
-         ORDER BY created_at, id LIMIT ?",
-    )
-    .bind(ACQUIRE_SCAN)
-    .fetch(&mut *tx);
-    let mut chosen = None;
-    while let Some((id, provisioner, tags)) = candidates.try_next().await.map_err(db)? {
-        let offered = provisioner.parse().is_ok_and(|p| req.provisioners.contains(&p));
-        let tags: crate::domain::Tags = serde_json::from_str(&tags)
-            .map_err(|e| StoreError::Corrupt(format!("job tags: {e}")))?;
-        if offered && tags_satisfy(&req.tags, &tags) {
-            chosen =
-                Some(id.parse::<Uuid>().map_err(|e| StoreError::Corrupt(format!("job id: {e}")))?);
-            break;
-        }
-    }
-    drop(candidates);
+    let chosen: Option<String> = sqlx::query_scalar(ACQUIRE_SQL)
+        .bind(to_json(&provisioners)?)
+        .bind(to_json(&req.tags)?)
+        .bind(plain_daemon)
+        .bind(to_json(&SCOPE_KEYS)?)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
     let Some(job_id) = chosen else { return Ok(None) };
+    let job_id: Uuid = job_id.parse().map_err(|e| StoreError::Corrupt(format!("job id: {e}")))?;
     let now = now();
     sqlx::query("UPDATE provisioner_jobs SET started_at = ?, updated_at = ?, worker_id = ?, worker_name = ? WHERE id = ?")
         .bind(&now)
@@ -394,4 +422,42 @@ async fn complete_build(
             .map_err(db)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ACQUIRE_SQL;
+
+    /// Acquire reads the queue through `provisioner_jobs_queue` only: every
+    /// access to the jobs table is an index seek or a row by its rowid, never
+    /// a scan of the table or of the pending jobs in queue order.
+    #[tokio::test]
+    async fn acquire_seeks_the_queue_index() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("plan.db");
+        let store = super::super::SqliteStore::open(path.to_str().expect("utf-8 path"))
+            .await
+            .expect("open");
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {ACQUIRE_SQL}")))
+                .bind(r#"["echo"]"#)
+                .bind(r#"{"scope":"organization"}"#)
+                .bind(true)
+                .bind(r#"["scope","owner"]"#)
+                .fetch_all(&store.pool)
+                .await
+                .expect("plan");
+        let steps: Vec<&str> = plan.iter().map(|(_, _, _, d)| d.as_str()).collect();
+        let jobs: Vec<&&str> = steps
+            .iter()
+            .filter(|d| d.contains("provisioner_jobs") || d.contains(" n ") || d.contains(" j "))
+            .collect();
+        assert!(!jobs.is_empty(), "{steps:#?}");
+        for step in &jobs {
+            let indexed = step.contains("USING COVERING INDEX provisioner_jobs_queue")
+                || step.contains("USING INDEX provisioner_jobs_queue")
+                || step.contains("USING INTEGER PRIMARY KEY");
+            assert!(indexed, "step {step:?} of {steps:#?}");
+        }
+    }
 }

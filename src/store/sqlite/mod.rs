@@ -7,6 +7,7 @@
 //! the connection setup and the simpler tables.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -41,16 +42,64 @@ pub struct SqliteStore {
     /// since its last transaction, so a writer of its own keeps the pages it
     /// appends to cached.
     writer: SqlitePool,
+    /// Why the last write was refused for lack of space (`Unwritable`), until
+    /// a write stores rows again; `/readyz` answers 503 meanwhile.
+    unwritable: Arc<Mutex<Option<String>>>,
 }
 
-/// Maps sqlx errors, turning unique violations into `Conflict`.
+/// SQLite's primary result codes of a database that cannot store writes:
+/// read-only files, I/O errors (ENOSPC while growing the WAL or a
+/// checkpoint), and SQLITE_FULL ("database or disk is full").
+const UNWRITABLE_CODES: [i32; 3] = [8, 10, 13];
+
+/// Bytes the readiness probe stores and deletes again: enough that a disk
+/// without room for a few builds fails it.
+const PROBE_BYTES: i64 = 64 * 1024;
+
+/// Maps sqlx errors, turning unique violations into `Conflict` and a lack
+/// of space into `Unwritable`.
 fn db(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StoreError::Conflict(d.message().to_owned())
         }
+        sqlx::Error::Database(d)
+            if d.code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| UNWRITABLE_CODES.contains(&(c & 0xff))) =>
+        {
+            StoreError::Unwritable(d.message().to_owned())
+        }
         _ => StoreError::Database(e),
     }
+}
+
+/// Whether a connection goes back to the pool after use. sqlx counts the
+/// transactions it opened; when SQLite ended one by itself (it rolls back
+/// on SQLITE_FULL and I/O errors), sqlx's ROLLBACK then fails, its count
+/// stays above zero, and every later `begin` on that connection failed with
+/// "attempted to call begin_with at non-zero transaction depth" until a
+/// restart. Such a connection is closed instead, and the pool opens a fresh
+/// one. A count above zero can also be a dropped transaction whose rollback
+/// sqlx queued but has not run yet: a ping lets it run before the count is
+/// read again, so an ordinary rollback does not cost the connection (and a
+/// connection outside any transaction, the usual case, costs nothing).
+async fn reusable(conn: &mut sqlx::SqliteConnection) -> std::result::Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+    }
+    Ok(clean)
+}
+
+/// A pool whose connections are checked by [`reusable`] when released.
+fn checked_pool_options() -> SqlitePoolOptions {
+    pool_options().after_release(|conn, _| Box::pin(reusable(conn)))
 }
 
 /// A pool that hands out connections without a test query first: the
@@ -89,18 +138,51 @@ impl SqliteStore {
             // Every connection would open a database of its own.
             let pool = pool_options().max_connections(1).connect_with(options).await?;
             migrations::migrator().run(&pool).await?;
-            return Ok(Self { writer: pool.clone(), pool });
+            let unwritable = Arc::default();
+            return Ok(Self { writer: pool.clone(), pool, unwritable });
         }
-        let pool = pool_options().max_connections(8).connect_with(options.clone()).await?;
+        let pool = checked_pool_options().max_connections(8).connect_with(options.clone()).await?;
         migrations::migrator().run(&pool).await?;
-        let writer = pool_options()
+        let writer = checked_pool_options()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Ok(Self { pool, writer })
+        Ok(Self { pool, writer, unwritable: Arc::default() })
+    }
+
+    /// Notes a write's outcome for [`Store::check_writable`]: a write refused
+    /// for lack of space marks the store unwritable; one that stored rows
+    /// (`stored`) marks it writable again.
+    fn watch<T>(&self, r: Result<T>, stored: bool) -> Result<T> {
+        let mut state = self.unwritable.lock().unwrap_or_else(|p| p.into_inner());
+        match &r {
+            Err(StoreError::Unwritable(why)) => {
+                if state.is_none() {
+                    tracing::error!(error = %why, "the database refused a write: free disk space on its volume; writes resume by themselves");
+                }
+                *state = Some(why.clone());
+            }
+            Ok(_) if stored && state.is_some() => {
+                tracing::info!("the database stores writes again");
+                *state = None;
+            }
+            _ => {}
+        }
+        r
+    }
+
+    /// Stores [`PROBE_BYTES`] in a row of their own and deletes them again.
+    async fn probe_write(&self) -> Result<()> {
+        sqlx::query("INSERT INTO store_write_probe (pad) VALUES (zeroblob(?))")
+            .bind(PROBE_BYTES)
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM store_write_probe").execute(&self.writer).await.map_err(db)?;
+        Ok(())
     }
 
     /// Runs a user insert statement binding every column; returns the rows inserted.
@@ -119,6 +201,30 @@ impl SqliteStore {
         Ok(done.rows_affected())
     }
 
+    /// A template version and its import job, in one transaction.
+    async fn insert_template_version_tx(&self, v: &TemplateVersion, job: &Job) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(db)?;
+        jobs::insert_job(&mut tx, job).await?;
+        sqlx::query(
+            "INSERT INTO template_versions (id, template_id, organization_id, name, message, job_id, created_by, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(v.id.to_string())
+        .bind(v.template_id.map(|t| t.to_string()))
+        .bind(v.organization_id.to_string())
+        .bind(&v.name)
+        .bind(&v.message)
+        .bind(v.job_id.to_string())
+        .bind(v.created_by.to_string())
+        .bind(ts(v.created_at))
+        .bind(ts(v.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
     async fn one<T>(
         &self,
         sql: &'static str,
@@ -132,6 +238,15 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    async fn check_writable(&self) -> Result<()> {
+        let blocked = self.unwritable.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if blocked.is_none() {
+            return Ok(());
+        }
+        let probe = self.probe_write().await;
+        self.watch(probe, true)
+    }
+
     #[tracing::instrument(skip_all)]
     async fn count_users(&self) -> Result<i64> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
@@ -334,26 +449,8 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn insert_template_version(&self, v: &TemplateVersion, job: &Job) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db)?;
-        jobs::insert_job(&mut tx, job).await?;
-        sqlx::query(
-            "INSERT INTO template_versions (id, template_id, organization_id, name, message, job_id, created_by, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(v.id.to_string())
-        .bind(v.template_id.map(|t| t.to_string()))
-        .bind(v.organization_id.to_string())
-        .bind(&v.name)
-        .bind(&v.message)
-        .bind(v.job_id.to_string())
-        .bind(v.created_by.to_string())
-        .bind(ts(v.created_at))
-        .bind(ts(v.updated_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(())
+        let r = self.insert_template_version_tx(v, job).await;
+        self.watch(r, true)
     }
 
     async fn template_version(&self, id: Uuid) -> Result<TemplateVersion> {
@@ -462,7 +559,8 @@ impl Store for SqliteStore {
         build: &WorkspaceBuild,
         job: &Job,
     ) -> Result<()> {
-        builds::insert_workspace(&self.writer, ws, build, job).await
+        let r = builds::insert_workspace(&self.writer, ws, build, job).await;
+        self.watch(r, true)
     }
 
     async fn workspace(&self, id: Uuid) -> Result<Workspace> {
@@ -484,7 +582,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_build(&self, build: &WorkspaceBuild, job: &Job) -> Result<()> {
-        builds::insert_build(&self.writer, build, job).await
+        let r = builds::insert_build(&self.writer, build, job).await;
+        self.watch(r, true)
     }
 
     async fn build(&self, id: Uuid) -> Result<WorkspaceBuild> {
@@ -534,15 +633,18 @@ impl Store for SqliteStore {
     }
 
     async fn acquire_job(&self, req: &super::AcquireRequest) -> Result<Option<Job>> {
-        jobs::acquire(&self.writer, req).await
+        let r = jobs::acquire(&self.writer, req).await;
+        self.watch(r, false)
     }
 
     async fn release_job(&self, job_id: Uuid, worker_id: Uuid) -> Result<()> {
-        jobs::release(&self.writer, job_id, worker_id).await
+        let r = jobs::release(&self.writer, job_id, worker_id).await;
+        self.watch(r, false)
     }
 
     async fn append_logs(&self, batch: LogBatch) -> Result<AppendedLogs> {
-        jobs::append_logs(&self.writer, batch).await
+        let r = jobs::append_logs(&self.writer, batch).await;
+        self.watch(r, false)
     }
 
     async fn logs(&self, job_id: Uuid, range: LogRange) -> Result<Vec<StoredLog>> {
@@ -550,11 +652,13 @@ impl Store for SqliteStore {
     }
 
     async fn heartbeat(&self, worker_id: Uuid, job_ids: &[Uuid]) -> Result<()> {
-        jobs::heartbeat(&self.writer, worker_id, job_ids).await
+        let r = jobs::heartbeat(&self.writer, worker_id, job_ids).await;
+        self.watch(r, false)
     }
 
     async fn cancel_job(&self, job_id: Uuid) -> Result<CancelResult> {
-        jobs::cancel(&self.writer, job_id).await
+        let r = jobs::cancel(&self.writer, job_id).await;
+        self.watch(r, false)
     }
 
     async fn complete_job(
@@ -563,7 +667,8 @@ impl Store for SqliteStore {
         worker_id: Uuid,
         outcome: &JobOutcome,
     ) -> Result<CompleteResult> {
-        jobs::complete(&self.writer, job_id, Some(worker_id), outcome).await
+        let r = jobs::complete(&self.writer, job_id, Some(worker_id), outcome).await;
+        self.watch(r, false)
     }
 
     async fn fail_job(
@@ -577,7 +682,8 @@ impl Store for SqliteStore {
             error_code: error_code.map(str::to_owned),
             ..JobOutcome::default()
         };
-        jobs::complete(&self.writer, job_id, None, &outcome).await
+        let r = jobs::complete(&self.writer, job_id, None, &outcome).await;
+        self.watch(r, false)
     }
 
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>> {
