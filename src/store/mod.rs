@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    ImportResult, Job, JobOutcome, LogLine, Provisioner, StoredLog, StoredResource, Tags,
+    ImportResult, Job, JobOutcome, LogLine, Provisioner, Role, StoredLog, StoredResource, Tags,
     WorkspaceBuild,
 };
 
@@ -49,7 +49,8 @@ pub struct User {
     pub name: String,
     /// argon2 PHC string.
     pub password_hash: String,
-    pub is_owner: bool,
+    /// Site roles beyond the implicit `member`, without duplicates.
+    pub roles: Vec<Role>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -222,6 +223,8 @@ pub trait Store: Send + Sync + 'static {
     /// Looks a user up by username, case-insensitively.
     async fn user_by_username(&self, username: &str) -> Result<User>;
     async fn user_by_email(&self, email: &str) -> Result<User>;
+    /// Replaces a user's site roles; `NotFound` when there is no such user.
+    async fn set_user_roles(&self, id: Uuid, roles: &[Role]) -> Result<()>;
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
     async fn api_key(&self, id: &str) -> Result<ApiKey>;
     async fn delete_api_key(&self, id: &str) -> Result<()>;

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::server::access::AccessError;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,6 +93,15 @@ impl From<StoreError> for ApiError {
                 Self::conflict("The request conflicts with the current state.").detail(msg)
             }
             other => Self::internal(other),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Hidden => Self::not_found(),
+            AccessError::Forbidden { message, remedy } => Self::forbidden(message).detail(remedy),
         }
     }
 }

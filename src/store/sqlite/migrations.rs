@@ -12,12 +12,13 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::SqlSafeStr;
 
 /// `(version, description, SQL)` of every file in `migrations/sqlite`, in order.
-const MIGRATIONS: [(i64, &str, &str); 5] = [
+const MIGRATIONS: [(i64, &str, &str); 6] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "provisioner keys", include_str!("../../../migrations/sqlite/0002_provisioner_keys.sql")),
     (3, "template imports", include_str!("../../../migrations/sqlite/0003_template_imports.sql")),
     (4, "log lookup", include_str!("../../../migrations/sqlite/0004_log_lookup.sql")),
     (5, "log rows", include_str!("../../../migrations/sqlite/0005_log_rows.sql")),
+    (6, "user roles", include_str!("../../../migrations/sqlite/0006_user_roles.sql")),
 ];
 
 /// The migrator that brings a database to the current schema.
@@ -114,6 +115,42 @@ mod tests {
         assert_eq!(stored, [(11, 3)], "only the new line, after every old id");
         let others = store.logs(other, LogRange::default()).await.expect("other logs");
         assert_eq!(others.iter().map(|l| l.id).collect::<Vec<_>>(), [4, 10]);
+    }
+
+    /// An owner made before roles existed stays an owner; everyone else
+    /// becomes a plain member.
+    #[tokio::test]
+    async fn owners_keep_their_role_when_roles_arrive() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("old.db");
+        let old = SqlitePool::connect_with(
+            SqliteConnectOptions::new().filename(&path).create_if_missing(true),
+        )
+        .await
+        .expect("old database");
+        migrator_up_to(5).run(&old).await.expect("schema 5");
+        let (owner, member) = (Uuid::new_v4(), Uuid::new_v4());
+        for (id, name, is_owner) in [(owner, "boss", true), (member, "dev", false)] {
+            sqlx::query(
+                "INSERT INTO users (id, username, email, name, password_hash, is_owner, created_at)
+                 VALUES (?, ?, ?, '', 'x', ?, '2026-01-01T00:00:00.000000Z')",
+            )
+            .bind(id.to_string())
+            .bind(name)
+            .bind(format!("{name}@example.com"))
+            .bind(is_owner)
+            .execute(&old)
+            .await
+            .expect("old user");
+        }
+        old.close().await;
+
+        let store = super::super::SqliteStore::open(path.to_str().expect("utf-8 path"))
+            .await
+            .expect("migrated");
+        let roles = store.user_by_id(owner).await.expect("owner").roles;
+        assert_eq!(roles, [crate::domain::Role::Owner]);
+        assert!(store.user_by_id(member).await.expect("member").roles.is_empty());
     }
 
     /// Every file in `migrations/sqlite` is embedded, under the version and
