@@ -368,11 +368,17 @@ async fn members_cannot_run_code_through_templates_or_state() {
     let state = build_state(&owner, build).await;
     let mut state: Value = serde_json::from_str(&state).expect("state json");
     let payload = format!("/dev/null\"; touch \"{}", marker.display());
+    let mut planted = 0;
     for r in state["resources"].as_array_mut().expect("resources") {
         if r["name"] == "home" {
-            r["instances"][0]["attributes"]["input"] = json!(payload);
+            planted += 1;
+            // terraform_data keeps `input` as a dynamic value; with this one
+            // (checked with the permission check removed) the delete build
+            // runs the member's `touch`.
+            r["instances"][0]["attributes"]["input"] = json!({"value": payload, "type": "string"});
         }
     }
+    assert_eq!(planted, 1, "the state has the template's home resource: {state}");
     let crafted = serde_json::to_vec(&state).expect("bytes");
     let path = format!("/api/v2/workspaces/{ws_id}/builds");
     let (status, body) = post(&path, json!({"transition": "delete", "state": crafted})).await;
