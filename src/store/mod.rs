@@ -247,8 +247,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ProvisionerKey>;
 
     // --- files ---
-    /// Inserts a file unless one with the same hash exists; returns the id of
-    /// the stored file either way.
+    /// Inserts a file unless its uploader stored one with the same hash;
+    /// returns the id of the stored file either way. Another uploader's
+    /// identical bytes are a file of their own.
     async fn insert_file(&self, file: &File) -> Result<Uuid>;
     async fn file(&self, id: Uuid) -> Result<File>;
     /// A file's sha256 hex digest and size, without reading its data.

@@ -76,6 +76,10 @@ async fn fixture(store: &dyn Store) -> Fixture {
         file_id,
         "files are content-addressed"
     );
+    let theirs = File { id: Uuid::new_v4(), created_by: member.id, ..file.clone() };
+    let their_id = store.insert_file(&theirs).await.expect("another uploader");
+    assert_ne!(their_id, file_id, "per uploader, so no one learns what others uploaded");
+    assert_eq!(store.file(their_id).await.expect("theirs").created_by, member.id);
     assert_eq!(
         store.file_info(file_id).await.expect("info"),
         ("ab".repeat(32), 3),

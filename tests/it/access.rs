@@ -266,6 +266,21 @@ async fn every_route_answers_each_role_as_coder_does() {
     wrong.extend(walk(&server, &who, &denied).await);
     assert!(wrong.is_empty(), "{} wrong answers:\n{}", wrong.len(), wrong.join("\n"));
 
+    // Files are per uploader: the same bytes uploaded by another user are
+    // their own file (readable by them), not the owner's id, which would
+    // tell them the owner uploaded those bytes.
+    let bytes = tar_dir(echo.path()).expect("tar");
+    let owners = owner.upload_tar(bytes.clone()).await.expect("owner upload");
+    assert_eq!(owner.upload_tar(bytes.clone()).await.expect("again"), owners, "deduplicated");
+    let bobs = b.upload_tar(bytes).await.expect("bob upload");
+    assert_ne!(bobs, owners, "another uploader's file is their own");
+    let download = format!("{}/api/v2/files/{bobs}", server.url);
+    let (status, _) = raw(Method::GET, download, Some(b.token()), None).await;
+    assert_eq!(status, 200, "an uploader reads their file");
+    let download = format!("{}/api/v2/files/{owners}", server.url);
+    let (status, _) = raw(Method::GET, download, Some(b.token()), None).await;
+    assert_eq!(status, 404, "but not the owner's");
+
     // Nothing denied happened: one build, the version unchanged, the roles
     // as the owner set them.
     let builds = owner.get(&format!("/api/v2/workspaces/{ws_id}/builds")).await.expect("builds");

@@ -118,7 +118,8 @@ mod tests {
     }
 
     /// An owner made before roles existed stays an owner; everyone else
-    /// becomes a plain member.
+    /// becomes a plain member. Files (rebuilt to deduplicate per uploader)
+    /// keep their ids, and the jobs that refer to them stay valid.
     #[tokio::test]
     async fn owners_keep_their_role_when_roles_arrive() {
         let dir = tempfile::tempdir().expect("dir");
@@ -143,11 +144,44 @@ mod tests {
             .await
             .expect("old user");
         }
+        let (file, job) = (Uuid::new_v4(), Uuid::new_v4());
+        sqlx::query(
+            "INSERT INTO files (id, hash, mimetype, data, created_by, created_at)
+             VALUES (?, 'ab', 'application/x-tar', x'00', ?, '2026-01-01T00:00:00.000000Z')",
+        )
+        .bind(file.to_string())
+        .bind(owner.to_string())
+        .execute(&old)
+        .await
+        .expect("old file");
+        sqlx::query(
+            "INSERT INTO provisioner_jobs (id, job_type, provisioner, organization_id,
+                initiator_id, file_id, input, tags, created_at, updated_at)
+             VALUES (?, 'template_version_import', 'echo', ?, ?, ?, '{}', '{}',
+                '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')",
+        )
+        .bind(job.to_string())
+        .bind(Uuid::new_v4().to_string())
+        .bind(owner.to_string())
+        .bind(file.to_string())
+        .execute(&old)
+        .await
+        .expect("old job");
         old.close().await;
 
         let store = super::super::SqliteStore::open(path.to_str().expect("utf-8 path"))
             .await
             .expect("migrated");
+        assert_eq!(store.file(file).await.expect("file kept").created_by, owner);
+        assert_eq!(store.job(job).await.expect("job kept").file_id, file);
+        let fk: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+            .fetch_all(&store.pool)
+            .await
+            .expect("foreign key check");
+        assert!(fk.is_empty(), "jobs still refer to their files: {fk:?}");
+        let on: i64 =
+            sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&store.pool).await.expect("pragma");
+        assert_eq!(on, 1, "foreign keys are on again after the migration");
         let roles = store.user_by_id(owner).await.expect("owner").roles;
         assert_eq!(roles, [crate::domain::Role::Owner]);
         assert!(store.user_by_id(member).await.expect("member").roles.is_empty());

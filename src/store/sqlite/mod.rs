@@ -315,7 +315,7 @@ impl Store for SqliteStore {
     async fn insert_file(&self, f: &File) -> Result<Uuid> {
         sqlx::query(
             "INSERT INTO files (id, hash, mimetype, data, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (hash) DO NOTHING",
+             ON CONFLICT (hash, created_by) DO NOTHING",
         )
         .bind(f.id.to_string())
         .bind(&f.hash)
@@ -326,11 +326,13 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        let id: String = sqlx::query_scalar("SELECT id FROM files WHERE hash = ?")
-            .bind(&f.hash)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
+        let id: String =
+            sqlx::query_scalar("SELECT id FROM files WHERE hash = ? AND created_by = ?")
+                .bind(&f.hash)
+                .bind(f.created_by.to_string())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
         id.parse().map_err(|e| StoreError::Corrupt(format!("file id: {e}")))
     }
 
