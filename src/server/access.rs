@@ -129,10 +129,11 @@ pub fn check(actor: Actor<'_>, action: Action, resource: Resource) -> Result<(),
                 forbidden("Only owners and user admins can manage users."),
             ),
         },
-        Resource::RoleAssignment { role } => allow(
-            // A user admin may only assign `member` (Coder's assignRoles),
-            // which is implicit: no site role at all.
-            actor.is_owner() && matches!(role, Role::Owner | Role::TemplateAdmin | Role::UserAdmin),
+        // Owners grant and take away every role. A user admin may only
+        // assign `member` (Coder's assignRoles), which is implicit, so no
+        // stored role at all.
+        Resource::RoleAssignment { role: _ } => allow(
+            actor.is_owner(),
             if actor.manages_users() {
                 forbidden("Only an owner can grant or take away this role.")
             } else {
