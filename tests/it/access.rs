@@ -153,6 +153,8 @@ async fn every_route_answers_each_role_as_coder_does() {
         get(format!("/api/v2/templateversions/{loose}/rich-parameters"), managers),
         get(format!("/api/v2/templateversions/{loose}/variables"), managers),
         get(format!("/api/v2/files/{file}"), managers),
+        get(format!("/api/v2/workspacebuilds/{build}/logs?follow=true"), [0, 0, 404, 0, 404]),
+        get(format!("/api/v2/templateversions/{loose}/logs?follow=true"), [0, 404, 404, 0, 404]),
         get("/api/v2/organizations/coder/provisionerkeys", admins_only),
         get("/api/v2/organizations/coder/provisionerdaemons", admins_only),
     ];

@@ -255,3 +255,20 @@ pub async fn daemons(
     resolve_org(&state, &org).await?;
     Ok(Json(state.daemons.list().iter().map(json::daemon).collect()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_in_a_fixed_order_without_member_or_duplicates() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let got = parse_roles(&names(&["user-admin", "member", "owner", "user-admin"]));
+        assert_eq!(got.expect("valid"), vec![Role::Owner, Role::UserAdmin]);
+        assert!(parse_roles(&[]).expect("none").is_empty());
+        let err = parse_roles(&names(&["owner", "root"])).err().expect("unknown role");
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.validations[0].field, "roles");
+        assert!(err.detail.contains("\"root\""), "{}", err.detail);
+    }
+}
