@@ -266,7 +266,7 @@ mod tests {
         let got = parse_roles(&names(&["user-admin", "member", "owner", "user-admin"]));
         assert_eq!(got.expect("valid"), vec![Role::Owner, Role::UserAdmin]);
         assert!(parse_roles(&[]).expect("none").is_empty());
-        let err = parse_roles(&names(&["owner", "root"])).err().expect("unknown role");
+        let err = parse_roles(&names(&["owner", "root"])).expect_err("unknown role");
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert_eq!(err.validations[0].field, "roles");
         assert!(err.detail.contains("\"root\""), "{}", err.detail);
