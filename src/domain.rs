@@ -65,6 +65,27 @@ pub struct UnknownVariant {
 }
 
 wire_enum!(
+    /// A site-wide role, as Coder's built-in roles name them. Every user is
+    /// also a `member`; like Coder, that role is implicit and never stored
+    /// or listed.
+    Role { Owner => "owner", TemplateAdmin => "template-admin", UserAdmin => "user-admin" }
+);
+
+impl Role {
+    /// Every assignable role, in the order the API lists them.
+    pub const ALL: [Role; 3] = [Role::Owner, Role::TemplateAdmin, Role::UserAdmin];
+
+    /// The name Coder's UI shows for the role.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Role::Owner => "Owner",
+            Role::TemplateAdmin => "Template Admin",
+            Role::UserAdmin => "User Admin",
+        }
+    }
+}
+
+wire_enum!(
     /// What a workspace build does to the workspace.
     Transition { Start => "start", Stop => "stop", Delete => "delete" }
 );

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::store::DynStore;
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod daemons;

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    ImportResult, Job, JobOutcome, LogLine, Provisioner, StoredLog, StoredResource, Tags,
+    ImportResult, Job, JobOutcome, LogLine, Provisioner, Role, StoredLog, StoredResource, Tags,
     WorkspaceBuild,
 };
 
@@ -53,7 +53,8 @@ pub struct User {
     pub name: String,
     /// argon2 PHC string.
     pub password_hash: String,
-    pub is_owner: bool,
+    /// Site roles beyond the implicit `member`, without duplicates.
+    pub roles: Vec<Role>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -232,6 +233,8 @@ pub trait Store: Send + Sync + 'static {
     /// Looks a user up by username, case-insensitively.
     async fn user_by_username(&self, username: &str) -> Result<User>;
     async fn user_by_email(&self, email: &str) -> Result<User>;
+    /// Replaces a user's site roles; `NotFound` when there is no such user.
+    async fn set_user_roles(&self, id: Uuid, roles: &[Role]) -> Result<()>;
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
     async fn api_key(&self, id: &str) -> Result<ApiKey>;
     async fn delete_api_key(&self, id: &str) -> Result<()>;
@@ -254,8 +257,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ProvisionerKey>;
 
     // --- files ---
-    /// Inserts a file unless one with the same hash exists; returns the id of
-    /// the stored file either way.
+    /// Inserts a file unless its uploader stored one with the same hash;
+    /// returns the id of the stored file either way. Another uploader's
+    /// identical bytes are a file of their own.
     async fn insert_file(&self, file: &File) -> Result<Uuid>;
     async fn file(&self, id: Uuid) -> Result<File>;
     /// A file's sha256 hex digest and size, without reading its data.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::{
     BuildReason, JobInput, JobOrigin, JobType, LogLevel, LogLine, LogSource, Provisioner, Resource,
-    Transition,
+    Role, Transition,
 };
 
 /// Everything a build needs, inserted once.
@@ -35,7 +35,7 @@ async fn fixture(store: &dyn Store) -> Fixture {
         email: "alice@example.com".into(),
         name: String::new(),
         password_hash: "x".into(),
-        is_owner: true,
+        roles: vec![Role::Owner],
         created_at: now,
     };
     store.insert_first_user(&user).await.expect("first user");
@@ -49,6 +49,17 @@ async fn fixture(store: &dyn Store) -> Fixture {
         matches!(store.insert_first_user(&second).await, Err(StoreError::Conflict(_))),
         "only one first user"
     );
+    assert_eq!(store.user_by_id(user.id).await.expect("first").roles, vec![Role::Owner]);
+    let member = User { id: Uuid::new_v4(), roles: vec![], ..second.clone() };
+    store.insert_user(&member).await.expect("member");
+    assert!(store.user_by_id(member.id).await.expect("member").roles.is_empty());
+    let roles = [Role::TemplateAdmin, Role::UserAdmin];
+    store.set_user_roles(member.id, &roles).await.expect("set roles");
+    assert_eq!(store.user_by_username("BOB").await.expect("bob").roles, roles.to_vec());
+    assert!(matches!(
+        store.set_user_roles(Uuid::new_v4(), &roles).await,
+        Err(StoreError::NotFound)
+    ));
     let org = store.default_organization().await.expect("org");
     let file = File {
         id: Uuid::new_v4(),
@@ -65,6 +76,10 @@ async fn fixture(store: &dyn Store) -> Fixture {
         file_id,
         "files are content-addressed"
     );
+    let theirs = File { id: Uuid::new_v4(), created_by: member.id, ..file.clone() };
+    let their_id = store.insert_file(&theirs).await.expect("another uploader");
+    assert_ne!(their_id, file_id, "per uploader, so no one learns what others uploaded");
+    assert_eq!(store.file(their_id).await.expect("theirs").created_by, member.id);
     assert_eq!(
         store.file_info(file_id).await.expect("info"),
         ("ab".repeat(32), 3),

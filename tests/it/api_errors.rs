@@ -68,12 +68,13 @@ async fn unknown_and_foreign_workspaces_are_404() {
     }
     let theirs = other.get("/api/v2/workspaces").await.expect("list");
     assert_eq!(theirs["count"], 0, "users list only their own workspaces: {theirs}");
-    // A member's own build: visible, but its raw state is for owners only.
+    // A member's own build: visible, but its raw state is for template
+    // managers only, and hidden from anyone else (as in Coder).
     let own = create_workspace(&other, &template).await;
     let own_build = own["latest_build"]["id"].as_str().expect("id");
     let state_url = format!("{}/api/v2/workspacebuilds/{own_build}/state", server.url);
     let (status, body) = raw(Method::GET, state_url, Some(other.token()), None).await;
-    assert_eq!(status, 403, "raw state can hold secrets: {body}");
+    assert_eq!(status, 404, "raw state can hold secrets: {body}");
     let second = create_workspace(&owner, &template).await;
     let all = owner.get("/api/v2/workspaces").await.expect("list");
     assert_eq!(all["count"], 3, "owners see everyone's: {all}");

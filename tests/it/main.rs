@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod access;
 mod api_errors;
 mod big;
 mod coder;

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use crate::server::access::{self, Action, Actor, Resource};
 use crate::server::AppState;
 use crate::store::{ApiKey, StoreError, User};
 
@@ -57,6 +58,18 @@ pub async fn new_session(state: &AppState, user: &User) -> Result<String, ApiErr
 pub struct Caller {
     pub user: User,
     pub key_id: String,
+}
+
+impl Caller {
+    /// The caller as `access` sees them.
+    pub fn actor(&self) -> Actor<'_> {
+        Actor::of(&self.user)
+    }
+
+    /// Whether the caller may do `action` to `resource` (see `access`).
+    pub fn may(&self, action: Action, resource: Resource) -> Result<(), ApiError> {
+        Ok(access::check(self.actor(), action, resource)?)
+    }
 }
 
 fn token_from(parts: &Parts) -> Option<String> {

@@ -20,6 +20,7 @@ use crate::domain::{
     resolve_parameters, BuildReason, Job, JobInput, JobOrigin, JobStatus, JobType, NameValue,
     Transition, WorkspaceBuild,
 };
+use crate::server::access::{self, Action, Resource};
 use crate::server::{AppState, Event};
 use crate::store::{BuildPage, CancelResult, StoreError, TemplateVersion, Workspace};
 
@@ -174,6 +175,7 @@ pub async fn create(
         }
     }
     let ws = visible(&state, &caller, uuid_param("workspace", &id)?, true).await?;
+    authorize_build(&caller, &ws, transition, &req)?;
     let last = state.store.latest_build(ws.id).await?;
     let last_job = state.store.job(last.job_id).await?;
     if last_job.is_active() {
@@ -228,6 +230,32 @@ pub async fn create(
     }
     state.events.publish(Event::JobQueued);
     Ok((StatusCode::CREATED, Json(json::build(&state, &build).await?)))
+}
+
+/// Coder's wsbuilder checks: the caller may change the workspace (a delete
+/// build deletes it); only template managers may hand a build its state or
+/// orphan a workspace, since a hand-written state is run by the template's
+/// destroy provisioners; a debug log level is for owners.
+fn authorize_build(
+    caller: &Caller,
+    ws: &Workspace,
+    transition: Transition,
+    req: &CreateBuild,
+) -> ApiResult<()> {
+    let action = if transition == Transition::Delete { Action::Delete } else { Action::Update };
+    caller.may(action, Resource::Workspace { owner: ws.owner_id })?;
+    if req.state.is_some() || req.orphan {
+        caller.may(Action::Update, Resource::ProvisionerState)?;
+    }
+    if req.log_level.is_some()
+        && access::check(caller.actor(), Action::Read, Resource::DeploymentConfig).is_err()
+    {
+        return Err(ApiError::bad_request(
+            "Workspace builds with a custom log level are restricted to administrators only.",
+        )
+        .detail("leave out log_level, or ask an owner to run the build"));
+    }
+    Ok(())
 }
 
 /// The build if the caller may see its workspace.
@@ -306,12 +334,10 @@ pub async fn raw_state(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    // Terraform state can hold secrets: only owners read it raw (Coder also
-    // limits this to template administrators).
-    if !caller.user.is_owner {
-        return Err(ApiError::forbidden("Only an owner can read a build's raw state."));
-    }
+    // Terraform state can hold secrets: like Coder, only template managers
+    // read it raw, and anyone else is told it does not exist.
     let build = visible_build(&state, &caller, &id).await?;
+    caller.may(Action::Read, Resource::ProvisionerState)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], build.provisioner_state))
 }
 
@@ -330,6 +356,8 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let build = visible_build(&state, &caller, &id).await?;
+    let ws = visible(&state, &caller, build.workspace_id, true).await?;
+    caller.may(Action::Update, Resource::Workspace { owner: ws.owner_id })?;
     match state.store.cancel_job(build.job_id).await? {
         CancelResult::AlreadyDone => {
             Err(ApiError::bad_request("Job has already completed or is being canceled."))

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::server::access::AccessError;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,6 +97,15 @@ impl From<StoreError> for ApiError {
                     .detail(format!("the database refused the write ({why}): free disk space on the server's data volume, then retry; the server recovers by itself"))
             }
             other => Self::internal(other),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Hidden => Self::not_found(),
+            AccessError::Forbidden { message, remedy } => Self::forbidden(message).detail(remedy),
         }
     }
 }

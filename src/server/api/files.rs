@@ -1,4 +1,5 @@
-//! Template archives: upload (content-addressed by sha256) and download.
+//! Template archives: upload (content-addressed by sha256) and download,
+//! which only the uploader, template admins and owners may do.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -11,6 +12,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use crate::server::access::{Action, Resource};
 use crate::server::AppState;
 use crate::store::File;
 
@@ -25,6 +27,7 @@ pub async fn upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    caller.may(Action::Create, Resource::File { uploader: caller.user.id })?;
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mimetype = content_type.split(';').next().unwrap_or("").trim();
@@ -49,9 +52,10 @@ pub async fn upload(
 
 pub async fn download(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let file = state.store.file(super::uuid_param("fileID", &id)?).await?;
+    caller.may(Action::Read, Resource::File { uploader: file.created_by })?;
     Ok(([(header::CONTENT_TYPE, file.mimetype)], file.data))
 }

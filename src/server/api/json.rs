@@ -35,8 +35,12 @@ pub struct RoleJson {
 }
 
 pub fn user(u: &User, org: &Organization) -> UserJson {
-    let roles =
-        if u.is_owner { vec![RoleJson { name: "owner", display_name: "Owner" }] } else { vec![] };
+    // Like Coder, only explicit site roles are listed; `member` is implied.
+    let roles = u
+        .roles
+        .iter()
+        .map(|r| RoleJson { name: r.as_str(), display_name: r.display_name() })
+        .collect();
     UserJson {
         id: u.id,
         username: u.username.clone(),

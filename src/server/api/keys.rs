@@ -1,6 +1,6 @@
 //! Provisioner keys per organization: create (the secret is shown once),
 //! list (never the secret), delete (which disconnects daemons using it).
-//! Owners only.
+//! Owners and template admins only: to Coder a key is a provisioner daemon.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,6 +16,7 @@ use super::error::{ApiError, ApiResult};
 use super::users::resolve_org;
 use super::{validate_name, Body};
 use crate::domain::{with_default_scope, Tags};
+use crate::server::access::{Action, Resource};
 use crate::server::{AppState, Event};
 use crate::store::{ProvisionerKey, StoreError};
 
@@ -45,21 +46,13 @@ fn key_json(k: &ProvisionerKey) -> KeyJson {
     }
 }
 
-fn owner_only(caller: &Caller) -> ApiResult<()> {
-    if caller.user.is_owner {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("Only an owner can manage provisioner keys."))
-    }
-}
-
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
     Body(req): Body<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    owner_only(&caller)?;
+    caller.may(Action::Create, Resource::ProvisionerDaemon)?;
     let org = resolve_org(&state, &org).await?;
     validate_name("name", &req.name)?;
     let mut secret = [0u8; 32];
@@ -91,7 +84,7 @@ pub async fn list(
     caller: Caller,
     Path(org): Path<String>,
 ) -> ApiResult<Json<Vec<KeyJson>>> {
-    owner_only(&caller)?;
+    caller.may(Action::Read, Resource::ProvisionerDaemon)?;
     let org = resolve_org(&state, &org).await?;
     Ok(Json(state.store.provisioner_keys(org.id).await?.iter().map(key_json).collect()))
 }
@@ -101,7 +94,7 @@ pub async fn delete(
     caller: Caller,
     Path((org, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    owner_only(&caller)?;
+    caller.may(Action::Delete, Resource::ProvisionerDaemon)?;
     let org = resolve_org(&state, &org).await?;
     let key = state.store.delete_provisioner_key(org.id, &name).await?;
     state.events.publish(Event::KeyRevoked(key.id));

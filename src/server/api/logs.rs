@@ -22,6 +22,7 @@ use super::builds::visible_build;
 use super::error::{ApiError, ApiResult};
 use super::{json, uuid_param};
 use crate::domain::StoredLog;
+use crate::server::access::{Action, Resource};
 use crate::server::{AppState, Event, StoredLogs};
 use crate::store::{LogRange, StoreError};
 
@@ -53,12 +54,16 @@ pub async fn build_logs(
 
 pub async fn version_logs(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
     req: Request,
 ) -> ApiResult<Response> {
     let version = state.store.template_version(uuid_param("templateversion", &id)?).await?;
+    caller.may(
+        Action::Read,
+        Resource::TemplateVersion { has_template: version.template_id.is_some() },
+    )?;
     respond(state, version.job_id, q, req).await
 }
 

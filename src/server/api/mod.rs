@@ -6,7 +6,7 @@
 //! publishes events; the gRPC service hands the jobs out.
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/users/logout", post(users::logout))
         .route("/users", post(users::create))
         .route("/users/{user}", get(users::get))
+        .route("/users/{user}/roles", put(users::put_roles))
         .route("/users/{user}/organizations", get(users::organizations))
         .route("/organizations/{organization}", get(users::organization))
         .route("/organizations/{organization}/provisionerdaemons", get(users::daemons))

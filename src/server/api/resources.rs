@@ -20,6 +20,7 @@ use crate::domain::{
     Agent, App, ImportResult, Job, JobInput, JobStatus, Resource, StoredResource,
     TemplateParameter, TemplateVariable,
 };
+use crate::server::access::{self, Action};
 use crate::server::AppState;
 
 #[derive(Serialize)]
@@ -184,9 +185,11 @@ fn app(p: &App) -> Value {
     })
 }
 
-/// The import job of a version, once it has succeeded.
-async fn imported(state: &AppState, id: &str) -> ApiResult<Job> {
+/// The import job of a version the caller may read, once it has succeeded.
+async fn imported(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
     let version = state.store.template_version(uuid_param("templateversion", id)?).await?;
+    let has_template = version.template_id.is_some();
+    caller.may(Action::Read, access::Resource::TemplateVersion { has_template })?;
     let job = state.store.job(version.job_id).await?;
     match job.status() {
         JobStatus::Succeeded => Ok(job),
@@ -208,10 +211,10 @@ async fn import_result(state: &AppState, job: &Job) -> ApiResult<ImportResult> {
 /// transitions.
 pub async fn version_resources(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<ResourceJson>>> {
-    let job = imported(&state, &id).await?;
+    let job = imported(&state, &caller, &id).await?;
     let resources = state.store.resources_of_job(job.id).await?;
     Ok(Json(resources.iter().map(stored).collect()))
 }
@@ -219,10 +222,10 @@ pub async fn version_resources(
 /// `GET /templateversions/{id}/rich-parameters`.
 pub async fn version_parameters(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let job = imported(&state, &id).await?;
+    let job = imported(&state, &caller, &id).await?;
     let result = import_result(&state, &job).await?;
     Ok(Json(result.parameters.iter().map(parameter).collect()))
 }
@@ -254,10 +257,10 @@ fn parameter(p: &TemplateParameter) -> Value {
 /// the values given at import; sensitive ones never show a value.
 pub async fn version_variables(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let job = imported(&state, &id).await?;
+    let job = imported(&state, &caller, &id).await?;
     let given: BTreeMap<String, String> = match serde_json::from_value(job.input.clone()) {
         Ok(JobInput::TemplateVersionImport { user_variable_values, .. }) => {
             user_variable_values.iter().map(|v| (v.name.clone(), v.value.clone())).collect()

@@ -16,6 +16,7 @@ use super::{json, uuid_param, Body};
 use crate::domain::{
     with_default_scope, Job, JobInput, JobOrigin, JobStatus, JobType, NameValue, Provisioner, Tags,
 };
+use crate::server::access::{Action, Resource};
 use crate::server::{AppState, Event};
 use crate::store::{StoreError, Template, TemplateVersion};
 
@@ -56,6 +57,10 @@ pub async fn create_version(
     Body(req): Body<CreateVersion>,
 ) -> ApiResult<(StatusCode, Json<json::TemplateVersionJson>)> {
     let org = resolve_org(&state, &org).await?;
+    caller.may(
+        Action::Create,
+        Resource::TemplateVersion { has_template: req.template_id.is_some() },
+    )?;
     if req.storage_method != "file" {
         return Err(ApiError::invalid("storage_method", "only \"file\" is supported"));
     }
@@ -116,10 +121,12 @@ pub async fn create_version(
 
 pub async fn get_version(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<json::TemplateVersionJson>> {
     let v = state.store.template_version(uuid_param("templateversion", &id)?).await?;
+    caller
+        .may(Action::Read, Resource::TemplateVersion { has_template: v.template_id.is_some() })?;
     Ok(Json(json::template_version(state.store.as_ref(), &v).await?))
 }
 
@@ -140,6 +147,7 @@ pub async fn create_template(
     Body(req): Body<CreateTemplate>,
 ) -> ApiResult<(StatusCode, Json<json::TemplateJson>)> {
     let org = resolve_org(&state, &org).await?;
+    caller.may(Action::Create, Resource::Template)?;
     super::validate_name("name", &req.name)?;
     let version = state
         .store
@@ -188,18 +196,20 @@ pub async fn ensure_imported(state: &AppState, version: &TemplateVersion) -> Api
 
 pub async fn get_template(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<json::TemplateJson>> {
+    caller.may(Action::Read, Resource::Template)?;
     let t = state.store.template(uuid_param("template", &id)?).await?;
     Ok(Json(json::template(state.store.as_ref(), &t).await?))
 }
 
 pub async fn template_by_name(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path((org, name)): Path<(String, String)>,
 ) -> ApiResult<Json<json::TemplateJson>> {
+    caller.may(Action::Read, Resource::Template)?;
     let org = resolve_org(&state, &org).await?;
     let t = state.store.template_by_name(org.id, &name).await?;
     Ok(Json(json::template(state.store.as_ref(), &t).await?))
@@ -207,9 +217,10 @@ pub async fn template_by_name(
 
 pub async fn list_templates(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(org): Path<String>,
 ) -> ApiResult<Json<Vec<json::TemplateJson>>> {
+    caller.may(Action::Read, Resource::Template)?;
     let org = resolve_org(&state, &org).await?;
     let mut out = Vec::new();
     for t in state.store.templates_of_organization(org.id).await? {
@@ -220,9 +231,10 @@ pub async fn list_templates(
 
 pub async fn list_versions(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<json::TemplateVersionJson>>> {
+    caller.may(Action::Read, Resource::Template)?;
     let t = state.store.template(uuid_param("template", &id)?).await?;
     let mut out = Vec::new();
     for v in state.store.template_versions_of_template(t.id).await? {
@@ -238,11 +250,12 @@ pub struct Promote {
 
 pub async fn promote(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
     Body(req): Body<Promote>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let t = state.store.template(uuid_param("template", &id)?).await?;
+    caller.may(Action::Update, Resource::Template)?;
     let version = state
         .store
         .template_version(req.id)

@@ -1,5 +1,6 @@
 //! Users, sessions and organizations: first-user setup, login/logout,
-//! creating users (owners only), and lookups by `me`, name or id.
+//! creating users and changing their site roles (owners and user admins),
+//! and lookups by `me`, name or id. Who may do what is `access`'s call.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,6 +12,8 @@ use uuid::Uuid;
 use super::auth::{hash_password, new_session, verify_password, Caller};
 use super::error::{ApiError, ApiResult};
 use super::{json, Body};
+use crate::domain::Role;
+use crate::server::access::{Action, Resource};
 use crate::server::AppState;
 use crate::store::{Organization, StoreError, User};
 
@@ -53,7 +56,7 @@ async fn insert(state: &AppState, req: CreateUser, is_owner: bool) -> ApiResult<
         email: req.email,
         name: req.name,
         password_hash: hash_password(&req.password)?,
-        is_owner,
+        roles: if is_owner { vec![Role::Owner] } else { Vec::new() },
         created_at: Utc::now(),
     };
     // The first user (the owner) is inserted only while no user exists, in
@@ -90,9 +93,7 @@ pub async fn create(
     caller: Caller,
     Body(req): Body<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<json::UserJson>)> {
-    if !caller.user.is_owner {
-        return Err(ApiError::forbidden("Only an owner can create users."));
-    }
+    caller.may(Action::Create, Resource::User { id: Uuid::nil() })?;
     let org = state.store.default_organization().await?;
     let user = insert(&state, req, false).await?;
     Ok((StatusCode::CREATED, Json(json::user(&user, &org))))
@@ -152,6 +153,62 @@ pub async fn get(
     Path(user): Path<String>,
 ) -> ApiResult<Json<json::UserJson>> {
     let user = resolve(&state, &caller, &user).await?;
+    caller.may(Action::Read, Resource::User { id: user.id })?;
+    let org = state.store.default_organization().await?;
+    Ok(Json(json::user(&user, &org)))
+}
+
+#[derive(Deserialize)]
+pub struct UpdateRoles {
+    roles: Vec<String>,
+}
+
+/// The site roles a request names, in `Role::ALL` order; `member` is
+/// implicit, so naming it changes nothing.
+fn parse_roles(names: &[String]) -> ApiResult<Vec<Role>> {
+    let mut wanted = Vec::new();
+    for name in names {
+        match name.parse::<Role>() {
+            Ok(role) => wanted.push(role),
+            Err(_) if name == "member" => {}
+            Err(_) => {
+                return Err(ApiError::invalid(
+                    "roles",
+                    format!(
+                        "unknown role {name:?}: use owner, template-admin, user-admin or member"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(Role::ALL.into_iter().filter(|r| wanted.contains(r)).collect())
+}
+
+/// `PUT /users/{user}/roles`: replaces the user's site roles; each role
+/// granted or taken away must be one the caller may assign.
+pub async fn put_roles(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+    Body(req): Body<UpdateRoles>,
+) -> ApiResult<Json<json::UserJson>> {
+    let target = resolve(&state, &caller, &user).await?;
+    caller.may(Action::Read, Resource::User { id: target.id })?;
+    if target.id == caller.user.id {
+        return Err(ApiError::bad_request("You cannot change your own roles.")
+            .detail("ask another owner or user admin to change them"));
+    }
+    caller.may(Action::Update, Resource::User { id: target.id })?;
+    let wanted = parse_roles(&req.roles)?;
+    for role in Role::ALL {
+        match (target.roles.contains(&role), wanted.contains(&role)) {
+            (false, true) => caller.may(Action::Create, Resource::RoleAssignment { role })?,
+            (true, false) => caller.may(Action::Delete, Resource::RoleAssignment { role })?,
+            _ => {}
+        }
+    }
+    state.store.set_user_roles(target.id, &wanted).await?;
+    let user = state.store.user_by_id(target.id).await?;
     let org = state.store.default_organization().await?;
     Ok(Json(json::user(&user, &org)))
 }
@@ -162,6 +219,7 @@ pub async fn organizations(
     Path(user): Path<String>,
 ) -> ApiResult<Json<Vec<json::OrganizationJson>>> {
     let user = resolve(&state, &caller, &user).await?;
+    caller.may(Action::Read, Resource::User { id: user.id })?;
     let orgs = state.store.organizations_of_user(user.id).await?;
     Ok(Json(orgs.iter().map(json::organization).collect()))
 }
@@ -180,18 +238,37 @@ pub async fn resolve_org(state: &AppState, param: &str) -> ApiResult<Organizatio
 
 pub async fn organization(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(org): Path<String>,
 ) -> ApiResult<Json<json::OrganizationJson>> {
+    caller.may(Action::Read, Resource::Organization)?;
     Ok(Json(json::organization(&resolve_org(&state, &org).await?)))
 }
 
 /// Daemons connected to this server that serve the organization.
 pub async fn daemons(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(org): Path<String>,
 ) -> ApiResult<Json<Vec<json::DaemonJson>>> {
+    caller.may(Action::Read, Resource::ProvisionerDaemon)?;
     resolve_org(&state, &org).await?;
     Ok(Json(state.daemons.list().iter().map(json::daemon).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_in_a_fixed_order_without_member_or_duplicates() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let got = parse_roles(&names(&["user-admin", "member", "owner", "user-admin"]));
+        assert_eq!(got.expect("valid"), vec![Role::Owner, Role::UserAdmin]);
+        assert!(parse_roles(&[]).expect("none").is_empty());
+        let err = parse_roles(&names(&["owner", "root"])).expect_err("unknown role");
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.validations[0].field, "roles");
+        assert!(err.detail.contains("\"root\""), "{}", err.detail);
+    }
 }

@@ -1,6 +1,7 @@
 //! Workspaces (seed 002): create (which queues the first start build), get
 //! by id or by owner and name, and list. Users see their own workspaces;
-//! owners see everyone's. Anything else is a 404, so existence never leaks.
+//! owners and template admins see everyone's (`access`). Anything else is a
+//! 404, so existence never leaks.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -16,6 +17,7 @@ use super::templates::ensure_imported;
 use super::users::{resolve, resolve_org};
 use super::{json, uuid_param, validate_name, Body};
 use crate::domain::{NameValue, Transition};
+use crate::server::access::{self, Action, Resource};
 use crate::server::{AppState, Event};
 use crate::store::{StoreError, Workspace, WorkspaceFilter};
 
@@ -38,8 +40,8 @@ pub async fn visible(
     include_deleted: bool,
 ) -> ApiResult<Workspace> {
     let ws = state.store.workspace(id).await?;
-    if (ws.owner_id != caller.user.id && !caller.user.is_owner) || (ws.deleted && !include_deleted)
-    {
+    caller.may(Action::Read, Resource::Workspace { owner: ws.owner_id })?;
+    if ws.deleted && !include_deleted {
         return Err(ApiError::not_found());
     }
     Ok(ws)
@@ -71,9 +73,7 @@ async fn create(
     Body(req): Body<CreateWorkspace>,
 ) -> ApiResult<(StatusCode, Json<json::WorkspaceJson>)> {
     let owner = resolve(&state, &caller, &user).await?;
-    if owner.id != caller.user.id && !caller.user.is_owner {
-        return Err(ApiError::forbidden("You may only create workspaces for yourself."));
-    }
+    caller.may(Action::Create, Resource::Workspace { owner: owner.id })?;
     validate_name("name", &req.name)?;
     let (template, version) = match (req.template_id, req.template_version_id) {
         (_, Some(v)) => {
@@ -193,7 +193,7 @@ pub async fn list(
         return Err(ApiError::bad_request("limit and offset must not be negative"));
     }
     let filter = WorkspaceFilter {
-        owner_id: (!caller.user.is_owner).then_some(caller.user.id),
+        owner_id: (!access::reads_all_workspaces(caller.actor())).then_some(caller.user.id),
         include_deleted: false,
         limit: q.limit.filter(|l| *l > 0),
         offset: q.offset,

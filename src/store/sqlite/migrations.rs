@@ -12,12 +12,13 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::SqlSafeStr;
 
 /// `(version, description, SQL)` of every file in `migrations/sqlite`, in order.
-const MIGRATIONS: [(i64, &str, &str); 6] = [
+const MIGRATIONS: [(i64, &str, &str); 7] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "provisioner keys", include_str!("../../../migrations/sqlite/0002_provisioner_keys.sql")),
     (3, "template imports", include_str!("../../../migrations/sqlite/0003_template_imports.sql")),
     (4, "log lookup", include_str!("../../../migrations/sqlite/0004_log_lookup.sql")),
     (5, "log rows", include_str!("../../../migrations/sqlite/0005_log_rows.sql")),
+    (6, "user roles", include_str!("../../../migrations/sqlite/0006_user_roles.sql")),
     (8, "queue match", include_str!("../../../migrations/sqlite/0008_queue_match.sql")),
 ];
 
@@ -115,6 +116,76 @@ mod tests {
         assert_eq!(stored, [(11, 3)], "only the new line, after every old id");
         let others = store.logs(other, LogRange::default()).await.expect("other logs");
         assert_eq!(others.iter().map(|l| l.id).collect::<Vec<_>>(), [4, 10]);
+    }
+
+    /// An owner made before roles existed stays an owner; everyone else
+    /// becomes a plain member. Files (rebuilt to deduplicate per uploader)
+    /// keep their ids, and the jobs that refer to them stay valid.
+    #[tokio::test]
+    async fn owners_keep_their_role_when_roles_arrive() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("old.db");
+        let old = SqlitePool::connect_with(
+            SqliteConnectOptions::new().filename(&path).create_if_missing(true),
+        )
+        .await
+        .expect("old database");
+        migrator_up_to(5).run(&old).await.expect("schema 5");
+        let (owner, member) = (Uuid::new_v4(), Uuid::new_v4());
+        for (id, name, is_owner) in [(owner, "boss", true), (member, "dev", false)] {
+            sqlx::query(
+                "INSERT INTO users (id, username, email, name, password_hash, is_owner, created_at)
+                 VALUES (?, ?, ?, '', 'x', ?, '2026-01-01T00:00:00.000000Z')",
+            )
+            .bind(id.to_string())
+            .bind(name)
+            .bind(format!("{name}@example.com"))
+            .bind(is_owner)
+            .execute(&old)
+            .await
+            .expect("old user");
+        }
+        let (file, job) = (Uuid::new_v4(), Uuid::new_v4());
+        sqlx::query(
+            "INSERT INTO files (id, hash, mimetype, data, created_by, created_at)
+             VALUES (?, 'ab', 'application/x-tar', x'00', ?, '2026-01-01T00:00:00.000000Z')",
+        )
+        .bind(file.to_string())
+        .bind(owner.to_string())
+        .execute(&old)
+        .await
+        .expect("old file");
+        sqlx::query(
+            "INSERT INTO provisioner_jobs (id, job_type, provisioner, organization_id,
+                initiator_id, file_id, input, tags, created_at, updated_at)
+             VALUES (?, 'template_version_import', 'echo', ?, ?, ?, '{}', '{}',
+                '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')",
+        )
+        .bind(job.to_string())
+        .bind(Uuid::new_v4().to_string())
+        .bind(owner.to_string())
+        .bind(file.to_string())
+        .execute(&old)
+        .await
+        .expect("old job");
+        old.close().await;
+
+        let store = super::super::SqliteStore::open(path.to_str().expect("utf-8 path"))
+            .await
+            .expect("migrated");
+        assert_eq!(store.file(file).await.expect("file kept").created_by, owner);
+        assert_eq!(store.job(job).await.expect("job kept").file_id, file);
+        let fk: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+            .fetch_all(&store.pool)
+            .await
+            .expect("foreign key check");
+        assert!(fk.is_empty(), "jobs still refer to their files: {fk:?}");
+        let on: i64 =
+            sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&store.pool).await.expect("pragma");
+        assert_eq!(on, 1, "foreign keys are on again after the migration");
+        let roles = store.user_by_id(owner).await.expect("owner").roles;
+        assert_eq!(roles, [crate::domain::Role::Owner]);
+        assert!(store.user_by_id(member).await.expect("member").roles.is_empty());
     }
 
     /// Every file in `migrations/sqlite` is embedded, under the version and

@@ -19,7 +19,9 @@ use super::{
     Organization, ProvisionerKey, Result, Store, StoreError, Template, TemplateVersion, User,
     Workspace, WorkspaceFilter,
 };
-use crate::domain::{ImportResult, Job, JobOutcome, StoredLog, StoredResource, WorkspaceBuild};
+use crate::domain::{
+    ImportResult, Job, JobOutcome, Role, StoredLog, StoredResource, WorkspaceBuild,
+};
 
 mod builds;
 mod jobs;
@@ -193,7 +195,7 @@ impl SqliteStore {
             .bind(&u.email)
             .bind(&u.name)
             .bind(&u.password_hash)
-            .bind(u.is_owner)
+            .bind(rows::roles_json(&u.roles))
             .bind(ts(u.created_at))
             .execute(&self.pool)
             .await
@@ -259,7 +261,7 @@ impl Store for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn insert_user(&self, u: &User) -> Result<()> {
         let sql =
-            "INSERT INTO users (id, username, email, name, password_hash, is_owner, created_at)
+            "INSERT INTO users (id, username, email, name, password_hash, rbac_roles, created_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?)";
         self.insert_user_with(sql, u).await.map(|_| ())
     }
@@ -267,7 +269,7 @@ impl Store for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn insert_first_user(&self, u: &User) -> Result<()> {
         let sql =
-            "INSERT INTO users (id, username, email, name, password_hash, is_owner, created_at)
+            "INSERT INTO users (id, username, email, name, password_hash, rbac_roles, created_at)
                    SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users)";
         match self.insert_user_with(sql, u).await? {
             0 => Err(StoreError::Conflict("a first user exists already".into())),
@@ -291,6 +293,20 @@ impl Store for SqliteStore {
     async fn user_by_email(&self, email: &str) -> Result<User> {
         self.one("SELECT * FROM users WHERE lower(email) = lower(?)", email.to_owned(), rows::user)
             .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_user_roles(&self, id: Uuid, roles: &[Role]) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET rbac_roles = ? WHERE id = ?")
+            .bind(rows::roles_json(roles))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        match done.rows_affected() {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
     }
 
     async fn insert_api_key(&self, k: &ApiKey) -> Result<()> {
@@ -414,7 +430,7 @@ impl Store for SqliteStore {
     async fn insert_file(&self, f: &File) -> Result<Uuid> {
         sqlx::query(
             "INSERT INTO files (id, hash, mimetype, data, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (hash) DO NOTHING",
+             ON CONFLICT (hash, created_by) DO NOTHING",
         )
         .bind(f.id.to_string())
         .bind(&f.hash)
@@ -425,11 +441,13 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        let id: String = sqlx::query_scalar("SELECT id FROM files WHERE hash = ?")
-            .bind(&f.hash)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
+        let id: String =
+            sqlx::query_scalar("SELECT id FROM files WHERE hash = ? AND created_by = ?")
+                .bind(&f.hash)
+                .bind(f.created_by.to_string())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
         id.parse().map_err(|e| StoreError::Corrupt(format!("file id: {e}")))
     }
 

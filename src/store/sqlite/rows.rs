@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::domain::{Job, StoredLog, StoredResource, WorkspaceBuild};
+use crate::domain::{Job, Role, StoredLog, StoredResource, WorkspaceBuild};
 use crate::store::{
     ApiKey, File, Organization, ProvisionerKey, Result, StoreError, Template, TemplateVersion,
     User, Workspace,
@@ -79,9 +79,14 @@ pub fn user(row: &SqliteRow) -> Result<User> {
         email: text(row, "email")?,
         name: text(row, "name")?,
         password_hash: text(row, "password_hash")?,
-        is_owner: flag(row, "is_owner")?,
+        roles: json(row, "rbac_roles")?,
         created_at: time(row, "created_at")?,
     })
+}
+
+/// A user's roles as stored: a JSON array of role names.
+pub fn roles_json(roles: &[Role]) -> String {
+    serde_json::Value::from(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()).to_string()
 }
 
 pub fn api_key(row: &SqliteRow) -> Result<ApiKey> {
