@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::users::resolve_org;
-use super::{validate_name, Body};
+use super::{validate, validate_name, Body};
 use crate::domain::{with_default_scope, Tags};
 use crate::server::{AppState, Event};
 use crate::store::{ProvisionerKey, StoreError};
@@ -62,6 +62,7 @@ pub async fn create(
     owner_only(&caller)?;
     let org = resolve_org(&state, &org).await?;
     validate_name("name", &req.name)?;
+    validate::tags("tags", &req.tags)?;
     let mut secret = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut secret);
     let secret = hex::encode(secret);

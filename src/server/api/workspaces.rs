@@ -2,7 +2,7 @@
 //! by id or by owner and name, and list. Users see their own workspaces;
 //! owners see everyone's. Anything else is a 404, so existence never leaks.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
@@ -14,7 +14,7 @@ use super::builds::{prepare, NewBuild};
 use super::error::{ApiError, ApiResult};
 use super::templates::ensure_imported;
 use super::users::{resolve, resolve_org};
-use super::{json, uuid_param, validate_name, Body};
+use super::{json, uuid_param, validate, validate_name, Body, Query};
 use crate::domain::{NameValue, Transition};
 use crate::server::{AppState, Event};
 use crate::store::{StoreError, Workspace, WorkspaceFilter};
@@ -75,6 +75,8 @@ async fn create(
         return Err(ApiError::forbidden("You may only create workspaces for yourself."));
     }
     validate_name("name", &req.name)?;
+    let names: Vec<&str> = req.rich_parameter_values.iter().map(|v| v.name.as_str()).collect();
+    validate::values("rich_parameter_values", &names)?;
     let (template, version) = match (req.template_id, req.template_version_id) {
         (_, Some(v)) => {
             let version = state.store.template_version(v).await.map_err(|_| {
