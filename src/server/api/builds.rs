@@ -115,12 +115,16 @@ async fn build_parameters(state: &AppState, n: &NewBuild<'_>) -> ApiResult<Vec<N
         .map(|i| i.parameters)
         .unwrap_or_default();
     resolve_parameters(&declared, &n.parameters, n.previous_parameters).map_err(|issues| {
-        let detail =
-            issues.iter().map(|i| format!("{}: {}", i.field, i.detail)).collect::<Vec<_>>().join("; ");
-        issues.into_iter().fold(
-            ApiError::bad_request("Invalid rich parameter values.").detail(detail),
-            |e, i| e.field(&i.field, i.detail),
-        )
+        let detail = issues
+            .iter()
+            .map(|i| format!("{}: {}", i.field, i.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        issues
+            .into_iter()
+            .fold(ApiError::bad_request("Invalid rich parameter values.").detail(detail), |e, i| {
+                e.field(&i.field, i.detail)
+            })
     })
 }
 

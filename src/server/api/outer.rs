@@ -117,10 +117,9 @@ fn describe(status: StatusCode, text: &str, allow: Option<&str>) -> ApiError {
             ),
         ),
         StatusCode::NOT_FOUND => ("Route not found.".to_owned(), text.to_owned()),
-        other => (
-            format!("{}.", other.canonical_reason().unwrap_or("Request failed")),
-            text.to_owned(),
-        ),
+        other => {
+            (format!("{}.", other.canonical_reason().unwrap_or("Request failed")), text.to_owned())
+        }
     };
     ApiError::new(status, message).detail(detail)
 }

@@ -90,7 +90,9 @@ pub fn version_name(field: &str, value: &str) -> ApiResult<()> {
 /// separator character.
 fn groups_joined_by(value: &str, is_separator: impl Fn(char) -> bool) -> bool {
     !value.is_empty()
-        && value.split(is_separator).all(|g| !g.is_empty() && g.chars().all(|c| c.is_ascii_alphanumeric()))
+        && value
+            .split(is_separator)
+            .all(|g| !g.is_empty() && g.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// Coder's display name rule: empty, or at most 64 characters that neither
