@@ -232,6 +232,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_import_reports_declared_parameters() {
+        let script = r#"{"parameters":[{"name":"region","mutable":true}]}"#;
+        let mut req = request(script, Transition::Start);
+        req.kind = ProvisionKind::Import;
+        let (tx, _rx) = mpsc::channel(16);
+        let out = provision(req, tx, CancellationToken::new()).await.expect("import");
+        let declared = out.import.expect("import result").parameters;
+        assert_eq!(declared.len(), 1);
+        assert_eq!((declared[0].name.as_str(), declared[0].kind.as_str()), ("region", "string"));
+        assert!(declared[0].mutable && !declared[0].required);
+        let (tx, _rx) = mpsc::channel(16);
+        let out = provision(request(script, Transition::Start), tx, CancellationToken::new())
+            .await
+            .expect("build");
+        assert!(out.import.is_none(), "only imports report parameters");
+    }
+
+    #[tokio::test]
     async fn fails_and_cancels() {
         let (tx, _rx) = mpsc::channel(16);
         let err = provision(
