@@ -443,5 +443,22 @@ async fn a_template_version_backs_one_template() {
     let t = json!({"name": "third", "template_version_id": pushed["id"]});
     let (status, body) = raw(Method::POST, templates, Some(c.token()), Some(t)).await;
     refused("a version pushed for another template", status, &body, "template_version_id");
+
+    // Promoting: a template's own version, yes; another template's, no.
+    let fresh = push_version(&c, dir.path(), "echo", json!({})).await;
+    let second = json!({"name": "second", "template_version_id": fresh["id"]});
+    let second = c.post("/api/v2/organizations/coder/templates", &second).await.expect("second");
+    let promote = |t: &str| format!("{}/api/v2/templates/{t}/versions", server.url);
+    let second_id = second["id"].as_str().expect("id");
+    let body = json!({"id": version["id"]});
+    let (status, body) = raw(Method::PATCH, promote(second_id), Some(c.token()), Some(body)).await;
+    refused("promoting another template's version", status, &body, "id");
+    let body = json!({"id": pushed["id"]});
+    let (status, body) = raw(Method::PATCH, promote(&first), Some(c.token()), Some(body)).await;
+    assert_eq!(status, 200, "promoting its own version: {body}");
+    let listed = c.get(&format!("/api/v2/templates/{first}/versions")).await.expect("versions");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    let listed = c.get(&format!("/api/v2/templates/{second_id}/versions")).await.expect("versions");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     server.stop().await;
 }
