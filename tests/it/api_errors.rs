@@ -246,11 +246,12 @@ async fn errors_outside_handlers_have_coders_shape() {
     coder_shaped("bad query", &ct, &body);
 
     // A URI over the limit: 414, before any handler or authentication.
-    let long =
-        format!("/api/v2/workspaces?x={}", "a".repeat(provisionerd::server::api::MAX_URI_BYTES));
-    let (status, ct, _, body) = send(http.get(url(&long))).await;
-    assert_eq!(status, 414, "{body}");
-    coder_shaped("414", &ct, &body);
+    for len in [provisionerd::server::api::MAX_URI_BYTES, 32 << 10] {
+        let long = format!("/api/v2/workspaces?x={}", "a".repeat(len));
+        let (status, ct, _, body) = send(http.get(url(&long))).await;
+        assert_eq!(status, 414, "{len} bytes: {body}");
+        coder_shaped("414", &ct, &body);
+    }
 
     // Bodies over the limit: JSON and a template archive.
     let big = json!({"username": "x".repeat(provisionerd::server::api::MAX_JSON_BYTES)});
