@@ -463,3 +463,57 @@ async fn a_template_version_backs_one_template() {
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     server.stop().await;
 }
+
+/// Sends one HTTP/2 request (tonic's channel speaks only HTTP/2) and
+/// returns the status, headers and body text.
+async fn h2_request(
+    base: &str,
+    path: &str,
+    content_type: &str,
+) -> (u16, tonic::codegen::http::HeaderMap, String) {
+    use tonic::codegen::http;
+    use tonic::codegen::{Body as _, Service as _};
+    let mut channel = tonic::transport::Endpoint::from_shared(base.to_owned())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("HTTP/2 connection");
+    std::future::poll_fn(|cx| channel.poll_ready(cx)).await.expect("ready");
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("{base}{path}"))
+        .header("content-type", content_type)
+        .body(tonic::body::Body::empty())
+        .expect("request");
+    let resp = channel.call(req).await.expect("response");
+    let (parts, mut body) = resp.into_parts();
+    let mut bytes = Vec::new();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        if let Ok(data) = frame.expect("body frame").into_data() {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    (parts.status.as_u16(), parts.headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_grpc_requests_reach_the_daemon_service() {
+    let server = TestServer::start(Opts { builtin_daemons: 0, ..Opts::default() }).await;
+    let session = "/provisionerd.v1.ProvisionerDaemon/Session";
+    // HTTP/2 but not gRPC, on the service's own path: a JSON 404.
+    let (status, headers, text) = h2_request(&server.url, session, "application/json").await;
+    assert_eq!(status, 404, "{text}");
+    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let body: serde_json::Value = serde_json::from_str(&text).expect("JSON body");
+    coder_shaped("HTTP/2 non-gRPC", ct, &body);
+    // Real gRPC to a method that does not exist: gRPC's own "unimplemented".
+    let (status, headers, _) =
+        h2_request(&server.url, "/provisionerd.v1.ProvisionerDaemon/Nope", "application/grpc")
+            .await;
+    assert_eq!(status, 200);
+    let grpc_status = headers.get("grpc-status").and_then(|v| v.to_str().ok());
+    assert_eq!(grpc_status, Some("12"), "UNIMPLEMENTED: {headers:?}");
+    server.stop().await;
+}
