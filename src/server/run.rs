@@ -60,8 +60,10 @@ pub async fn run(
     let auth = DaemonAuth::new(keys);
     let sessions = CancellationToken::new();
     let grpc = DaemonService::new(state.clone(), auth, sessions.clone()).into_server();
+    // The daemon service is reached only by gRPC requests that match no API
+    // route (`api::router` decides); everything else gets Coder's JSON errors.
     let app: Router =
-        api::router(state.clone()).merge(tonic::service::Routes::new(grpc).into_axum_router());
+        api::router(state.clone(), tonic::service::Routes::new(grpc).into_axum_router());
 
     // Stop accepting connections only after the built-in daemons are done,
     // so they can report their last jobs over their open sessions.

@@ -273,7 +273,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         template_id: Uuid,
     ) -> Result<Vec<TemplateVersion>>;
-    /// Inserts a template and attaches its first version to it.
+    /// Inserts a template and attaches its first version to it; `Conflict`
+    /// when the name is taken or the version belongs to another template.
     async fn insert_template(&self, template: &Template) -> Result<()>;
     async fn template(&self, id: Uuid) -> Result<Template>;
     async fn template_by_name(&self, organization_id: Uuid, name: &str) -> Result<Template>;

@@ -139,6 +139,15 @@ async fn fixture(store: &dyn Store) -> Fixture {
         store.template_version(f.version.id).await.expect("v").template_id,
         Some(f.template.id)
     );
+    // A version backs one template: a second one from it is refused whole.
+    let thief = Template { id: Uuid::new_v4(), name: "thief".into(), ..f.template.clone() };
+    assert!(matches!(store.insert_template(&thief).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.template(thief.id).await, Err(StoreError::NotFound)));
+    assert_eq!(
+        store.template_version(f.version.id).await.expect("v").template_id,
+        Some(f.template.id),
+        "the version stays with its template"
+    );
     f
 }
 

@@ -8,8 +8,12 @@
 //! { "delay_ms": 100, "error": "boom", "state": "opaque state text",
 //!   "logs": [{ "level": "info", "stage": "Starting workspace", "output": "hi" }],
 //!   "resources": [{ "name": "vm", "type": "echo_instance" }],
-//!   "transitions": { "stop": { "resources": [] } } }
+//!   "transitions": { "stop": { "resources": [] } },
+//!   "parameters": [{ "name": "region", "type": "string", "default_value": "eu",
+//!                    "mutable": true, "required": false }] }
 //! ```
+//! `parameters` are the `coder_parameter`s an import reports, so builds of
+//! an echo template get their values checked as terraform ones do.
 //! An entry under `transitions` (`start`, `stop`, `delete`, `import`)
 //! replaces the top-level fields it names for that kind of job.
 
@@ -21,7 +25,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{LogLevel, LogLine, LogSource, Resource};
+use crate::domain::{ImportResult, LogLevel, LogLine, LogSource, Resource, TemplateParameter};
 use crate::terraform::{ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest};
 
 /// Name of the script file inside the archive.
@@ -37,6 +41,39 @@ struct Script {
     resources: Option<Vec<Resource>>,
     #[serde(default)]
     transitions: std::collections::HashMap<String, Script>,
+    parameters: Option<Vec<EchoParameter>>,
+}
+
+/// The part of a `coder_parameter` an echo template can declare.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EchoParameter {
+    name: String,
+    #[serde(default = "string", rename = "type")]
+    kind: String,
+    #[serde(default)]
+    default_value: String,
+    #[serde(default)]
+    mutable: bool,
+    #[serde(default)]
+    required: bool,
+}
+
+fn string() -> String {
+    "string".to_owned()
+}
+
+impl EchoParameter {
+    fn declared(self) -> TemplateParameter {
+        TemplateParameter {
+            name: self.name,
+            kind: self.kind,
+            default_value: self.default_value,
+            mutable: self.mutable,
+            required: self.required,
+            ..TemplateParameter::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +100,7 @@ impl Script {
             logs: o.logs.or(self.logs),
             resources: o.resources.or(self.resources),
             transitions: Default::default(),
+            parameters: o.parameters.or(self.parameters),
         }
     }
 }
@@ -136,7 +174,14 @@ pub async fn provision(
     if let Some(message) = script.error {
         return Err(ProvisionError { message, code: None, state: Some(state), canceled: false });
     }
-    Ok(ProvisionOutcome { state, resources: script.resources.unwrap_or_default(), import: None })
+    let import = match (&request.kind, script.parameters) {
+        (ProvisionKind::Import, Some(declared)) => Some(ImportResult {
+            parameters: declared.into_iter().map(EchoParameter::declared).collect(),
+            ..ImportResult::default()
+        }),
+        _ => None,
+    };
+    Ok(ProvisionOutcome { state, resources: script.resources.unwrap_or_default(), import })
 }
 
 #[cfg(test)]
@@ -184,6 +229,24 @@ mod tests {
         assert!(out.resources.is_empty());
         let line = rx.recv().await.expect("line");
         assert_eq!((line.output.as_str(), line.level), ("bye", LogLevel::Warn));
+    }
+
+    #[tokio::test]
+    async fn an_import_reports_declared_parameters() {
+        let script = r#"{"parameters":[{"name":"region","mutable":true}]}"#;
+        let mut req = request(script, Transition::Start);
+        req.kind = ProvisionKind::Import;
+        let (tx, _rx) = mpsc::channel(16);
+        let out = provision(req, tx, CancellationToken::new()).await.expect("import");
+        let declared = out.import.expect("import result").parameters;
+        assert_eq!(declared.len(), 1);
+        assert_eq!((declared[0].name.as_str(), declared[0].kind.as_str()), ("region", "string"));
+        assert!(declared[0].mutable && !declared[0].required);
+        let (tx, _rx) = mpsc::channel(16);
+        let out = provision(request(script, Transition::Start), tx, CancellationToken::new())
+            .await
+            .expect("build");
+        assert!(out.import.is_none(), "only imports report parameters");
     }
 
     #[tokio::test]

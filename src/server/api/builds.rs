@@ -2,7 +2,7 @@
 //! 000, get by id or by owner/workspace/number, list, resources, raw state,
 //! parameters and cancel.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -15,7 +15,7 @@ use super::error::{ApiError, ApiResult};
 use super::templates::{ensure_imported, new_job};
 use super::users::resolve;
 use super::workspaces::visible;
-use super::{json, uuid_param, Body};
+use super::{json, uuid_param, validate, Body, Query};
 use crate::domain::{
     resolve_parameters, BuildReason, Job, JobInput, JobOrigin, JobStatus, JobType, NameValue,
     Transition, WorkspaceBuild,
@@ -101,38 +101,32 @@ pub fn check_transition(
     Ok(())
 }
 
-/// The values the build runs with. A template that declares
-/// `coder_parameter`s gets every value checked against them (one validation
-/// per bad field, values inherited from the previous build, defaults filled
-/// in); one that declares none passes the given values through, merged over
-/// the previous build's.
+/// The values the build runs with: every value given must be for a
+/// `coder_parameter` the template declares (a template that declares none,
+/// such as an echo template without `parameters`, takes none); each is
+/// checked against its rules, values are inherited from the previous build
+/// and defaults filled in. One validation per bad field.
 async fn build_parameters(state: &AppState, n: &NewBuild<'_>) -> ApiResult<Vec<NameValue>> {
-    let declared = state.store.import_result(n.version.job_id).await?.map(|i| i.parameters);
-    match declared {
-        Some(declared) if !declared.is_empty() => {
-            resolve_parameters(&declared, &n.parameters, n.previous_parameters).map_err(|issues| {
-                let detail = issues
-                    .iter()
-                    .map(|i| format!("{}: {}", i.field, i.detail))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                issues.into_iter().fold(
-                    ApiError::bad_request("Invalid rich parameter values.").detail(detail),
-                    |e, i| e.field(&i.field, i.detail),
-                )
+    let names: Vec<&str> = n.parameters.iter().map(|v| v.name.as_str()).collect();
+    validate::values("rich_parameter_values", &names)?;
+    let declared = state
+        .store
+        .import_result(n.version.job_id)
+        .await?
+        .map(|i| i.parameters)
+        .unwrap_or_default();
+    resolve_parameters(&declared, &n.parameters, n.previous_parameters).map_err(|issues| {
+        let detail = issues
+            .iter()
+            .map(|i| format!("{}: {}", i.field, i.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        issues
+            .into_iter()
+            .fold(ApiError::bad_request("Invalid rich parameter values.").detail(detail), |e, i| {
+                e.field(&i.field, i.detail)
             })
-        }
-        _ => Ok(merge_parameters(n.previous_parameters, n.parameters.clone())),
-    }
-}
-
-/// The previous build's parameters, with the ones given replacing those of
-/// the same name (Coder's rule: unnamed parameters carry over).
-fn merge_parameters(previous: &[NameValue], given: Vec<NameValue>) -> Vec<NameValue> {
-    let mut merged: Vec<NameValue> =
-        previous.iter().filter(|p| !given.iter().any(|g| g.name == p.name)).cloned().collect();
-    merged.extend(given);
-    merged
+    })
 }
 
 #[derive(Deserialize)]
@@ -372,14 +366,6 @@ pub async fn cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parameters_merge_by_name() {
-        let nv = |n: &str, v: &str| NameValue { name: n.into(), value: v.into() };
-        let merged =
-            merge_parameters(&[nv("region", "eu"), nv("size", "s")], vec![nv("size", "l")]);
-        assert_eq!(merged, vec![nv("region", "eu"), nv("size", "l")]);
-    }
 
     #[test]
     fn transition_rules() {

@@ -112,7 +112,24 @@ impl From<AccessError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
-        Self::bad_request("Request body must be valid JSON.").detail(e.body_text())
+        // axum decides the status (413 over the body limit, 415 without a
+        // JSON content type, 400 or 422 for the text); we keep it.
+        let status = e.status();
+        let message = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "Request body is too large.",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "Request body must be JSON.",
+            _ => "Request body must be valid JSON.",
+        };
+        let detail = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                format!("JSON bodies may be at most {} MiB", super::MAX_JSON_BYTES >> 20)
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                "send the body with Content-Type: application/json".to_owned()
+            }
+            _ => e.body_text(),
+        };
+        Self::new(status, message).detail(detail)
     }
 }
 

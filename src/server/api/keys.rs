@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::users::resolve_org;
-use super::{validate_name, Body};
+use super::{validate, validate_name, Body};
 use crate::domain::{with_default_scope, Tags};
 use crate::server::access::{Action, Resource};
 use crate::server::{AppState, Event};
@@ -55,6 +55,7 @@ pub async fn create(
     caller.may(Action::Create, Resource::ProvisionerDaemon)?;
     let org = resolve_org(&state, &org).await?;
     validate_name("name", &req.name)?;
+    validate::tags("tags", &req.tags)?;
     let mut secret = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut secret);
     let secret = hex::encode(secret);

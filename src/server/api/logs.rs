@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::builds::visible_build;
 use super::error::{ApiError, ApiResult};
-use super::{json, uuid_param};
+use super::{json, uuid_param, Query};
 use crate::domain::StoredLog;
 use crate::server::access::{Action, Resource};
 use crate::server::{AppState, Event, StoredLogs};

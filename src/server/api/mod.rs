@@ -5,7 +5,8 @@
 //! The API does not talk to daemons: it queues jobs in the store and
 //! publishes events; the gRPC service hands the jobs out.
 
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
@@ -21,43 +22,51 @@ mod files;
 mod json;
 mod keys;
 mod logs;
+mod outer;
 pub mod resources;
 mod templates;
 mod users;
+mod validate;
 mod workspaces;
 
-/// A JSON request body whose rejections are answered in the API's error shape.
+pub use outer::{MAX_JSON_BYTES, MAX_URI_BYTES};
+pub use validate::name as validate_name;
+
+/// A JSON request body whose rejections are answered in the API's error
+/// shape. Text with NUL anywhere in it is refused before the handler runs.
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(req, state).await?;
-        Ok(Body(value))
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        validate::reject_nul(&value)?;
+        let typed = serde_json::from_value(value).map_err(|e| {
+            ApiError::bad_request("Request body does not match the expected fields.")
+                .detail(e.to_string())
+        })?;
+        Ok(Body(typed))
+    }
+}
+
+/// A query string whose rejections are answered in the API's error shape
+/// (axum's own `Query` answers `text/plain`).
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(value))
     }
 }
 
 /// Parses a UUID path parameter, answering 400 for anything else.
 pub fn uuid_param(name: &str, value: &str) -> ApiResult<Uuid> {
     value.parse().map_err(|_| ApiError::invalid(name, format!("{value:?} is not a valid UUID")))
-}
-
-/// Coder's name rule for workspaces and templates.
-pub fn validate_name(field: &str, name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 32
-        && name
-            .split('-')
-            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            field,
-            "must be 1-32 letters or digits, with single hyphens between them",
-        ))
-    }
 }
 
 async fn buildinfo() -> Json<serde_json::Value> {
@@ -85,12 +94,9 @@ async fn readyz(
     }
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(axum::http::StatusCode::NOT_FOUND, "Route not found.")
-}
-
-/// All routes, plus `/healthz` and `/readyz` at the root.
-pub fn router(state: AppState) -> Router {
+/// All routes, plus `/healthz` and `/readyz` at the root; requests that
+/// match none go to `grpc` when they are gRPC and get a JSON 404 otherwise.
+pub fn router(state: AppState, grpc: Router) -> Router {
     let api = Router::new()
         .route("/buildinfo", get(buildinfo))
         .route("/users/first", post(users::create_first))
@@ -138,10 +144,12 @@ pub fn router(state: AppState) -> Router {
         .route("/workspacebuilds/{id}/state", get(builds::raw_state))
         .route("/workspacebuilds/{id}/parameters", get(builds::parameters))
         .route("/workspacebuilds/{id}/cancel", patch(builds::cancel))
-        .fallback(not_found);
-    Router::new()
+        .fallback(outer::not_found)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES));
+    let app = Router::new()
         .nest("/api/v2", api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(state);
+    outer::wrap(app, grpc)
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::users::resolve_org;
-use super::{json, uuid_param, Body};
+use super::{json, uuid_param, validate, Body};
 use crate::domain::{
     with_default_scope, Job, JobInput, JobOrigin, JobStatus, JobType, NameValue, Provisioner, Tags,
 };
@@ -56,6 +56,13 @@ pub async fn create_version(
     Path(org): Path<String>,
     Body(req): Body<CreateVersion>,
 ) -> ApiResult<(StatusCode, Json<json::TemplateVersionJson>)> {
+    if let Some(name) = &req.name {
+        validate::version_name("name", name)?;
+    }
+    validate::max_len("message", req.message.as_deref().unwrap_or(""), validate::MAX_MESSAGE)?;
+    validate::tags("tags", &req.tags)?;
+    let names: Vec<&str> = req.user_variable_values.iter().map(|v| v.name.as_str()).collect();
+    validate::values("user_variable_values", &names)?;
     let org = resolve_org(&state, &org).await?;
     caller.may(
         Action::Create,
@@ -148,12 +155,23 @@ pub async fn create_template(
 ) -> ApiResult<(StatusCode, Json<json::TemplateJson>)> {
     let org = resolve_org(&state, &org).await?;
     caller.may(Action::Create, Resource::Template)?;
-    super::validate_name("name", &req.name)?;
+    validate::name("name", &req.name)?;
+    validate::display_name("display_name", &req.display_name)?;
+    validate::max_len("description", &req.description, validate::MAX_DESCRIPTION)?;
     let version = state
         .store
         .template_version(req.template_version_id)
         .await
         .map_err(|_| ApiError::invalid("template_version_id", "no such template version"))?;
+    if version.organization_id != org.id {
+        return Err(ApiError::invalid(
+            "template_version_id",
+            "the template version belongs to another organization",
+        ));
+    }
+    if let Some(owner) = version.template_id {
+        return Err(owned_version(owner));
+    }
     ensure_imported(&state, &version).await?;
     let now = Utc::now();
     let template = Template {
@@ -169,14 +187,32 @@ pub async fn create_template(
     };
     match state.store.insert_template(&template).await {
         Err(StoreError::Conflict(_)) => {
+            // The store refuses both a taken name and a version another
+            // template claimed since we read it; the version tells which.
+            let now = state.store.template_version(version.id).await?;
+            if let Some(owner) = now.template_id.filter(|o| *o != template.id) {
+                return Err(owned_version(owner));
+            }
             return Err(ApiError::conflict(format!(
                 "A template named {:?} already exists.",
                 template.name
-            )))
+            )));
         }
         other => other?,
     }
     Ok((StatusCode::CREATED, Json(json::template(state.store.as_ref(), &template).await?)))
+}
+
+/// A version backs at most one template: taking it over would leave its
+/// template listing no versions.
+fn owned_version(owner: Uuid) -> ApiError {
+    ApiError::invalid(
+        "template_version_id",
+        format!(
+            "the template version already belongs to template {owner}: push a new version \
+             (POST /api/v2/organizations/{{organization}}/templateversions) for the new template"
+        ),
+    )
 }
 
 /// A version can back a template or build only once its import succeeded.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::auth::{hash_password, new_session, verify_password, Caller};
 use super::error::{ApiError, ApiResult};
-use super::{json, Body};
+use super::{json, validate, Body};
 use crate::domain::Role;
 use crate::server::access::{Action, Resource};
 use crate::server::AppState;
@@ -29,16 +29,12 @@ pub struct CreateUser {
     name: String,
 }
 
+/// Coder's rules: the username is a name (`validate::name`), the real name
+/// at most 128 characters without surrounding whitespace.
 fn validate_user(req: &CreateUser) -> ApiResult<()> {
-    let name_ok = !req.username.is_empty()
-        && req.username.len() <= 32
-        && req.username.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !name_ok {
-        return Err(ApiError::invalid("username", "must be 1-32 letters, digits, '-' or '_'"));
-    }
-    if !req.email.contains('@') {
-        return Err(ApiError::invalid("email", "must be an email address"));
-    }
+    validate::name("username", &req.username)?;
+    validate::email("email", &req.email)?;
+    validate::real_name("name", &req.name)?;
     if req.password.len() < MIN_PASSWORD {
         return Err(ApiError::invalid(
             "password",

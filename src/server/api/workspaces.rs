@@ -3,7 +3,7 @@
 //! owners and template admins see everyone's (`access`). Anything else is a
 //! 404, so existence never leaks.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
@@ -15,7 +15,7 @@ use super::builds::{prepare, NewBuild};
 use super::error::{ApiError, ApiResult};
 use super::templates::ensure_imported;
 use super::users::{resolve, resolve_org};
-use super::{json, uuid_param, validate_name, Body};
+use super::{json, uuid_param, validate, validate_name, Body, Query};
 use crate::domain::{NameValue, Transition};
 use crate::server::access::{self, Action, Resource};
 use crate::server::{AppState, Event};
@@ -75,6 +75,8 @@ async fn create(
     let owner = resolve(&state, &caller, &user).await?;
     caller.may(Action::Create, Resource::Workspace { owner: owner.id })?;
     validate_name("name", &req.name)?;
+    let names: Vec<&str> = req.rich_parameter_values.iter().map(|v| v.name.as_str()).collect();
+    validate::values("rich_parameter_values", &names)?;
     let (template, version) = match (req.template_id, req.template_version_id) {
         (_, Some(v)) => {
             let version = state.store.template_version(v).await.map_err(|_| {

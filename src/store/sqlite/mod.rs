@@ -513,12 +513,21 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        sqlx::query("UPDATE template_versions SET template_id = ? WHERE id = ?")
-            .bind(t.id.to_string())
-            .bind(t.active_version_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        // A version backs at most one template: never take one over.
+        let claimed = sqlx::query(
+            "UPDATE template_versions SET template_id = ?1
+             WHERE id = ?2 AND (template_id IS NULL OR template_id = ?1)",
+        )
+        .bind(t.id.to_string())
+        .bind(t.active_version_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if claimed.rows_affected() != 1 {
+            return Err(StoreError::Conflict(
+                "the template version belongs to another template".into(),
+            ));
+        }
         tx.commit().await.map_err(db)?;
         Ok(())
     }
@@ -561,12 +570,21 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("UPDATE template_versions SET template_id = ? WHERE id = ?")
-            .bind(template_id.to_string())
-            .bind(version_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        // As in `insert_template`: a version another template owns stays there.
+        let claimed = sqlx::query(
+            "UPDATE template_versions SET template_id = ?1
+             WHERE id = ?2 AND (template_id IS NULL OR template_id = ?1)",
+        )
+        .bind(template_id.to_string())
+        .bind(version_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if claimed.rows_affected() != 1 {
+            return Err(StoreError::Conflict(
+                "the template version belongs to another template".into(),
+            ));
+        }
         tx.commit().await.map_err(db)?;
         Ok(())
     }
