@@ -430,6 +430,7 @@ impl Daemon {
             },
         );
         let ctx = JobContext {
+            daemon_id: self.id,
             client: self.client.clone(),
             credentials: self.settings.credentials.clone(),
             cache: self.cache.clone(),
