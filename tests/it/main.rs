@@ -10,6 +10,7 @@ mod daemons;
 mod drain;
 mod faults;
 mod handover;
+mod identity;
 mod lifecycle;
 mod logs;
 mod restart;
