@@ -327,7 +327,8 @@ impl Session {
             self.state.daemons.register(d.id, &d.name, &d.version, &d.tags, provisioners);
         let interval = self.state.settings.heartbeat_interval.as_millis();
         let heartbeat_interval_ms = u32::try_from(interval).unwrap_or(u32::MAX);
-        self.send(Out::Welcome(proto::Welcome { heartbeat_interval_ms })).await?;
+        let daemon_id = self.daemon.id.to_string();
+        self.send(Out::Welcome(proto::Welcome { heartbeat_interval_ms, daemon_id })).await?;
         for job_id in std::mem::take(&mut self.daemon.resume) {
             let job = match self.state.store.job(job_id).await {
                 Ok(job) => job,

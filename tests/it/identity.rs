@@ -38,6 +38,8 @@ impl Cred<'_> {
 struct Hand {
     tx: mpsc::Sender<proto::DaemonMessage>,
     inbound: tonic::Streaming<proto::ServerMessage>,
+    /// The daemon's id on the server, from the welcome.
+    server_id: String,
 }
 
 fn hello(daemon_id: Uuid, name: &str, running: &[Uuid]) -> Out {
@@ -61,14 +63,14 @@ async fn open_raw(url: &str, cred: Cred<'_>, first: Vec<Out>) -> Result<Hand, to
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
     cred.apply(&mut request);
     let inbound = client.session(request).await?.into_inner();
-    Ok(Hand { tx, inbound })
+    Ok(Hand { tx, inbound, server_id: String::new() })
 }
 
 /// Says hello and waits for the welcome.
 async fn open(url: &str, cred: Cred<'_>, id: Uuid, name: &str, running: &[Uuid]) -> Hand {
     let mut hand = open_raw(url, cred, vec![hello(id, name, running)]).await.expect("session");
     match hand.next().await {
-        Ok(Some(In::Welcome(_))) => hand,
+        Ok(Some(In::Welcome(w))) => Hand { server_id: w.daemon_id, ..hand },
         other => panic!("expected a welcome, got {other:?}"),
     }
 }
@@ -221,6 +223,7 @@ async fn impostor_with_another_key_cannot_take_the_builtin_daemons_job() {
     assert_eq!(uuid_of(&before[0]["id"]), owner, "the list shows the id jobs record");
 
     let mut impostor = open(&server.url, Cred::Key(&key), owner, "impostor", &[job]).await;
+    assert_ne!(impostor.server_id, owner.to_string(), "the impostor is another daemon");
     match impostor.expect().await {
         In::Cancel(c) => assert_eq!(c.job_id, job.to_string(), "told to drop its copy"),
         other => panic!("the impostor must be told the job is not its own: {other:?}"),
@@ -269,6 +272,7 @@ async fn impostor_knowing_a_psk_daemons_id_owns_nothing_and_a_reconnect_resumes(
     let claimed = Uuid::new_v4();
     let owner = Credential::Psk.daemon_id(claimed);
     let mut real = open(&server.url, Cred::Psk(psk), claimed, "real", &[]).await;
+    assert_eq!(real.server_id, owner.to_string(), "the welcome says the daemon's server id");
     real.send(Out::Acquire(proto::Acquire { slots: 1 })).await;
 
     // The real daemon imports the template by hand: ack, complete.
