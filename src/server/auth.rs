@@ -62,9 +62,10 @@ impl Credential {
 /// would accept any daemon that sends the same nothing.
 pub fn validate_psk(psk: &str) -> Result<(), String> {
     if psk.trim().is_empty() {
-        return Err("the pre-shared key (--psk, PROVISIONERD_PSK) is empty or whitespace: \
-                    set a long random secret (e.g. `openssl rand -hex 32`), or leave it unset \
-                    so only the built-in daemons can connect"
+        return Err("the pre-shared key (--psk, PROVISIONERD_PSK) is empty or whitespace, \
+                    which would let any daemon in: set the same long random secret \
+                    (e.g. `openssl rand -hex 32`) on the server and its daemons, or leave it \
+                    unset on the server so only its built-in daemons connect"
             .into());
     }
     Ok(())
@@ -169,7 +170,11 @@ mod tests {
         let distinct: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(distinct.len(), ids.len(), "one claimed id, four credentials, four daemons");
         assert!(!ids.contains(&claimed), "the claimed id itself is never an owner");
-        assert_eq!(Credential::Key(key).daemon_id(claimed), ids[2], "a reconnect is the same daemon");
+        assert_eq!(
+            Credential::Key(key).daemon_id(claimed),
+            ids[2],
+            "a reconnect is the same daemon"
+        );
         assert_ne!(Credential::Psk.daemon_id(Uuid::new_v4()), ids[1]);
     }
 

@@ -221,7 +221,8 @@ impl DaemonInfo {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|s| bad(s.message().to_owned()))?;
         let tags: Tags = h.tags.into_iter().collect();
-        let claimed = parse_uuid(&h.daemon_id, "daemon_id").map_err(|s| bad(s.message().to_owned()))?;
+        let claimed =
+            parse_uuid(&h.daemon_id, "daemon_id").map_err(|s| bad(s.message().to_owned()))?;
         Ok(Self {
             id: credential.daemon_id(claimed),
             claimed,
@@ -371,6 +372,9 @@ impl Session {
             Some(In::Ack(a)) => {
                 let job_id = parse_uuid(&a.job_id, "job_id")?;
                 if self.offered.contains(&job_id) {
+                    // A job disowned at hello can be offered to the same
+                    // daemon again once it is pending: this run is its own.
+                    self.disowned.remove(&job_id);
                     self.on_ack(job_id).await
                 } else if self.disowned.contains(&job_id) {
                     // An offer withdrawn before the ack: the job is not the
@@ -439,7 +443,7 @@ impl Session {
 
     async fn on_logs(&mut self, batch: proto::LogBatch) -> Result<(), SessionError> {
         let job_id = parse_uuid(&batch.job_id, "job_id")?;
-        if self.disowned.contains(&job_id) {
+        if !self.owned.contains(&job_id) && self.disowned.contains(&job_id) {
             // Not stored: the job is not this daemon's. Acknowledged, so the
             // daemon stops resending them.
             let up_to_seq = batch.lines.iter().map(|l| l.seq).max().unwrap_or_default();

@@ -402,7 +402,9 @@ async fn protocol_violations_end_the_session_with_a_status() {
 /// start with a message that says what to do; so does the library entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_psk_is_refused_at_start() {
-    for (flag, env) in [(Some(""), None), (Some("   "), None), (None, Some("  \t"))] {
+    for (flag, env) in
+        [(Some(""), None), (Some("   "), None), (None, Some("")), (None, Some(" \t"))]
+    {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisionerd"));
         cmd.args(["server", "--address", "127.0.0.1:0", "--builtin-daemons", "0"]);
         let dir = tempfile::tempdir().expect("temp dir");
