@@ -274,6 +274,9 @@ enum SessionError {
     NotYourJob(String),
     #[error("the daemon's provisioner key was revoked")]
     Revoked,
+    /// The inbound stream broke (a reset connection, an undecodable frame).
+    #[error("connection error: {0}")]
+    Transport(String),
 }
 
 impl Session {
@@ -291,7 +294,7 @@ impl Session {
                     msg = inbound.message() => match msg {
                         Ok(Some(m)) => self.on_message(m).await?,
                         Ok(None) => return Ok(()),
-                        Err(status) => return Err(SessionError::Protocol(status.to_string())),
+                        Err(status) => return Err(SessionError::Transport(status.to_string())),
                     },
                     ev = self.events.recv() => self.on_event(ev).await?,
                 }
@@ -573,6 +576,7 @@ impl From<SessionError> for Status {
             SessionError::NotYourJob(_) => Status::failed_precondition(e.to_string()),
             SessionError::Revoked => Status::unauthenticated("provisioner key revoked"),
             SessionError::Gone => Status::cancelled(e.to_string()),
+            SessionError::Transport(_) => Status::unavailable(e.to_string()),
             // Details stay in the server's log (run() logged them).
             SessionError::Store(_) => Status::internal("internal error; see the server's log"),
         }
