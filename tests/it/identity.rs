@@ -296,18 +296,28 @@ async fn impostor_knowing_a_psk_daemons_id_owns_nothing_and_a_reconnect_resumes(
     );
     let template = pushed.await.expect("template");
 
-    real.send(Out::Acquire(proto::Acquire { slots: 1 })).await;
+    // The build waits in the queue. A daemon that names it in its hello
+    // does not own it (told to cancel), but once it asks for work and acks
+    // the offer, the job is its own and its lines are stored.
     let ws = create_workspace(&c, &template).await;
     let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+    let pending = uuid_of(&ws["latest_build"]["job"]["id"]);
+    drop(real);
+    let mut real = open(&server.url, Cred::Psk(psk), claimed, "real", &[pending]).await;
+    assert!(matches!(real.expect().await, In::Cancel(c) if c.job_id == pending.to_string()));
+    real.send(Out::Acquire(proto::Acquire { slots: 1 })).await;
     let In::Offer(offer) = real.expect().await else { panic!("a build offer") };
     let job: Uuid = offer.job_id.parse().expect("job id");
+    assert_eq!(job, pending);
     real.send(Out::Ack(proto::Ack { job_id: offer.job_id.clone() })).await;
+    real.send(logs(job, 1, "first real line")).await;
+    assert!(matches!(real.expect().await, In::LogsAck(a) if a.up_to_seq == 1));
     let b = c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.expect("build");
     assert_eq!(uuid_of(&b["job"]["worker_id"]), owner, "the job's worker is (psk, claimed id)");
 
     let mut impostor = open(&server.url, Cred::Key(&key), claimed, "impostor", &[job]).await;
     assert!(matches!(impostor.expect().await, In::Cancel(_)), "no ownership for the impostor");
-    impostor.send(logs(job, 1, "injected by the impostor")).await;
+    impostor.send(logs(job, 2, "injected by the impostor")).await;
     assert!(matches!(impostor.expect().await, In::LogsAck(_)));
     for (who, cred, id) in [
         ("the key holder with the real id", Cred::Key(&key), claimed),
@@ -328,7 +338,7 @@ async fn impostor_knowing_a_psk_daemons_id_owns_nothing_and_a_reconnect_resumes(
     // Without naming the job in its hello, the impostor's log batch is a
     // protocol violation that ends its session.
     let mut bold = open(&server.url, Cred::Key(&key), claimed, "bold", &[]).await;
-    bold.send(logs(job, 2, "injected again")).await;
+    bold.send(logs(job, 3, "injected again")).await;
     let status = bold.ends_with().await;
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
     assert!(status.message().contains(&job.to_string()), "names the job: {status:?}");
@@ -337,18 +347,18 @@ async fn impostor_knowing_a_psk_daemons_id_owns_nothing_and_a_reconnect_resumes(
     // id, so it resumes the job (no cancel) and its logs are stored.
     drop(real);
     let mut back = open(&server.url, Cred::Psk(psk), claimed, "real", &[job]).await;
-    back.send(logs(job, 1, "real line")).await;
+    back.send(logs(job, 2, "real line")).await;
     match back.expect().await {
-        In::LogsAck(ack) => assert_eq!(ack.up_to_seq, 1, "stored"),
+        In::LogsAck(ack) => assert_eq!(ack.up_to_seq, 2, "stored"),
         other => panic!("the reconnected daemon owns its job: {other:?}"),
     }
-    back.send(complete(job, "real-state", 1)).await;
+    back.send(complete(job, "real-state", 2)).await;
     assert!(matches!(back.expect().await, In::CompleteAck(_)));
     let done = wait_build(&c, &build_id, Duration::from_secs(30)).await;
     assert_eq!(done["job"]["status"], "succeeded", "{done}");
     assert_eq!(build_state(&c, &build_id).await, "real-state");
     let text = build_logs(&c, &build_id).await;
-    assert!(text.contains("real line") && !text.contains("injected"), "{text}");
+    assert!(text.contains("first real line\nreal line") && !text.contains("injected"), "{text}");
     drop((impostor, back));
     server.stop().await;
 }
