@@ -66,7 +66,7 @@ pub struct ServerArgs {
     pub database_url: Option<String>,
     /// Pre-shared key external daemons authenticate with. Without it only
     /// the built-in daemons can connect.
-    #[arg(long, env = "PROVISIONERD_PSK", hide_env_values = true)]
+    #[arg(long, env = "PROVISIONERD_PSK", hide_env_values = true, value_parser = parse_psk)]
     pub psk: Option<String>,
     /// Serve HTTPS and gRPC over TLS with this certificate (PEM); needs --tls-key.
     #[arg(long, env = "PROVISIONERD_TLS_CERT", requires = "tls_key")]
@@ -96,7 +96,7 @@ pub struct StartArgs {
     #[arg(long, env = "PROVISIONERD_URL", default_value = "http://127.0.0.1:3000")]
     pub url: String,
     /// Pre-shared key (the server's --psk).
-    #[arg(long, env = "PROVISIONERD_PSK", hide_env_values = true)]
+    #[arg(long, env = "PROVISIONERD_PSK", hide_env_values = true, value_parser = parse_psk)]
     pub psk: Option<String>,
     /// Provisioner key (from POST /api/v2/organizations/{org}/provisionerkeys);
     /// the daemon gets the key's tags.
@@ -181,6 +181,11 @@ pub fn parse_tag(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
         _ => Err(format!("tag {s:?} is not of the form key=value")),
     }
+}
+
+/// Accepts a pre-shared key unless it is empty or whitespace.
+pub fn parse_psk(s: &str) -> Result<String, String> {
+    crate::server::auth::validate_psk(s).map(|()| s.to_owned())
 }
 
 /// The longest duration any flag takes. Longer values would overflow the
@@ -300,6 +305,21 @@ mod tests {
         assert!(parse_tag("novalue").is_err());
         assert!(parse_tag("=x").is_err());
         assert_eq!(tags_from(&[]), crate::domain::default_tags());
+    }
+
+    #[test]
+    fn empty_psk_is_refused_at_start() {
+        use clap::Parser;
+        for verb in ["server", "start"] {
+            for psk in ["", "   "] {
+                let err = Cli::try_parse_from(["provisionerd", verb, "--psk", psk])
+                    .expect_err("an empty --psk must not start anything");
+                let shown = err.to_string();
+                assert!(shown.contains("empty or whitespace"), "{verb} --psk {psk:?}: {shown}");
+            }
+            let ok = Cli::try_parse_from(["provisionerd", verb, "--psk", "s3cret-value"]);
+            assert!(ok.is_ok(), "{verb}: a real key is accepted");
+        }
     }
 
     #[test]

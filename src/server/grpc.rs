@@ -8,6 +8,13 @@
 //! says an owned job changed. Offers that were never acknowledged go back to
 //! pending when the session ends, so a job is never lost in a handover.
 //!
+//! A daemon's identity is its credential plus the id it claims: the id a
+//! session works under is [`Credential::daemon_id`], so a daemon holding
+//! another credential can neither take over this daemon's jobs nor replace
+//! its registry entry. A daemon may only act on jobs of its own session: a
+//! message naming another job, a second hello, or anything before hello ends
+//! the session with an error status saying what was wrong.
+//!
 //! Prost types stop here: the store and the event bus see domain types only.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -23,7 +30,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::auth::{secret_matches, DaemonAuth, KEY_HEADER};
+use super::auth::{secret_matches, Credential, DaemonAuth, KEY_HEADER};
 use super::offer::job_offer;
 use super::{AppState, Event, StoredLogs};
 use crate::domain::{
@@ -58,8 +65,8 @@ impl DaemonService {
         metadata: &tonic::metadata::MetadataMap,
     ) -> Result<Principal, Status> {
         let Some(value) = metadata.get(KEY_HEADER) else {
-            self.auth.check(metadata)?;
-            return Ok(Principal::Psk);
+            let credential = self.auth.check(metadata)?;
+            return Ok(Principal { credential, tags: None });
         };
         let invalid = || Status::unauthenticated("invalid or revoked provisioner key");
         let given = value.to_str().map_err(|_| invalid())?;
@@ -73,7 +80,7 @@ impl DaemonService {
         if !secret_matches(secret, &key.hashed_secret) {
             return Err(invalid());
         }
-        Ok(Principal::Key { id, tags: key.tags })
+        Ok(Principal { credential: Credential::Key(id), tags: Some(key.tags) })
     }
 
     pub fn into_server(self) -> proto::provisioner_daemon_server::ProvisionerDaemonServer<Self> {
@@ -101,16 +108,26 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
             Some(proto::DaemonMessage { msg: Some(In::Hello(h)) }) => h,
-            _ => return Err(Status::invalid_argument("a session must start with hello")),
-        };
-        let mut daemon = DaemonInfo::from_hello(hello)?;
-        let key = match principal {
-            Principal::Psk => None,
-            Principal::Key { id, tags } => {
-                // A key's tags decide what the daemon may run, not its flags.
-                daemon.tags = tags;
-                Some(id)
+            Some(other) => {
+                return Err(Status::invalid_argument(format!(
+                    "protocol violation: a session must start with hello, not {}",
+                    message_name(&other.msg)
+                )))
             }
+            None => {
+                return Err(Status::invalid_argument(
+                    "protocol violation: the session ended before the daemon said hello",
+                ))
+            }
+        };
+        let mut daemon = DaemonInfo::from_hello(hello, principal.credential)?;
+        if let Some(tags) = principal.tags {
+            // A key's tags decide what the daemon may run, not its flags.
+            daemon.tags = tags;
+        }
+        let key = match principal.credential {
+            Credential::Key(id) => Some(id),
+            Credential::Internal | Credential::Psk => None,
         };
         let (tx, rx) = mpsc::channel(256);
         let session = Session {
@@ -121,6 +138,7 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
             credits: 0,
             offered: HashSet::new(),
             owned: BTreeSet::new(),
+            disowned: HashSet::new(),
             log_touched: HashMap::new(),
             registration: 0,
             key,
@@ -130,13 +148,36 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
+    /// Serves a template archive only to the daemon that runs a job using it:
+    /// the job must be offered to or owned by this daemon (its credential-
+    /// scoped id) and not completed. Every refusal reads the same, so a
+    /// daemon cannot probe which files exist.
     async fn download_file(
         &self,
         request: Request<proto::DownloadFileRequest>,
     ) -> Result<Response<Self::DownloadFileStream>, Status> {
-        self.authenticate(request.metadata()).await?;
-        let id = parse_uuid(&request.get_ref().file_id, "file_id")?;
-        let file = self.state.store.file(id).await.map_err(store_status)?;
+        let principal = self.authenticate(request.metadata()).await?;
+        let req = request.get_ref();
+        let file_id = parse_uuid(&req.file_id, "file_id")?;
+        let job_id = parse_uuid(&req.job_id, "job_id")?;
+        let daemon_id = principal.credential.daemon_id(parse_uuid(&req.daemon_id, "daemon_id")?);
+        let denied = || {
+            Status::permission_denied(format!(
+                "file {file_id} is not the template of job {job_id} running on this daemon: \
+                 a daemon downloads only the files of jobs offered to it"
+            ))
+        };
+        let job = match self.state.store.job(job_id).await {
+            Ok(job) => job,
+            Err(StoreError::NotFound) => return Err(denied()),
+            Err(e) => return Err(store_status(e)),
+        };
+        let runs_it = job.worker_id == Some(daemon_id) && job.completed_at.is_none();
+        if !runs_it || job.file_id != file_id {
+            tracing::warn!(job = %job_id, file = %file_id, daemon = %daemon_id, "file download refused");
+            return Err(denied());
+        }
+        let file = self.state.store.file(file_id).await.map_err(store_status)?;
         let chunks: Vec<Result<proto::FileChunk, Status>> =
             file.data.chunks(CHUNK).map(|c| Ok(proto::FileChunk { data: c.to_vec() })).collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
@@ -144,15 +185,20 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
 }
 
 /// How a daemon authenticated.
-enum Principal {
-    Psk,
-    Key { id: Uuid, tags: Tags },
+struct Principal {
+    credential: Credential,
+    /// A provisioner key's tags, which replace the daemon's own.
+    tags: Option<Tags>,
 }
 
 /// Who is on the other end of a session.
 #[derive(Debug, Clone)]
 struct DaemonInfo {
+    /// The daemon's id on the server (scoped by its credential): the worker
+    /// of its jobs and its key in the registry.
     id: Uuid,
+    /// The id the daemon sent in its hello, for logs.
+    claimed: Uuid,
     name: String,
     tags: Tags,
     provisioners: Vec<Provisioner>,
@@ -161,20 +207,25 @@ struct DaemonInfo {
 }
 
 impl DaemonInfo {
-    fn from_hello(h: proto::Hello) -> Result<Self, Status> {
+    fn from_hello(h: proto::Hello, credential: Credential) -> Result<Self, Status> {
+        let bad = |e: String| Status::invalid_argument(format!("protocol violation: hello: {e}"));
         let provisioners = h
             .provisioners
             .iter()
-            .map(|p| p.parse::<Provisioner>().map_err(|e| Status::invalid_argument(e.to_string())))
+            .map(|p| p.parse::<Provisioner>().map_err(|e| bad(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         let resume = h
             .running_job_ids
             .iter()
             .map(|j| parse_uuid(j, "running_job_ids"))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|s| bad(s.message().to_owned()))?;
         let tags: Tags = h.tags.into_iter().collect();
+        let claimed =
+            parse_uuid(&h.daemon_id, "daemon_id").map_err(|s| bad(s.message().to_owned()))?;
         Ok(Self {
-            id: parse_uuid(&h.daemon_id, "daemon_id")?,
+            id: credential.daemon_id(claimed),
+            claimed,
             name: h.name,
             tags: crate::domain::with_default_scope(tags),
             provisioners,
@@ -196,6 +247,10 @@ struct Session {
     offered: HashSet<Uuid>,
     /// Jobs the daemon runs.
     owned: BTreeSet<Uuid>,
+    /// Jobs the daemon named in its hello that are not its own (another
+    /// daemon's, or gone): it was told to cancel them, and what it still
+    /// sends for them is acknowledged and dropped, so it can let go of them.
+    disowned: HashSet<Uuid>,
     /// When each owned job was last marked alive for its logs.
     log_touched: HashMap<Uuid, Instant>,
     /// This session's registration in the daemon registry.
@@ -211,10 +266,17 @@ enum SessionError {
     Gone,
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    /// The daemon broke the protocol (message order, malformed fields).
+    #[error("protocol violation: {0}")]
     Protocol(String),
+    /// The daemon named a job that is not one of this session's.
+    #[error("protocol violation: {0}")]
+    NotYourJob(String),
     #[error("the daemon's provisioner key was revoked")]
     Revoked,
+    /// The inbound stream broke (a reset connection, an undecodable frame).
+    #[error("connection error: {0}")]
+    Transport(String),
 }
 
 impl Session {
@@ -223,7 +285,7 @@ impl Session {
         mut inbound: Streaming<proto::DaemonMessage>,
         shutdown: CancellationToken,
     ) {
-        tracing::info!(id = %self.daemon.id, tags = ?self.daemon.tags, "daemon connected");
+        tracing::info!(id = %self.daemon.id, claimed_id = %self.daemon.claimed, tags = ?self.daemon.tags, "daemon connected");
         let result = async {
             self.start().await?;
             loop {
@@ -232,7 +294,7 @@ impl Session {
                     msg = inbound.message() => match msg {
                         Ok(Some(m)) => self.on_message(m).await?,
                         Ok(None) => return Ok(()),
-                        Err(status) => return Err(SessionError::Protocol(status.to_string())),
+                        Err(status) => return Err(SessionError::Transport(status.to_string())),
                     },
                     ev = self.events.recv() => self.on_event(ev).await?,
                 }
@@ -246,7 +308,9 @@ impl Session {
                 let _ = self.tx.send(Err(Status::unauthenticated("provisioner key revoked"))).await;
             }
             Err(e) => {
-                tracing::warn!(daemon = %self.daemon.name, error = %e, "daemon session ended")
+                tracing::warn!(daemon = %self.daemon.name, error = %e, "daemon session ended");
+                // The daemon learns why, instead of a stream that ends `OK`.
+                let _ = self.tx.send(Err(e.into())).await;
             }
         }
         self.release_offers().await;
@@ -267,21 +331,27 @@ impl Session {
             self.state.daemons.register(d.id, &d.name, &d.version, &d.tags, provisioners);
         let interval = self.state.settings.heartbeat_interval.as_millis();
         let heartbeat_interval_ms = u32::try_from(interval).unwrap_or(u32::MAX);
-        self.send(Out::Welcome(proto::Welcome { heartbeat_interval_ms })).await?;
+        let daemon_id = self.daemon.id.to_string();
+        self.send(Out::Welcome(proto::Welcome { heartbeat_interval_ms, daemon_id })).await?;
         for job_id in std::mem::take(&mut self.daemon.resume) {
             let job = match self.state.store.job(job_id).await {
                 Ok(job) => job,
                 Err(StoreError::NotFound) => {
+                    self.disowned.insert(job_id);
                     self.send(Out::Cancel(proto::CancelJob { job_id: job_id.to_string() })).await?;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
+            // `daemon.id` is scoped by the credential: a daemon claiming
+            // another's id with another credential does not own its jobs.
             let ours = job.worker_id == Some(self.daemon.id);
-            if job.completed_at.is_some() || ours {
+            if ours {
                 // A completed job's daemon resends its completion; the store
                 // answers that idempotently.
                 self.owned.insert(job_id);
+            } else {
+                self.disowned.insert(job_id);
             }
             if job.completed_at.is_none() && (!ours || job.canceled_at.is_some()) {
                 self.send(Out::Cancel(proto::CancelJob { job_id: job_id.to_string() })).await?;
@@ -302,9 +372,31 @@ impl Session {
                 self.credits = a.slots;
                 self.offer_jobs().await
             }
-            Some(In::Ack(a)) => self.on_ack(parse_uuid(&a.job_id, "job_id")?).await,
+            Some(In::Ack(a)) => {
+                let job_id = parse_uuid(&a.job_id, "job_id")?;
+                if self.offered.contains(&job_id) {
+                    // A job disowned at hello can be offered to the same
+                    // daemon again once it is pending: this run is its own.
+                    self.disowned.remove(&job_id);
+                    self.on_ack(job_id).await
+                } else if self.disowned.contains(&job_id) {
+                    // An offer withdrawn before the ack: the job is not the
+                    // daemon's, so it must not run it.
+                    self.send(Out::Cancel(proto::CancelJob { job_id: job_id.to_string() })).await
+                } else {
+                    Err(SessionError::NotYourJob(format!(
+                        "ack for job {job_id}, which was not offered to this daemon"
+                    )))
+                }
+            }
             Some(In::Reject(r)) => {
                 let job_id = parse_uuid(&r.job_id, "job_id")?;
+                if !self.offered.contains(&job_id) {
+                    // Releasing it would take a running job from its daemon.
+                    return Err(SessionError::NotYourJob(format!(
+                        "reject for job {job_id}, which is not an offer awaiting this daemon's answer"
+                    )));
+                }
                 // A daemon that declines wants nothing until it asks again.
                 self.credits = 0;
                 self.offered.remove(&job_id);
@@ -320,8 +412,25 @@ impl Session {
                 // The answer lets the daemon notice a server that went silent.
                 self.send(Out::HeartbeatAck(proto::HeartbeatAck {})).await
             }
-            Some(In::Complete(c)) => self.on_complete(c).await,
-            Some(In::Hello(_)) | None => Err(SessionError::Protocol("unexpected message".into())),
+            Some(In::Complete(c)) => {
+                let job_id = parse_uuid(&c.job_id, "job_id")?;
+                if self.owned.contains(&job_id) {
+                    self.on_complete(c).await
+                } else if self.disowned.remove(&job_id) {
+                    tracing::warn!(job = %job_id, "completion of a job this daemon does not own dropped");
+                    self.send(Out::CompleteAck(proto::CompleteAck { job_id: c.job_id })).await
+                } else {
+                    Err(SessionError::NotYourJob(format!(
+                        "completion of job {job_id}, which this daemon does not run"
+                    )))
+                }
+            }
+            Some(In::Hello(_)) => Err(SessionError::Protocol(
+                "a second hello on one session: a daemon says hello once, when it connects".into(),
+            )),
+            None => Err(SessionError::Protocol(
+                "an empty or unknown message (is the daemon newer than the server?)".into(),
+            )),
         }
     }
 
@@ -337,9 +446,16 @@ impl Session {
 
     async fn on_logs(&mut self, batch: proto::LogBatch) -> Result<(), SessionError> {
         let job_id = parse_uuid(&batch.job_id, "job_id")?;
+        if !self.owned.contains(&job_id) && self.disowned.contains(&job_id) {
+            // Not stored: the job is not this daemon's. Acknowledged, so the
+            // daemon stops resending them.
+            let up_to_seq = batch.lines.iter().map(|l| l.seq).max().unwrap_or_default();
+            let ack = proto::LogsAck { job_id: job_id.to_string(), up_to_seq };
+            return self.send(Out::LogsAck(ack)).await;
+        }
         if !self.owned.contains(&job_id) {
-            return Err(SessionError::Protocol(format!(
-                "logs for job {job_id} this daemon does not own"
+            return Err(SessionError::NotYourJob(format!(
+                "logs for job {job_id}, which this daemon does not run"
             )));
         }
         let lines = batch.lines.into_iter().map(log_from_proto).collect::<Result<Vec<_>, _>>()?;
@@ -455,7 +571,29 @@ impl Session {
 
 impl From<SessionError> for Status {
     fn from(e: SessionError) -> Self {
-        Status::internal(e.to_string())
+        match e {
+            SessionError::Protocol(_) => Status::invalid_argument(e.to_string()),
+            SessionError::NotYourJob(_) => Status::failed_precondition(e.to_string()),
+            SessionError::Revoked => Status::unauthenticated("provisioner key revoked"),
+            SessionError::Gone => Status::cancelled(e.to_string()),
+            SessionError::Transport(_) => Status::unavailable(e.to_string()),
+            // Details stay in the server's log (run() logged them).
+            SessionError::Store(_) => Status::internal("internal error; see the server's log"),
+        }
+    }
+}
+
+/// A message's name for protocol errors.
+fn message_name(msg: &Option<In>) -> &'static str {
+    match msg {
+        Some(In::Hello(_)) => "hello",
+        Some(In::Acquire(_)) => "acquire",
+        Some(In::Ack(_)) => "ack",
+        Some(In::Reject(_)) => "reject",
+        Some(In::Logs(_)) => "logs",
+        Some(In::Heartbeat(_)) => "heartbeat",
+        Some(In::Complete(_)) => "complete",
+        None => "an empty or unknown message",
     }
 }
 

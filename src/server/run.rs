@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::auth::{random_key, DaemonAuth};
+use super::auth::{random_key, validate_psk, DaemonAuth};
 use super::grpc::DaemonService;
 use super::{api, AppState, Events, ServerSettings};
 use crate::store::DynStore;
@@ -55,9 +55,11 @@ pub async fn run(
         settings: Arc::new(config.settings),
         daemons: Default::default(),
     };
+    if let Some(psk) = &config.psk {
+        validate_psk(psk).map_err(anyhow::Error::msg)?;
+    }
     let internal_key = random_key();
-    let keys = std::iter::once(internal_key.as_str()).chain(config.psk.as_deref());
-    let auth = DaemonAuth::new(keys);
+    let auth = DaemonAuth::new(&internal_key, config.psk.as_deref());
     let sessions = CancellationToken::new();
     let grpc = DaemonService::new(state.clone(), auth, sessions.clone()).into_server();
     // The daemon service is reached only by gRPC requests that match no API

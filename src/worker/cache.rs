@@ -40,7 +40,7 @@ impl ArchiveCache {
         &self,
         client: &ProvisionerDaemonClient<Channel>,
         credentials: &Credentials,
-        file_id: &str,
+        file: &FileRef<'_>,
         hash: &str,
     ) -> Result<Bytes, CacheError> {
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -52,7 +52,7 @@ impl ArchiveCache {
                 return Ok(data.into());
             }
         }
-        let data = download(client, credentials, file_id).await?;
+        let data = download(client, credentials, file).await?;
         let got = hex::encode(Sha256::digest(&data));
         if got != hash {
             return Err(CacheError::Mismatch { got, want: hash.to_owned() });
@@ -66,12 +66,25 @@ impl ArchiveCache {
     }
 }
 
+/// Which file to download, and for which job of which daemon: the server
+/// serves a file only to the daemon running a job that uses it.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRef<'a> {
+    pub file_id: &'a str,
+    pub daemon_id: uuid::Uuid,
+    pub job_id: uuid::Uuid,
+}
+
 async fn download(
     client: &ProvisionerDaemonClient<Channel>,
     credentials: &Credentials,
-    file_id: &str,
+    file: &FileRef<'_>,
 ) -> Result<Vec<u8>, CacheError> {
-    let mut request = tonic::Request::new(DownloadFileRequest { file_id: file_id.to_owned() });
+    let mut request = tonic::Request::new(DownloadFileRequest {
+        file_id: file.file_id.to_owned(),
+        daemon_id: file.daemon_id.to_string(),
+        job_id: file.job_id.to_string(),
+    });
     credentials.apply(&mut request)?;
     let mut stream = client.clone().download_file(request).await?.into_inner();
     let mut data = Vec::new();

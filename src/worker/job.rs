@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use super::cache::ArchiveCache;
+use super::cache::{ArchiveCache, FileRef};
 use super::echo;
 use super::session::JobEvent;
 use crate::domain::{LogLevel, LogLine, LogSource, NameValue, Provisioner, Resource, Transition};
@@ -21,6 +21,8 @@ use crate::terraform::{self, ProvisionError, ProvisionKind, ProvisionOutcome, Pr
 
 /// What a job task needs from its daemon.
 pub struct JobContext {
+    /// The id this daemon says hello with (archives are served per daemon).
+    pub daemon_id: Uuid,
     pub client: ProvisionerDaemonClient<Channel>,
     pub credentials: super::credentials::Credentials,
     pub cache: ArchiveCache,
@@ -111,7 +113,7 @@ pub async fn run(job_id: Uuid, offer: proto::JobOffer, ctx: JobContext) {
             }
         }
     };
-    let (report, ()) = tokio::join!(execute(offer, &ctx, log_tx), forward);
+    let (report, ()) = tokio::join!(execute(job_id, offer, &ctx, log_tx), forward);
     if let Err(e) = &report.result {
         tracing::info!(job = %job_id, canceled = e.canceled, error = %e.message, "job did not succeed");
     }
@@ -119,6 +121,7 @@ pub async fn run(job_id: Uuid, offer: proto::JobOffer, ctx: JobContext) {
 }
 
 async fn execute(
+    job_id: Uuid,
     offer: proto::JobOffer,
     ctx: &JobContext,
     logs: mpsc::Sender<LogLine>,
@@ -129,9 +132,10 @@ async fn execute(
             offer.provisioner.parse().map_err(|e| failure(format!("{e}")))?;
         let request = request_from_offer(&offer, Bytes::new())?;
         daemon_log(&logs, LogLevel::Info, "Setting up", "Downloading template archive").await;
+        let file = FileRef { file_id: &offer.file_id, daemon_id: ctx.daemon_id, job_id };
         let archive = ctx
             .cache
-            .fetch(&ctx.client, &ctx.credentials, &offer.file_id, &offer.file_hash)
+            .fetch(&ctx.client, &ctx.credentials, &file, &offer.file_hash)
             .await
             .map_err(|e| failure(format!("failed to fetch the template archive: {e}")))?;
         let request = ProvisionRequest { archive, ..request };

@@ -317,13 +317,14 @@ impl Daemon {
         let mut request = tonic::Request::new(ReceiverStream::new(rx));
         self.settings.credentials.apply(&mut request)?;
         let mut inbound = self.client.session(request).await?.into_inner();
-        let heartbeat = match inbound.message().await? {
+        let (heartbeat, server_id) = match inbound.message().await? {
             Some(proto::ServerMessage { msg: Some(In::Welcome(w)) }) => {
-                Duration::from_millis(u64::from(w.heartbeat_interval_ms.max(100)))
+                (Duration::from_millis(u64::from(w.heartbeat_interval_ms.max(100))), w.daemon_id)
             }
             _ => return Err(tonic::Status::internal("server did not welcome the daemon")),
         };
-        tracing::info!(url = %self.settings.url, "connected to server");
+        // The server's id for this daemon, as its daemon list and jobs show it.
+        tracing::info!(url = %self.settings.url, daemon_id = %server_id, "connected to server");
         self.settings.health.set_connected(true);
         let conn = Connection { tx, inbound, heartbeat };
         self.resend(&conn).await?;
@@ -482,6 +483,7 @@ impl Daemon {
             },
         );
         let ctx = JobContext {
+            daemon_id: self.id,
             client: self.client.clone(),
             credentials: self.settings.credentials.clone(),
             cache: self.cache.clone(),

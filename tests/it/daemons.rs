@@ -240,6 +240,9 @@ async fn daemon_list_matched_provisioners_and_pending_timeout() {
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(listed[0]["name"], "external-test");
     assert_eq!(listed[0]["tags"]["pool"], "ext");
+    // The daemon logs the id the list (and its jobs) show for it.
+    let id = listed[0]["id"].as_str().expect("daemon id");
+    daemon.wait_for_log(&format!("daemon_id={id}")).await;
     let ws = create_workspace(&c, &template).await;
     let ws_id = ws["id"].as_str().expect("id").to_owned();
     wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(30)).await;

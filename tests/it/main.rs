@@ -13,6 +13,7 @@ mod daemons;
 mod drain;
 mod faults;
 mod handover;
+mod identity;
 mod lifecycle;
 mod logs;
 mod queue;

@@ -261,6 +261,7 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for EndsAtOnce {
             let welcome = proto::ServerMessage {
                 msg: Some(proto::server_message::Msg::Welcome(proto::Welcome {
                     heartbeat_interval_ms: 1000,
+                    ..Default::default()
                 })),
             };
             let _ = tx.send(Ok(welcome)).await;
