@@ -570,6 +570,8 @@ impl Daemon {
                 }
             }
             JobEvent::Done(job_id, report) => {
+                // Said also while disconnected: the result waits for the server.
+                tracing::info!(job = %job_id, "job finished");
                 self.life.job_finished();
                 if let Some(slot) = self.slot_of.remove(&job_id) {
                     self.free_slots.push(slot);

@@ -12,5 +12,7 @@ mod faults;
 mod handover;
 mod lifecycle;
 mod logs;
+mod partition;
+mod proxy;
 mod restart;
 mod tls;
