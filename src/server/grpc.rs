@@ -357,7 +357,8 @@ impl Session {
         } else if !self.owned.contains(&job_id) {
             // The offer expired and the job went back to the queue (another
             // daemon may run it now): this daemon must not run it.
-            let reason = "the daemon acknowledged the offer too late; the job went back to the queue";
+            let reason =
+                "the daemon acknowledged the offer too late; the job went back to the queue";
             tracing::warn!(job = %job_id, "{reason}: telling the daemon to cancel it");
             self.disowned.insert(job_id);
             self.send(cancel(job_id, reason)).await?;
@@ -482,7 +483,9 @@ impl Session {
                 Ok(build) => {
                     self.state.daemons.running_ended(self.daemon.id, job.id, build.workspace_id)
                 }
-                Err(e) => tracing::error!(job = %job.id, error = %e, "could not find the build of an ended job"),
+                Err(e) => {
+                    tracing::error!(job = %job.id, error = %e, "could not find the build of an ended job")
+                }
             }
         }
         self.send(cancel(job.id, reason)).await

@@ -77,7 +77,9 @@ pub async fn run(
             addr.port()
         }
         Some(tls) => {
-            servers.push(serve_tls(listener, app.clone(), tls, keepalive, stop_serving.clone()).await?);
+            servers.push(
+                serve_tls(listener, app.clone(), tls, keepalive, stop_serving.clone()).await?,
+            );
             // Built-in daemons stay on loopback, in the clear, on a port of their own.
             let internal = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
             let port = internal.local_addr()?.port();

@@ -212,7 +212,10 @@ pub enum CompleteResult {
     /// started: then `conflict` is set and the newer build's state stands.
     /// `note` says what happened; it was also added to the job's error and
     /// logs.
-    Late { note: String, conflict: bool },
+    Late {
+        note: String,
+        conflict: bool,
+    },
 }
 
 /// The contract every backend implements. All methods are transactional.

@@ -386,7 +386,9 @@ impl Daemon {
                         tracing::info!(job = %c.job_id, "job canceled by the server");
                         job.cancel.cancel();
                     }
-                    None => tracing::debug!(job = %c.job_id, "cancel for a job this daemon does not run"),
+                    None => {
+                        tracing::debug!(job = %c.job_id, "cancel for a job this daemon does not run")
+                    }
                 }
                 Ok(())
             }

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::rows::{self, now};
 use super::{db, found};
 use crate::domain::{
-    tags_satisfy, ImportResult, Job, JobOutcome, JobType, LogLevel, LogSource, Resource,
-    StoredLog, Transition, DAEMON_LOST,
+    tags_satisfy, ImportResult, Job, JobOutcome, JobType, LogLevel, LogSource, Resource, StoredLog,
+    Transition, DAEMON_LOST,
 };
 use crate::store::{
     AcquireRequest, AppendedLogs, CancelResult, CompleteResult, LogBatch, LogRange, Result,
@@ -284,7 +284,10 @@ pub async fn complete(
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
     let job = job_in(&mut tx, job_id).await?;
     if job.completed_at.is_some() {
-        if worker.is_some() && job.worker_id == worker && is_first_late_result(&mut tx, &job).await? {
+        if worker.is_some()
+            && job.worker_id == worker
+            && is_first_late_result(&mut tx, &job).await?
+        {
             let result = complete_late(&mut tx, &job, outcome).await?;
             tx.commit().await.map_err(db)?;
             return Ok(result);
@@ -356,7 +359,9 @@ async fn complete_late(
         Some(e) => format!("failed: {e}"),
         None => "succeeded".to_owned(),
     };
-    let late = format!("the daemon reported the job's result after the server had given up on it ({result})");
+    let late = format!(
+        "the daemon reported the job's result after the server had given up on it ({result})"
+    );
     let (note, conflict) = if job.job_type != JobType::WorkspaceBuild {
         (format!("{late}; the result was dropped"), false)
     } else {
@@ -380,7 +385,10 @@ async fn complete_late(
         .map_err(db)?;
         let started = newer.iter().find(|(_, _, started_at, _)| started_at.is_some());
         match (&outcome.state, started) {
-            (None, _) => (format!("{late}; it carried no state, so the build's previous state stands"), false),
+            (None, _) => (
+                format!("{late}; it carried no state, so the build's previous state stands"),
+                false,
+            ),
             (Some(state), started) => {
                 sqlx::query("UPDATE workspace_builds SET provisioner_state = ?, updated_at = ? WHERE id = ?")
                     .bind(state)
