@@ -225,7 +225,13 @@ async fn a_build_waits_while_a_returned_daemon_still_runs_an_ended_build_of_its_
     loop {
         assert!(Instant::now() < deadline, "the ended build was not stopped after its grace");
         let taken = idle.log_count(&b2_job);
-        if processes_with_env(&env).is_empty() {
+        // The fake itself, not its background child, which may outlive it
+        // by a moment: the daemon reports only once it has reaped the fake.
+        let running = processes_with_env(&env).into_iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("terraform-ignores-sigint"))
+        });
+        if !running {
             break;
         }
         // Read before the check above: the old apply still ran after it.
