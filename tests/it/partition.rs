@@ -288,6 +288,52 @@ async fn an_offer_to_a_partitioned_daemon_goes_to_a_healthy_one() {
     server.stop().await;
 }
 
+/// Issue 13: a daemon on a slow link acknowledges an offer after the
+/// deadline, when the job is already back in the queue and on a healthy
+/// daemon: it is told to cancel, its logs and result are refused (and it
+/// logs that), and the build has the healthy daemon's lines only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_ack_is_answered_with_a_cancel_and_its_result_refused() {
+    let server = TestServer::start(Opts {
+        offer_ack_timeout: Duration::from_secs(1),
+        // The slow link's round trip (3 s) stays under the daemon's silence
+        // limit (3 heartbeats + 1 s) and the server's keepalive timeout.
+        heartbeat_interval: Duration::from_secs(1),
+        heartbeat_timeout: Duration::from_secs(30),
+        ..opts()
+    })
+    .await;
+    let c = server.client().await;
+    let proxy = Proxy::start(server_addr(&server)).await;
+    let slow = DaemonProcess::spawn(&proxy.url(), PSK, &[], &server.path().join("a"));
+    let script = json!({"logs": [{"output": "hello from echo"}], "delay_ms": 8000});
+    let echo = echo_template(&json!({"transitions": {"start": script}}));
+    let (template, _) = create_template(&c, echo.path(), "echo", json!({})).await;
+
+    proxy.set(Mode::Delay(Duration::from_millis(1500)));
+    let ws = create_workspace(&c, &template).await;
+    let b1 = ws["latest_build"]["id"].as_str().expect("build id").to_owned();
+    wait_for("the offer to the slow daemon", Duration::from_secs(30), || async {
+        (get_build(&c, &b1).await["job"]["status"] == "running").then_some(())
+    })
+    .await;
+    let healthy = DaemonProcess::spawn(&server.url, PSK, &[], &server.path().join("b"));
+    let b = wait_build(&c, &b1, Duration::from_secs(60)).await;
+    assert_eq!(b["job"]["status"], "succeeded", "{b}");
+    let job_id = b["job"]["id"].as_str().expect("job id");
+    healthy.wait_for_log(job_id).await;
+    slow.wait_for_log("the server ended this job; canceling it").await;
+    slow.wait_for_log("did not take this job's result as a normal completion").await;
+    let logs = logs_text(&c, &b1).await;
+    assert_eq!(logs.matches("hello from echo").count(), 1, "one daemon's lines: {logs}");
+    // The slow daemon began the job too (its first lines came after its
+    // ack); they were acknowledged and dropped.
+    assert_eq!(logs.matches("Downloading template archive").count(), 1, "{logs}");
+    drop(slow);
+    healthy.stop().await;
+    server.stop().await;
+}
+
 /// Issue 13: the server pings daemon connections; a daemon whose
 /// connection went silently dead leaves the daemon list within seconds
 /// (and gets no more offers), while the proxy keeps both sockets open.
