@@ -473,11 +473,23 @@ impl Session {
     /// it, so two applies of one workspace never run at once while the
     /// server can see it.
     async fn cancel_ended(&mut self, job: &Job) -> Result<(), SessionError> {
-        let reason = match job.error_code.as_deref() {
-            Some(DAEMON_LOST) => "the server gave up on this job while the daemon was away",
-            _ => "the server has already ended this job",
-        };
-        tracing::warn!(job = %job.id, daemon = %self.daemon.name, "{reason}: telling the daemon to cancel it");
+        if job.error_code.as_deref() == Some(DAEMON_LOST) {
+            let reason = "the server gave up on this job while the daemon was away";
+            tracing::warn!(job = %job.id, daemon = %self.daemon.name, "{reason}: telling the daemon to cancel it");
+            self.hold_workspace_of(job).await;
+            return self.send(cancel(job.id, reason)).await;
+        }
+        // Usually the daemon's own result was stored and only its ack was
+        // lost: nothing runs any more, and the resent result follows.
+        let reason = "the server has already ended this job";
+        tracing::info!(job = %job.id, daemon = %self.daemon.name, "{reason}: telling the daemon to cancel it");
+        self.hold_workspace_of(job).await;
+        self.send(cancel(job.id, reason)).await
+    }
+
+    /// Notes that this daemon still runs an ended build, which holds back
+    /// other builds of its workspace until the daemon reports it.
+    async fn hold_workspace_of(&self, job: &Job) {
         if job.job_type == JobType::WorkspaceBuild {
             match self.state.store.build_by_job(job.id).await {
                 Ok(build) => {
@@ -488,7 +500,6 @@ impl Session {
                 }
             }
         }
-        self.send(cancel(job.id, reason)).await
     }
 
     /// When the oldest unacknowledged offer expires.
