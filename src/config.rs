@@ -86,6 +86,16 @@ pub struct ServerArgs {
     /// A job no daemon took within this long is failed.
     #[arg(long, env = "PROVISIONERD_PENDING_TIMEOUT", default_value = "30m", value_parser = parse_positive_duration)]
     pub pending_timeout: Duration,
+    /// A job offered to a daemon that does not acknowledge it within this
+    /// long goes back to the queue for another daemon.
+    #[arg(long, env = "PROVISIONERD_OFFER_ACK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub offer_ack_timeout: Duration,
+    /// How often the server pings daemon connections (HTTP/2 keepalive).
+    #[arg(long, env = "PROVISIONERD_KEEPALIVE_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub keepalive_interval: Duration,
+    /// A daemon connection whose ping is not answered within this long is closed.
+    #[arg(long, env = "PROVISIONERD_KEEPALIVE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }

@@ -384,6 +384,11 @@ pub struct StoredResource {
     pub resource: Resource,
 }
 
+/// Error code of jobs the server failed because their daemon stopped
+/// answering. A result the daemon reports later for such a job is a late
+/// result: its state is still kept (see `Store::complete_job`).
+pub const DAEMON_LOST: &str = "PROVISIONER_DAEMON_LOST";
+
 /// What a daemon reports when a job ends.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct JobOutcome {

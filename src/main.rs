@@ -174,6 +174,9 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             heartbeat_interval: args.heartbeat_interval,
             heartbeat_timeout: args.heartbeat_timeout,
             pending_timeout: args.pending_timeout,
+            offer_ack_timeout: args.offer_ack_timeout,
+            keepalive_interval: args.keepalive_interval,
+            keepalive_timeout: args.keepalive_timeout,
             ..ServerSettings::default()
         },
     };

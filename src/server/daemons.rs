@@ -25,6 +25,10 @@ pub struct Connected {
     pub connected_at: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
     pub jobs: BTreeSet<Uuid>,
+    /// Builds the server already ended (it gave up on the daemon) that the
+    /// daemon still runs: job id to workspace id. No other build of those
+    /// workspaces is handed out until the daemon reports them.
+    ended: HashMap<Uuid, Uuid>,
     /// Which session registered it (a reconnect replaces the entry).
     session: u64,
 }
@@ -71,6 +75,7 @@ impl Registry {
             connected_at: now,
             last_seen: now,
             jobs: BTreeSet::new(),
+            ended: HashMap::new(),
             session,
         };
         self.lock().insert(id, entry);
@@ -90,6 +95,34 @@ impl Registry {
             c.last_seen = Utc::now();
             c.jobs.clone_from(jobs);
         }
+    }
+
+    /// Notes that the daemon still runs `job`, a build of `workspace` the
+    /// server has ended. Dropped by [`Self::finished_ended`] or when the
+    /// daemon's session ends.
+    pub fn running_ended(&self, id: Uuid, job: Uuid, workspace: Uuid) {
+        if let Some(c) = self.lock().get_mut(&id) {
+            c.ended.insert(job, workspace);
+        }
+    }
+
+    /// The daemon reported `job`; true when it was an ended build it ran.
+    pub fn finished_ended(&self, id: Uuid, job: Uuid) -> bool {
+        self.lock().get_mut(&id).is_some_and(|c| c.ended.remove(&job).is_some())
+    }
+
+    /// Whether any connected daemon still runs an ended build (a cheap check
+    /// before looking a job's workspace up).
+    pub fn any_running_ended(&self) -> bool {
+        self.lock().values().any(|c| !c.ended.is_empty())
+    }
+
+    /// The daemon name and job of an ended build of `workspace` that a
+    /// connected daemon still runs, if any.
+    pub fn running_ended_of(&self, workspace: Uuid) -> Option<(String, Uuid)> {
+        self.lock().values().find_map(|c| {
+            c.ended.iter().find(|(_, w)| **w == workspace).map(|(j, _)| (c.name.clone(), *j))
+        })
     }
 
     pub fn list(&self) -> Vec<Connected> {
@@ -133,5 +166,24 @@ mod tests {
         r.register(a, "a", "1", &gpu, vec![]);
         r.unregister(a, first);
         assert_eq!(r.list().len(), 2, "the old session's end keeps the new registration");
+    }
+
+    #[test]
+    fn ended_builds_hold_their_workspace_until_reported_or_gone() {
+        let r = Registry::default();
+        let (a, job, ws) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let plain = crate::domain::default_tags();
+        let first = r.register(a, "a", "1", &plain, vec![]);
+        assert!(!r.any_running_ended());
+        r.running_ended(a, job, ws);
+        assert!(r.any_running_ended());
+        assert_eq!(r.running_ended_of(ws), Some(("a".to_owned(), job)));
+        assert_eq!(r.running_ended_of(Uuid::new_v4()), None);
+        assert!(r.finished_ended(a, job));
+        assert!(!r.finished_ended(a, job), "reported once");
+        assert_eq!(r.running_ended_of(ws), None);
+        r.running_ended(a, job, ws);
+        r.unregister(a, first);
+        assert!(!r.any_running_ended(), "a session that ends takes its holds with it");
     }
 }

@@ -34,8 +34,8 @@ use super::auth::{secret_matches, Credential, DaemonAuth, KEY_HEADER};
 use super::offer::job_offer;
 use super::{AppState, Event, StoredLogs};
 use crate::domain::{
-    ImportResult, JobOutcome, LogLevel, LogLine, LogSource, Provisioner, Resource,
-    ResourceMetadata, Tags,
+    ImportResult, Job, JobOutcome, JobType, LogLevel, LogLine, LogSource, Provisioner, Resource,
+    ResourceMetadata, Tags, DAEMON_LOST,
 };
 use crate::proto::{self, daemon_message::Msg as In, server_message::Msg as Out};
 use crate::store::{AcquireRequest, CompleteResult, LogBatch, StoreError};
@@ -137,6 +137,7 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
             daemon,
             credits: 0,
             offered: HashSet::new(),
+            offered_at: HashMap::new(),
             owned: BTreeSet::new(),
             disowned: HashSet::new(),
             log_touched: HashMap::new(),
@@ -245,11 +246,16 @@ struct Session {
     credits: u32,
     /// Jobs offered but not yet acknowledged.
     offered: HashSet<Uuid>,
+    /// When each of them was offered: unacknowledged past
+    /// `offer_ack_timeout`, an offer goes back to the queue.
+    offered_at: HashMap<Uuid, Instant>,
     /// Jobs the daemon runs.
     owned: BTreeSet<Uuid>,
-    /// Jobs the daemon named in its hello that are not its own (another
-    /// daemon's, or gone): it was told to cancel them, and what it still
-    /// sends for them is acknowledged and dropped, so it can let go of them.
+    /// Jobs the daemon may not run but must be able to let go of: jobs it
+    /// named in its hello that are not its own (another daemon's, or gone),
+    /// and jobs it acknowledged too late (they went back to the queue). It
+    /// was told to cancel them; what it still sends for them is acknowledged
+    /// and dropped.
     disowned: HashSet<Uuid>,
     /// When each owned job was last marked alive for its logs.
     log_touched: HashMap<Uuid, Instant>,
@@ -274,9 +280,10 @@ enum SessionError {
     NotYourJob(String),
     #[error("the daemon's provisioner key was revoked")]
     Revoked,
-    /// The inbound stream broke (a reset connection, an undecodable frame).
-    #[error("connection error: {0}")]
-    Transport(String),
+    /// The connection broke or was closed under the stream (the daemon
+    /// exited, or the keepalive found it dead): not the daemon's fault.
+    #[error("connection closed: {0}")]
+    Disconnected(String),
 }
 
 impl Session {
@@ -289,20 +296,25 @@ impl Session {
         let result = async {
             self.start().await?;
             loop {
+                let offer_due = self.next_offer_due();
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     msg = inbound.message() => match msg {
                         Ok(Some(m)) => self.on_message(m).await?,
                         Ok(None) => return Ok(()),
-                        Err(status) => return Err(SessionError::Transport(status.to_string())),
+                        Err(status) => return Err(stream_error(status)),
                     },
                     ev = self.events.recv() => self.on_event(ev).await?,
+                    _ = sleep_until_due(offer_due) => self.expire_offers().await?,
                 }
             }
         }
         .await;
         match result {
             Ok(()) | Err(SessionError::Gone) => {}
+            Err(SessionError::Disconnected(why)) => {
+                tracing::info!(daemon = %self.daemon.name, %why, "daemon connection closed")
+            }
             Err(SessionError::Revoked) => {
                 tracing::warn!("disconnecting daemon: its provisioner key was revoked");
                 let _ = self.tx.send(Err(Status::unauthenticated("provisioner key revoked"))).await;
@@ -338,7 +350,7 @@ impl Session {
                 Ok(job) => job,
                 Err(StoreError::NotFound) => {
                     self.disowned.insert(job_id);
-                    self.send(Out::Cancel(proto::CancelJob { job_id: job_id.to_string() })).await?;
+                    self.send(cancel(job_id, "the server has no such job")).await?;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -348,13 +360,18 @@ impl Session {
             let ours = job.worker_id == Some(self.daemon.id);
             if ours {
                 // A completed job's daemon resends its completion; the store
-                // answers that idempotently.
+                // answers that idempotently, or keeps a late result's state.
                 self.owned.insert(job_id);
             } else {
                 self.disowned.insert(job_id);
             }
-            if job.completed_at.is_none() && (!ours || job.canceled_at.is_some()) {
-                self.send(Out::Cancel(proto::CancelJob { job_id: job_id.to_string() })).await?;
+            if job.completed_at.is_some() {
+                // The server ended the job (it gave up on this daemon, or the
+                // daemon's own result was stored and only the ack was lost):
+                // whatever still runs must stop now, and report what it did.
+                self.cancel_ended(&job).await?;
+            } else if !ours || job.canceled_at.is_some() {
+                self.send(cancel(job_id, "")).await?;
             }
         }
         Ok(())
@@ -380,9 +397,12 @@ impl Session {
                     self.disowned.remove(&job_id);
                     self.on_ack(job_id).await
                 } else if self.disowned.contains(&job_id) {
-                    // An offer withdrawn before the ack: the job is not the
-                    // daemon's, so it must not run it.
-                    self.send(Out::Cancel(proto::CancelJob { job_id: job_id.to_string() })).await
+                    // An offer withdrawn before the ack (its deadline passed,
+                    // or it was not this daemon's): it must not run the job.
+                    let reason =
+                        "the daemon acknowledged the offer too late; the job went back to the queue";
+                    tracing::warn!(job = %job_id, "{reason}: telling the daemon to cancel it");
+                    self.send(cancel(job_id, reason)).await
                 } else {
                     Err(SessionError::NotYourJob(format!(
                         "ack for job {job_id}, which was not offered to this daemon"
@@ -418,7 +438,9 @@ impl Session {
                     self.on_complete(c).await
                 } else if self.disowned.remove(&job_id) {
                     tracing::warn!(job = %job_id, "completion of a job this daemon does not own dropped");
-                    self.send(Out::CompleteAck(proto::CompleteAck { job_id: c.job_id })).await
+                    let note =
+                        "the job is not this daemon's to run: its result was not stored".into();
+                    self.send(Out::CompleteAck(proto::CompleteAck { job_id: c.job_id, note })).await
                 } else {
                     Err(SessionError::NotYourJob(format!(
                         "completion of job {job_id}, which this daemon does not run"
@@ -435,6 +457,7 @@ impl Session {
     }
 
     async fn on_ack(&mut self, job_id: Uuid) -> Result<(), SessionError> {
+        self.offered_at.remove(&job_id);
         if self.offered.remove(&job_id) {
             self.owned.insert(job_id);
             self.state.events.publish(Event::JobUpdated(job_id));
@@ -449,7 +472,7 @@ impl Session {
         if !self.owned.contains(&job_id) && self.disowned.contains(&job_id) {
             // Not stored: the job is not this daemon's. Acknowledged, so the
             // daemon stops resending them.
-            let up_to_seq = batch.lines.iter().map(|l| l.seq).max().unwrap_or_default();
+            let up_to_seq = batch.lines.iter().map(|l| l.seq).max().unwrap_or(0);
             let ack = proto::LogsAck { job_id: job_id.to_string(), up_to_seq };
             return self.send(Out::LogsAck(ack)).await;
         }
@@ -476,22 +499,39 @@ impl Session {
     async fn on_complete(&mut self, c: proto::Complete) -> Result<(), SessionError> {
         let job_id = parse_uuid(&c.job_id, "job_id")?;
         let outcome = outcome_from_proto(c)?;
-        match self.state.store.complete_job(job_id, self.daemon.id, &outcome).await {
+        let note = match self.state.store.complete_job(job_id, self.daemon.id, &outcome).await {
             Ok(CompleteResult::Completed) => {
                 tracing::info!(job = %job_id, failed = outcome.error.is_some(), "job completed");
                 self.state.events.publish(Event::JobUpdated(job_id));
+                String::new()
             }
-            Ok(CompleteResult::AlreadyCompleted) => {}
+            Ok(CompleteResult::AlreadyCompleted) => String::new(),
+            Ok(CompleteResult::Late { note, conflict }) => {
+                if conflict {
+                    tracing::error!(job = %job_id, daemon = %self.daemon.name, %note, "late result conflicts with a newer build");
+                } else {
+                    tracing::warn!(job = %job_id, daemon = %self.daemon.name, %note, "late result kept");
+                }
+                self.state.events.publish(Event::JobUpdated(job_id));
+                note
+            }
             // Someone else owns it now (it was failed and re-queued): the
             // daemon's result is stale, so acknowledge and drop it.
             Err(StoreError::Conflict(msg)) => {
-                tracing::warn!(job = %job_id, %msg, "stale completion dropped")
+                tracing::warn!(job = %job_id, daemon = %self.daemon.name, %msg, "stale completion dropped");
+                format!("the result was refused and dropped: {msg}")
             }
             Err(e) => return Err(e.into()),
+        };
+        if self.state.daemons.finished_ended(self.daemon.id, job_id) {
+            // Builds of that workspace held back for it may go now.
+            self.state.events.publish(Event::JobQueued);
         }
         self.owned.remove(&job_id);
+        self.disowned.remove(&job_id);
         self.log_touched.remove(&job_id);
-        self.send(Out::CompleteAck(proto::CompleteAck { job_id: job_id.to_string() })).await
+        let ack = proto::CompleteAck { job_id: job_id.to_string(), note };
+        self.send(Out::CompleteAck(ack)).await
     }
 
     async fn on_event(
@@ -520,8 +560,79 @@ impl Session {
         let job = self.state.store.job(job_id).await?;
         if job.canceled_at.is_some() && job.completed_at.is_none() {
             tracing::info!(job = %job_id, "pushing cancel to daemon");
-            self.send(Out::Cancel(proto::CancelJob { job_id: job_id.to_string() })).await?;
+            self.send(cancel(job_id, "")).await?;
+        } else if job.completed_at.is_some() && job.error_code.as_deref() == Some(DAEMON_LOST) {
+            // The reaper gave up on a job this session still holds (the
+            // daemon went quiet but its connection lives on).
+            self.cancel_ended(&job).await?;
         }
+        Ok(())
+    }
+
+    /// Tells the daemon to stop a job the server has already ended, and
+    /// holds back other builds of its workspace until the daemon reports
+    /// it, so two applies of one workspace never run at once while the
+    /// server can see it.
+    async fn cancel_ended(&mut self, job: &Job) -> Result<(), SessionError> {
+        if job.error_code.as_deref() == Some(DAEMON_LOST) {
+            let reason = "the server gave up on this job while the daemon was away";
+            tracing::warn!(job = %job.id, daemon = %self.daemon.name, "{reason}: telling the daemon to cancel it");
+            self.hold_workspace_of(job).await;
+            return self.send(cancel(job.id, reason)).await;
+        }
+        // Usually the daemon's own result was stored and only its ack was
+        // lost: nothing runs any more, and the resent result follows.
+        let reason = "the server has already ended this job";
+        tracing::info!(job = %job.id, daemon = %self.daemon.name, "{reason}: telling the daemon to cancel it");
+        self.hold_workspace_of(job).await;
+        self.send(cancel(job.id, reason)).await
+    }
+
+    /// Notes that this daemon still runs an ended build, which holds back
+    /// other builds of its workspace until the daemon reports it.
+    async fn hold_workspace_of(&self, job: &Job) {
+        if job.job_type == JobType::WorkspaceBuild {
+            match self.state.store.build_by_job(job.id).await {
+                Ok(build) => {
+                    self.state.daemons.running_ended(self.daemon.id, job.id, build.workspace_id)
+                }
+                Err(e) => {
+                    tracing::error!(job = %job.id, error = %e, "could not find the build of an ended job")
+                }
+            }
+        }
+    }
+
+    /// When the oldest unacknowledged offer expires.
+    fn next_offer_due(&self) -> Option<tokio::time::Instant> {
+        let oldest = self.offered_at.values().min()?;
+        Some(tokio::time::Instant::from_std(*oldest + self.state.settings.offer_ack_timeout))
+    }
+
+    /// Puts offers the daemon did not acknowledge in time back in the
+    /// queue, for another daemon: this one's connection may be dead without
+    /// anyone having noticed yet. It gets no more offers until it asks.
+    async fn expire_offers(&mut self) -> Result<(), SessionError> {
+        let timeout = self.state.settings.offer_ack_timeout;
+        let now = Instant::now();
+        let expired: Vec<Uuid> = self
+            .offered_at
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) >= timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for job_id in expired {
+            self.offered_at.remove(&job_id);
+            if !self.offered.remove(&job_id) {
+                continue;
+            }
+            tracing::warn!(job = %job_id, daemon = %self.daemon.name, ?timeout, "offer not acknowledged in time; returning the job to the queue");
+            self.state.store.release_job(job_id, self.daemon.id).await?;
+            // A late ack is answered with a cancel, not a protocol error.
+            self.disowned.insert(job_id);
+            self.credits = 0;
+        }
+        self.state.events.publish(Event::JobQueued);
         Ok(())
     }
 
@@ -535,6 +646,15 @@ impl Session {
                 provisioners: self.daemon.provisioners.clone(),
             };
             let Some(job) = self.state.store.acquire_job(&req).await? else { return Ok(()) };
+            if let Some((daemon, older)) = self.ended_build_running(&job).await? {
+                // Another apply of that workspace may still be running: the
+                // build waits in the queue until that daemon reports (a
+                // JobQueued follows), and this daemon until then too, since
+                // the queue hands out the oldest job first.
+                tracing::info!(job = %job.id, %daemon, older = %older, "holding the build back: a daemon still runs an ended build of its workspace");
+                self.state.store.release_job(job.id, self.daemon.id).await?;
+                return Ok(());
+            }
             let offer = match job_offer(self.state.store.as_ref(), &job).await {
                 Ok(offer) => offer,
                 Err(e) => {
@@ -549,10 +669,21 @@ impl Session {
             };
             self.credits -= 1;
             self.offered.insert(job.id);
+            self.offered_at.insert(job.id, Instant::now());
             tracing::info!(job = %job.id, job_type = %job.job_type, "offering job");
             self.send(Out::Offer(offer)).await?;
         }
         Ok(())
+    }
+
+    /// The daemon and job of an ended build of the job's workspace that a
+    /// connected daemon still runs.
+    async fn ended_build_running(&self, job: &Job) -> Result<Option<(String, Uuid)>, SessionError> {
+        if job.job_type != JobType::WorkspaceBuild || !self.state.daemons.any_running_ended() {
+            return Ok(None);
+        }
+        let build = self.state.store.build_by_job(job.id).await?;
+        Ok(self.state.daemons.running_ended_of(build.workspace_id))
     }
 
     /// Puts offers the daemon never acknowledged back in the queue.
@@ -569,6 +700,30 @@ impl Session {
     }
 }
 
+fn cancel(job_id: Uuid, reason: &str) -> Out {
+    Out::Cancel(proto::CancelJob { job_id: job_id.to_string(), reason: reason.to_owned() })
+}
+
+async fn sleep_until_due(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What an error on the daemon's inbound stream means. Errors with a
+/// transport cause (h2 or I/O: the daemon exited, the keepalive closed a
+/// dead connection) are a disconnect, not a protocol violation.
+fn stream_error(status: Status) -> SessionError {
+    let transport = std::error::Error::source(&status).is_some()
+        || matches!(status.code(), tonic::Code::Cancelled | tonic::Code::Unavailable);
+    if transport {
+        SessionError::Disconnected(status.message().to_owned())
+    } else {
+        SessionError::Protocol(status.to_string())
+    }
+}
+
 impl From<SessionError> for Status {
     fn from(e: SessionError) -> Self {
         match e {
@@ -576,7 +731,7 @@ impl From<SessionError> for Status {
             SessionError::NotYourJob(_) => Status::failed_precondition(e.to_string()),
             SessionError::Revoked => Status::unauthenticated("provisioner key revoked"),
             SessionError::Gone => Status::cancelled(e.to_string()),
-            SessionError::Transport(_) => Status::unavailable(e.to_string()),
+            SessionError::Disconnected(_) => Status::unavailable(e.to_string()),
             // Details stay in the server's log (run() logged them).
             SessionError::Store(_) => Status::internal("internal error; see the server's log"),
         }

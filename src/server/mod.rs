@@ -42,6 +42,14 @@ pub struct ServerSettings {
     pub heartbeat_timeout: std::time::Duration,
     /// A job no daemon took within this long is failed.
     pub pending_timeout: std::time::Duration,
+    /// An offer the daemon has not acknowledged within this long goes back
+    /// to the queue for another daemon.
+    pub offer_ack_timeout: std::time::Duration,
+    /// How often the server pings each HTTP/2 connection (daemon sessions),
+    /// and how long it waits for the answer before closing the connection:
+    /// a silently dead daemon connection ends its session within the sum.
+    pub keepalive_interval: std::time::Duration,
+    pub keepalive_timeout: std::time::Duration,
 }
 
 impl Default for ServerSettings {
@@ -51,6 +59,9 @@ impl Default for ServerSettings {
             heartbeat_interval: std::time::Duration::from_secs(5),
             heartbeat_timeout: std::time::Duration::from_secs(30),
             pending_timeout: std::time::Duration::from_secs(30 * 60),
+            offer_ack_timeout: std::time::Duration::from_secs(10),
+            keepalive_interval: std::time::Duration::from_secs(5),
+            keepalive_timeout: std::time::Duration::from_secs(5),
         }
     }
 }

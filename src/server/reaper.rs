@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::{AppState, Event};
 
 /// Error code of jobs failed because their daemon stopped answering.
-pub const DAEMON_LOST: &str = "PROVISIONER_DAEMON_LOST";
+pub use crate::domain::DAEMON_LOST;
 /// Error code of jobs no daemon took within the pending timeout.
 pub const PENDING_TIMEOUT: &str = "PENDING_TIMEOUT";
 

@@ -49,6 +49,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    let keepalive = Keepalive {
+        interval: config.settings.keepalive_interval,
+        timeout: config.settings.keepalive_timeout,
+    };
     let state = AppState {
         store: config.store,
         events: Events::new(),
@@ -73,15 +77,17 @@ pub async fn run(
     let mut servers = vec![];
     let builtin_port = match &config.tls {
         None => {
-            servers.push(serve_plain(listener, app.clone(), stop_serving.clone()));
+            servers.push(serve_plain(listener, app.clone(), keepalive, stop_serving.clone())?);
             addr.port()
         }
         Some(tls) => {
-            servers.push(serve_tls(listener, app.clone(), tls, stop_serving.clone()).await?);
+            servers.push(
+                serve_tls(listener, app.clone(), tls, keepalive, stop_serving.clone()).await?,
+            );
             // Built-in daemons stay on loopback, in the clear, on a port of their own.
             let internal = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
             let port = internal.local_addr()?.port();
-            servers.push(serve_plain(internal, app.clone(), stop_serving.clone()));
+            servers.push(serve_plain(internal, app.clone(), keepalive, stop_serving.clone())?);
             port
         }
     };
@@ -132,19 +138,54 @@ pub async fn run(
 
 type Served = tokio::task::JoinHandle<std::io::Result<()>>;
 
+/// HTTP/2 keepalive pings from the server: a daemon whose connection died
+/// silently (a partition, a blackholing middlebox) is noticed within
+/// `interval + timeout`, its connection closed and its session ended, so it
+/// is no longer offered jobs. The daemon pings the server the same way.
+#[derive(Debug, Clone, Copy)]
+struct Keepalive {
+    interval: Duration,
+    timeout: Duration,
+}
+
+impl Keepalive {
+    fn apply<A, Acc>(self, server: &mut axum_server::Server<A, Acc>)
+    where
+        A: axum_server::Address,
+    {
+        server
+            .http_builder()
+            .http2()
+            .keep_alive_interval(self.interval)
+            .keep_alive_timeout(self.timeout);
+    }
+}
+
+/// Stops the server gracefully when `stop` fires, as the TLS one does.
+fn shut_down_on(stop: CancellationToken, handle: axum_server::Handle<std::net::SocketAddr>) {
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    });
+}
+
 /// TCP_NODELAY on every connection: the daemon protocol is many small
 /// request/answer exchanges (offer, ack, log batch, log ack), and Nagle's
 /// algorithm with delayed ACKs stalled each by about 40 ms (found by
 /// `scripts/bench`).
-fn serve_plain(listener: TcpListener, app: Router, stop: CancellationToken) -> Served {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-    tokio::spawn(async move { server.await })
+fn serve_plain(
+    listener: TcpListener,
+    app: Router,
+    keepalive: Keepalive,
+    stop: CancellationToken,
+) -> anyhow::Result<Served> {
+    let handle = axum_server::Handle::new();
+    let mut server = axum_server::from_tcp(listener.into_std()?)?
+        .acceptor(axum_server::accept::NoDelayAcceptor::new())
+        .handle(handle.clone());
+    keepalive.apply(&mut server);
+    shut_down_on(stop, handle);
+    Ok(tokio::spawn(async move { server.serve(app.into_make_service()).await }))
 }
 
 /// HTTPS and gRPC over TLS (rustls with ring; ALPN h2 and http/1.1).
@@ -152,6 +193,7 @@ async fn serve_tls(
     listener: TcpListener,
     app: Router,
     tls: &TlsFiles,
+    keepalive: Keepalive,
     stop: CancellationToken,
 ) -> anyhow::Result<Served> {
     // Several servers in one process (tests) install it once; later calls
@@ -167,12 +209,10 @@ async fn serve_tls(
             )
         })?;
     let handle = axum_server::Handle::new();
-    let server = axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, config)?
+    let mut server = axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, config)?
         .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
         .handle(handle.clone());
-    tokio::spawn(async move {
-        stop.cancelled().await;
-        handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
-    });
+    keepalive.apply(&mut server);
+    shut_down_on(stop, handle);
     Ok(tokio::spawn(async move { server.serve(app.into_make_service()).await }))
 }

@@ -206,11 +206,21 @@ pub enum CancelResult {
 }
 
 /// Result of completing a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompleteResult {
     Completed,
     /// The job had already completed; nothing changed (completion is idempotent).
     AlreadyCompleted,
+    /// The server had given up on the job (its daemon went silent) before
+    /// this result came. Its state and resources were kept on the build, and
+    /// passed on to newer builds that have not started, unless one has
+    /// started: then `conflict` is set and the newer build's state stands.
+    /// `note` says what happened; it was also added to the job's error and
+    /// logs.
+    Late {
+        note: String,
+        conflict: bool,
+    },
 }
 
 /// The contract every backend implements. All methods are transactional.
@@ -327,6 +337,12 @@ pub trait Store: Send + Sync + 'static {
     /// Completes a job owned by `worker_id`: stores error or success, the
     /// build's new state (also after a failure, when given), its resources,
     /// and marks the workspace deleted after a successful delete build.
+    /// A first result for a job the server failed as [`DAEMON_LOST`] while
+    /// `worker_id` owned it is a late result ([`CompleteResult::Late`]): the
+    /// job stays failed, but the real resources its state describes are not
+    /// lost track of.
+    ///
+    /// [`DAEMON_LOST`]: crate::domain::DAEMON_LOST
     async fn complete_job(
         &self,
         job_id: Uuid,

@@ -536,3 +536,96 @@ async fn sqlite_conformance() {
     let err = open("postgres://db.example/provisionerd").await.err().expect("unsupported");
     assert!(err.to_string().contains("not supported yet"), "{err}");
 }
+
+/// A result that comes after the server failed the job as
+/// `PROVISIONER_DAEMON_LOST`: its state is kept (and passed to a newer build
+/// that has not started), once; with a newer build started, the conflict is
+/// recorded instead of touching that build.
+async fn late_results(store: &dyn Store, f: &Fixture) {
+    let now = Utc::now();
+    let ws = Workspace {
+        id: Uuid::new_v4(),
+        organization_id: f.org.id,
+        owner_id: f.user.id,
+        template_id: f.template.id,
+        name: "late".into(),
+        deleted: false,
+        autostart_schedule: None,
+        ttl_ms: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let (worker, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let lost = Some(crate::domain::DAEMON_LOST);
+    let state =
+        |s: &str| JobOutcome { state: Some(s.as_bytes().to_vec()), ..JobOutcome::default() };
+    // The fixture's import job is first in the queue: out of the way.
+    let import = store.acquire_job(&acquire_req(other)).await.expect("acquire").expect("import");
+    store.fail_job(import.id, "not this test's", None).await.expect("fail import");
+    let (b1, j1) = build(f, ws.id, 1, Transition::Start);
+    store.insert_workspace(&ws, &b1, &j1).await.expect("workspace");
+    let got = store.acquire_job(&acquire_req(worker)).await.expect("acquire").expect("job 1");
+    assert_eq!(got.id, j1.id);
+    store.fail_job(j1.id, "daemon went silent", lost).await.expect("reap");
+    let (b2, j2) = build(f, ws.id, 2, Transition::Start);
+    store.insert_build(&b2, &j2).await.expect("retry after the reap");
+
+    assert_eq!(
+        store.complete_job(j1.id, other, &state("x")).await.expect("stranger"),
+        CompleteResult::AlreadyCompleted,
+        "only the daemon that ran it reports late"
+    );
+    let late = store.complete_job(j1.id, worker, &state("late-1")).await.expect("late");
+    assert!(matches!(late, CompleteResult::Late { conflict: false, .. }), "{late:?}");
+    assert_eq!(store.build(b1.id).await.expect("b1").provisioner_state, b"late-1");
+    assert_eq!(
+        store.build(b2.id).await.expect("b2").provisioner_state,
+        b"late-1",
+        "the pending retry starts from what exists"
+    );
+    let j = store.job(j1.id).await.expect("job 1");
+    assert_eq!(j.status(), crate::domain::JobStatus::Failed, "the build still reads failed");
+    let error = j.error.unwrap_or_default();
+    assert!(error.starts_with("daemon went silent; ") && error.contains("kept"), "{error}");
+    let logs = store.logs(j1.id, LogRange::default()).await.expect("logs");
+    assert_eq!(logs.last().map(|l| l.line.stage.as_str()), Some("Late result"));
+    assert_eq!(
+        store.complete_job(j1.id, worker, &state("again")).await.expect("resent"),
+        CompleteResult::AlreadyCompleted,
+        "a resent late result is only acknowledged"
+    );
+    assert_eq!(store.build(b1.id).await.expect("b1").provisioner_state, b"late-1");
+
+    // The retry is reaped too, and a third build starts before its daemon
+    // reports: that build's state stands; the conflict is on build 2.
+    let got = store.acquire_job(&acquire_req(other)).await.expect("acquire").expect("job 2");
+    assert_eq!(got.id, j2.id);
+    store.fail_job(j2.id, "daemon went silent", lost).await.expect("reap");
+    let (b3, j3) = build(f, ws.id, 3, Transition::Stop);
+    store.insert_build(&b3, &j3).await.expect("third build");
+    let got = store.acquire_job(&acquire_req(worker)).await.expect("acquire").expect("job 3");
+    assert_eq!(got.id, j3.id);
+    let late = store.complete_job(j2.id, other, &state("late-2")).await.expect("late");
+    let CompleteResult::Late { note, conflict: true } = late else { panic!("{late:?}") };
+    assert!(note.contains("build #3"), "{note}");
+    assert_eq!(store.build(b2.id).await.expect("b2").provisioner_state, b"late-2");
+    assert_eq!(store.build(b3.id).await.expect("b3").provisioner_state, b"old-state");
+    let error = store.job(j2.id).await.expect("job 2").error.unwrap_or_default();
+    assert!(error.contains("conflict"), "{error}");
+
+    // A late result without state leaves the state alone.
+    store.fail_job(j3.id, "daemon went silent", lost).await.expect("reap");
+    let late = store.complete_job(j3.id, worker, &JobOutcome::default()).await.expect("late");
+    let CompleteResult::Late { note, conflict: false } = late else { panic!("{late:?}") };
+    assert!(note.contains("no state"), "{note}");
+    assert_eq!(store.build(b3.id).await.expect("b3").provisioner_state, b"old-state");
+}
+
+#[tokio::test]
+async fn sqlite_late_results() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("provisionerd.db").display());
+    let store = open(&url).await.expect("open");
+    let f = fixture(store.as_ref()).await;
+    late_results(store.as_ref(), &f).await;
+}

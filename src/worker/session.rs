@@ -424,9 +424,24 @@ impl Daemon {
         match msg.msg {
             Some(In::Offer(offer)) => self.on_offer(conn, offer).await,
             Some(In::Cancel(c)) => {
-                if let Some(job) = c.job_id.parse().ok().and_then(|id: Uuid| self.jobs.get(&id)) {
-                    tracing::info!(job = %c.job_id, "job canceled by the server");
-                    job.cancel.cancel();
+                let job = c.job_id.parse().ok().and_then(|id: Uuid| self.jobs.get(&id));
+                match job {
+                    // Not a user's cancel: the server ended the job while this
+                    // daemon was away (or the offer expired). Terraform stops,
+                    // and the state it leaves is still reported.
+                    Some(job) if !c.reason.is_empty() => {
+                        if job.completion.is_none() {
+                            tracing::warn!(job = %c.job_id, reason = %c.reason, "the server ended this job; canceling it");
+                        }
+                        job.cancel.cancel();
+                    }
+                    Some(job) => {
+                        tracing::info!(job = %c.job_id, "job canceled by the server");
+                        job.cancel.cancel();
+                    }
+                    None => {
+                        tracing::debug!(job = %c.job_id, "cancel for a job this daemon does not run")
+                    }
                 }
                 Ok(())
             }
@@ -442,6 +457,10 @@ impl Daemon {
                 self.send_new_logs(conn, id, false).await
             }
             Some(In::CompleteAck(ack)) => {
+                if !ack.note.is_empty() {
+                    // The server kept the result only in part, or refused it.
+                    tracing::warn!(job = %ack.job_id, note = %ack.note, "the server did not take this job's result as a normal completion");
+                }
                 if let Ok(id) = ack.job_id.parse::<Uuid>() {
                     if self.jobs.get(&id).is_some_and(|j| j.completion.is_some()) {
                         self.jobs.remove(&id);
@@ -607,6 +626,8 @@ impl Daemon {
                 }
             }
             JobEvent::Done(job_id, report) => {
+                // Said also while disconnected: the result waits for the server.
+                tracing::info!(job = %job_id, "job finished");
                 self.life.job_finished();
                 if let Some(slot) = self.slot_of.remove(&job_id) {
                     self.free_slots.push(slot);

@@ -61,6 +61,11 @@ pub struct Opts {
     /// Listen on this address instead of a fresh port (to restart a server
     /// where its daemons expect it).
     pub address: Option<std::net::SocketAddr>,
+    /// Offers unacknowledged this long go back to the queue.
+    pub offer_ack_timeout: Duration,
+    /// The server's HTTP/2 keepalive ping interval and answer timeout.
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for Opts {
@@ -76,6 +81,9 @@ impl Default for Opts {
             terraform: None,
             tls: None,
             address: None,
+            offer_ack_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(5),
+            keepalive_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -125,6 +133,9 @@ impl TestServer {
                 heartbeat_interval: opts.heartbeat_interval,
                 heartbeat_timeout: opts.heartbeat_timeout,
                 pending_timeout: opts.pending_timeout,
+                offer_ack_timeout: opts.offer_ack_timeout,
+                keepalive_interval: opts.keepalive_interval,
+                keepalive_timeout: opts.keepalive_timeout,
                 ..ServerSettings::default()
             },
             tls: opts.tls.clone(),

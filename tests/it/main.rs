@@ -16,6 +16,8 @@ mod handover;
 mod identity;
 mod lifecycle;
 mod logs;
+mod partition;
+mod proxy;
 mod queue;
 mod restart;
 mod tls;

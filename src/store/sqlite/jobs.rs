@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::rows::{self, now};
 use super::{db, found};
 use crate::domain::{
-    ImportResult, Job, JobOutcome, JobType, Resource, StoredLog, Transition, SCOPE_KEYS,
+    ImportResult, Job, JobOutcome, JobType, LogLevel, LogSource, Resource, StoredLog, Transition,
+    DAEMON_LOST, SCOPE_KEYS,
 };
 use crate::store::{
     AcquireRequest, AppendedLogs, CancelResult, CompleteResult, LogBatch, LogRange, Result,
@@ -311,6 +312,14 @@ pub async fn complete(
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
     let job = job_in(&mut tx, job_id).await?;
     if job.completed_at.is_some() {
+        if worker.is_some()
+            && job.worker_id == worker
+            && is_first_late_result(&mut tx, &job).await?
+        {
+            let result = complete_late(&mut tx, &job, outcome).await?;
+            tx.commit().await.map_err(db)?;
+            return Ok(result);
+        }
         return Ok(CompleteResult::AlreadyCompleted);
     }
     if worker.is_some() && job.worker_id != worker {
@@ -343,6 +352,139 @@ pub async fn complete(
     }
     tx.commit().await.map_err(db)?;
     Ok(CompleteResult::Completed)
+}
+
+/// Whether the job was failed by the server as [`DAEMON_LOST`] and its
+/// daemon's result has not come yet.
+async fn is_first_late_result(tx: &mut Transaction<'static, Sqlite>, job: &Job) -> Result<bool> {
+    if job.error_code.as_deref() != Some(DAEMON_LOST) {
+        return Ok(false);
+    }
+    let late: Option<Option<String>> =
+        sqlx::query_scalar("SELECT late_result_at FROM provisioner_jobs WHERE id = ?")
+            .bind(job.id.to_string())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db)?;
+    Ok(matches!(late, Some(None)))
+}
+
+/// Records a result that came after the server gave up on the job. The job
+/// stays failed (its build may already have been retried), but the state the
+/// daemon reports describes real resources: it is stored on the build, and
+/// on newer builds of the workspace that have not started (they copied the
+/// state this one started from), so the next build works on what exists.
+/// A newer build that has started works from the old state already: its
+/// state stands, and the conflict is recorded on this build.
+async fn complete_late(
+    tx: &mut Transaction<'static, Sqlite>,
+    job: &Job,
+    outcome: &JobOutcome,
+) -> Result<CompleteResult> {
+    let now = now();
+    let result = match &outcome.error {
+        _ if outcome.canceled => "canceled".to_owned(),
+        Some(e) => format!("failed: {e}"),
+        None => "succeeded".to_owned(),
+    };
+    let late = format!(
+        "the daemon reported the job's result after the server had given up on it ({result})"
+    );
+    let (note, conflict) = if job.job_type != JobType::WorkspaceBuild {
+        (format!("{late}; the result was dropped"), false)
+    } else {
+        let row = sqlx::query("SELECT * FROM workspace_builds WHERE job_id = ?")
+            .bind(job.id.to_string())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db)?;
+        let build = rows::build(&found(row)?)?;
+        // Newer builds of the workspace: whether they started, and the state
+        // they were created with.
+        let newer: Vec<(i64, String, Option<String>, Vec<u8>)> = sqlx::query_as(
+            "SELECT b.build_number, b.id, j.started_at, b.provisioner_state
+             FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id
+             WHERE b.workspace_id = ? AND b.build_number > ? ORDER BY b.build_number",
+        )
+        .bind(build.workspace_id.to_string())
+        .bind(build.build_number)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db)?;
+        let started = newer.iter().find(|(_, _, started_at, _)| started_at.is_some());
+        match (&outcome.state, started) {
+            (None, _) => (
+                format!("{late}; it carried no state, so the build's previous state stands"),
+                false,
+            ),
+            (Some(state), started) => {
+                sqlx::query("UPDATE workspace_builds SET provisioner_state = ?, updated_at = ? WHERE id = ?")
+                    .bind(state)
+                    .bind(&now)
+                    .bind(build.id.to_string())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db)?;
+                insert_resources(tx, job.id, build.transition, &outcome.resources, &now).await?;
+                match started {
+                    Some((number, ..)) => (
+                        format!(
+                            "conflict: {late}, but build #{number} of the workspace had already started \
+                             from the older state; the reported state is kept on this build only \
+                             (GET /api/v2/workspacebuilds/{}/state): resources it describes may \
+                             need to be reconciled by hand",
+                            build.id
+                        ),
+                        true,
+                    ),
+                    None => {
+                        // Pending newer builds inherit it, unless they were
+                        // given a state of their own.
+                        for (_, id, _, copied) in &newer {
+                            if *copied == build.provisioner_state {
+                                sqlx::query("UPDATE workspace_builds SET provisioner_state = ?, updated_at = ? WHERE id = ?")
+                                    .bind(state)
+                                    .bind(&now)
+                                    .bind(id)
+                                    .execute(&mut **tx)
+                                    .await
+                                    .map_err(db)?;
+                            }
+                        }
+                        (format!("{late}; the state it reported was kept for the workspace"), false)
+                    }
+                }
+            }
+        }
+    };
+    let error = match &job.error {
+        Some(e) => format!("{e}; {note}"),
+        None => note.clone(),
+    };
+    sqlx::query("UPDATE provisioner_jobs SET late_result_at = ?1, updated_at = ?1, error = ?2 WHERE id = ?3")
+        .bind(&now)
+        .bind(&error)
+        .bind(job.id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    // The same words in the build's log, after the daemon's last line.
+    let level = if conflict { LogLevel::Error } else { LogLevel::Warn };
+    sqlx::query(
+        "INSERT INTO provisioner_job_log_lines (job, seq, created_at, source, level, stage, output)
+         SELECT k.key, COALESCE((SELECT MAX(seq) FROM provisioner_job_log_lines WHERE job = k.key), 0) + 1,
+                ?, ?, ?, 'Late result', ?
+         FROM provisioner_job_log_keys AS k WHERE k.job_id = ?",
+    )
+    .bind(&now)
+    .bind(LogSource::ProvisionerDaemon.as_str())
+    .bind(level.as_str())
+    .bind(&note)
+    .bind(job.id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(CompleteResult::Late { note, conflict })
 }
 
 /// Stores an import's planned resources (start and stop) and findings.

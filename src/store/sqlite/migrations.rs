@@ -12,13 +12,14 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::SqlSafeStr;
 
 /// `(version, description, SQL)` of every file in `migrations/sqlite`, in order.
-const MIGRATIONS: [(i64, &str, &str); 7] = [
+const MIGRATIONS: [(i64, &str, &str); 8] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "provisioner keys", include_str!("../../../migrations/sqlite/0002_provisioner_keys.sql")),
     (3, "template imports", include_str!("../../../migrations/sqlite/0003_template_imports.sql")),
     (4, "log lookup", include_str!("../../../migrations/sqlite/0004_log_lookup.sql")),
     (5, "log rows", include_str!("../../../migrations/sqlite/0005_log_rows.sql")),
     (6, "user roles", include_str!("../../../migrations/sqlite/0006_user_roles.sql")),
+    (7, "late results", include_str!("../../../migrations/sqlite/0007_late_results.sql")),
     (8, "queue match", include_str!("../../../migrations/sqlite/0008_queue_match.sql")),
 ];
 
