@@ -105,6 +105,11 @@ struct Connection {
 enum Disconnect {
     /// The connection broke; reconnect.
     Lost(String),
+    /// The server ended the session cleanly: it is shutting down (a server
+    /// that fails ends a session with an error status instead). Reconnect
+    /// without a growing pause, so a restarted server gets its daemons back
+    /// at once; a server that is gone is retried with the connect backoff.
+    Closed,
     /// The daemon is done.
     Exit,
 }
@@ -182,6 +187,11 @@ impl Daemon {
             let opened = Instant::now();
             match self.serve(conn, &shutdown).await {
                 Disconnect::Exit => break,
+                Disconnect::Closed => {
+                    self.settings.health.set_connected(false);
+                    pauses = session_backoff();
+                    tracing::info!("the server closed the session; reconnecting");
+                }
                 Disconnect::Lost(why) => {
                     self.settings.health.set_connected(false);
                     if opened.elapsed() >= STABLE_SESSION {
@@ -378,7 +388,7 @@ impl Daemon {
                     self.settings.health.contact();
                     self.on_server_message(&conn, m).await
                 }
-                    Ok(None) => Err(tonic::Status::unavailable("server closed the session")),
+                    Ok(None) => return Disconnect::Closed,
                     Err(status) => Err(status),
                 },
                 Some(ev) = self.events_rx.recv(), if self.buffered_lines() < MAX_BUFFERED_LINES => {
