@@ -13,6 +13,7 @@ pub mod auth;
 pub mod daemons;
 pub mod events;
 pub mod grpc;
+pub mod limits;
 mod offer;
 mod reaper;
 mod run;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub settings: Arc<ServerSettings>,
     /// Daemons connected to this server process.
     pub daemons: daemons::Registry,
+    /// Failed-login limiter and the log followers' store read permits.
+    pub limits: Arc<limits::Limits>,
 }
 
 /// Server behaviour the handlers and the daemon service need to know about.
@@ -41,6 +44,11 @@ pub struct ServerSettings {
     pub heartbeat_timeout: std::time::Duration,
     /// A job no daemon took within this long is failed.
     pub pending_timeout: std::time::Duration,
+    /// A WebSocket log follower whose socket takes no page of lines for this
+    /// long is closed with a close frame telling it to resume with `after`.
+    pub follow_stall_timeout: std::time::Duration,
+    /// Failed logins allowed per account and per source address.
+    pub login_limits: limits::LoginLimits,
 }
 
 impl Default for ServerSettings {
@@ -50,6 +58,8 @@ impl Default for ServerSettings {
             heartbeat_interval: std::time::Duration::from_secs(5),
             heartbeat_timeout: std::time::Duration::from_secs(30),
             pending_timeout: std::time::Duration::from_secs(30 * 60),
+            follow_stall_timeout: std::time::Duration::from_secs(10),
+            login_limits: limits::LoginLimits::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::auth::{random_key, DaemonAuth};
 use super::grpc::DaemonService;
+use super::limits::Limits;
 use super::{api, AppState, Events, ServerSettings};
 use crate::store::DynStore;
 use crate::worker::{self, WorkerSettings};
@@ -52,6 +53,7 @@ pub async fn run(
     let state = AppState {
         store: config.store,
         events: Events::new(),
+        limits: Arc::new(Limits::new(config.settings.login_limits)),
         settings: Arc::new(config.settings),
         daemons: Default::default(),
     };
@@ -139,6 +141,8 @@ fn serve_plain(listener: TcpListener, app: Router, stop: CancellationToken) -> S
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
+    // Peer addresses reach handlers as `ConnectInfo`, for the login limiter.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
     tokio::spawn(async move { server.await })
 }
@@ -170,5 +174,5 @@ async fn serve_tls(
         stop.cancelled().await;
         handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
     });
-    Ok(tokio::spawn(async move { server.serve(app.into_make_service()).await }))
+    Ok(tokio::spawn(async move { server.serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await }))
 }

@@ -1,13 +1,20 @@
 //! Job logs for builds and template versions: pages by log id (`after`,
 //! `before`, exclusive), and `follow=true` as a WebSocket that sends one
-//! JSON log per text frame and closes once the job has completed and every
-//! line was sent.
+//! JSON log per text frame and closes (1000) once the job has completed and
+//! every line was sent.
+//!
+//! A follower reads the store a page at a time, taking one of a few follower
+//! permits around each read only, so followers never hold a store connection
+//! while writing and never take every connection from the REST API. One
+//! whose socket takes no page within `follow_stall_timeout` is closed with
+//! 1013 (try again later) and the reason `log follower fell behind: follow
+//! again with after=<id of the last line it was sent>`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -31,6 +38,15 @@ const FOLLOW_RECHECK: Duration = Duration::from_secs(1);
 /// Lines per store read when listing a whole log.
 const PAGE: i64 = 2000;
 const PAGE_LEN: usize = PAGE as usize;
+
+/// Lines per store read for a WebSocket follower: its memory is one page,
+/// whatever the size of the log.
+const FOLLOW_PAGE: i64 = 1000;
+const FOLLOW_PAGE_LEN: usize = FOLLOW_PAGE as usize;
+
+/// How long a closing follower may take to read its last lines and the
+/// close frame before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize, Default)]
 pub struct LogQuery {
@@ -184,26 +200,39 @@ async fn follow(
     mut sent: Sent,
     mut wakes: Wakes,
 ) {
+    let stall = state.settings.follow_stall_timeout;
     loop {
         // Read completion first: every line stored before completion is then
-        // in the read that follows.
-        let done = match state.store.job(job_id).await {
-            Ok(job) => job.completed_at.is_some(),
-            Err(e) => {
-                tracing::warn!(job = %job_id, error = %e, "log follower stopped");
-                return;
-            }
+        // in the reads that follow.
+        let done = {
+            let _turn = state.limits.follow_read().await;
+            state.store.job(job_id).await.map(|job| job.completed_at.is_some())
         };
-        let range = LogRange { after: sent.after, ..LogRange::default() };
-        let logs = match state.store.logs(job_id, range).await {
-            Ok(logs) => logs,
-            Err(e) => {
-                tracing::warn!(job = %job_id, error = %e, "log follower stopped");
-                return;
-            }
+        let done = match done {
+            Ok(done) => done,
+            Err(e) => return stopped(socket, job_id, &e).await,
         };
-        if !send_lines(&mut socket, &logs, &mut sent).await {
-            return;
+        // A page at a time, each read under a follower permit that is given
+        // back before the page is written out: a slow socket holds neither a
+        // store connection nor more than one page of memory.
+        loop {
+            let range = LogRange { after: sent.after, before: None, limit: Some(FOLLOW_PAGE) };
+            let page = {
+                let _turn = state.limits.follow_read().await;
+                state.store.logs(job_id, range).await
+            };
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => return stopped(socket, job_id, &e).await,
+            };
+            match send_lines(&mut socket, &page, &mut sent, stall).await {
+                Outcome::Sent => {}
+                Outcome::Gone => return,
+                Outcome::Stalled => return fell_behind(socket, job_id, &sent).await,
+            }
+            if page.len() < FOLLOW_PAGE_LEN {
+                break;
+            }
         }
         if done {
             let _ = socket.send(Message::Close(None)).await;
@@ -219,11 +248,11 @@ async fn follow(
                 Wake::Gone => return,
                 Wake::Look => break,
                 Wake::Lines(batch) => match sent.continuation(&batch.lines) {
-                    Some(lines) => {
-                        if !send_lines(&mut socket, lines, &mut sent).await {
-                            return;
-                        }
-                    }
+                    Some(lines) => match send_lines(&mut socket, lines, &mut sent, stall).await {
+                        Outcome::Sent => {}
+                        Outcome::Gone => return,
+                        Outcome::Stalled => return fell_behind(socket, job_id, &sent).await,
+                    },
                     None => break,
                 },
             }
@@ -231,18 +260,85 @@ async fn follow(
     }
 }
 
+enum Outcome {
+    Sent,
+    /// The client went away.
+    Gone,
+    /// The client did not take the lines within the stall timeout.
+    Stalled,
+}
+
 /// Sends one message per line, written out together (a flush per line cost a
-/// write per line on a chatty build). `false` when the client went away.
-async fn send_lines(socket: &mut WebSocket, lines: &[StoredLog], sent: &mut Sent) -> bool {
-    for l in lines {
-        let Ok(text) = serde_json::to_string(&json::log(l)) else { continue };
-        if socket.feed(Message::Text(text.into())).await.is_err() {
-            return false;
-        }
-        sent.after = Some(l.id);
-        sent.last_seq = Some(l.seq);
+/// write per line on a chatty build), within `stall`.
+async fn send_lines(
+    socket: &mut WebSocket,
+    lines: &[StoredLog],
+    sent: &mut Sent,
+    stall: Duration,
+) -> Outcome {
+    if lines.is_empty() {
+        return Outcome::Sent;
     }
-    lines.is_empty() || socket.flush().await.is_ok()
+    let write = async {
+        for l in lines {
+            // Serializing and framing a page never waits on the socket, so
+            // without this a hundred followers catching up would hold the
+            // worker threads a page each while the REST API waits.
+            tokio::task::consume_budget().await;
+            let Ok(text) = serde_json::to_string(&json::log(l)) else { continue };
+            socket.feed(Message::Text(text.into())).await?;
+            // Once fed, the line is queued ahead of anything sent later
+            // (a close frame included), so the client gets it before that.
+            sent.after = Some(l.id);
+            sent.last_seq = Some(l.seq);
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(stall, write).await {
+        Ok(Ok(())) => Outcome::Sent,
+        Ok(Err(_)) => Outcome::Gone,
+        Err(_) => Outcome::Stalled,
+    }
+}
+
+/// Closes a follower whose socket stopped taking lines, with a close frame
+/// that tells it where to resume. The frame is queued after every line
+/// already handed to the socket, so a client that reads again gets those
+/// lines, then the frame; one that never reads again is dropped after
+/// [`CLOSE_GRACE`].
+async fn fell_behind(mut socket: WebSocket, job_id: Uuid, sent: &Sent) {
+    let reason = fell_behind_reason(sent.after);
+    tracing::info!(job = %job_id, after = ?sent.after, "log follower fell behind: closing it");
+    let frame = CloseFrame { code: close_code::AGAIN, reason: reason.into() };
+    let _ = tokio::time::timeout(CLOSE_GRACE, async move {
+        socket.send(Message::Close(Some(frame))).await?;
+        // Wait for the client's close reply (the closing handshake), so the
+        // socket is not torn down under lines it has yet to read.
+        while let Some(msg) = socket.recv().await {
+            if matches!(msg?, Message::Close(_)) {
+                break;
+            }
+        }
+        Ok::<_, axum::Error>(())
+    })
+    .await;
+}
+
+/// The close reason for a follower that fell behind (at most 123 bytes, as
+/// WebSocket allows).
+pub fn fell_behind_reason(after: Option<i64>) -> String {
+    match after {
+        Some(id) => format!("log follower fell behind: follow again with after={id}"),
+        None => "log follower fell behind: follow again".to_owned(),
+    }
+}
+
+/// Ends a follower on a store error with 1011 (internal error), so the
+/// client knows it was not the end of the log.
+async fn stopped(mut socket: WebSocket, job_id: Uuid, e: &StoreError) {
+    tracing::warn!(job = %job_id, error = %e, "log follower stopped");
+    let frame = CloseFrame { code: close_code::ERROR, reason: "internal error reading logs".into() };
+    let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
 }
 
 /// Waits for lines, a change of the job, or the recheck deadline.

@@ -1,0 +1,241 @@
+//! Load limits that keep one kind of client from starving the others: a
+//! limiter of failed logins per account and per source address, and the
+//! permits log followers take to read the store.
+//!
+//! This module decides and counts; it does no I/O. The login handler asks it
+//! before spending a password hash, and the WebSocket follower takes a read
+//! permit around each store read only (never while writing to its socket).
+//!
+//! The login limiter counts *failures*, not requests: a successful login gives
+//! its slot back, and an attempt that was refused spends nothing. Rate-limit
+//! crates such as `governor` count every request (GCRA cells cannot be given
+//! back, and have no way to look without spending), so a user who logs in
+//! often, or everyone behind one NAT address, would be locked out by their own
+//! successes; a small fixed window per key does exactly what is needed here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// How many failed logins are allowed, per account and per source address,
+/// within one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    pub per_account: u32,
+    pub per_address: u32,
+    pub window: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        // Ten tries at one password per minute stops guessing without
+        // locking out someone who mistypes; an address gets more, as several
+        // users may share it behind a NAT or proxy.
+        Self { per_account: 10, per_address: 50, window: Duration::from_secs(60) }
+    }
+}
+
+/// Keys kept before expired windows are swept, so a flood of made-up emails
+/// cannot grow the map without bound.
+const SWEEP_AT: usize = 10_000;
+
+/// Failures of one key in the current window. `failures` also counts attempts
+/// still being checked, so a burst of concurrent attempts cannot all slip in
+/// before the first one fails.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    started: Instant,
+    failures: u32,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    accounts: HashMap<String, Window>,
+    addresses: HashMap<String, Window>,
+}
+
+/// Counts failed logins per account (email, lower-cased) and per source
+/// address, over fixed windows.
+#[derive(Debug)]
+pub struct LoginLimiter {
+    limits: LoginLimits,
+    counts: Arc<Mutex<Counts>>,
+}
+
+/// A login attempt that may go ahead. It counts as a failure unless
+/// [`Attempt::succeeded`] is called, so an attempt that errors out or is
+/// dropped half-way still counts.
+#[derive(Debug)]
+pub struct Attempt {
+    counts: Arc<Mutex<Counts>>,
+    account: String,
+    address: Option<String>,
+}
+
+impl Attempt {
+    /// The password was right: give the reserved slots back.
+    pub fn succeeded(self) {
+        let mut counts = lock(&self.counts);
+        give_back(&mut counts.accounts, &self.account);
+        if let Some(a) = &self.address {
+            give_back(&mut counts.addresses, a);
+        }
+    }
+}
+
+fn give_back(map: &mut HashMap<String, Window>, key: &str) {
+    if let Some(w) = map.get_mut(key) {
+        w.failures = w.failures.saturating_sub(1);
+    }
+}
+
+fn lock(counts: &Mutex<Counts>) -> std::sync::MutexGuard<'_, Counts> {
+    // The counters stay consistent even if a holder panicked: each update is
+    // a single field write.
+    counts.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl LoginLimiter {
+    pub fn new(limits: LoginLimits) -> Self {
+        Self { limits, counts: Default::default() }
+    }
+
+    /// Reserves a failure slot for `account` and `address` (when known), or
+    /// says how long to wait. An account that is over its limit is refused
+    /// without counting against the address, so an attack on one account
+    /// does not lock its neighbours out.
+    pub fn begin(&self, account: &str, address: Option<&str>) -> Result<Attempt, Duration> {
+        let now = Instant::now();
+        let window = self.limits.window;
+        let mut counts = lock(&self.counts);
+        let counts = &mut *counts;
+        if counts.accounts.len() + counts.addresses.len() > SWEEP_AT {
+            counts.accounts.retain(|_, w| now.duration_since(w.started) < window);
+            counts.addresses.retain(|_, w| now.duration_since(w.started) < window);
+        }
+        let account = account.trim().to_lowercase();
+        let acc = current(&mut counts.accounts, &account, now, window);
+        if acc.failures >= self.limits.per_account {
+            return Err(window.saturating_sub(now.duration_since(acc.started)));
+        }
+        if let Some(a) = address {
+            let addr = current(&mut counts.addresses, a, now, window);
+            if addr.failures >= self.limits.per_address {
+                return Err(window.saturating_sub(now.duration_since(addr.started)));
+            }
+            addr.failures += 1;
+        }
+        current(&mut counts.accounts, &account, now, window).failures += 1;
+        Ok(Attempt {
+            counts: self.counts.clone(),
+            account,
+            address: address.map(str::to_owned),
+        })
+    }
+}
+
+/// The key's window, started afresh when the last one ended.
+fn current<'a>(
+    map: &'a mut HashMap<String, Window>,
+    key: &str,
+    now: Instant,
+    window: Duration,
+) -> &'a mut Window {
+    let w = map.entry(key.to_owned()).or_insert(Window { started: now, failures: 0 });
+    if now.duration_since(w.started) >= window {
+        *w = Window { started: now, failures: 0 };
+    }
+    w
+}
+
+/// Store reads that WebSocket log followers may run at once: fewer than the
+/// store's pool (8 connections), so the REST API always finds connections
+/// free however many followers catch up at the same time.
+const FOLLOW_READS: usize = 2;
+
+/// Per-server limits shared by the request handlers.
+#[derive(Debug)]
+pub struct Limits {
+    pub logins: LoginLimiter,
+    follow_reads: Arc<Semaphore>,
+}
+
+impl Limits {
+    pub fn new(logins: LoginLimits) -> Self {
+        Self {
+            logins: LoginLimiter::new(logins),
+            follow_reads: Arc::new(Semaphore::new(FOLLOW_READS)),
+        }
+    }
+
+    /// Waits for a turn to read the store for a log follower. Hold the
+    /// permit only around the read.
+    pub async fn follow_read(&self) -> Option<OwnedSemaphorePermit> {
+        // The semaphore is never closed; were it ever, followers would read
+        // unthrottled rather than hang.
+        self.follow_reads.clone().acquire_owned().await.ok()
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new(LoginLimits::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(per_account: u32, per_address: u32) -> LoginLimiter {
+        LoginLimiter::new(LoginLimits { per_account, per_address, window: Duration::from_secs(60) })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_per_account_are_limited_until_the_window_ends() {
+        let l = limiter(3, 100);
+        for _ in 0..3 {
+            drop(l.begin("A@example.com", Some("10.0.0.1")).expect("allowed"));
+        }
+        let wait = l.begin("a@example.com ", Some("10.0.0.2")).expect_err("same account, any case");
+        assert_eq!(wait, Duration::from_secs(60));
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert_eq!(l.begin("a@example.com", None).expect_err("still limited"), Duration::from_secs(40));
+        l.begin("b@example.com", Some("10.0.0.1")).expect("another account is not").succeeded();
+        tokio::time::advance(Duration::from_secs(40)).await;
+        l.begin("a@example.com", Some("10.0.0.1")).expect("a new window").succeeded();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_per_address_are_limited_and_refusals_cost_nothing() {
+        let l = limiter(2, 3);
+        for i in 0..3 {
+            drop(l.begin(&format!("user{i}@example.com"), Some("10.0.0.9")).expect("allowed"));
+        }
+        l.begin("fresh@example.com", Some("10.0.0.9")).expect_err("address spent");
+        l.begin("fresh@example.com", Some("10.0.0.8")).expect("other address").succeeded();
+        // A refused account does not count against its address.
+        let l = limiter(1, 2);
+        drop(l.begin("x@example.com", Some("10.0.0.1")).expect("allowed"));
+        for _ in 0..10 {
+            l.begin("x@example.com", Some("10.0.0.1")).expect_err("account spent");
+        }
+        l.begin("y@example.com", Some("10.0.0.1")).expect("address has room").succeeded();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_in_flight_count_and_successes_give_their_slot_back() {
+        let l = limiter(2, 100);
+        let a = l.begin("a@example.com", None).expect("first");
+        let b = l.begin("a@example.com", None).expect("second");
+        l.begin("a@example.com", None).expect_err("two are being checked");
+        a.succeeded();
+        b.succeeded();
+        for _ in 0..5 {
+            l.begin("a@example.com", None).expect("successes never lock out").succeeded();
+        }
+    }
+}
