@@ -129,11 +129,7 @@ impl LoginLimiter {
             addr.failures += 1;
         }
         current(&mut counts.accounts, &account, now, window).failures += 1;
-        Ok(Attempt {
-            counts: self.counts.clone(),
-            account,
-            address: address.map(str::to_owned),
-        })
+        Ok(Attempt { counts: self.counts.clone(), account, address: address.map(str::to_owned) })
     }
 }
 
@@ -203,7 +199,10 @@ mod tests {
         let wait = l.begin("a@example.com ", Some("10.0.0.2")).expect_err("same account, any case");
         assert_eq!(wait, Duration::from_secs(60));
         tokio::time::advance(Duration::from_secs(20)).await;
-        assert_eq!(l.begin("a@example.com", None).expect_err("still limited"), Duration::from_secs(40));
+        assert_eq!(
+            l.begin("a@example.com", None).expect_err("still limited"),
+            Duration::from_secs(40)
+        );
         l.begin("b@example.com", Some("10.0.0.1")).expect("another account is not").succeeded();
         tokio::time::advance(Duration::from_secs(40)).await;
         l.begin("a@example.com", Some("10.0.0.1")).expect("a new window").succeeded();

@@ -174,5 +174,7 @@ async fn serve_tls(
         stop.cancelled().await;
         handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
     });
-    Ok(tokio::spawn(async move { server.serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await }))
+    Ok(tokio::spawn(async move {
+        server.serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+    }))
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use provisionerd::demo::{tar_dir, Client};
+use provisionerd::server::limits::LoginLimits;
 use provisionerd::server::{self, ServerConfig, ServerSettings};
 use provisionerd::worker::WorkerSettings;
 use serde_json::{json, Value};
@@ -61,6 +62,9 @@ pub struct Opts {
     /// Listen on this address instead of a fresh port (to restart a server
     /// where its daemons expect it).
     pub address: Option<std::net::SocketAddr>,
+    /// How long a log follower's socket may take no lines before it is closed.
+    pub follow_stall_timeout: Duration,
+    pub login_limits: LoginLimits,
 }
 
 impl Default for Opts {
@@ -76,6 +80,8 @@ impl Default for Opts {
             terraform: None,
             tls: None,
             address: None,
+            follow_stall_timeout: ServerSettings::default().follow_stall_timeout,
+            login_limits: LoginLimits::default(),
         }
     }
 }
@@ -125,6 +131,8 @@ impl TestServer {
                 heartbeat_interval: opts.heartbeat_interval,
                 heartbeat_timeout: opts.heartbeat_timeout,
                 pending_timeout: opts.pending_timeout,
+                follow_stall_timeout: opts.follow_stall_timeout,
+                login_limits: opts.login_limits,
                 ..ServerSettings::default()
             },
             tls: opts.tls.clone(),

@@ -11,6 +11,7 @@ mod drain;
 mod faults;
 mod handover;
 mod lifecycle;
+mod load;
 mod logs;
 mod restart;
 mod tls;

@@ -9,12 +9,12 @@ use argon2::password_hash::{
 use argon2::Argon2;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use std::sync::LazyLock;
-use tokio::sync::Semaphore;
 use chrono::Utc;
 use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 use crate::server::AppState;

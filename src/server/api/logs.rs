@@ -235,7 +235,10 @@ async fn follow(
             }
         }
         if done {
-            let _ = socket.send(Message::Close(None)).await;
+            let frame =
+                CloseFrame { code: close_code::NORMAL, reason: "the job has completed".into() };
+            let _ =
+                tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
             return;
         }
         // Until something calls for a store read, send lines as the writer
@@ -337,7 +340,8 @@ pub fn fell_behind_reason(after: Option<i64>) -> String {
 /// client knows it was not the end of the log.
 async fn stopped(mut socket: WebSocket, job_id: Uuid, e: &StoreError) {
     tracing::warn!(job = %job_id, error = %e, "log follower stopped");
-    let frame = CloseFrame { code: close_code::ERROR, reason: "internal error reading logs".into() };
+    let frame =
+        CloseFrame { code: close_code::ERROR, reason: "internal error reading logs".into() };
     let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
 }
 

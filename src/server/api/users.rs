@@ -124,9 +124,15 @@ pub async fn login(
             // Whole seconds, rounded up, so a client that waits this long is
             // let in.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            tracing::warn!(address = address.as_deref().unwrap_or("unknown"), "login refused: too many failed attempts");
-            let err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed login attempts.")
-                .detail(format!("wait {secs} s before trying again, or ask an owner to reset the password"));
+            tracing::warn!(
+                address = address.as_deref().unwrap_or("unknown"),
+                "login refused: too many failed attempts"
+            );
+            let err =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed login attempts.")
+                    .detail(format!(
+                        "wait {secs} s before trying again, or ask an owner to reset the password"
+                    ));
             return ([(header::RETRY_AFTER, secs.to_string())], err).into_response();
         }
     };
@@ -134,11 +140,10 @@ pub async fn login(
         Ok(Some(user)) => {
             attempt.succeeded();
             match new_session(&state, &user).await {
-                Ok(token) => (
-                    StatusCode::CREATED,
-                    Json(serde_json::json!({"session_token": token})),
-                )
-                    .into_response(),
+                Ok(token) => {
+                    (StatusCode::CREATED, Json(serde_json::json!({"session_token": token})))
+                        .into_response()
+                }
                 Err(e) => e.into_response(),
             }
         }
