@@ -18,7 +18,7 @@ mod offer;
 mod reaper;
 mod run;
 
-pub use events::{Event, Events, StoredLogs};
+pub use events::{Event, Events, LogBatch, StoredLogs};
 pub use run::{run, ServerConfig, TlsFiles};
 
 /// State shared by every request handler.

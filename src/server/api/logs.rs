@@ -29,7 +29,7 @@ use super::builds::visible_build;
 use super::error::{ApiError, ApiResult};
 use super::{json, uuid_param};
 use crate::domain::StoredLog;
-use crate::server::{AppState, Event, StoredLogs};
+use crate::server::{AppState, Event, LogBatch};
 use crate::store::{LogRange, StoreError};
 
 /// Safety net for a follower: look again this often even without events.
@@ -43,6 +43,9 @@ const PAGE_LEN: usize = PAGE as usize;
 /// whatever the size of the log.
 const FOLLOW_PAGE: i64 = 1000;
 const FOLLOW_PAGE_LEN: usize = FOLLOW_PAGE as usize;
+
+/// Lines a follower serializes and frames before it lets other tasks run.
+const YIELD_EVERY: usize = 32;
 
 /// How long a closing follower may take to read its last lines and the
 /// close frame before the socket is dropped.
@@ -180,12 +183,12 @@ impl Sent {
 /// What wakes a follower.
 struct Wakes {
     events: broadcast::Receiver<Event>,
-    stored: broadcast::Receiver<Arc<StoredLogs>>,
+    stored: broadcast::Receiver<Arc<LogBatch>>,
 }
 
 enum Wake {
     /// Lines of this job were stored.
-    Lines(Arc<StoredLogs>),
+    Lines(Arc<LogBatch>),
     /// The job changed, an event was missed, or it is time to check anyway:
     /// read the store.
     Look,
@@ -225,7 +228,7 @@ async fn follow(
                 Ok(page) => page,
                 Err(e) => return stopped(socket, job_id, &e).await,
             };
-            match send_lines(&mut socket, &page, &mut sent, stall).await {
+            match send_lines(&mut socket, &page, None, &mut sent, stall).await {
                 Outcome::Sent => {}
                 Outcome::Gone => return,
                 Outcome::Stalled => return fell_behind(socket, job_id, &sent).await,
@@ -250,12 +253,16 @@ async fn follow(
             match next_wake(&mut socket, &mut wakes, job_id, recheck.as_mut()).await {
                 Wake::Gone => return,
                 Wake::Look => break,
-                Wake::Lines(batch) => match sent.continuation(&batch.lines) {
-                    Some(lines) => match send_lines(&mut socket, lines, &mut sent, stall).await {
-                        Outcome::Sent => {}
-                        Outcome::Gone => return,
-                        Outcome::Stalled => return fell_behind(socket, job_id, &sent).await,
-                    },
+                Wake::Lines(batch) => match sent.continuation(&batch.logs.lines) {
+                    Some(lines) => {
+                        let texts = batch.rendered(render);
+                        let texts = &texts[texts.len() - lines.len()..];
+                        match send_lines(&mut socket, lines, Some(texts), &mut sent, stall).await {
+                            Outcome::Sent => {}
+                            Outcome::Gone => return,
+                            Outcome::Stalled => return fell_behind(socket, job_id, &sent).await,
+                        }
+                    }
                     None => break,
                 },
             }
@@ -271,11 +278,19 @@ enum Outcome {
     Stalled,
 }
 
+/// Each line's JSON text, as followers send it.
+fn render(lines: &[StoredLog]) -> Vec<String> {
+    // Serializing a struct of strings and numbers cannot fail.
+    lines.iter().map(|l| serde_json::to_string(&json::log(l)).unwrap_or_default()).collect()
+}
+
 /// Sends one message per line, written out together (a flush per line cost a
-/// write per line on a chatty build), within `stall`.
+/// write per line on a chatty build), within `stall`. `texts`, when given,
+/// are the lines already rendered (shared by every follower of the batch).
 async fn send_lines(
     socket: &mut WebSocket,
     lines: &[StoredLog],
+    texts: Option<&[String]>,
     sent: &mut Sent,
     stall: Duration,
 ) -> Outcome {
@@ -283,12 +298,18 @@ async fn send_lines(
         return Outcome::Sent;
     }
     let write = async {
-        for l in lines {
+        for (i, l) in lines.iter().enumerate() {
             // Serializing and framing a page never waits on the socket, so
             // without this a hundred followers catching up would hold the
-            // worker threads a page each while the REST API waits.
-            tokio::task::consume_budget().await;
-            let Ok(text) = serde_json::to_string(&json::log(l)) else { continue };
+            // worker threads a page each while the REST API waits behind
+            // them in the run queue.
+            if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                tokio::task::yield_now().await;
+            }
+            let text = match texts.and_then(|t| t.get(i)) {
+                Some(t) => t.clone(),
+                None => serde_json::to_string(&json::log(l)).unwrap_or_default(),
+            };
             socket.feed(Message::Text(text.into())).await?;
             // Once fed, the line is queued ahead of anything sent later
             // (a close frame included), so the client gets it before that.
@@ -355,7 +376,7 @@ async fn next_wake(
     loop {
         tokio::select! {
             batch = wakes.stored.recv() => match batch {
-                Ok(batch) if batch.job_id == job_id => return Wake::Lines(batch),
+                Ok(batch) if batch.logs.job_id == job_id => return Wake::Lines(batch),
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => return Wake::Look,
                 Err(RecvError::Closed) => return Wake::Gone,
