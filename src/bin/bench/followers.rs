@@ -80,6 +80,14 @@ pub async fn run(p: &Paths, lines: usize) -> anyhow::Result<Section> {
     let src = env::dir_with("main.tf", &main_tf(lines))?;
     let template = env::create_template(&c, src.path(), "terraform").await?;
     let rss_before = env::status_kib(server.proc.pid, "VmRSS:") as f64 / 1024.0;
+    // The same polls with nobody following, for the machine's own noise.
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let t = Instant::now();
+        c.get("/api/v2/workspaces").await?;
+        idle.push(env::ms(t.elapsed()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let t0 = Instant::now();
     let ws = env::create_workspace(&c, &template).await?;
@@ -158,6 +166,16 @@ pub async fn run(p: &Paths, lines: usize) -> anyhow::Result<Section> {
             took.len()
         ),
     );
+    sec.info(
+        "baseline: the same polls before the build, p50 / p99 / max (100 polls)",
+        format!(
+            "{} / {} / {} ms",
+            fmt_num(env::pct(&mut idle, 50.0)),
+            fmt_num(env::pct(&mut idle, 99.0)),
+            fmt_num(env::pct(&mut idle, 100.0))
+        ),
+    );
+    sec.info("load average (1 min) at the end", load_average());
     sec.info("create → last follower closed", format!("{} s", fmt_num(wall.as_secs_f64())));
     sec.note(
         "Each follower keeps only a digest of the log ids in the order it received them; it \
@@ -166,4 +184,10 @@ pub async fn run(p: &Paths, lines: usize) -> anyhow::Result<Section> {
          and hold no store connection while writing to their socket.",
     );
     Ok(sec)
+}
+
+/// The 1-minute load average, for reading latencies on a shared machine.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().next().unwrap_or("?").to_owned()
 }
