@@ -152,11 +152,57 @@ fn current<'a>(
 /// free however many followers catch up at the same time.
 const FOLLOW_READS: usize = 2;
 
+/// Full pages kept for followers: enough for a hundred followers of a few
+/// builds, spread over a few pages each (about 0.5 MB a page).
+const PAGES_KEPT: usize = 32;
+
+/// Recently read full pages of a log, by (job, `after`), shared by the
+/// followers of one build so that each page is read and rendered once. Only
+/// full pages are kept: lines are only ever added after a job's last line,
+/// so a full page never changes, while a short one may grow.
+#[derive(Debug)]
+pub struct PageCache<P> {
+    pages: Mutex<std::collections::VecDeque<((uuid::Uuid, Option<i64>), Arc<P>)>>,
+}
+
+impl<P> Default for PageCache<P> {
+    fn default() -> Self {
+        Self { pages: Mutex::new(Default::default()) }
+    }
+}
+
+impl<P> PageCache<P> {
+    pub fn get(&self, job: uuid::Uuid, after: Option<i64>) -> Option<Arc<P>> {
+        let pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        pages.iter().find(|(k, _)| *k == (job, after)).map(|(_, p)| p.clone())
+    }
+
+    pub fn put(&self, job: uuid::Uuid, after: Option<i64>, page: Arc<P>) {
+        let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        if pages.iter().any(|(k, _)| *k == (job, after)) {
+            return;
+        }
+        if pages.len() >= PAGES_KEPT {
+            pages.pop_front();
+        }
+        pages.push_back(((job, after), page));
+    }
+}
+
+/// A full page of a log as followers send it: the lines and their JSON.
+#[derive(Debug)]
+pub struct FollowPage {
+    pub lines: Vec<crate::domain::StoredLog>,
+    pub texts: Vec<String>,
+}
+
 /// Per-server limits shared by the request handlers.
 #[derive(Debug)]
 pub struct Limits {
     pub logins: LoginLimiter,
     follow_reads: Arc<Semaphore>,
+    /// Full log pages recently read by followers.
+    pub follow_pages: PageCache<FollowPage>,
 }
 
 impl Limits {
@@ -164,6 +210,7 @@ impl Limits {
         Self {
             logins: LoginLimiter::new(logins),
             follow_reads: Arc::new(Semaphore::new(FOLLOW_READS)),
+            follow_pages: PageCache::default(),
         }
     }
 
@@ -223,6 +270,19 @@ mod tests {
             l.begin("x@example.com", Some("10.0.0.1")).expect_err("account spent");
         }
         l.begin("y@example.com", Some("10.0.0.1")).expect("address has room").succeeded();
+    }
+
+    #[test]
+    fn the_page_cache_keeps_the_latest_pages_by_job_and_after() {
+        let cache = PageCache::<i64>::default();
+        let job = uuid::Uuid::new_v4();
+        for after in 0..PAGES_KEPT as i64 + 1 {
+            cache.put(job, Some(after), Arc::new(after * 10));
+        }
+        assert_eq!(cache.get(job, Some(0)), None, "the oldest page was dropped");
+        assert_eq!(cache.get(job, Some(5)).as_deref(), Some(&50));
+        assert_eq!(cache.get(uuid::Uuid::new_v4(), Some(5)), None, "another job's page");
+        assert_eq!(cache.get(job, None), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -140,6 +140,25 @@ async fn many_followers_get_every_line_in_order_and_the_api_keeps_answering() {
         );
         assert_eq!(ids(lines), ids(&all), "follower {i} got every line once, in order");
     }
+    // Late followers read the whole log from the store, a page at a time,
+    // the full pages shared between them: each still gets every line.
+    let late: Vec<_> = (0..10)
+        .map(|_| {
+            let (url, token, build_id) =
+                (server.url.clone(), c.token().to_owned(), build_id.clone());
+            tokio::spawn(async move {
+                let mut request = ws_url(&url, &build_id, None).into_client_request().expect("req");
+                request.headers_mut().insert("Coder-Session-Token", token.parse().expect("header"));
+                let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("ws");
+                read_to_close(socket).await
+            })
+        })
+        .collect();
+    for (i, f) in late.into_iter().enumerate() {
+        let (lines, close) = f.await.expect("late follower task");
+        assert_eq!(close.map(|c| c.0), Some(CloseCode::Normal), "late follower {i} ends normally");
+        assert_eq!(ids(&lines), ids(&all), "late follower {i} got every line once, in order");
+    }
     eprintln!(
         "{FOLLOWERS} followers x {LINES} lines: slowest GET /workspaces {slowest:?} of {polls}"
     );

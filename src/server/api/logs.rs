@@ -29,6 +29,7 @@ use super::builds::visible_build;
 use super::error::{ApiError, ApiResult};
 use super::{json, uuid_param};
 use crate::domain::StoredLog;
+use crate::server::limits::FollowPage;
 use crate::server::{AppState, Event, LogBatch};
 use crate::store::{LogRange, StoreError};
 
@@ -219,21 +220,20 @@ async fn follow(
         // back before the page is written out: a slow socket holds neither a
         // store connection nor more than one page of memory.
         loop {
-            let range = LogRange { after: sent.after, before: None, limit: Some(FOLLOW_PAGE) };
-            let page = {
-                let _turn = state.limits.follow_read().await;
-                state.store.logs(job_id, range).await
-            };
-            let page = match page {
+            let page = match read_page(&state, job_id, sent.after).await {
                 Ok(page) => page,
                 Err(e) => return stopped(socket, job_id, &e).await,
             };
-            match send_lines(&mut socket, &page, None, &mut sent, stall).await {
+            let (lines, texts) = match &page {
+                Page::Full(p) => (&p.lines[..], Some(&p.texts[..])),
+                Page::Short(lines) => (&lines[..], None),
+            };
+            match send_lines(&mut socket, lines, texts, &mut sent, stall).await {
                 Outcome::Sent => {}
                 Outcome::Gone => return,
                 Outcome::Stalled => return fell_behind(socket, job_id, &sent).await,
             }
-            if page.len() < FOLLOW_PAGE_LEN {
+            if matches!(page, Page::Short(_)) {
                 break;
             }
         }
@@ -268,6 +268,38 @@ async fn follow(
             }
         }
     }
+}
+
+/// One store read of a follower.
+enum Page {
+    /// A full page, shared with the other followers of the job.
+    Full(Arc<FollowPage>),
+    /// The end of what is stored so far.
+    Short(Vec<StoredLog>),
+}
+
+/// The page after `after`: from the shared cache when another follower read
+/// it already, otherwise from the store under a follower permit (given back
+/// before the page is written out).
+async fn read_page(state: &AppState, job_id: Uuid, after: Option<i64>) -> Result<Page, StoreError> {
+    if let Some(p) = state.limits.follow_pages.get(job_id, after) {
+        return Ok(Page::Full(p));
+    }
+    let lines = {
+        let _turn = state.limits.follow_read().await;
+        // Another follower may have read it while this one waited.
+        if let Some(p) = state.limits.follow_pages.get(job_id, after) {
+            return Ok(Page::Full(p));
+        }
+        let range = LogRange { after, before: None, limit: Some(FOLLOW_PAGE) };
+        state.store.logs(job_id, range).await?
+    };
+    if lines.len() < FOLLOW_PAGE_LEN {
+        return Ok(Page::Short(lines));
+    }
+    let page = Arc::new(FollowPage { texts: render(&lines), lines });
+    state.limits.follow_pages.put(job_id, after, page.clone());
+    Ok(Page::Full(page))
 }
 
 enum Outcome {
