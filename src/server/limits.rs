@@ -152,40 +152,51 @@ fn current<'a>(
 /// free however many followers catch up at the same time.
 const FOLLOW_READS: usize = 2;
 
+/// Followers framing lines at once: as many as a small machine has cores,
+/// so however many followers are busy, a REST request waits behind at most
+/// this many chunks in the runtime's queue instead of one per follower.
+const FOLLOW_TURNS: usize = 2;
+
 /// Full pages kept for followers: enough for a hundred followers of a few
 /// builds, spread over a few pages each (about 0.5 MB a page).
 const PAGES_KEPT: usize = 32;
 
-/// Recently read full pages of a log, by (job, `after`), shared by the
-/// followers of one build so that each page is read and rendered once. Only
-/// full pages are kept: lines are only ever added after a job's last line,
-/// so a full page never changes, while a short one may grow.
-#[derive(Debug)]
-pub struct PageCache<P> {
-    pages: Mutex<std::collections::VecDeque<((uuid::Uuid, Option<i64>), Arc<P>)>>,
+/// Recently read full pages of a log, shared by the followers of one build
+/// so that each page is read and rendered once. Only full pages are kept:
+/// lines are only ever added after a job's last line, so a full page (every
+/// line of the job with an id in `(after, last id]`) never changes, while a
+/// short one may grow.
+#[derive(Debug, Default)]
+pub struct PageCache {
+    pages: Mutex<std::collections::VecDeque<(uuid::Uuid, Option<i64>, Arc<FollowPage>)>>,
 }
 
-impl<P> Default for PageCache<P> {
-    fn default() -> Self {
-        Self { pages: Mutex::new(Default::default()) }
-    }
-}
-
-impl<P> PageCache<P> {
-    pub fn get(&self, job: uuid::Uuid, after: Option<i64>) -> Option<Arc<P>> {
+impl PageCache {
+    /// A cached page holding the lines right after `after`, and the index of
+    /// the first of them. Followers that fell behind at different lines
+    /// still meet on the same pages: a page read after id K serves every
+    /// `after` from K up to its last line.
+    pub fn get(&self, job: uuid::Uuid, after: Option<i64>) -> Option<(Arc<FollowPage>, usize)> {
         let pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
-        pages.iter().find(|(k, _)| *k == (job, after)).map(|(_, p)| p.clone())
+        pages.iter().rev().find_map(|(j, key, page)| {
+            let last = page.lines.last()?.id;
+            let covers = *j == job && *key <= after && after.is_none_or(|a| a < last);
+            covers.then(|| {
+                let start = after.map_or(0, |a| page.lines.partition_point(|l| l.id <= a));
+                (page.clone(), start)
+            })
+        })
     }
 
-    pub fn put(&self, job: uuid::Uuid, after: Option<i64>, page: Arc<P>) {
+    pub fn put(&self, job: uuid::Uuid, after: Option<i64>, page: Arc<FollowPage>) {
         let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
-        if pages.iter().any(|(k, _)| *k == (job, after)) {
+        if pages.iter().any(|(j, key, _)| *j == job && *key == after) {
             return;
         }
         if pages.len() >= PAGES_KEPT {
             pages.pop_front();
         }
-        pages.push_back(((job, after), page));
+        pages.push_back((job, after, page));
     }
 }
 
@@ -201,8 +212,9 @@ pub struct FollowPage {
 pub struct Limits {
     pub logins: LoginLimiter,
     follow_reads: Arc<Semaphore>,
+    follow_turns: Semaphore,
     /// Full log pages recently read by followers.
-    pub follow_pages: PageCache<FollowPage>,
+    pub follow_pages: PageCache,
 }
 
 impl Limits {
@@ -210,6 +222,7 @@ impl Limits {
         Self {
             logins: LoginLimiter::new(logins),
             follow_reads: Arc::new(Semaphore::new(FOLLOW_READS)),
+            follow_turns: Semaphore::new(FOLLOW_TURNS),
             follow_pages: PageCache::default(),
         }
     }
@@ -220,6 +233,15 @@ impl Limits {
         // The semaphore is never closed; were it ever, followers would read
         // unthrottled rather than hang.
         self.follow_reads.clone().acquire_owned().await.ok()
+    }
+}
+
+impl Limits {
+    /// Waits for a turn to frame a chunk of lines for a follower's socket.
+    /// Hold it only while framing, never while waiting on the socket.
+    pub async fn follow_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // Never closed; were it ever, followers would go unthrottled.
+        self.follow_turns.acquire().await.ok()
     }
 }
 
@@ -272,17 +294,43 @@ mod tests {
         l.begin("y@example.com", Some("10.0.0.1")).expect("address has room").succeeded();
     }
 
+    fn page(ids: std::ops::RangeInclusive<i64>) -> Arc<FollowPage> {
+        let line = crate::domain::LogLine {
+            source: crate::domain::LogSource::Provisioner,
+            level: crate::domain::LogLevel::Info,
+            stage: String::new(),
+            output: String::new(),
+            created_at: chrono::Utc::now(),
+        };
+        let lines: Vec<_> = ids
+            .map(|id| crate::domain::StoredLog {
+                id,
+                job_id: uuid::Uuid::nil(),
+                seq: id,
+                line: line.clone(),
+            })
+            .collect();
+        Arc::new(FollowPage { texts: lines.iter().map(|l| l.id.to_string()).collect(), lines })
+    }
+
     #[test]
-    fn the_page_cache_keeps_the_latest_pages_by_job_and_after() {
-        let cache = PageCache::<i64>::default();
+    fn a_cached_page_serves_every_after_it_covers() {
+        let cache = PageCache::default();
         let job = uuid::Uuid::new_v4();
-        for after in 0..PAGES_KEPT as i64 + 1 {
-            cache.put(job, Some(after), Arc::new(after * 10));
+        // Ids 11..=20 with gaps are fine: a page is every line after its key.
+        cache.put(job, Some(10), page(11..=20));
+        cache.put(job, None, page(1..=10));
+        let start = |after| cache.get(job, after).map(|(p, i)| p.lines[i].id);
+        assert_eq!(start(None), Some(1));
+        assert_eq!(start(Some(4)), Some(5), "mid-page");
+        assert_eq!(start(Some(10)), Some(11), "the next page");
+        assert_eq!(start(Some(19)), Some(20));
+        assert_eq!(start(Some(20)), None, "nothing cached after the last line");
+        assert!(cache.get(uuid::Uuid::new_v4(), None).is_none(), "another job");
+        for k in 0..PAGES_KEPT as i64 {
+            cache.put(job, Some(100 + k * 10), page(101 + k * 10..=110 + k * 10));
         }
-        assert_eq!(cache.get(job, Some(0)), None, "the oldest page was dropped");
-        assert_eq!(cache.get(job, Some(5)).as_deref(), Some(&50));
-        assert_eq!(cache.get(uuid::Uuid::new_v4(), Some(5)), None, "another job's page");
-        assert_eq!(cache.get(job, None), None);
+        assert_eq!(start(Some(4)), None, "the oldest pages were dropped");
     }
 
     #[tokio::test(start_paused = true)]

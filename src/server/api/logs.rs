@@ -29,7 +29,7 @@ use super::builds::visible_build;
 use super::error::{ApiError, ApiResult};
 use super::{json, uuid_param};
 use crate::domain::StoredLog;
-use crate::server::limits::FollowPage;
+use crate::server::limits::{FollowPage, Limits};
 use crate::server::{AppState, Event, LogBatch};
 use crate::store::{LogRange, StoreError};
 
@@ -45,8 +45,8 @@ const PAGE_LEN: usize = PAGE as usize;
 const FOLLOW_PAGE: i64 = 1000;
 const FOLLOW_PAGE_LEN: usize = FOLLOW_PAGE as usize;
 
-/// Lines a follower serializes and frames before it lets other tasks run.
-const YIELD_EVERY: usize = 32;
+/// Bytes of lines a follower frames per send turn.
+const CHUNK_BYTES: usize = 64 * 1024;
 
 /// How long a closing follower may take to read its last lines and the
 /// close frame before the socket is dropped.
@@ -225,10 +225,10 @@ async fn follow(
                 Err(e) => return stopped(socket, job_id, &e).await,
             };
             let (lines, texts) = match &page {
-                Page::Full(p) => (&p.lines[..], Some(&p.texts[..])),
+                Page::Full(p, start) => (&p.lines[*start..], Some(&p.texts[*start..])),
                 Page::Short(lines) => (&lines[..], None),
             };
-            match send_lines(&mut socket, lines, texts, &mut sent, stall).await {
+            match send_lines(&mut socket, lines, texts, &mut sent, &state.limits, stall).await {
                 Outcome::Sent => {}
                 Outcome::Gone => return,
                 Outcome::Stalled => return fell_behind(socket, job_id, &sent).await,
@@ -257,7 +257,16 @@ async fn follow(
                     Some(lines) => {
                         let texts = batch.rendered(render);
                         let texts = &texts[texts.len() - lines.len()..];
-                        match send_lines(&mut socket, lines, Some(texts), &mut sent, stall).await {
+                        match send_lines(
+                            &mut socket,
+                            lines,
+                            Some(texts),
+                            &mut sent,
+                            &state.limits,
+                            stall,
+                        )
+                        .await
+                        {
                             Outcome::Sent => {}
                             Outcome::Gone => return,
                             Outcome::Stalled => return fell_behind(socket, job_id, &sent).await,
@@ -272,8 +281,9 @@ async fn follow(
 
 /// One store read of a follower.
 enum Page {
-    /// A full page, shared with the other followers of the job.
-    Full(Arc<FollowPage>),
+    /// A full page shared with the other followers of the job, from the
+    /// index of the first line to send.
+    Full(Arc<FollowPage>, usize),
     /// The end of what is stored so far.
     Short(Vec<StoredLog>),
 }
@@ -282,14 +292,14 @@ enum Page {
 /// it already, otherwise from the store under a follower permit (given back
 /// before the page is written out).
 async fn read_page(state: &AppState, job_id: Uuid, after: Option<i64>) -> Result<Page, StoreError> {
-    if let Some(p) = state.limits.follow_pages.get(job_id, after) {
-        return Ok(Page::Full(p));
+    if let Some((p, start)) = state.limits.follow_pages.get(job_id, after) {
+        return Ok(Page::Full(p, start));
     }
     let lines = {
         let _turn = state.limits.follow_read().await;
         // Another follower may have read it while this one waited.
-        if let Some(p) = state.limits.follow_pages.get(job_id, after) {
-            return Ok(Page::Full(p));
+        if let Some((p, start)) = state.limits.follow_pages.get(job_id, after) {
+            return Ok(Page::Full(p, start));
         }
         let range = LogRange { after, before: None, limit: Some(FOLLOW_PAGE) };
         state.store.logs(job_id, range).await?
@@ -299,7 +309,7 @@ async fn read_page(state: &AppState, job_id: Uuid, after: Option<i64>) -> Result
     }
     let page = Arc::new(FollowPage { texts: render(&lines), lines });
     state.limits.follow_pages.put(job_id, after, page.clone());
-    Ok(Page::Full(page))
+    Ok(Page::Full(page, 0))
 }
 
 enum Outcome {
@@ -316,45 +326,57 @@ fn render(lines: &[StoredLog]) -> Vec<String> {
     lines.iter().map(|l| serde_json::to_string(&json::log(l)).unwrap_or_default()).collect()
 }
 
-/// Sends one message per line, written out together (a flush per line cost a
-/// write per line on a chatty build), within `stall`. `texts`, when given,
-/// are the lines already rendered (shared by every follower of the batch).
+/// Sends one message per line, written out in chunks of about
+/// [`CHUNK_BYTES`] (a flush per line cost a write per line on a chatty
+/// build). Each chunk is framed under a send turn (see
+/// [`Limits::follow_turn`]) and flushed after the turn is given back, and
+/// must go out within `stall`. `texts`, when given, are the lines already
+/// rendered (shared by every follower of the page or batch).
 async fn send_lines(
     socket: &mut WebSocket,
     lines: &[StoredLog],
     texts: Option<&[String]>,
     sent: &mut Sent,
+    limits: &Limits,
     stall: Duration,
 ) -> Outcome {
-    if lines.is_empty() {
-        return Outcome::Sent;
-    }
-    let write = async {
-        for (i, l) in lines.iter().enumerate() {
-            // Serializing and framing a page never waits on the socket, so
-            // without this a hundred followers catching up would hold the
-            // worker threads a page each while the REST API waits behind
-            // them in the run queue.
-            if i % YIELD_EVERY == YIELD_EVERY - 1 {
-                tokio::task::yield_now().await;
+    let mut next = 0;
+    while next < lines.len() {
+        let turn = limits.follow_turn().await;
+        // The socket was flushed, so framing a chunk this size fills
+        // tungstenite's buffer (128 KiB) without waiting on the socket, and
+        // the turn is never held across a slow client.
+        let chunk = async {
+            let mut bytes = 0;
+            while next < lines.len() && bytes < CHUNK_BYTES {
+                let l = &lines[next];
+                let text = match texts.and_then(|t| t.get(next)) {
+                    Some(t) => t.clone(),
+                    None => serde_json::to_string(&json::log(l)).unwrap_or_default(),
+                };
+                bytes += text.len();
+                socket.feed(Message::Text(text.into())).await?;
+                // Once fed, the line is queued ahead of anything sent later
+                // (a close frame included), so the client gets it before that.
+                sent.after = Some(l.id);
+                sent.last_seq = Some(l.seq);
+                next += 1;
             }
-            let text = match texts.and_then(|t| t.get(i)) {
-                Some(t) => t.clone(),
-                None => serde_json::to_string(&json::log(l)).unwrap_or_default(),
-            };
-            socket.feed(Message::Text(text.into())).await?;
-            // Once fed, the line is queued ahead of anything sent later
-            // (a close frame included), so the client gets it before that.
-            sent.after = Some(l.id);
-            sent.last_seq = Some(l.seq);
+            Ok::<_, axum::Error>(())
+        };
+        let fed = tokio::time::timeout(stall, chunk).await;
+        drop(turn);
+        let flushed = match fed {
+            Ok(Ok(())) => tokio::time::timeout(stall, socket.flush()).await,
+            other => other,
+        };
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Outcome::Gone,
+            Err(_) => return Outcome::Stalled,
         }
-        socket.flush().await
-    };
-    match tokio::time::timeout(stall, write).await {
-        Ok(Ok(())) => Outcome::Sent,
-        Ok(Err(_)) => Outcome::Gone,
-        Err(_) => Outcome::Stalled,
     }
+    Outcome::Sent
 }
 
 /// Closes a follower whose socket stopped taking lines, with a close frame
