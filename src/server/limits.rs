@@ -168,8 +168,11 @@ const PAGES_KEPT: usize = 32;
 /// short one may grow.
 #[derive(Debug, Default)]
 pub struct PageCache {
-    pages: Mutex<std::collections::VecDeque<(uuid::Uuid, Option<i64>, Arc<FollowPage>)>>,
+    pages: Mutex<std::collections::VecDeque<CachedPage>>,
 }
+
+/// A cached page: its job, the `after` it was read with, and the page.
+type CachedPage = (uuid::Uuid, Option<i64>, Arc<FollowPage>);
 
 impl PageCache {
     /// A cached page holding the lines right after `after`, and the index of
