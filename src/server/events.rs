@@ -10,7 +10,7 @@
 //! several server replicas on one PostgreSQL database these events will also
 //! travel over LISTEN/NOTIFY.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -39,6 +39,23 @@ pub struct StoredLogs {
     pub lines: Vec<StoredLog>,
 }
 
+/// A stored batch as followers receive it: the lines, and their JSON text
+/// rendered once by the first follower that needs it, so a hundred
+/// followers of one build serialize each line once instead of a hundred
+/// times.
+#[derive(Debug)]
+pub struct LogBatch {
+    pub logs: StoredLogs,
+    rendered: OnceLock<Vec<String>>,
+}
+
+impl LogBatch {
+    /// One text per line (same order), rendered by `render` on first use.
+    pub fn rendered(&self, render: impl FnOnce(&[StoredLog]) -> Vec<String>) -> &[String] {
+        self.rendered.get_or_init(|| render(&self.logs.lines))
+    }
+}
+
 /// A cloneable handle to the event bus.
 #[derive(Debug, Clone)]
 pub struct Events {
@@ -47,7 +64,7 @@ pub struct Events {
     /// them back from the store. A separate channel, so daemon sessions never
     /// wake for logs, and a short one, since a slow follower that falls
     /// behind reads the store instead.
-    logs: broadcast::Sender<Arc<StoredLogs>>,
+    logs: broadcast::Sender<Arc<LogBatch>>,
 }
 
 impl Default for Events {
@@ -79,10 +96,10 @@ impl Events {
     }
 
     pub fn publish_logs(&self, logs: StoredLogs) {
-        let _ = self.logs.send(Arc::new(logs));
+        let _ = self.logs.send(Arc::new(LogBatch { logs, rendered: OnceLock::new() }));
     }
 
-    pub fn subscribe_logs(&self) -> broadcast::Receiver<Arc<StoredLogs>> {
+    pub fn subscribe_logs(&self) -> broadcast::Receiver<Arc<LogBatch>> {
         self.logs.subscribe()
     }
 }

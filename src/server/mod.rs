@@ -14,11 +14,12 @@ pub mod auth;
 pub mod daemons;
 pub mod events;
 pub mod grpc;
+pub mod limits;
 mod offer;
 mod reaper;
 mod run;
 
-pub use events::{Event, Events, StoredLogs};
+pub use events::{Event, Events, LogBatch, StoredLogs};
 pub use run::{run, ServerConfig, TlsFiles};
 
 /// State shared by every request handler.
@@ -29,6 +30,8 @@ pub struct AppState {
     pub settings: Arc<ServerSettings>,
     /// Daemons connected to this server process.
     pub daemons: daemons::Registry,
+    /// Failed-login limiter and the log followers' store read permits.
+    pub limits: Arc<limits::Limits>,
 }
 
 /// Server behaviour the handlers and the daemon service need to know about.
@@ -50,6 +53,11 @@ pub struct ServerSettings {
     /// a silently dead daemon connection ends its session within the sum.
     pub keepalive_interval: std::time::Duration,
     pub keepalive_timeout: std::time::Duration,
+    /// A WebSocket log follower whose socket takes no page of lines for this
+    /// long is closed with a close frame telling it to resume with `after`.
+    pub follow_stall_timeout: std::time::Duration,
+    /// Failed logins allowed per account and per source address.
+    pub login_limits: limits::LoginLimits,
 }
 
 impl Default for ServerSettings {
@@ -62,6 +70,8 @@ impl Default for ServerSettings {
             offer_ack_timeout: std::time::Duration::from_secs(10),
             keepalive_interval: std::time::Duration::from_secs(5),
             keepalive_timeout: std::time::Duration::from_secs(5),
+            follow_stall_timeout: std::time::Duration::from_secs(10),
+            login_limits: limits::LoginLimits::default(),
         }
     }
 }

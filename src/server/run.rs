@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::auth::{random_key, validate_psk, DaemonAuth};
 use super::grpc::DaemonService;
+use super::limits::Limits;
 use super::{api, AppState, Events, ServerSettings};
 use crate::store::DynStore;
 use crate::worker::{self, WorkerSettings};
@@ -56,6 +57,7 @@ pub async fn run(
     let state = AppState {
         store: config.store,
         events: Events::new(),
+        limits: Arc::new(Limits::new(config.settings.login_limits)),
         settings: Arc::new(config.settings),
         daemons: Default::default(),
     };
@@ -185,7 +187,9 @@ fn serve_plain(
         .handle(handle.clone());
     keepalive.apply(&mut server);
     shut_down_on(stop, handle);
-    Ok(tokio::spawn(async move { server.serve(app.into_make_service()).await }))
+    Ok(tokio::spawn(async move {
+        server.serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+    }))
 }
 
 /// HTTPS and gRPC over TLS (rustls with ring; ALPN h2 and http/1.1).
@@ -214,5 +218,7 @@ async fn serve_tls(
         .handle(handle.clone());
     keepalive.apply(&mut server);
     shut_down_on(stop, handle);
-    Ok(tokio::spawn(async move { server.serve(app.into_make_service()).await }))
+    Ok(tokio::spawn(async move {
+        server.serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+    }))
 }

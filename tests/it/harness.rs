@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use provisionerd::demo::{tar_dir, Client};
+use provisionerd::server::limits::LoginLimits;
 use provisionerd::server::{self, ServerConfig, ServerSettings};
 use provisionerd::worker::WorkerSettings;
 use serde_json::{json, Value};
@@ -66,6 +67,9 @@ pub struct Opts {
     /// The server's HTTP/2 keepalive ping interval and answer timeout.
     pub keepalive_interval: Duration,
     pub keepalive_timeout: Duration,
+    /// How long a log follower's socket may take no lines before it is closed.
+    pub follow_stall_timeout: Duration,
+    pub login_limits: LoginLimits,
 }
 
 impl Default for Opts {
@@ -84,6 +88,8 @@ impl Default for Opts {
             offer_ack_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(5),
             keepalive_timeout: Duration::from_secs(5),
+            follow_stall_timeout: ServerSettings::default().follow_stall_timeout,
+            login_limits: LoginLimits::default(),
         }
     }
 }
@@ -136,6 +142,8 @@ impl TestServer {
                 offer_ack_timeout: opts.offer_ack_timeout,
                 keepalive_interval: opts.keepalive_interval,
                 keepalive_timeout: opts.keepalive_timeout,
+                follow_stall_timeout: opts.follow_stall_timeout,
+                login_limits: opts.login_limits,
                 ..ServerSettings::default()
             },
             tls: opts.tls.clone(),

@@ -15,6 +15,7 @@ mod faults;
 mod handover;
 mod identity;
 mod lifecycle;
+mod load;
 mod logs;
 mod partition;
 mod proxy;

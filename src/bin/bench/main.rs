@@ -5,11 +5,12 @@
 //!
 //! Usage: `bench [--quick] [--scenario NAME]... [--size N] [--out FILE]`,
 //! scenarios `overhead`, `acquire`, `throughput`, `logs`, `cancel`,
-//! `footprint` (all by default). `--size` replaces the scenario's main
-//! count (runs, jobs, lines or cancels).
+//! `footprint`, `followers` (all by default). `--size` replaces the
+//! scenario's main count (runs, jobs, lines or cancels).
 
 mod cancel;
 mod env;
+mod followers;
 mod footprint;
 mod logs;
 mod overhead;
@@ -22,7 +23,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 
-const ALL: [&str; 6] = ["overhead", "acquire", "throughput", "logs", "cancel", "footprint"];
+const ALL: [&str; 7] =
+    ["overhead", "acquire", "throughput", "logs", "cancel", "footprint", "followers"];
 
 #[derive(Parser)]
 #[command(about = "Benchmarks provisionerd against its baselines and writes BENCHMARKS.md")]
@@ -65,6 +67,7 @@ async fn scenario(p: &env::Paths, name: &str, a: &Args) -> anyhow::Result<report
         "throughput" => queue::throughput(p, n(500, 5000)).await,
         "logs" => logs::run(p, n(20_000, 200_000), if a.quick { 1 } else { 3 }).await,
         "cancel" => cancel::run(p, n(10, 50)).await,
+        "followers" => followers::run(p, n(10_000, 100_000)).await,
         _ => footprint::run(p, n(3, 5)).await,
     }
 }

@@ -1,13 +1,20 @@
 //! Job logs for builds and template versions: pages by log id (`after`,
 //! `before`, exclusive), and `follow=true` as a WebSocket that sends one
-//! JSON log per text frame and closes once the job has completed and every
-//! line was sent.
+//! JSON log per text frame and closes (1000) once the job has completed and
+//! every line was sent.
+//!
+//! A follower reads the store a page at a time, taking one of a few follower
+//! permits around each read only, so followers never hold a store connection
+//! while writing and never take every connection from the REST API. One
+//! whose socket takes no page within `follow_stall_timeout` is closed with
+//! 1013 (try again later) and the reason `log follower fell behind: follow
+//! again with after=<id of the last line it was sent>`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -23,7 +30,8 @@ use super::error::{ApiError, ApiResult};
 use super::{json, uuid_param, Query};
 use crate::domain::StoredLog;
 use crate::server::access::{Action, Resource};
-use crate::server::{AppState, Event, StoredLogs};
+use crate::server::limits::{FollowPage, Limits};
+use crate::server::{AppState, Event, LogBatch};
 use crate::store::{LogRange, StoreError};
 
 /// Safety net for a follower: look again this often even without events.
@@ -32,6 +40,18 @@ const FOLLOW_RECHECK: Duration = Duration::from_secs(1);
 /// Lines per store read when listing a whole log.
 const PAGE: i64 = 2000;
 const PAGE_LEN: usize = PAGE as usize;
+
+/// Lines per store read for a WebSocket follower: its memory is one page,
+/// whatever the size of the log.
+const FOLLOW_PAGE: i64 = 1000;
+const FOLLOW_PAGE_LEN: usize = FOLLOW_PAGE as usize;
+
+/// Bytes of lines a follower frames per send turn.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// How long a closing follower may take to read its last lines and the
+/// close frame before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize, Default)]
 pub struct LogQuery {
@@ -169,12 +189,12 @@ impl Sent {
 /// What wakes a follower.
 struct Wakes {
     events: broadcast::Receiver<Event>,
-    stored: broadcast::Receiver<Arc<StoredLogs>>,
+    stored: broadcast::Receiver<Arc<LogBatch>>,
 }
 
 enum Wake {
     /// Lines of this job were stored.
-    Lines(Arc<StoredLogs>),
+    Lines(Arc<LogBatch>),
     /// The job changed, an event was missed, or it is time to check anyway:
     /// read the store.
     Look,
@@ -189,29 +209,44 @@ async fn follow(
     mut sent: Sent,
     mut wakes: Wakes,
 ) {
+    let stall = state.settings.follow_stall_timeout;
     loop {
         // Read completion first: every line stored before completion is then
-        // in the read that follows.
-        let done = match state.store.job(job_id).await {
-            Ok(job) => job.completed_at.is_some(),
-            Err(e) => {
-                tracing::warn!(job = %job_id, error = %e, "log follower stopped");
-                return;
-            }
+        // in the reads that follow.
+        let done = {
+            let _turn = state.limits.follow_read().await;
+            state.store.job(job_id).await.map(|job| job.completed_at.is_some())
         };
-        let range = LogRange { after: sent.after, ..LogRange::default() };
-        let logs = match state.store.logs(job_id, range).await {
-            Ok(logs) => logs,
-            Err(e) => {
-                tracing::warn!(job = %job_id, error = %e, "log follower stopped");
-                return;
-            }
+        let done = match done {
+            Ok(done) => done,
+            Err(e) => return stopped(socket, job_id, &e).await,
         };
-        if !send_lines(&mut socket, &logs, &mut sent).await {
-            return;
+        // A page at a time, each read under a follower permit that is given
+        // back before the page is written out: a slow socket holds neither a
+        // store connection nor more than one page of memory.
+        loop {
+            let page = match read_page(&state, job_id, sent.after).await {
+                Ok(page) => page,
+                Err(e) => return stopped(socket, job_id, &e).await,
+            };
+            let (lines, texts) = match &page {
+                Page::Full(p, start) => (&p.lines[*start..], Some(&p.texts[*start..])),
+                Page::Short(lines) => (&lines[..], None),
+            };
+            match send_lines(&mut socket, lines, texts, &mut sent, &state.limits, stall).await {
+                Outcome::Sent => {}
+                Outcome::Gone => return,
+                Outcome::Stalled => return fell_behind(socket, job_id, &sent).await,
+            }
+            if matches!(page, Page::Short(_)) {
+                break;
+            }
         }
         if done {
-            let _ = socket.send(Message::Close(None)).await;
+            let frame =
+                CloseFrame { code: close_code::NORMAL, reason: "the job has completed".into() };
+            let _ =
+                tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
             return;
         }
         // Until something calls for a store read, send lines as the writer
@@ -223,10 +258,23 @@ async fn follow(
             match next_wake(&mut socket, &mut wakes, job_id, recheck.as_mut()).await {
                 Wake::Gone => return,
                 Wake::Look => break,
-                Wake::Lines(batch) => match sent.continuation(&batch.lines) {
+                Wake::Lines(batch) => match sent.continuation(&batch.logs.lines) {
                     Some(lines) => {
-                        if !send_lines(&mut socket, lines, &mut sent).await {
-                            return;
+                        let texts = batch.rendered(render);
+                        let texts = &texts[texts.len() - lines.len()..];
+                        match send_lines(
+                            &mut socket,
+                            lines,
+                            Some(texts),
+                            &mut sent,
+                            &state.limits,
+                            stall,
+                        )
+                        .await
+                        {
+                            Outcome::Sent => {}
+                            Outcome::Gone => return,
+                            Outcome::Stalled => return fell_behind(socket, job_id, &sent).await,
                         }
                     }
                     None => break,
@@ -236,18 +284,145 @@ async fn follow(
     }
 }
 
-/// Sends one message per line, written out together (a flush per line cost a
-/// write per line on a chatty build). `false` when the client went away.
-async fn send_lines(socket: &mut WebSocket, lines: &[StoredLog], sent: &mut Sent) -> bool {
-    for l in lines {
-        let Ok(text) = serde_json::to_string(&json::log(l)) else { continue };
-        if socket.feed(Message::Text(text.into())).await.is_err() {
-            return false;
-        }
-        sent.after = Some(l.id);
-        sent.last_seq = Some(l.seq);
+/// One store read of a follower.
+enum Page {
+    /// A full page shared with the other followers of the job, from the
+    /// index of the first line to send.
+    Full(Arc<FollowPage>, usize),
+    /// The end of what is stored so far.
+    Short(Vec<StoredLog>),
+}
+
+/// The page after `after`: from the shared cache when another follower read
+/// it already, otherwise from the store under a follower permit (given back
+/// before the page is written out).
+async fn read_page(state: &AppState, job_id: Uuid, after: Option<i64>) -> Result<Page, StoreError> {
+    if let Some((p, start)) = state.limits.follow_pages.get(job_id, after) {
+        return Ok(Page::Full(p, start));
     }
-    lines.is_empty() || socket.flush().await.is_ok()
+    let lines = {
+        let _turn = state.limits.follow_read().await;
+        // Another follower may have read it while this one waited.
+        if let Some((p, start)) = state.limits.follow_pages.get(job_id, after) {
+            return Ok(Page::Full(p, start));
+        }
+        let range = LogRange { after, before: None, limit: Some(FOLLOW_PAGE) };
+        state.store.logs(job_id, range).await?
+    };
+    if lines.len() < FOLLOW_PAGE_LEN {
+        return Ok(Page::Short(lines));
+    }
+    let page = Arc::new(FollowPage { texts: render(&lines), lines });
+    state.limits.follow_pages.put(job_id, after, page.clone());
+    Ok(Page::Full(page, 0))
+}
+
+enum Outcome {
+    Sent,
+    /// The client went away.
+    Gone,
+    /// The client did not take the lines within the stall timeout.
+    Stalled,
+}
+
+/// Each line's JSON text, as followers send it.
+fn render(lines: &[StoredLog]) -> Vec<String> {
+    // Serializing a struct of strings and numbers cannot fail.
+    lines.iter().map(|l| serde_json::to_string(&json::log(l)).unwrap_or_default()).collect()
+}
+
+/// Sends one message per line, written out in chunks of about
+/// [`CHUNK_BYTES`] (a flush per line cost a write per line on a chatty
+/// build). Each chunk is framed under a send turn (see
+/// [`Limits::follow_turn`]) and flushed after the turn is given back, and
+/// must go out within `stall`. `texts`, when given, are the lines already
+/// rendered (shared by every follower of the page or batch).
+async fn send_lines(
+    socket: &mut WebSocket,
+    lines: &[StoredLog],
+    texts: Option<&[String]>,
+    sent: &mut Sent,
+    limits: &Limits,
+    stall: Duration,
+) -> Outcome {
+    let mut next = 0;
+    while next < lines.len() {
+        let turn = limits.follow_turn().await;
+        // The socket was flushed, so framing a chunk this size fills
+        // tungstenite's buffer (128 KiB) without waiting on the socket, and
+        // the turn is never held across a slow client.
+        let chunk = async {
+            let mut bytes = 0;
+            while next < lines.len() && bytes < CHUNK_BYTES {
+                let l = &lines[next];
+                let text = match texts.and_then(|t| t.get(next)) {
+                    Some(t) => t.clone(),
+                    None => serde_json::to_string(&json::log(l)).unwrap_or_default(),
+                };
+                bytes += text.len();
+                socket.feed(Message::Text(text.into())).await?;
+                // Once fed, the line is queued ahead of anything sent later
+                // (a close frame included), so the client gets it before that.
+                sent.after = Some(l.id);
+                sent.last_seq = Some(l.seq);
+                next += 1;
+            }
+            Ok::<_, axum::Error>(())
+        };
+        let fed = tokio::time::timeout(stall, chunk).await;
+        drop(turn);
+        let flushed = match fed {
+            Ok(Ok(())) => tokio::time::timeout(stall, socket.flush()).await,
+            other => other,
+        };
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Outcome::Gone,
+            Err(_) => return Outcome::Stalled,
+        }
+    }
+    Outcome::Sent
+}
+
+/// Closes a follower whose socket stopped taking lines, with a close frame
+/// that tells it where to resume. The frame is queued after every line
+/// already handed to the socket, so a client that reads again gets those
+/// lines, then the frame; one that never reads again is dropped after
+/// [`CLOSE_GRACE`].
+async fn fell_behind(mut socket: WebSocket, job_id: Uuid, sent: &Sent) {
+    let reason = fell_behind_reason(sent.after);
+    tracing::info!(job = %job_id, after = ?sent.after, "log follower fell behind: closing it");
+    let frame = CloseFrame { code: close_code::AGAIN, reason: reason.into() };
+    let _ = tokio::time::timeout(CLOSE_GRACE, async move {
+        socket.send(Message::Close(Some(frame))).await?;
+        // Wait for the client's close reply (the closing handshake), so the
+        // socket is not torn down under lines it has yet to read.
+        while let Some(msg) = socket.recv().await {
+            if matches!(msg?, Message::Close(_)) {
+                break;
+            }
+        }
+        Ok::<_, axum::Error>(())
+    })
+    .await;
+}
+
+/// The close reason for a follower that fell behind (at most 123 bytes, as
+/// WebSocket allows).
+pub fn fell_behind_reason(after: Option<i64>) -> String {
+    match after {
+        Some(id) => format!("log follower fell behind: follow again with after={id}"),
+        None => "log follower fell behind: follow again".to_owned(),
+    }
+}
+
+/// Ends a follower on a store error with 1011 (internal error), so the
+/// client knows it was not the end of the log.
+async fn stopped(mut socket: WebSocket, job_id: Uuid, e: &StoreError) {
+    tracing::warn!(job = %job_id, error = %e, "log follower stopped");
+    let frame =
+        CloseFrame { code: close_code::ERROR, reason: "internal error reading logs".into() };
+    let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
 }
 
 /// Waits for lines, a change of the job, or the recheck deadline.
@@ -260,7 +435,7 @@ async fn next_wake(
     loop {
         tokio::select! {
             batch = wakes.stored.recv() => match batch {
-                Ok(batch) if batch.job_id == job_id => return Wake::Lines(batch),
+                Ok(batch) if batch.logs.job_id == job_id => return Wake::Lines(batch),
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => return Wake::Look,
                 Err(RecvError::Closed) => return Wake::Gone,

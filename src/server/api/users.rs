@@ -2,14 +2,17 @@
 //! creating users and changing their site roles (owners and user admins),
 //! and lookups by `me`, name or id. Who may do what is `access`'s call.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::Json;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::auth::{hash_password, new_session, verify_password, Caller};
+use super::auth::{hash_password_pooled, new_session, verify_password_pooled, Caller};
 use super::error::{ApiError, ApiResult};
 use super::{json, validate, Body};
 use crate::domain::Role;
@@ -51,7 +54,7 @@ async fn insert(state: &AppState, req: CreateUser, is_owner: bool) -> ApiResult<
         username: req.username,
         email: req.email,
         name: req.name,
-        password_hash: hash_password(&req.password)?,
+        password_hash: hash_password_pooled(&req.password).await?,
         roles: if is_owner { vec![Role::Owner] } else { Vec::new() },
         created_at: Utc::now(),
     };
@@ -101,26 +104,65 @@ pub struct Login {
     password: String,
 }
 
+/// Logs in with email and password. Failed logins are limited per account
+/// and per source address (`LoginLimits`); past the limit the answer is 429
+/// with `Retry-After`, before any password hash is spent. Hashes run in a
+/// bounded pool off the async threads, so a login flood cannot stall other
+/// requests.
 pub async fn login(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Body(req): Body<Login>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let bad = || ApiError::unauthorized("Incorrect email or password.");
+) -> Response {
+    let address = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
+    let attempt = match state.limits.logins.begin(&req.email, address.as_deref()) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            // Whole seconds, rounded up, so a client that waits this long is
+            // let in.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            tracing::warn!(
+                address = address.as_deref().unwrap_or("unknown"),
+                "login refused: too many failed attempts"
+            );
+            let err =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed login attempts.")
+                    .detail(format!(
+                        "wait {secs} s before trying again, or ask an owner to reset the password"
+                    ));
+            return ([(header::RETRY_AFTER, secs.to_string())], err).into_response();
+        }
+    };
+    match check_login(&state, &req).await {
+        Ok(Some(user)) => {
+            attempt.succeeded();
+            match new_session(&state, &user).await {
+                Ok(token) => {
+                    (StatusCode::CREATED, Json(serde_json::json!({"session_token": token})))
+                        .into_response()
+                }
+                Err(e) => e.into_response(),
+            }
+        }
+        // The attempt is dropped without `succeeded`, so it counts.
+        Ok(None) => ApiError::unauthorized("Incorrect email or password.").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The user whose email and password these are, if any.
+async fn check_login(state: &AppState, req: &Login) -> ApiResult<Option<User>> {
     let user = match state.store.user_by_email(&req.email).await {
         Ok(u) => u,
         Err(StoreError::NotFound) => {
             // Spend the same work as a real check so timing does not reveal
             // which emails exist.
-            let _ = hash_password(&req.password);
-            return Err(bad());
+            hash_password_pooled(&req.password).await?;
+            return Ok(None);
         }
         Err(e) => return Err(e.into()),
     };
-    if !verify_password(&req.password, &user.password_hash) {
-        return Err(bad());
-    }
-    let token = new_session(&state, &user).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({"session_token": token}))))
+    Ok(verify_password_pooled(&req.password, &user.password_hash).await?.then_some(user))
 }
 
 pub async fn logout(
