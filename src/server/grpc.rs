@@ -21,7 +21,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use chrono::{TimeZone, Utc};
 use futures::Stream;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -32,11 +31,9 @@ use uuid::Uuid;
 
 use super::auth::{secret_matches, Credential, DaemonAuth, KEY_HEADER};
 use super::offer::job_offer;
+use super::wire;
 use super::{AppState, Event, StoredLogs};
-use crate::domain::{
-    ImportResult, Job, JobOutcome, JobType, LogLevel, LogLine, LogSource, Provisioner, Resource,
-    ResourceMetadata, Tags, DAEMON_LOST,
-};
+use crate::domain::{Job, JobType, Provisioner, Tags, DAEMON_LOST};
 use crate::proto::{self, daemon_message::Msg as In, server_message::Msg as Out};
 use crate::store::{AcquireRequest, CompleteResult, LogBatch, StoreError};
 
@@ -481,7 +478,8 @@ impl Session {
                 "logs for job {job_id}, which this daemon does not run"
             )));
         }
-        let lines = batch.lines.into_iter().map(log_from_proto).collect::<Result<Vec<_>, _>>()?;
+        let lines =
+            batch.lines.into_iter().map(wire::log_from_proto).collect::<Result<Vec<_>, _>>()?;
         let appended = self.state.store.append_logs(LogBatch { job_id, lines }).await?;
         // A daemon that streams logs is alive.
         let now = Instant::now();
@@ -498,7 +496,7 @@ impl Session {
 
     async fn on_complete(&mut self, c: proto::Complete) -> Result<(), SessionError> {
         let job_id = parse_uuid(&c.job_id, "job_id")?;
-        let outcome = outcome_from_proto(c)?;
+        let outcome = wire::outcome_from_proto(c)?;
         let note = match self.state.store.complete_job(job_id, self.daemon.id, &outcome).await {
             Ok(CompleteResult::Completed) => {
                 tracing::info!(job = %job_id, failed = outcome.error.is_some(), "job completed");
@@ -772,70 +770,9 @@ fn store_status(e: StoreError) -> Status {
     }
 }
 
-fn log_from_proto(l: proto::LogLine) -> Result<(i64, LogLine), SessionError> {
-    let bad = |e: crate::domain::UnknownVariant| SessionError::Protocol(e.to_string());
-    let created_at =
-        Utc.timestamp_millis_opt(l.created_at_unix_ms).single().unwrap_or_else(Utc::now);
-    let line = LogLine {
-        source: l.source.parse::<LogSource>().map_err(bad)?,
-        level: l.level.parse::<LogLevel>().map_err(bad)?,
-        stage: l.stage,
-        output: l.output,
-        created_at,
-    };
-    Ok((l.seq, line))
-}
-
-fn outcome_from_proto(c: proto::Complete) -> Result<JobOutcome, SessionError> {
-    let resources = c.resources.into_iter().map(resource_from_proto).collect::<Result<_, _>>()?;
-    let import = match c.import_json {
-        None => None,
-        Some(text) => {
-            let mut import: ImportResult = serde_json::from_str(&text)
-                .map_err(|e| SessionError::Protocol(format!("bad import result: {e}")))?;
-            import.stop_resources =
-                c.stop_resources.into_iter().map(resource_from_proto).collect::<Result<_, _>>()?;
-            Some(import)
-        }
-    };
-    Ok(JobOutcome {
-        state: c.state,
-        resources,
-        error: c.error,
-        error_code: c.error_code,
-        canceled: c.canceled,
-        import,
-    })
-}
-
-fn resource_from_proto(r: proto::Resource) -> Result<Resource, SessionError> {
-    let attributes = if r.attributes_json.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_str(&r.attributes_json).map_err(|e| {
-            SessionError::Protocol(format!("resource {}: bad attributes: {e}", r.name))
-        })?
-    };
-    let agents = if r.agents_json.is_empty() {
-        Vec::new()
-    } else {
-        serde_json::from_str(&r.agents_json)
-            .map_err(|e| SessionError::Protocol(format!("resource {}: bad agents: {e}", r.name)))?
-    };
-    Ok(Resource {
-        name: r.name,
-        resource_type: r.r#type,
-        module_path: r.module_path,
-        hide: r.hide,
-        icon: r.icon,
-        daily_cost: r.daily_cost,
-        instance_type: r.instance_type,
-        metadata: r
-            .metadata
-            .into_iter()
-            .map(|m| ResourceMetadata { key: m.key, value: m.value, sensitive: m.sensitive })
-            .collect(),
-        attributes,
-        agents,
-    })
+/// A daemon message whose content cannot be read is a protocol violation.
+impl From<wire::BadMessage> for SessionError {
+    fn from(e: wire::BadMessage) -> Self {
+        SessionError::Protocol(e.0)
+    }
 }

@@ -18,6 +18,7 @@ pub mod limits;
 mod offer;
 mod reaper;
 mod run;
+mod wire;
 
 pub use events::{Event, Events, LogBatch, StoredLogs};
 pub use run::{run, ServerConfig, TlsFiles};
