@@ -88,13 +88,13 @@ pub struct ServerArgs {
     pub pending_timeout: Duration,
     /// A job offered to a daemon that does not acknowledge it within this
     /// long goes back to the queue for another daemon.
-    #[arg(long, env = "PROVISIONERD_OFFER_ACK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "PROVISIONERD_OFFER_ACK_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     pub offer_ack_timeout: Duration,
     /// How often the server pings daemon connections (HTTP/2 keepalive).
-    #[arg(long, env = "PROVISIONERD_KEEPALIVE_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "PROVISIONERD_KEEPALIVE_INTERVAL", default_value = "5s", value_parser = parse_positive_duration)]
     pub keepalive_interval: Duration,
     /// A daemon connection whose ping is not answered within this long is closed.
-    #[arg(long, env = "PROVISIONERD_KEEPALIVE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "PROVISIONERD_KEEPALIVE_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration)]
     pub keepalive_timeout: Duration,
     #[command(flatten)]
     pub daemon: DaemonArgs,
@@ -288,9 +288,15 @@ mod tests {
         let start = |flag: &str, value: &str| {
             Cli::try_parse_from(["provisionerd", "start", flag, value]).map(|_| ())
         };
-        for flag in
-            ["--heartbeat-interval", "--heartbeat-timeout", "--pending-timeout", "--cancel-grace"]
-        {
+        for flag in [
+            "--heartbeat-interval",
+            "--heartbeat-timeout",
+            "--pending-timeout",
+            "--cancel-grace",
+            "--offer-ack-timeout",
+            "--keepalive-interval",
+            "--keepalive-timeout",
+        ] {
             for zero in ["0s", "0", "0ms", "0h"] {
                 let e = server(flag, zero).expect_err(flag).to_string();
                 assert!(e.contains(flag) && e.contains("greater than zero"), "{flag} {zero}: {e}");
