@@ -362,12 +362,16 @@ impl Session {
             } else {
                 self.disowned.insert(job_id);
             }
-            if job.completed_at.is_some() {
+            if ours && job.completed_at.is_some() {
                 // The server ended the job (it gave up on this daemon, or the
                 // daemon's own result was stored and only the ack was lost):
                 // whatever still runs must stop now, and report what it did.
                 self.cancel_ended(&job).await?;
-            } else if !ours || job.canceled_at.is_some() {
+            } else if !ours {
+                // Not a hold on the job's workspace either: a daemon naming
+                // jobs that are not its own must not hold back their builds.
+                self.send(cancel(job_id, "the job is not this daemon's")).await?;
+            } else if job.canceled_at.is_some() {
                 self.send(cancel(job_id, "")).await?;
             }
         }

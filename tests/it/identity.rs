@@ -253,6 +253,18 @@ async fn impostor_with_another_key_cannot_take_the_builtin_daemons_job() {
     assert_eq!(build_state(&c, &build_id).await, "real-state");
     let text = build_logs(&c, &build_id).await;
     assert!(text.contains("real line") && !text.contains("injected"), "{text}");
+
+    // Naming the ended job in a hello (as a daemon returning from a
+    // partition would) does not let the impostor hold back the workspace's
+    // next build while it stays connected.
+    let mut holder = open(&server.url, Cred::Key(&key), owner, "holder", &[job]).await;
+    assert!(matches!(holder.expect().await, In::Cancel(c) if c.job_id == job.to_string()));
+    let ws_id = ws["id"].as_str().expect("workspace id");
+    let next = build(&c, ws_id, json!({"transition": "stop"})).await;
+    let next_id = next["id"].as_str().expect("id").to_owned();
+    let stopped = wait_build(&c, &next_id, Duration::from_secs(30)).await;
+    assert_eq!(stopped["job"]["status"], "succeeded", "{stopped}");
+    drop(holder);
     drop(impostor);
     server.stop().await;
 }
