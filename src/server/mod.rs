@@ -11,6 +11,7 @@ use crate::store::DynStore;
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod background;
 pub mod daemons;
 pub mod events;
 pub mod grpc;

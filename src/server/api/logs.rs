@@ -99,8 +99,13 @@ async fn respond(state: AppState, job_id: Uuid, q: LogQuery, req: Request) -> Ap
     // Subscribe before the first read, so nothing stored in between is missed.
     let events = state.events.subscribe();
     let stored = state.events.subscribe_logs();
-    Ok(upgrade.on_upgrade(move |socket| {
-        follow(socket, state, job_id, Sent::new(q.after), Wakes { events, stored })
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        // On the low-priority runtime, so followers cannot starve the API.
+        let wakes = Wakes { events, stored };
+        let following = follow(socket, state, job_id, Sent::new(q.after), wakes);
+        if let Err(e) = crate::server::background::handle().spawn(following).await {
+            tracing::error!(job = %job_id, error = %e, "log follower task failed");
+        }
     }))
 }
 
