@@ -123,7 +123,7 @@ pub enum Completion {
     /// and applies [`late_result`].
     Late,
     /// The job completes: write `job`, then do what `effect` says.
-    Complete { job: Job, effect: Effect },
+    Complete { job: Box<Job>, effect: Effect },
 }
 
 /// What a completion writes besides the job row.
@@ -179,7 +179,7 @@ pub fn complete(
         (JobType::TemplateVersionImport, Some(_)) => Effect::Import,
         _ => Effect::Nothing,
     };
-    Ok(Completion::Complete { job: next, effect })
+    Ok(Completion::Complete { job: Box::new(next), effect })
 }
 
 /// What a completed build job writes on its build and workspace.

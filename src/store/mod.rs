@@ -5,6 +5,10 @@
 //! file with its own migrations. Operations that must be atomic (create a
 //! build and its job, acquire a job, complete a job and update its build) are
 //! single methods so that every backend runs them in one transaction.
+//! Inside that transaction a backend decides nothing itself: it reads the
+//! rows, asks `domain::job_state` what a cancel, release, completion or new
+//! build does, and writes the answer. The JSON columns' formats are
+//! `stored`'s, shared by every backend.
 //!
 //! The store does not know HTTP, gRPC or terraform, and it does not notify
 //! anyone: callers publish events after a write succeeds.

@@ -316,12 +316,14 @@ fn newer(n: u128, started: bool, state: &[u8]) -> NewerBuild {
     }
 }
 
+/// Newer builds, outcome, builds given the reported state, conflict, words of the note.
+type LateRow = (Vec<NewerBuild>, JobOutcome, Option<Vec<Uuid>>, bool, &'static str);
+
 #[test]
 fn late_result_by_state_and_newer_builds() {
     let b = build(Transition::Start, b"old");
     let id = |n: u128| Uuid::from_u128(100 + n);
-    // newer builds, outcome, builds given the reported state, conflict, note
-    let table: Vec<(Vec<NewerBuild>, JobOutcome, Option<Vec<Uuid>>, bool, &str)> = vec![
+    let table: Vec<LateRow> = vec![
         (vec![], succeeded(), Some(vec![b.id]), false, "kept for the workspace"),
         (vec![newer(1, false, b"old")], succeeded(), Some(vec![b.id, id(1)]), false, "kept"),
         (vec![newer(1, false, b"given")], succeeded(), Some(vec![b.id]), false, "kept"),
