@@ -11,7 +11,10 @@ use uuid::Uuid;
 use super::rows::{self, clock, now, ts};
 use super::{db, found};
 use crate::domain::job_state::{self, BuildHistory, Completion, Effect, NewerBuild, Reporter};
-use crate::domain::{Job, JobOutcome, JobType, Resource, StoredLog, Transition, SCOPE_KEYS};
+use crate::domain::{
+    ImportResult, Job, JobOutcome, JobType, Resource, StoredLog, Transition, WorkspaceBuild,
+    SCOPE_KEYS,
+};
 use crate::store::{
     stored, AcquireRequest, AppendedLogs, CancelResult, CompleteResult, LogBatch, LogRange, Result,
     StoreError,
@@ -337,24 +340,7 @@ pub async fn complete(
             match (effect, &outcome.import) {
                 (Effect::Build, _) => complete_build(&mut tx, job_id, outcome, &now).await?,
                 (Effect::Import, Some(import)) => {
-                    insert_resources(&mut tx, job_id, Transition::Start, &outcome.resources, &now)
-                        .await?;
-                    insert_resources(
-                        &mut tx,
-                        job_id,
-                        Transition::Stop,
-                        &import.stop_resources,
-                        &now,
-                    )
-                    .await?;
-                    sqlx::query(
-                        "INSERT INTO template_version_imports (job_id, result) VALUES (?, ?)",
-                    )
-                    .bind(job_id.to_string())
-                    .bind(rows::to_json(import, stored::encode_import)?)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                    complete_import(&mut tx, job_id, outcome, import, &now).await?;
                 }
                 (Effect::Import | Effect::Nothing, _) => {}
             }
@@ -365,10 +351,29 @@ pub async fn complete(
     Ok(result)
 }
 
+/// Stores an import's planned resources (start and stop) and findings.
+async fn complete_import(
+    tx: &mut Transaction<'static, Sqlite>,
+    job_id: Uuid,
+    outcome: &JobOutcome,
+    import: &ImportResult,
+    now: &str,
+) -> Result<()> {
+    insert_resources(tx, job_id, Transition::Start, &outcome.resources, now).await?;
+    insert_resources(tx, job_id, Transition::Stop, &import.stop_resources, now).await?;
+    sqlx::query("INSERT INTO template_version_imports (job_id, result) VALUES (?, ?)")
+        .bind(job_id.to_string())
+        .bind(rows::to_json(import, stored::encode_import)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
 async fn build_of_job(
     tx: &mut Transaction<'static, Sqlite>,
     job_id: Uuid,
-) -> Result<crate::domain::WorkspaceBuild> {
+) -> Result<WorkspaceBuild> {
     let row = sqlx::query("SELECT * FROM workspace_builds WHERE job_id = ?")
         .bind(job_id.to_string())
         .fetch_optional(&mut **tx)
