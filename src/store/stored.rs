@@ -163,4 +163,4 @@ mod resource;
 pub use resource::{decode_import, decode_resource, encode_import, encode_resource};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -29,6 +29,8 @@ mod builds;
 mod jobs;
 mod migrations;
 mod rows;
+#[cfg(test)]
+mod stored_format;
 
 use rows::{now, ts};
 
