@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    Job, JobOutcome, JobType, LogLevel, LogLine, LogSource, Transition, WorkspaceBuild, DAEMON_LOST,
+    Job, JobOutcome, JobStatus, JobType, LogLevel, LogLine, LogSource, Transition, WorkspaceBuild,
+    DAEMON_LOST,
 };
 
 /// Result of cancelling a job.
@@ -60,17 +61,18 @@ pub struct Cancel {
 /// one becomes canceling (its daemon must stop it and report), and one
 /// that completed or is canceling already stays as it is.
 pub fn cancel(job: &Job, now: DateTime<Utc>) -> Cancel {
-    if job.completed_at.is_some() || job.canceled_at.is_some() {
-        return Cancel { result: CancelResult::AlreadyDone, job: None };
-    }
     let mut next = job.clone();
     next.canceled_at = Some(now);
     next.updated_at = now;
-    let result = if job.started_at.is_none() {
-        next.completed_at = Some(now);
-        CancelResult::CanceledPending
-    } else {
-        CancelResult::Canceling
+    let result = match job.status() {
+        JobStatus::Pending => {
+            next.completed_at = Some(now);
+            CancelResult::CanceledPending
+        }
+        JobStatus::Running => CancelResult::Canceling,
+        JobStatus::Canceling | JobStatus::Succeeded | JobStatus::Failed | JobStatus::Canceled => {
+            return Cancel { result: CancelResult::AlreadyDone, job: None };
+        }
     };
     Cancel { result, job: Some(next) }
 }
@@ -80,7 +82,7 @@ pub fn cancel(job: &Job, now: DateTime<Utc>) -> Cancel {
 /// the job completed, or another daemon owns it now. A job canceled while
 /// on offer has no daemon left to stop it, so it completes as canceled.
 pub fn release(job: &Job, worker_id: Uuid, now: DateTime<Utc>) -> Option<Job> {
-    if job.completed_at.is_some() || job.worker_id != Some(worker_id) {
+    if !job.is_active() || job.worker_id != Some(worker_id) {
         return None;
     }
     let mut next = job.clone();
@@ -152,7 +154,7 @@ pub fn complete(
         Reporter::Daemon(id) => job.worker_id == Some(id),
         Reporter::Server => true,
     };
-    if job.completed_at.is_some() {
+    if !job.is_active() {
         let late = matches!(by, Reporter::Daemon(_))
             && owner
             && job.error_code.as_deref() == Some(DAEMON_LOST)
