@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 mod agent;
+pub mod job_state;
 mod template;
 
 pub use agent::{Agent, AgentMetadata, App, Healthcheck, Script};

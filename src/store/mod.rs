@@ -5,6 +5,10 @@
 //! file with its own migrations. Operations that must be atomic (create a
 //! build and its job, acquire a job, complete a job and update its build) are
 //! single methods so that every backend runs them in one transaction.
+//! Inside that transaction a backend decides nothing itself: it reads the
+//! rows, asks `domain::job_state` what a cancel, release, completion or new
+//! build does, and writes the answer. The JSON columns' formats are
+//! `stored`'s, shared by every backend.
 //!
 //! The store does not know HTTP, gRPC or terraform, and it does not notify
 //! anyone: callers publish events after a write succeeds.
@@ -20,6 +24,11 @@ use crate::domain::{
 };
 
 pub mod sqlite;
+pub mod stored;
+
+/// What cancelling and completing a job did; the rules that decide it are in
+/// `domain::job_state`, which every backend applies.
+pub use crate::domain::job_state::{CancelResult, CompleteResult};
 
 /// Errors a store operation can end in.
 #[derive(Debug, thiserror::Error)]
@@ -192,35 +201,6 @@ pub struct AppendedLogs {
     /// The lines this call stored, with their ids, in sequence order: the
     /// batch's lines with a sequence number above every one stored before.
     pub stored: Vec<StoredLog>,
-}
-
-/// Result of cancelling a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelResult {
-    /// The job was pending and is now completed as canceled.
-    CanceledPending,
-    /// The job is running; it is now canceling and its daemon must stop it.
-    Canceling,
-    /// The job had already completed or was already canceling.
-    AlreadyDone,
-}
-
-/// Result of completing a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CompleteResult {
-    Completed,
-    /// The job had already completed; nothing changed (completion is idempotent).
-    AlreadyCompleted,
-    /// The server had given up on the job (its daemon went silent) before
-    /// this result came. Its state and resources were kept on the build, and
-    /// passed on to newer builds that have not started, unless one has
-    /// started: then `conflict` is set and the newer build's state stands.
-    /// `note` says what happened; it was also added to the job's error and
-    /// logs.
-    Late {
-        note: String,
-        conflict: bool,
-    },
 }
 
 /// The contract every backend implements. All methods are transactional.

@@ -1,14 +1,15 @@
 //! Workspaces and their builds in SQLite. A build is always inserted with
-//! its job in one `BEGIN IMMEDIATE` transaction that first checks that the
-//! workspace has no active build.
+//! its job in one `BEGIN IMMEDIATE` transaction that first reads the
+//! workspace's latest build and checks it against `domain::job_state`'s
+//! one-active-build rule.
 
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
 use super::rows::{self, ts};
 use super::{db, jobs};
-use crate::domain::{Job, WorkspaceBuild};
-use crate::store::{BuildPage, Result, StoreError, Workspace, WorkspaceFilter};
+use crate::domain::{job_state, Job, WorkspaceBuild};
+use crate::store::{stored, BuildPage, Result, StoreError, Workspace, WorkspaceFilter};
 
 pub async fn insert_workspace(
     pool: &SqlitePool,
@@ -42,16 +43,22 @@ pub async fn insert_workspace(
 
 pub async fn insert_build(pool: &SqlitePool, build: &WorkspaceBuild, job: &Job) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    let active: Option<i64> = sqlx::query_scalar(
-        "SELECT b.build_number FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id
-         WHERE b.workspace_id = ? AND j.completed_at IS NULL LIMIT 1",
+    // The workspace's latest build and its job, read under the write lock.
+    let latest = sqlx::query(
+        "SELECT b.build_number AS latest_build_number, j.* FROM workspace_builds b
+         JOIN provisioner_jobs j ON j.id = b.job_id
+         WHERE b.workspace_id = ? ORDER BY b.build_number DESC LIMIT 1",
     )
     .bind(build.workspace_id.to_string())
     .fetch_optional(&mut *tx)
     .await
     .map_err(db)?;
-    if let Some(n) = active {
-        return Err(StoreError::Conflict(format!("build #{n} of this workspace is still active")));
+    if let Some(row) = latest {
+        let (number, job) = rows::latest_build(&row)?;
+        let conflict = |e: &dyn std::fmt::Display| StoreError::Conflict(e.to_string());
+        job_state::ensure_no_active_build(number, &job).map_err(|e| conflict(&e))?;
+        job_state::ensure_build_number_free(number, build.build_number)
+            .map_err(|e| conflict(&e))?;
     }
     jobs::insert_job(&mut tx, job).await?;
     insert_build_row(&mut tx, build).await?;
@@ -60,8 +67,7 @@ pub async fn insert_build(pool: &SqlitePool, build: &WorkspaceBuild, job: &Job) 
 }
 
 async fn insert_build_row(tx: &mut Transaction<'static, Sqlite>, b: &WorkspaceBuild) -> Result<()> {
-    let params = serde_json::to_string(&b.rich_parameters)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let params = rows::to_json(&b.rich_parameters[..], stored::encode_parameters)?;
     sqlx::query(
         "INSERT INTO workspace_builds (id, workspace_id, build_number, transition, template_version_id, initiator_id,
             reason, provisioner_state, job_id, deadline, max_deadline, daily_cost, rich_parameters, created_at, updated_at)

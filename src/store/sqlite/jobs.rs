@@ -1,24 +1,28 @@
 //! The job queue in SQLite: insert, acquire, release, logs, heartbeats,
 //! cancel and completion. Every state change runs in a `BEGIN IMMEDIATE`
-//! transaction, so the read that decides and the write that acts see the
-//! same database.
+//! transaction that reads the rows, asks `domain::job_state` what to do and
+//! writes what it decided, so the read that decides and the write that acts
+//! see the same database. No rule of the state machine is written here.
 
 use chrono::SubsecRound;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
-use super::rows::{self, now};
+use super::rows::{self, clock, now, ts};
 use super::{db, found};
+use crate::domain::job_state::{self, BuildHistory, Completion, Effect, NewerBuild, Reporter};
 use crate::domain::{
-    ImportResult, Job, JobOutcome, JobType, LogLevel, LogSource, Resource, StoredLog, Transition,
-    DAEMON_LOST, SCOPE_KEYS,
+    ImportResult, Job, JobOutcome, JobType, Resource, StoredLog, Transition, WorkspaceBuild,
+    SCOPE_KEYS,
 };
 use crate::store::{
-    AcquireRequest, AppendedLogs, CancelResult, CompleteResult, LogBatch, LogRange, Result,
+    stored, AcquireRequest, AppendedLogs, CancelResult, CompleteResult, LogBatch, LogRange, Result,
     StoreError,
 };
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+/// JSON for a query parameter (not a stored column: those have their
+/// formats in `store::stored`).
+fn param_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -34,8 +38,8 @@ pub async fn insert_job(tx: &mut Transaction<'static, Sqlite>, j: &Job) -> Resul
     .bind(j.organization_id.to_string())
     .bind(j.initiator_id.to_string())
     .bind(j.file_id.to_string())
-    .bind(to_json(&j.input)?)
-    .bind(to_json(&j.tags)?)
+    .bind(rows::to_json(&j.input, stored::encode_job_input)?)
+    .bind(rows::to_json(&j.tags, stored::encode_tags)?)
     .bind(rows::ts(j.created_at))
     .bind(rows::ts(j.updated_at))
     .execute(&mut **tx)
@@ -126,10 +130,10 @@ pub async fn acquire(pool: &SqlitePool, req: &AcquireRequest) -> Result<Option<J
     let plain_daemon = req.tags.keys().all(|k| SCOPE_KEYS.contains(&k.as_str()));
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
     let chosen: Option<String> = sqlx::query_scalar(ACQUIRE_SQL)
-        .bind(to_json(&provisioners)?)
-        .bind(to_json(&req.tags)?)
+        .bind(param_json(&provisioners)?)
+        .bind(rows::to_json(&req.tags, stored::encode_tags)?)
         .bind(plain_daemon)
-        .bind(to_json(&SCOPE_KEYS)?)
+        .bind(param_json(&SCOPE_KEYS)?)
         .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
@@ -153,17 +157,32 @@ pub async fn acquire(pool: &SqlitePool, req: &AcquireRequest) -> Result<Option<J
 pub async fn release(pool: &SqlitePool, job_id: Uuid, worker_id: Uuid) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
     let job = job_in(&mut tx, job_id).await?;
-    if job.completed_at.is_some() || job.worker_id != Some(worker_id) {
-        return Ok(());
+    if let Some(next) = job_state::release(&job, worker_id, clock()) {
+        write_job(&mut tx, &next).await?;
+        tx.commit().await.map_err(db)?;
     }
-    let now = now();
-    let sql = if job.canceled_at.is_some() {
-        "UPDATE provisioner_jobs SET completed_at = ?, updated_at = ?1 WHERE id = ?2"
-    } else {
-        "UPDATE provisioner_jobs SET started_at = NULL, worker_id = NULL, worker_name = NULL, updated_at = ?1 WHERE id = ?2"
-    };
-    sqlx::query(sql).bind(&now).bind(job_id.to_string()).execute(&mut *tx).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    Ok(())
+}
+
+/// Writes the columns of a job's row that change over its life, as a
+/// `job_state` decision left them.
+async fn write_job(tx: &mut Transaction<'static, Sqlite>, j: &Job) -> Result<()> {
+    sqlx::query(
+        "UPDATE provisioner_jobs SET started_at = ?, canceled_at = ?, completed_at = ?, worker_id = ?,
+            worker_name = ?, error = ?, error_code = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(j.started_at.map(ts))
+    .bind(j.canceled_at.map(ts))
+    .bind(j.completed_at.map(ts))
+    .bind(j.worker_id.map(|w| w.to_string()))
+    .bind(&j.worker_name)
+    .bind(&j.error)
+    .bind(&j.error_code)
+    .bind(ts(j.updated_at))
+    .bind(j.id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
@@ -201,7 +220,7 @@ pub async fn append_logs(pool: &SqlitePool, batch: LogBatch) -> Result<AppendedL
          ORDER BY l.key",
     )
     .bind(&job)
-    .bind(to_json(&rows)?)
+    .bind(param_json(&rows)?)
     .execute(pool)
     .await
     .map_err(db)?;
@@ -285,206 +304,51 @@ pub async fn heartbeat(pool: &SqlitePool, worker_id: Uuid, job_ids: &[Uuid]) -> 
 pub async fn cancel(pool: &SqlitePool, job_id: Uuid) -> Result<CancelResult> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
     let job = job_in(&mut tx, job_id).await?;
-    let now = now();
-    let (sql, result) = match (job.completed_at, job.canceled_at, job.started_at) {
-        (Some(_), _, _) | (None, Some(_), _) => return Ok(CancelResult::AlreadyDone),
-        (None, None, None) => (
-            "UPDATE provisioner_jobs SET canceled_at = ?1, completed_at = ?1, updated_at = ?1 WHERE id = ?2",
-            CancelResult::CanceledPending,
-        ),
-        (None, None, Some(_)) => (
-            "UPDATE provisioner_jobs SET canceled_at = ?1, updated_at = ?1 WHERE id = ?2",
-            CancelResult::Canceling,
-        ),
-    };
-    sqlx::query(sql).bind(&now).bind(job_id.to_string()).execute(&mut *tx).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
-    Ok(result)
+    let decision = job_state::cancel(&job, clock());
+    if let Some(next) = &decision.job {
+        write_job(&mut tx, next).await?;
+        tx.commit().await.map_err(db)?;
+    }
+    Ok(decision.result)
 }
 
-/// Completes a job; `worker` is `None` for the server's own failures.
+/// Completes a job, as [`job_state::complete`] decides; `by` is
+/// [`Reporter::Server`] for the server's own failures.
 pub async fn complete(
     pool: &SqlitePool,
     job_id: Uuid,
-    worker: Option<Uuid>,
+    by: Reporter,
     outcome: &JobOutcome,
 ) -> Result<CompleteResult> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    let job = job_in(&mut tx, job_id).await?;
-    if job.completed_at.is_some() {
-        if worker.is_some()
-            && job.worker_id == worker
-            && is_first_late_result(&mut tx, &job).await?
-        {
-            let result = complete_late(&mut tx, &job, outcome).await?;
-            tx.commit().await.map_err(db)?;
-            return Ok(result);
-        }
-        return Ok(CompleteResult::AlreadyCompleted);
-    }
-    if worker.is_some() && job.worker_id != worker {
-        return Err(StoreError::Conflict(format!("job {job_id} is not owned by this daemon")));
-    }
-    let now = now();
-    let canceled_at = match (job.canceled_at, outcome.canceled) {
-        (Some(t), _) => Some(rows::ts(t)),
-        (None, true) => Some(now.clone()),
-        (None, false) => None,
-    };
-    sqlx::query(
-        "UPDATE provisioner_jobs SET completed_at = ?, updated_at = ?, canceled_at = ?, error = ?, error_code = ? WHERE id = ?",
-    )
-    .bind(&now)
-    .bind(&now)
-    .bind(canceled_at)
-    .bind(&outcome.error)
-    .bind(&outcome.error_code)
-    .bind(job_id.to_string())
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    match (job.job_type, &outcome.import) {
-        (JobType::WorkspaceBuild, _) => complete_build(&mut tx, job_id, outcome, &now).await?,
-        (JobType::TemplateVersionImport, Some(import)) => {
-            complete_import(&mut tx, job_id, outcome, import, &now).await?;
-        }
-        _ => {}
-    }
-    tx.commit().await.map_err(db)?;
-    Ok(CompleteResult::Completed)
-}
-
-/// Whether the job was failed by the server as [`DAEMON_LOST`] and its
-/// daemon's result has not come yet.
-async fn is_first_late_result(tx: &mut Transaction<'static, Sqlite>, job: &Job) -> Result<bool> {
-    if job.error_code.as_deref() != Some(DAEMON_LOST) {
-        return Ok(false);
-    }
-    let late: Option<Option<String>> =
-        sqlx::query_scalar("SELECT late_result_at FROM provisioner_jobs WHERE id = ?")
-            .bind(job.id.to_string())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db)?;
-    Ok(matches!(late, Some(None)))
-}
-
-/// Records a result that came after the server gave up on the job. The job
-/// stays failed (its build may already have been retried), but the state the
-/// daemon reports describes real resources: it is stored on the build, and
-/// on newer builds of the workspace that have not started (they copied the
-/// state this one started from), so the next build works on what exists.
-/// A newer build that has started works from the old state already: its
-/// state stands, and the conflict is recorded on this build.
-async fn complete_late(
-    tx: &mut Transaction<'static, Sqlite>,
-    job: &Job,
-    outcome: &JobOutcome,
-) -> Result<CompleteResult> {
-    let now = now();
-    let result = match &outcome.error {
-        _ if outcome.canceled => "canceled".to_owned(),
-        Some(e) => format!("failed: {e}"),
-        None => "succeeded".to_owned(),
-    };
-    let late = format!(
-        "the daemon reported the job's result after the server had given up on it ({result})"
-    );
-    let (note, conflict) = if job.job_type != JobType::WorkspaceBuild {
-        (format!("{late}; the result was dropped"), false)
-    } else {
-        let row = sqlx::query("SELECT * FROM workspace_builds WHERE job_id = ?")
-            .bind(job.id.to_string())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db)?;
-        let build = rows::build(&found(row)?)?;
-        // Newer builds of the workspace: whether they started, and the state
-        // they were created with.
-        let newer: Vec<(i64, String, Option<String>, Vec<u8>)> = sqlx::query_as(
-            "SELECT b.build_number, b.id, j.started_at, b.provisioner_state
-             FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id
-             WHERE b.workspace_id = ? AND b.build_number > ? ORDER BY b.build_number",
-        )
-        .bind(build.workspace_id.to_string())
-        .bind(build.build_number)
-        .fetch_all(&mut **tx)
+    let row = sqlx::query("SELECT * FROM provisioner_jobs WHERE id = ?")
+        .bind(job_id.to_string())
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
-        let started = newer.iter().find(|(_, _, started_at, _)| started_at.is_some());
-        match (&outcome.state, started) {
-            (None, _) => (
-                format!("{late}; it carried no state, so the build's previous state stands"),
-                false,
-            ),
-            (Some(state), started) => {
-                sqlx::query("UPDATE workspace_builds SET provisioner_state = ?, updated_at = ? WHERE id = ?")
-                    .bind(state)
-                    .bind(&now)
-                    .bind(build.id.to_string())
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(db)?;
-                insert_resources(tx, job.id, build.transition, &outcome.resources, &now).await?;
-                match started {
-                    Some((number, ..)) => (
-                        format!(
-                            "conflict: {late}, but build #{number} of the workspace had already started \
-                             from the older state; the reported state is kept on this build only \
-                             (GET /api/v2/workspacebuilds/{}/state): resources it describes may \
-                             need to be reconciled by hand",
-                            build.id
-                        ),
-                        true,
-                    ),
-                    None => {
-                        // Pending newer builds inherit it, unless they were
-                        // given a state of their own.
-                        for (_, id, _, copied) in &newer {
-                            if *copied == build.provisioner_state {
-                                sqlx::query("UPDATE workspace_builds SET provisioner_state = ?, updated_at = ? WHERE id = ?")
-                                    .bind(state)
-                                    .bind(&now)
-                                    .bind(id)
-                                    .execute(&mut **tx)
-                                    .await
-                                    .map_err(db)?;
-                            }
-                        }
-                        (format!("{late}; the state it reported was kept for the workspace"), false)
-                    }
+    let row = found(row)?;
+    let (job, late_recorded) = (rows::job(&row)?, rows::late_result_recorded(&row)?);
+    let now = clock();
+    let completion = job_state::complete(&job, late_recorded, by, outcome, now)
+        .map_err(|e| StoreError::Conflict(e.to_string()))?;
+    let result = match completion {
+        Completion::AlreadyCompleted => return Ok(CompleteResult::AlreadyCompleted),
+        Completion::Late => complete_late(&mut tx, &job, outcome, now).await?,
+        Completion::Complete { job: next, effect } => {
+            write_job(&mut tx, &next).await?;
+            let now = ts(now);
+            match (effect, &outcome.import) {
+                (Effect::Build, _) => complete_build(&mut tx, job_id, outcome, &now).await?,
+                (Effect::Import, Some(import)) => {
+                    complete_import(&mut tx, job_id, outcome, import, &now).await?;
                 }
+                (Effect::Import | Effect::Nothing, _) => {}
             }
+            CompleteResult::Completed
         }
     };
-    let error = match &job.error {
-        Some(e) => format!("{e}; {note}"),
-        None => note.clone(),
-    };
-    sqlx::query("UPDATE provisioner_jobs SET late_result_at = ?1, updated_at = ?1, error = ?2 WHERE id = ?3")
-        .bind(&now)
-        .bind(&error)
-        .bind(job.id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    // The same words in the build's log, after the daemon's last line.
-    let level = if conflict { LogLevel::Error } else { LogLevel::Warn };
-    sqlx::query(
-        "INSERT INTO provisioner_job_log_lines (job, seq, created_at, source, level, stage, output)
-         SELECT k.key, COALESCE((SELECT MAX(seq) FROM provisioner_job_log_lines WHERE job = k.key), 0) + 1,
-                ?, ?, ?, 'Late result', ?
-         FROM provisioner_job_log_keys AS k WHERE k.job_id = ?",
-    )
-    .bind(&now)
-    .bind(LogSource::ProvisionerDaemon.as_str())
-    .bind(level.as_str())
-    .bind(&note)
-    .bind(job.id.to_string())
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
-    Ok(CompleteResult::Late { note, conflict })
+    tx.commit().await.map_err(db)?;
+    Ok(result)
 }
 
 /// Stores an import's planned resources (start and stop) and findings.
@@ -499,11 +363,135 @@ async fn complete_import(
     insert_resources(tx, job_id, Transition::Stop, &import.stop_resources, now).await?;
     sqlx::query("INSERT INTO template_version_imports (job_id, result) VALUES (?, ?)")
         .bind(job_id.to_string())
-        .bind(to_json(import)?)
+        .bind(rows::to_json(import, stored::encode_import)?)
         .execute(&mut **tx)
         .await
         .map_err(db)?;
     Ok(())
+}
+
+async fn build_of_job(
+    tx: &mut Transaction<'static, Sqlite>,
+    job_id: Uuid,
+) -> Result<WorkspaceBuild> {
+    let row = sqlx::query("SELECT * FROM workspace_builds WHERE job_id = ?")
+        .bind(job_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+    rows::build(&found(row)?)
+}
+
+async fn set_build_state(
+    tx: &mut Transaction<'static, Sqlite>,
+    build_id: Uuid,
+    state: &[u8],
+    now: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE workspace_builds SET provisioner_state = ?, updated_at = ? WHERE id = ?")
+        .bind(state)
+        .bind(now)
+        .bind(build_id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Applies a completed build job's outcome to its build and workspace.
+async fn complete_build(
+    tx: &mut Transaction<'static, Sqlite>,
+    job_id: Uuid,
+    outcome: &JobOutcome,
+    now: &str,
+) -> Result<()> {
+    let build = build_of_job(tx, job_id).await?;
+    let decision = job_state::complete_build(&build, outcome);
+    if let Some(state) = decision.state {
+        set_build_state(tx, build.id, state, now).await?;
+    }
+    insert_resources(tx, job_id, decision.resources, &outcome.resources, now).await?;
+    if decision.workspace_deleted {
+        sqlx::query("UPDATE workspaces SET deleted = 1, updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(build.workspace_id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Records a result that came after the server gave up on the job, as
+/// [`job_state::late_result`] decides from the job's build and the newer
+/// builds of its workspace.
+async fn complete_late(
+    tx: &mut Transaction<'static, Sqlite>,
+    job: &Job,
+    outcome: &JobOutcome,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<CompleteResult> {
+    let mut build = None;
+    let mut newer = Vec::new();
+    if job.job_type == JobType::WorkspaceBuild {
+        let b = build_of_job(tx, job.id).await?;
+        let rows: Vec<(i64, String, Option<String>, Vec<u8>)> = sqlx::query_as(
+            "SELECT b.build_number, b.id, j.started_at, b.provisioner_state
+             FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id
+             WHERE b.workspace_id = ? AND b.build_number > ? ORDER BY b.build_number",
+        )
+        .bind(b.workspace_id.to_string())
+        .bind(b.build_number)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db)?;
+        for (number, id, started_at, provisioner_state) in rows {
+            newer.push(NewerBuild {
+                id: id.parse().map_err(|e| StoreError::Corrupt(format!("build id: {e}")))?,
+                build_number: i32::try_from(number)
+                    .map_err(|e| StoreError::Corrupt(format!("build number: {e}")))?,
+                started: started_at.is_some(),
+                provisioner_state,
+            });
+        }
+        build = Some(b);
+    }
+    let history = build.as_ref().map(|build| BuildHistory { build, newer: &newer });
+    let decision = job_state::late_result(job, history, outcome, now);
+    let now = ts(now);
+    if let Some((state, builds)) = &decision.state {
+        for id in builds {
+            set_build_state(tx, *id, state, &now).await?;
+        }
+    }
+    if let Some(transition) = decision.resources {
+        insert_resources(tx, job.id, transition, &outcome.resources, &now).await?;
+    }
+    write_job(tx, &decision.job).await?;
+    sqlx::query("UPDATE provisioner_jobs SET late_result_at = ? WHERE id = ?")
+        .bind(ts(decision.job.updated_at))
+        .bind(job.id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    // The same words in the build's log, after the daemon's last line.
+    let line = &decision.log;
+    sqlx::query(
+        "INSERT INTO provisioner_job_log_lines (job, seq, created_at, source, level, stage, output)
+         SELECT k.key, COALESCE((SELECT MAX(seq) FROM provisioner_job_log_lines WHERE job = k.key), 0) + 1,
+                ?, ?, ?, ?, ?
+         FROM provisioner_job_log_keys AS k WHERE k.job_id = ?",
+    )
+    .bind(ts(line.created_at))
+    .bind(line.source.as_str())
+    .bind(line.level.as_str())
+    .bind(&line.stage)
+    .bind(&line.output)
+    .bind(job.id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(decision.result)
 }
 
 async fn insert_resources(
@@ -522,46 +510,10 @@ async fn insert_resources(
         .bind(transition.as_str())
         .bind(now)
         .bind(position as i64)
-        .bind(to_json(r)?)
+        .bind(rows::to_json(r, stored::encode_resource)?)
         .execute(&mut **tx)
         .await
         .map_err(db)?;
-    }
-    Ok(())
-}
-
-async fn complete_build(
-    tx: &mut Transaction<'static, Sqlite>,
-    job_id: Uuid,
-    outcome: &JobOutcome,
-    now: &str,
-) -> Result<()> {
-    let row = sqlx::query("SELECT * FROM workspace_builds WHERE job_id = ?")
-        .bind(job_id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db)?;
-    let build = rows::build(&found(row)?)?;
-    if let Some(state) = &outcome.state {
-        sqlx::query(
-            "UPDATE workspace_builds SET provisioner_state = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(state)
-        .bind(now)
-        .bind(build.id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    }
-    insert_resources(tx, job_id, build.transition, &outcome.resources, now).await?;
-    let succeeded = outcome.error.is_none() && !outcome.canceled;
-    if build.transition == Transition::Delete && succeeded {
-        sqlx::query("UPDATE workspaces SET deleted = 1, updated_at = ? WHERE id = ?")
-            .bind(now)
-            .bind(build.workspace_id.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(db)?;
     }
     Ok(())
 }

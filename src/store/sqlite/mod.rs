@@ -14,11 +14,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
+use super::stored;
 use super::{
     ApiKey, AppendedLogs, BuildPage, CancelResult, CompleteResult, File, LogBatch, LogRange,
     Organization, ProvisionerKey, Result, Store, StoreError, Template, TemplateVersion, User,
     Workspace, WorkspaceFilter,
 };
+use crate::domain::job_state::Reporter;
 use crate::domain::{
     ImportResult, Job, JobOutcome, Role, StoredLog, StoredResource, WorkspaceBuild,
 };
@@ -27,6 +29,8 @@ mod builds;
 mod jobs;
 mod migrations;
 mod rows;
+#[cfg(test)]
+mod stored_format;
 
 use rows::{now, ts};
 
@@ -195,7 +199,7 @@ impl SqliteStore {
             .bind(&u.email)
             .bind(&u.name)
             .bind(&u.password_hash)
-            .bind(rows::roles_json(&u.roles))
+            .bind(stored::encode_roles(&u.roles))
             .bind(ts(u.created_at))
             .execute(&self.pool)
             .await
@@ -298,7 +302,7 @@ impl Store for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn set_user_roles(&self, id: Uuid, roles: &[Role]) -> Result<()> {
         let done = sqlx::query("UPDATE users SET rbac_roles = ? WHERE id = ?")
-            .bind(rows::roles_json(roles))
+            .bind(stored::encode_roles(roles))
             .bind(id.to_string())
             .execute(&self.pool)
             .await
@@ -373,8 +377,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_provisioner_key(&self, k: &ProvisionerKey) -> Result<()> {
-        let tags =
-            serde_json::to_string(&k.tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let tags = rows::to_json(&k.tags, stored::encode_tags)?;
         sqlx::query(
             "INSERT INTO provisioner_keys (id, organization_id, name, hashed_secret, tags, created_at)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -703,7 +706,7 @@ impl Store for SqliteStore {
         worker_id: Uuid,
         outcome: &JobOutcome,
     ) -> Result<CompleteResult> {
-        let r = jobs::complete(&self.writer, job_id, Some(worker_id), outcome).await;
+        let r = jobs::complete(&self.writer, job_id, Reporter::Daemon(worker_id), outcome).await;
         self.watch(r, false)
     }
 
@@ -718,7 +721,7 @@ impl Store for SqliteStore {
             error_code: error_code.map(str::to_owned),
             ..JobOutcome::default()
         };
-        let r = jobs::complete(&self.writer, job_id, None, &outcome).await;
+        let r = jobs::complete(&self.writer, job_id, Reporter::Server, &outcome).await;
         self.watch(r, false)
     }
 
@@ -741,7 +744,7 @@ impl Store for SqliteStore {
             .map_err(db)?;
         row.map(|r| {
             let text: String = r.get("result");
-            serde_json::from_str(&text)
+            stored::decode_import(&text)
                 .map_err(|e| StoreError::Corrupt(format!("import result of job {job_id}: {e}")))
         })
         .transpose()

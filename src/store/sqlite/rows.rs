@@ -1,13 +1,15 @@
 //! Encoding of domain values into SQLite columns and decoding rows back.
 //! Timestamps are RFC 3339 text with microseconds (sortable as text), UUIDs
-//! text, JSON text. A row that does not decode is `StoreError::Corrupt`.
+//! text, JSON text in the formats of `store::stored`. A row that does not
+//! decode is `StoreError::Corrupt`.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::domain::{Job, Role, StoredLog, StoredResource, WorkspaceBuild};
+use crate::domain::{Job, StoredLog, StoredResource, WorkspaceBuild};
+use crate::store::stored;
 use crate::store::{
     ApiKey, File, Organization, ProvisionerKey, Result, StoreError, Template, TemplateVersion,
     User, Workspace,
@@ -19,6 +21,12 @@ pub fn ts(t: DateTime<Utc>) -> String {
 
 pub fn now() -> String {
     ts(Utc::now())
+}
+
+/// The time now, at the precision the columns keep (microseconds), so a
+/// decision made with it equals what a read gives back.
+pub fn clock() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
 }
 
 fn corrupt(col: &str, e: impl std::fmt::Display) -> StoreError {
@@ -68,8 +76,22 @@ where
     text(row, col)?.parse().map_err(|e| corrupt(col, e))
 }
 
-fn json<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> Result<T> {
-    serde_json::from_str(&text(row, col)?).map_err(|e| corrupt(col, e))
+/// Decodes a JSON column by its format in `store::stored`.
+fn json<T, E: std::fmt::Display>(
+    row: &SqliteRow,
+    col: &str,
+    decode: impl FnOnce(&str) -> std::result::Result<T, E>,
+) -> Result<T> {
+    decode(&text(row, col)?).map_err(|e| corrupt(col, e))
+}
+
+/// Encodes a value for a JSON column (an encoding error means the value
+/// breaks its own type's rules, so the row would be corrupt).
+pub fn to_json<T, E: std::fmt::Display>(
+    value: T,
+    encode: impl FnOnce(T) -> std::result::Result<String, E>,
+) -> Result<String> {
+    encode(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 pub fn user(row: &SqliteRow) -> Result<User> {
@@ -79,14 +101,9 @@ pub fn user(row: &SqliteRow) -> Result<User> {
         email: text(row, "email")?,
         name: text(row, "name")?,
         password_hash: text(row, "password_hash")?,
-        roles: json(row, "rbac_roles")?,
+        roles: json(row, "rbac_roles", stored::decode_roles)?,
         created_at: time(row, "created_at")?,
     })
-}
-
-/// A user's roles as stored: a JSON array of role names.
-pub fn roles_json(roles: &[Role]) -> String {
-    serde_json::Value::from(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()).to_string()
 }
 
 pub fn api_key(row: &SqliteRow) -> Result<ApiKey> {
@@ -115,7 +132,7 @@ pub fn provisioner_key(row: &SqliteRow) -> Result<ProvisionerKey> {
         organization_id: uuid(row, "organization_id")?,
         name: text(row, "name")?,
         hashed_secret: row.try_get("hashed_secret").map_err(|e| corrupt("hashed_secret", e))?,
-        tags: json(row, "tags")?,
+        tags: json(row, "tags", stored::decode_tags)?,
         created_at: time(row, "created_at")?,
     })
 }
@@ -190,7 +207,7 @@ pub fn build(row: &SqliteRow) -> Result<WorkspaceBuild> {
         deadline: opt_time(row, "deadline")?,
         max_deadline: opt_time(row, "max_deadline")?,
         daily_cost: int(row, "daily_cost")? as i32,
-        rich_parameters: json(row, "rich_parameters")?,
+        rich_parameters: json(row, "rich_parameters", stored::decode_parameters)?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
@@ -204,8 +221,8 @@ pub fn job(row: &SqliteRow) -> Result<Job> {
         organization_id: uuid(row, "organization_id")?,
         initiator_id: uuid(row, "initiator_id")?,
         file_id: uuid(row, "file_id")?,
-        input: json(row, "input")?,
-        tags: json(row, "tags")?,
+        input: json(row, "input", stored::decode_job_input)?,
+        tags: json(row, "tags", stored::decode_tags)?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
         started_at: opt_time(row, "started_at")?,
@@ -239,6 +256,19 @@ pub fn resource(row: &SqliteRow) -> Result<StoredResource> {
         job_id: uuid(row, "job_id")?,
         transition: parsed(row, "transition")?,
         created_at: time(row, "created_at")?,
-        resource: json(row, "resource")?,
+        resource: json(row, "resource", stored::decode_resource)?,
     })
+}
+
+/// Whether a late result was already recorded for the job in `row`.
+pub fn late_result_recorded(row: &SqliteRow) -> Result<bool> {
+    Ok(opt_text(row, "late_result_at")?.is_some())
+}
+
+/// A workspace's latest build number and its job, from a row of
+/// `build_number AS latest_build_number` and the job's columns.
+pub fn latest_build(row: &SqliteRow) -> Result<(i32, Job)> {
+    let number = int(row, "latest_build_number")?;
+    let number = i32::try_from(number).map_err(|e| corrupt("latest_build_number", e))?;
+    Ok((number, job(row)?))
 }
