@@ -12,7 +12,7 @@
 //! `for_each_case!(tests_per_case, fresh_store)`, where `fresh_store` is an
 //! `async fn() -> (Arc<dyn Store>, Guard)` and the guard keeps what the store
 //! lives on (a temp dir, a scratch database) until the case ends; see
-//! `sqlite` below. A unit test checks that every method of the trait is
+//! `sqlite.rs`. A unit test checks that every method of the trait is
 //! called by some case, so a method added later without a case fails it.
 
 use futures::future::BoxFuture;
@@ -25,6 +25,7 @@ pub mod fixture;
 pub mod logs;
 pub mod queue;
 pub mod reaper;
+mod sqlite;
 pub mod templates;
 pub mod workspaces;
 
@@ -115,40 +116,6 @@ macro_rules! tests_per_case {
     )*};
 }
 pub(crate) use tests_per_case;
-
-/// The suite against SQLite: each case on a database file of its own.
-mod sqlite {
-    use std::sync::Arc;
-
-    use tempfile::TempDir;
-
-    use crate::store::{open, Store};
-
-    /// A new database file in a temp dir, migrated, in a directory the store
-    /// creates itself (as `--data-dir` does).
-    async fn fresh() -> (Arc<dyn Store>, TempDir) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("db/provisionerd.db").display());
-        (open(&url).await.expect("open a fresh sqlite store"), dir)
-    }
-
-    for_each_case!(tests_per_case, fresh);
-
-    /// Opening is not part of the trait: reopening runs the migrations again
-    /// without harm, and other schemes are refused with a hint.
-    #[tokio::test]
-    async fn reopen_and_unsupported_urls() {
-        let dir = tempfile::tempdir().expect("dir");
-        let url = format!("sqlite://{}", dir.path().join("db/provisionerd.db").display());
-        let store = open(&url).await.expect("open");
-        super::accounts::first_user_is_unique_under_a_race(store.as_ref()).await;
-        drop(store);
-        let again = open(&url).await.expect("reopen");
-        assert_eq!(again.count_users().await.expect("count"), 2, "the data survived");
-        let err = open("postgres://db.example/provisionerd").await.err().expect("unsupported");
-        assert!(err.to_string().contains("not supported yet"), "{err}");
-    }
-}
 
 /// The trait's methods, as declared in `store/mod.rs`.
 fn trait_methods() -> Vec<&'static str> {
