@@ -361,4 +361,4 @@ pub async fn open(url: &str) -> Result<DynStore> {
 }
 
 #[cfg(test)]
-mod tests;
+pub mod conformance;

@@ -1,0 +1,228 @@
+//! Cases for workspaces and their builds: lookups, unique live names, one
+//! active build per workspace, and paging of both lists.
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::fixture::{build, fixture, new_workspace, take, user, workspace, Fixture};
+use crate::domain::{JobOutcome, JobStatus, JobType, NameValue, Transition, WorkspaceBuild};
+use crate::store::{BuildPage, CompleteResult, Store, StoreError, Workspace, WorkspaceFilter};
+
+/// Runs a queued job to success as a new daemon (it must be next in line).
+async fn succeed(store: &dyn Store, job_id: Uuid) {
+    let worker = take(store, job_id).await;
+    let done = store.complete_job(job_id, worker, &JobOutcome::default()).await.expect("complete");
+    assert_eq!(done, CompleteResult::Completed);
+}
+
+/// A workspace is stored with its first build and that build's job, and
+/// each is found by every lookup the trait has.
+pub async fn workspace_with_its_first_build(store: &dyn Store) {
+    let f = fixture(store).await;
+    let ws = Workspace {
+        autostart_schedule: Some("CRON_TZ=UTC 0 9 * * 1-5".into()),
+        ttl_ms: Some(3_600_000),
+        ..workspace(&f, "Dev")
+    };
+    let (mut b1, j1) = build(&f, ws.id, 1, Transition::Start);
+    b1.rich_parameters = vec![NameValue { name: "cpu".into(), value: "2".into() }];
+    store.insert_workspace(&ws, &b1, &j1).await.expect("workspace");
+
+    let got = store.workspace(ws.id).await.expect("by id");
+    assert_eq!(
+        (got.name.as_str(), got.owner_id, got.template_id, got.deleted),
+        ("Dev", f.user.id, f.template.id, false)
+    );
+    assert_eq!((got.autostart_schedule, got.ttl_ms), (ws.autostart_schedule.clone(), ws.ttl_ms));
+    let by_name = store.workspace_by_owner_and_name(f.user.id, "dEV").await.expect("any case");
+    assert_eq!(by_name.id, ws.id);
+    let same = |b: WorkspaceBuild| (b.id, b.job_id, b.build_number, b.transition);
+    let expected = (b1.id, j1.id, 1, Transition::Start);
+    assert_eq!(same(store.build(b1.id).await.expect("build")), expected);
+    assert_eq!(same(store.build_by_job(j1.id).await.expect("by job")), expected);
+    assert_eq!(same(store.build_by_number(ws.id, 1).await.expect("by number")), expected);
+    let latest = store.latest_build(ws.id).await.expect("latest");
+    assert_eq!(same(latest.clone()), expected);
+    assert_eq!(latest.provisioner_state, b"old-state", "the state it starts from");
+    assert_eq!(latest.rich_parameters, b1.rich_parameters);
+    assert_eq!(latest.reason, b1.reason);
+    let job = store.job(j1.id).await.expect("job");
+    assert_eq!((job.job_type, job.status()), (JobType::WorkspaceBuild, JobStatus::Pending));
+
+    let nobody = Uuid::new_v4();
+    for missing in [
+        store.workspace(nobody).await.map(|_| ()),
+        store.workspace_by_owner_and_name(nobody, "Dev").await.map(|_| ()),
+        store.workspace_by_owner_and_name(f.user.id, "prod").await.map(|_| ()),
+        store.build(nobody).await.map(|_| ()),
+        store.build_by_job(nobody).await.map(|_| ()),
+        store.build_by_number(ws.id, 2).await.map(|_| ()),
+        store.latest_build(nobody).await.map(|_| ()),
+        store.job(nobody).await.map(|_| ()),
+    ] {
+        assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+    }
+}
+
+/// An owner has one live workspace of a name (any case); another owner may
+/// use it, and so may the owner again once that workspace is deleted. A
+/// refused workspace leaves neither its build nor its job behind.
+pub async fn workspace_names_are_unique_while_live(store: &dyn Store) {
+    let f = fixture(store).await;
+    let (ws, _, j1) = new_workspace(store, &f, "dev").await;
+    let twin = workspace(&f, "DEV");
+    let (tb, tj) = build(&f, twin.id, 1, Transition::Start);
+    assert!(matches!(store.insert_workspace(&twin, &tb, &tj).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.workspace(twin.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.build(tb.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.job(tj.id).await, Err(StoreError::NotFound)));
+
+    let bob = user("bob", vec![]);
+    store.insert_user(&bob).await.expect("bob");
+    let theirs = Workspace { owner_id: bob.id, ..workspace(&f, "dev") };
+    let (b, j) = build(&f, theirs.id, 1, Transition::Start);
+    store.insert_workspace(&theirs, &b, &j).await.expect("another owner's dev");
+
+    // Delete the first one; its name is free again.
+    succeed(store, j1.id).await;
+    let (del, dj) = build(&f, ws.id, 2, Transition::Delete);
+    store.insert_build(&del, &dj).await.expect("delete build");
+    store.cancel_job(j.id).await.expect("out of the way");
+    succeed(store, dj.id).await;
+    assert!(store.workspace(ws.id).await.expect("ws").deleted);
+    let again = workspace(&f, "dev");
+    let (b, j) = build(&f, again.id, 1, Transition::Start);
+    store.insert_workspace(&again, &b, &j).await.expect("the name is free again");
+    let found = store.workspace_by_owner_and_name(f.user.id, "dev").await.expect("live one");
+    assert_eq!(found.id, again.id);
+}
+
+/// A build is refused while the workspace's latest one has not completed
+/// (pending or running), and a build number is taken once.
+pub async fn one_active_build_per_workspace(store: &dyn Store) {
+    let f = fixture(store).await;
+    let (ws, b1, j1) = new_workspace(store, &f, "dev").await;
+    let (b2, j2) = build(&f, ws.id, 2, Transition::Stop);
+    assert!(
+        matches!(store.insert_build(&b2, &j2).await, Err(StoreError::Conflict(_))),
+        "one active build per workspace"
+    );
+    assert!(matches!(store.job(j2.id).await, Err(StoreError::NotFound)), "nothing half-stored");
+    let worker = take(store, j1.id).await;
+    assert!(
+        matches!(store.insert_build(&b2, &j2).await, Err(StoreError::Conflict(_))),
+        "nor while it runs"
+    );
+    store.complete_job(j1.id, worker, &JobOutcome::default()).await.expect("complete");
+    store.insert_build(&b2, &j2).await.expect("after it completed");
+    assert_eq!(store.latest_build(ws.id).await.expect("latest").id, b2.id);
+    store.cancel_job(j2.id).await.expect("cancel");
+    let (twin, tj) = build(&f, ws.id, 2, Transition::Start);
+    assert!(
+        matches!(store.insert_build(&twin, &tj).await, Err(StoreError::Conflict(_))),
+        "build #2 exists"
+    );
+    assert_eq!(store.build_by_number(ws.id, 2).await.expect("#2").id, b2.id);
+    assert_eq!(store.build_by_number(ws.id, 1).await.expect("#1").id, b1.id);
+}
+
+/// Workspaces list oldest first; the count is of all that match the
+/// filter, whatever the page; deleted ones only when asked for.
+pub async fn workspaces_are_paged_and_filtered(store: &dyn Store) {
+    let f = fixture(store).await;
+    let base = Utc::now() - Duration::hours(1);
+    let at = |seconds: i64| base + Duration::seconds(seconds);
+    // A deleted workspace of alice's, made first so its jobs are next in
+    // line, and created between her second and third live ones.
+    let gone = insert_at(store, &f, "gone", f.user.id, at(150)).await;
+    succeed(store, store.latest_build(gone).await.expect("b1").job_id).await;
+    let (del, dj) = build(&f, gone, 2, Transition::Delete);
+    store.insert_build(&del, &dj).await.expect("delete");
+    succeed(store, dj.id).await;
+    let bob = user("bob", vec![]);
+    store.insert_user(&bob).await.expect("bob");
+    let mut alice = Vec::new();
+    for (i, seconds) in [180, 60, 240, 120].into_iter().enumerate() {
+        alice.push((seconds, insert_at(store, &f, &format!("a{i}"), f.user.id, at(seconds)).await));
+    }
+    alice.sort();
+    let alice: Vec<Uuid> = alice.into_iter().map(|(_, id)| id).collect();
+    let theirs = insert_at(store, &f, "b0", bob.id, at(600)).await;
+
+    let list = |filter: WorkspaceFilter| async move {
+        let (page, count) = store.workspaces(&filter).await.expect("list");
+        (page.into_iter().map(|w| w.id).collect::<Vec<_>>(), count)
+    };
+    let live = [alice.clone(), vec![theirs]].concat();
+    assert_eq!(list(WorkspaceFilter::default()).await, (live.clone(), 5), "oldest first");
+    let page = |limit, offset| WorkspaceFilter { limit, offset, ..WorkspaceFilter::default() };
+    assert_eq!(list(page(Some(2), 0)).await, (live[..2].to_vec(), 5));
+    assert_eq!(list(page(Some(2), 2)).await, (live[2..4].to_vec(), 5));
+    assert_eq!(list(page(Some(2), 4)).await, (live[4..].to_vec(), 5));
+    assert_eq!(list(page(None, 3)).await, (live[3..].to_vec(), 5), "offset without a limit");
+    assert_eq!(list(page(Some(2), 10)).await, (vec![], 5), "past the end");
+    let mine = WorkspaceFilter { owner_id: Some(f.user.id), ..WorkspaceFilter::default() };
+    assert_eq!(list(mine.clone()).await, (alice.clone(), 4));
+    let everything = WorkspaceFilter { include_deleted: true, ..mine.clone() };
+    let with_gone = [alice[..2].to_vec(), vec![gone], alice[2..].to_vec()].concat();
+    assert_eq!(list(everything.clone()).await, (with_gone.clone(), 5), "deleted when asked");
+    let second = WorkspaceFilter { limit: Some(1), offset: 2, ..everything };
+    assert_eq!(list(second).await, (vec![gone], 5));
+    let nobody = WorkspaceFilter { owner_id: Some(Uuid::new_v4()), ..WorkspaceFilter::default() };
+    assert_eq!(list(nobody).await, (vec![], 0));
+}
+
+/// Inserts a workspace of `owner` created at `at` (its first build pending)
+/// and returns its id.
+async fn insert_at(
+    store: &dyn Store,
+    f: &Fixture,
+    name: &str,
+    owner: Uuid,
+    at: DateTime<Utc>,
+) -> Uuid {
+    let ws = Workspace { owner_id: owner, created_at: at, updated_at: at, ..workspace(f, name) };
+    let (b, j) = build(f, ws.id, 1, Transition::Start);
+    store.insert_workspace(&ws, &b, &j).await.expect("workspace");
+    ws.id
+}
+
+/// A workspace's builds list newest first, paged by limit and offset, and
+/// `since` keeps those created at or after it.
+pub async fn builds_are_paged_newest_first(store: &dyn Store) {
+    let f = fixture(store).await;
+    let base = Utc::now() - Duration::hours(1);
+    let ws = workspace(&f, "dev");
+    let mut created = Vec::new();
+    for number in 1..=5 {
+        let transition = if number % 2 == 1 { Transition::Start } else { Transition::Stop };
+        let (mut b, j) = build(&f, ws.id, number, transition);
+        b.created_at = base + Duration::minutes(i64::from(number));
+        if number == 1 {
+            store.insert_workspace(&ws, &b, &j).await.expect("workspace");
+        } else {
+            store.insert_build(&b, &j).await.expect("build");
+        }
+        succeed(store, j.id).await;
+        created.push(b.created_at);
+    }
+    let _other = new_workspace(store, &f, "other").await;
+    let numbers = |page: BuildPage| async move {
+        let builds = store.builds_of_workspace(ws.id, &page).await.expect("builds");
+        builds.into_iter().map(|b| b.build_number).collect::<Vec<_>>()
+    };
+    assert_eq!(numbers(BuildPage::default()).await, [5, 4, 3, 2, 1], "newest first");
+    let page = |limit, offset| BuildPage { limit, offset, since: None };
+    assert_eq!(numbers(page(Some(2), 0)).await, [5, 4]);
+    assert_eq!(numbers(page(Some(2), 2)).await, [3, 2]);
+    assert_eq!(numbers(page(None, 3)).await, [2, 1], "offset without a limit");
+    assert_eq!(numbers(page(Some(2), 5)).await, [0; 0], "past the end");
+    let since = BuildPage { since: Some(created[2]), ..BuildPage::default() };
+    assert_eq!(numbers(since.clone()).await, [5, 4, 3], "since is inclusive");
+    let paged = BuildPage { limit: Some(1), offset: 1, ..since };
+    assert_eq!(numbers(paged).await, [4]);
+    let later = BuildPage { since: Some(Utc::now() + Duration::hours(1)), ..BuildPage::default() };
+    assert_eq!(numbers(later).await, [0; 0]);
+    let other = store.builds_of_workspace(Uuid::new_v4(), &BuildPage::default()).await;
+    assert!(other.expect("an unknown workspace has no builds").is_empty());
+}
