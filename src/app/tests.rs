@@ -173,3 +173,26 @@ async fn rules_and_permissions_hold_without_http() {
     assert_eq!(refusal.message, "Invalid transition: the workspace is already stopped.");
     assert_eq!(refusal.validations[0].field, "transition");
 }
+
+/// Completing and failing jobs tell the event bus; a result from a daemon
+/// that does not own the job is refused as a conflict, and nothing is told.
+#[tokio::test]
+async fn ending_jobs_tells_the_event_bus() {
+    let (w, ws) = world().await;
+    let stop = BuildRequest::new(Transition::Stop, BuildReason::Autostop);
+    let build = w.app().queue_build(Subject::System, ws, stop).await.expect("stop");
+    let mut events = w.events.subscribe();
+    let outcome = JobOutcome::default();
+    let err = w.app().complete_job(build.job_id, Uuid::new_v4(), &outcome).await;
+    assert!(matches!(err, Err(Error::Conflict(_))), "not the owner: {err:?}");
+    assert!(matches!(events.try_recv(), Err(TryRecvError::Empty)));
+
+    w.app()
+        .fail_job(build.job_id, "no daemon took it", Some("PENDING_TIMEOUT"))
+        .await
+        .expect("fail");
+    assert!(matches!(events.try_recv(), Ok(Event::JobUpdated(id)) if id == build.job_id));
+    let job = w.store.job(build.job_id).await.expect("job");
+    assert_eq!(job.status(), JobStatus::Failed);
+    assert_eq!(job.error_code.as_deref(), Some("PENDING_TIMEOUT"));
+}
