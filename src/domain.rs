@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 mod agent;
+mod build_rules;
 pub mod job_state;
 mod template;
 
 pub use agent::{Agent, AgentMetadata, App, Healthcheck, Script};
+pub use build_rules::{check_imported, check_transition, NotImported};
 pub use template::{
     resolve_parameters, ImportResult, ParameterIssue, ParameterOption, TemplateParameter,
     TemplateVariable,

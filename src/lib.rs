@@ -1,6 +1,8 @@
 //! provisionerd runs Terraform workspace builds.
 //!
 //! Module map:
+//! - [`app`]: the use cases (queue a build, create a workspace, import a
+//!   template, ...) with their rules and authorisation; no HTTP or gRPC.
 //! - [`domain`]: jobs, builds, logs, resources and their derived statuses.
 //! - [`store`]: the only place with SQL; a trait with a backend per database.
 //! - [`server`]: REST API (axum), gRPC daemon service (tonic), built-in daemons.
@@ -9,6 +11,7 @@
 //! - [`proto`]: generated protocol types, used only at the gRPC edges.
 //! - [`config`]: command line and environment.
 
+pub mod app;
 pub mod config;
 pub mod demo;
 pub mod domain;

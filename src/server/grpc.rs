@@ -33,6 +33,7 @@ use super::auth::{secret_matches, Credential, DaemonAuth, KEY_HEADER};
 use super::offer::job_offer;
 use super::wire;
 use super::{AppState, Event, StoredLogs};
+use crate::app;
 use crate::domain::{Job, JobType, Provisioner, Tags, DAEMON_LOST};
 use crate::proto::{self, daemon_message::Msg as In, server_message::Msg as Out};
 use crate::store::{AcquireRequest, CompleteResult, LogBatch, StoreError};
@@ -269,6 +270,8 @@ enum SessionError {
     Gone,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    App(#[from] app::Error),
     /// The daemon broke the protocol (message order, malformed fields).
     #[error("protocol violation: {0}")]
     Protocol(String),
@@ -501,10 +504,9 @@ impl Session {
     async fn on_complete(&mut self, c: proto::Complete) -> Result<(), SessionError> {
         let job_id = parse_uuid(&c.job_id, "job_id")?;
         let outcome = wire::outcome_from_proto(c)?;
-        let note = match self.state.store.complete_job(job_id, self.daemon.id, &outcome).await {
+        let note = match self.state.app().complete_job(job_id, self.daemon.id, &outcome).await {
             Ok(CompleteResult::Completed) => {
                 tracing::info!(job = %job_id, failed = outcome.error.is_some(), "job completed");
-                self.state.events.publish(Event::JobUpdated(job_id));
                 String::new()
             }
             Ok(CompleteResult::AlreadyCompleted) => String::new(),
@@ -514,12 +516,11 @@ impl Session {
                 } else {
                     tracing::warn!(job = %job_id, daemon = %self.daemon.name, %note, "late result kept");
                 }
-                self.state.events.publish(Event::JobUpdated(job_id));
                 note
             }
             // Someone else owns it now (it was failed and re-queued): the
             // daemon's result is stale, so acknowledge and drop it.
-            Err(StoreError::Conflict(msg)) => {
+            Err(app::Error::Conflict(app::Refusal { detail: msg, .. })) => {
                 tracing::warn!(job = %job_id, daemon = %self.daemon.name, %msg, "stale completion dropped");
                 format!("the result was refused and dropped: {msg}")
             }
@@ -664,8 +665,7 @@ impl Session {
                     // instead of handing it out forever.
                     let msg = format!("failed to prepare job for the daemon: {e}");
                     tracing::error!(job = %job.id, %msg);
-                    self.state.store.fail_job(job.id, &msg, None).await?;
-                    self.state.events.publish(Event::JobUpdated(job.id));
+                    self.state.app().fail_job(job.id, &msg, None).await?;
                     continue;
                 }
             };
@@ -735,7 +735,9 @@ impl From<SessionError> for Status {
             SessionError::Gone => Status::cancelled(e.to_string()),
             SessionError::Disconnected(_) => Status::unavailable(e.to_string()),
             // Details stay in the server's log (run() logged them).
-            SessionError::Store(_) => Status::internal("internal error; see the server's log"),
+            SessionError::Store(_) | SessionError::App(_) => {
+                Status::internal("internal error; see the server's log")
+            }
         }
     }
 }

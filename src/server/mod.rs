@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use crate::store::DynStore;
 
-pub mod access;
+/// Who may do what; it lives with the use cases that ask it.
+pub use crate::app::access;
 pub mod api;
 pub mod auth;
 pub mod background;
@@ -34,6 +35,13 @@ pub struct AppState {
     pub daemons: daemons::Registry,
     /// Failed-login limiter and the log followers' store read permits.
     pub limits: Arc<limits::Limits>,
+}
+
+impl AppState {
+    /// The use cases over this server's store and event bus.
+    pub fn app(&self) -> crate::app::App<'_> {
+        crate::app::App::new(self.store.as_ref(), &self.events)
+    }
 }
 
 /// Server behaviour the handlers and the daemon service need to know about.

@@ -2,11 +2,13 @@
 //! lost with a server restart. Without this, such a job would stay
 //! `running` forever and block its workspace. The build's previous state is
 //! kept (a failure never overwrites state), so the next build can run.
+//! Failing goes through the use case (`app::App::fail_job`), which also
+//! tells the event bus.
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{AppState, Event};
+use super::AppState;
 
 /// Error code of jobs failed because their daemon stopped answering.
 pub use crate::domain::DAEMON_LOST;
@@ -42,9 +44,8 @@ fn ago(d: std::time::Duration) -> chrono::DateTime<Utc> {
 }
 
 async fn fail(state: &AppState, job: uuid::Uuid, message: &str, code: &str) {
-    match state.store.fail_job(job, message, Some(code)).await {
-        Ok(_) => state.events.publish(Event::JobUpdated(job)),
-        Err(e) => tracing::error!(%job, error = %e, "reaper could not fail job"),
+    if let Err(e) = state.app().fail_job(job, message, Some(code)).await {
+        tracing::error!(%job, error = %e, "reaper could not fail job");
     }
 }
 

@@ -21,4 +21,5 @@ mod partition;
 mod proxy;
 mod queue;
 mod restart;
+mod store_outage;
 mod tls;

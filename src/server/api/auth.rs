@@ -1,72 +1,22 @@
-//! Users' authentication: argon2 password hashes, and session tokens of the
+//! Users' sessions (password hashes are `app/passwords.rs`): session tokens of the
 //! form `<id>-<secret>` whose secret is stored only as a sha256 digest and
 //! compared in constant time. The [`Caller`] extractor turns the
 //! `Coder-Session-Token` header (or cookie) into the calling user.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::Utc;
 use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
-use std::sync::LazyLock;
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 
 use super::error::ApiError;
-use crate::server::access::{self, Action, Actor, Resource};
+use crate::app::access::{Actor, Subject};
 use crate::server::AppState;
 use crate::store::{ApiKey, StoreError, User};
 
 pub const TOKEN_HEADER: &str = "Coder-Session-Token";
 const TOKEN_COOKIE: &str = "coder_session_token";
-
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(ApiError::internal)
-}
-
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-        .unwrap_or(false)
-}
-
-/// Password hashes computed at once, process-wide: half the CPUs (at least
-/// one), so a burst of logins leaves CPU for everything else. An argon2 hash
-/// takes tens of milliseconds and 19 MiB, and on an async worker thread it
-/// stalled every request on that thread (300 concurrent logins held
-/// `/healthz` for 2.2 s).
-static HASHING: LazyLock<Semaphore> = LazyLock::new(|| {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Semaphore::new((cpus / 2).max(1))
-});
-
-/// Runs `work` on a blocking thread once a hashing slot is free.
-async fn in_hash_pool<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    let _slot = HASHING.acquire().await.map_err(ApiError::internal)?;
-    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)
-}
-
-/// [`hash_password`] off the async worker threads, in the bounded pool.
-pub async fn hash_password_pooled(password: &str) -> Result<String, ApiError> {
-    let password = password.to_owned();
-    in_hash_pool(move || hash_password(&password)).await?
-}
-
-/// [`verify_password`] off the async worker threads, in the bounded pool.
-pub async fn verify_password_pooled(password: &str, hash: &str) -> Result<bool, ApiError> {
-    let (password, hash) = (password.to_owned(), hash.to_owned());
-    in_hash_pool(move || verify_password(&password, &hash)).await
-}
 
 /// Creates a session for `user` and returns its token.
 pub async fn new_session(state: &AppState, user: &User) -> Result<String, ApiError> {
@@ -98,9 +48,9 @@ impl Caller {
         Actor::of(&self.user)
     }
 
-    /// Whether the caller may do `action` to `resource` (see `access`).
-    pub fn may(&self, action: Action, resource: Resource) -> Result<(), ApiError> {
-        Ok(access::check(self.actor(), action, resource)?)
+    /// The caller as the use cases see them.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject::User(self.actor())
     }
 }
 
@@ -146,19 +96,5 @@ impl FromRequestParts<AppState> for Caller {
         }
         let user = state.store.user_by_id(key.user_id).await?;
         Ok(Caller { user, key_id: key.id })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_verify_only_against_their_hash() {
-        let hash = hash_password("hunter2-but-longer").expect("hash");
-        assert!(hash.starts_with("$argon2"));
-        assert!(verify_password("hunter2-but-longer", &hash));
-        assert!(!verify_password("hunter3-but-longer", &hash));
-        assert!(!verify_password("x", "not a hash"));
     }
 }

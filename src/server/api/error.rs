@@ -1,6 +1,9 @@
 //! The API's one error type and its translation to Coder's JSON shape
-//! `{"message", "detail", "validations": [{"field", "detail"}]}`. Store and
-//! internal errors become an opaque 500 whose cause is logged, never sent.
+//! `{"message", "detail", "validations": [{"field", "detail"}]}`: the one
+//! translation of the use cases' [`app::Error`] into HTTP. Store errors
+//! reach it through `app::Error` (whose `From<StoreError>` is the one
+//! translation of those), so a database outage is an opaque 500 whose cause
+//! is logged, never sent.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
@@ -8,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::server::access::AccessError;
+use crate::app::{self, access::AccessError};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,28 +88,39 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl From<app::Error> for ApiError {
+    fn from(e: app::Error) -> Self {
+        let refusal = |status, r: app::Refusal| {
+            let validations = r
+                .validations
+                .into_iter()
+                .map(|v| Validation { field: v.field, detail: v.detail })
+                .collect();
+            Self { status, message: r.message, detail: r.detail, validations }
+        };
         match e {
-            StoreError::NotFound => Self::not_found(),
-            StoreError::Conflict(msg) => {
-                Self::conflict("The request conflicts with the current state.").detail(msg)
-            }
-            StoreError::Unwritable(why) => {
+            app::Error::NotFound => Self::not_found(),
+            app::Error::Forbidden(r) => refusal(StatusCode::FORBIDDEN, r),
+            app::Error::Invalid(r) => refusal(StatusCode::BAD_REQUEST, r),
+            app::Error::Conflict(r) => refusal(StatusCode::CONFLICT, r),
+            app::Error::Unavailable(why) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "The server cannot store changes right now.")
                     .detail(format!("the database refused the write ({why}): free disk space on the server's data volume, then retry; the server recovers by itself"))
             }
-            other => Self::internal(other),
+            app::Error::Internal(cause) => Self::internal(cause),
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        app::Error::from(e).into()
     }
 }
 
 impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> Self {
-        match e {
-            AccessError::Hidden => Self::not_found(),
-            AccessError::Forbidden { message, remedy } => Self::forbidden(message).detail(remedy),
-        }
+        app::Error::from(e).into()
     }
 }
 

@@ -1,24 +1,21 @@
 //! Provisioner keys per organization: create (the secret is shown once),
 //! list (never the secret), delete (which disconnects daemons using it).
 //! Owners and template admins only: to Coder a key is a provisioner daemon.
+//! Parse, call `app/provisioners.rs`, render.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
-use super::users::resolve_org;
-use super::{validate, validate_name, Body};
-use crate::domain::{with_default_scope, Tags};
-use crate::server::access::{Action, Resource};
-use crate::server::{AppState, Event};
-use crate::store::{ProvisionerKey, StoreError};
+use super::error::ApiResult;
+use super::Body;
+use crate::domain::Tags;
+use crate::server::AppState;
+use crate::store::ProvisionerKey;
 
 #[derive(Deserialize)]
 pub struct CreateKey {
@@ -52,32 +49,8 @@ pub async fn create(
     Path(org): Path<String>,
     Body(req): Body<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    caller.may(Action::Create, Resource::ProvisionerDaemon)?;
-    let org = resolve_org(&state, &org).await?;
-    validate_name("name", &req.name)?;
-    validate::tags("tags", &req.tags)?;
-    let mut secret = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut secret);
-    let secret = hex::encode(secret);
-    let key = ProvisionerKey {
-        id: Uuid::new_v4(),
-        organization_id: org.id,
-        name: req.name,
-        hashed_secret: Sha256::digest(secret.as_bytes()).to_vec(),
-        tags: with_default_scope(req.tags),
-        created_at: Utc::now(),
-    };
-    match state.store.insert_provisioner_key(&key).await {
-        Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::conflict(format!(
-                "A provisioner key named {:?} already exists.",
-                key.name
-            )))
-        }
-        other => other?,
-    }
-    // The only time the secret leaves the server.
-    Ok((StatusCode::CREATED, Json(serde_json::json!({"key": format!("{}.{secret}", key.id)}))))
+    let (_, token) = state.app().create_key(caller.subject(), &org, req.name, req.tags).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({"key": token}))))
 }
 
 pub async fn list(
@@ -85,9 +58,8 @@ pub async fn list(
     caller: Caller,
     Path(org): Path<String>,
 ) -> ApiResult<Json<Vec<KeyJson>>> {
-    caller.may(Action::Read, Resource::ProvisionerDaemon)?;
-    let org = resolve_org(&state, &org).await?;
-    Ok(Json(state.store.provisioner_keys(org.id).await?.iter().map(key_json).collect()))
+    let keys = state.app().keys(caller.subject(), &org).await?;
+    Ok(Json(keys.iter().map(key_json).collect()))
 }
 
 pub async fn delete(
@@ -95,9 +67,6 @@ pub async fn delete(
     caller: Caller,
     Path((org, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    caller.may(Action::Delete, Resource::ProvisionerDaemon)?;
-    let org = resolve_org(&state, &org).await?;
-    let key = state.store.delete_provisioner_key(org.id, &name).await?;
-    state.events.publish(Event::KeyRevoked(key.id));
+    state.app().delete_key(caller.subject(), &org, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -25,11 +25,9 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::builds::visible_build;
 use super::error::{ApiError, ApiResult};
 use super::{json, uuid_param, Query};
 use crate::domain::StoredLog;
-use crate::server::access::{Action, Resource};
 use crate::server::limits::{FollowPage, Limits};
 use crate::server::{AppState, Event, LogBatch};
 use crate::store::{LogRange, StoreError};
@@ -68,7 +66,7 @@ pub async fn build_logs(
     Query(q): Query<LogQuery>,
     req: Request,
 ) -> ApiResult<Response> {
-    let build = visible_build(&state, &caller, &id).await?;
+    let build = state.app().build(caller.subject(), uuid_param("workspacebuild", &id)?).await?;
     respond(state, build.job_id, q, req).await
 }
 
@@ -79,11 +77,8 @@ pub async fn version_logs(
     Query(q): Query<LogQuery>,
     req: Request,
 ) -> ApiResult<Response> {
-    let version = state.store.template_version(uuid_param("templateversion", &id)?).await?;
-    caller.may(
-        Action::Read,
-        Resource::TemplateVersion { has_template: version.template_id.is_some() },
-    )?;
+    let id = uuid_param("templateversion", &id)?;
+    let version = state.app().template_version(caller.subject(), id).await?;
     respond(state, version.job_id, q, req).await
 }
 

@@ -1,6 +1,7 @@
 //! The REST API of the seeds under `/api/v2`: users and sessions, files,
-//! templates, workspaces, builds and logs. Handlers translate between HTTP
-//! and the store; every error goes out through [`error::ApiError`].
+//! templates, workspaces, builds and logs. Handlers parse a request, call a
+//! use case (`crate::app`), which decides and authorises, and render its
+//! result (`json.rs`); every error goes out through [`error::ApiError`].
 //!
 //! The API does not talk to daemons: it queues jobs in the store and
 //! publishes events; the gRPC service hands the jobs out.
@@ -17,6 +18,7 @@ use error::{ApiError, ApiResult};
 
 mod auth;
 mod builds;
+mod daemons;
 mod error;
 mod files;
 mod json;
@@ -26,8 +28,9 @@ mod outer;
 pub mod resources;
 mod templates;
 mod users;
-mod validate;
 mod workspaces;
+
+use crate::app::validate;
 
 pub use outer::{MAX_JSON_BYTES, MAX_URI_BYTES};
 pub use validate::name as validate_name;
@@ -107,7 +110,7 @@ pub fn router(state: AppState, grpc: Router) -> Router {
         .route("/users/{user}/roles", put(users::put_roles))
         .route("/users/{user}/organizations", get(users::organizations))
         .route("/organizations/{organization}", get(users::organization))
-        .route("/organizations/{organization}/provisionerdaemons", get(users::daemons))
+        .route("/organizations/{organization}/provisionerdaemons", get(daemons::list))
         .route("/organizations/{organization}/provisionerkeys", post(keys::create).get(keys::list))
         .route(
             "/organizations/{organization}/provisionerkeys/{name}",

@@ -14,13 +14,12 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::uuid_param;
 use crate::domain::{
-    Agent, App, ImportResult, Job, JobInput, JobStatus, Resource, StoredResource,
-    TemplateParameter, TemplateVariable,
+    Agent, App, ImportResult, Job, JobInput, Resource, StoredResource, TemplateParameter,
+    TemplateVariable,
 };
-use crate::server::access::{self, Action};
 use crate::server::AppState;
 
 #[derive(Serialize)]
@@ -187,19 +186,8 @@ fn app(p: &App) -> Value {
 
 /// The import job of a version the caller may read, once it has succeeded.
 async fn imported(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
-    let version = state.store.template_version(uuid_param("templateversion", id)?).await?;
-    let has_template = version.template_id.is_some();
-    caller.may(Action::Read, access::Resource::TemplateVersion { has_template })?;
-    let job = state.store.job(version.job_id).await?;
-    match job.status() {
-        JobStatus::Succeeded => Ok(job),
-        JobStatus::Failed | JobStatus::Canceled | JobStatus::Canceling => {
-            Err(ApiError::bad_request("The template version's import did not succeed.")
-                .detail(job.error.unwrap_or_default()))
-        }
-        _ => Err(ApiError::bad_request("The template version's import has not completed.")
-            .detail("wait for the version's job to succeed, then ask again")),
-    }
+    let id = uuid_param("templateversion", id)?;
+    Ok(state.app().imported_version(caller.subject(), id).await?)
 }
 
 /// What the succeeded import of a version found.

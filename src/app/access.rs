@@ -16,8 +16,10 @@
 //! not read the resource, so may not learn it exists) and
 //! [`AccessError::Forbidden`] where it answers 403 (the caller can see the
 //! resource, or there is no single resource to hide). The decision is pure:
-//! it knows no HTTP, no store and no request; `api/error.rs` turns it into a
-//! response.
+//! it knows no HTTP, no store and no request. The use cases (`app/`) ask it
+//! for a [`Subject`] (a user, or the server itself, which may do anything)
+//! before they act; `app::Error` carries a denial and `api/error.rs` turns
+//! that into a response.
 
 use uuid::Uuid;
 
@@ -52,6 +54,34 @@ impl<'a> Actor<'a> {
 
     fn manages_users(&self) -> bool {
         self.is_owner() || self.has(Role::UserAdmin)
+    }
+}
+
+/// Who runs a use case.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// A signed-in user, whose roles decide.
+    User(Actor<'a>),
+    /// The server itself (a scheduler, the reaper, the daemon service): no
+    /// role applies, it may do everything.
+    System,
+}
+
+impl Subject<'_> {
+    /// Whether the subject may do `action` to `resource`.
+    pub fn may(self, action: Action, resource: Resource) -> Result<(), AccessError> {
+        match self {
+            Subject::User(actor) => check(actor, action, resource),
+            Subject::System => Ok(()),
+        }
+    }
+
+    /// The user, when a user runs the use case.
+    pub fn user_id(self) -> Option<Uuid> {
+        match self {
+            Subject::User(actor) => Some(actor.id),
+            Subject::System => None,
+        }
     }
 }
 

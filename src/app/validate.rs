@@ -1,16 +1,16 @@
-//! Coder's limits on what the API accepts, as functions that answer a 400
-//! naming the field: names (users, workspaces, templates), template version
+//! Coder's limits on what the API accepts, as functions that answer
+//! `Error::Invalid` (a 400) naming the field: names (users, workspaces, templates), template version
 //! names, display names, real names, descriptions, provisioner tags and the
 //! number of `rich_parameter_values`. NUL in any JSON text is refused for
 //! every body by [`reject_nul`], which the `Body` extractor calls.
 //!
 //! The rules follow Coder's `codersdk/name.go` and its request limits; the
 //! code and messages are ours. Whether a parameter is declared by the
-//! template is checked where builds are prepared (`builds.rs`).
+//! template is checked where builds are queued (`app/builds.rs`).
 
 use std::collections::BTreeMap;
 
-use super::error::{ApiError, ApiResult};
+use super::{Error, Result};
 
 /// Longest user, workspace or template name (Coder's `NameValid`).
 pub const MAX_NAME: usize = 32;
@@ -37,24 +37,24 @@ pub const MAX_VALUES: usize = 256;
 
 /// Coder's name rule: 1-32 ASCII letters or digits in groups joined by
 /// single hyphens, and not `new` or `create` (they clash with routes).
-pub fn name(field: &str, value: &str) -> ApiResult<()> {
+pub fn name(field: &str, value: &str) -> Result<()> {
     if value.is_empty() {
-        return Err(ApiError::invalid(field, format!("{field} is required")));
+        return Err(Error::invalid(field, format!("{field} is required")));
     }
     if value.len() > MAX_NAME {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             field,
             format!("{field} must be at most {MAX_NAME} characters, not {}", value.len()),
         ));
     }
     if value == "new" || value == "create" {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             field,
             format!("{value:?} is reserved: choose another {field}"),
         ));
     }
     if !groups_joined_by(value, |c| c == '-') {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             field,
             format!(
                 "{value:?} is not a valid {field}: use letters and digits, with single \
@@ -67,15 +67,15 @@ pub fn name(field: &str, value: &str) -> ApiResult<()> {
 
 /// Coder's template version name rule: up to 64 letters or digits in
 /// groups joined by single `_`, `.` or `-`.
-pub fn version_name(field: &str, value: &str) -> ApiResult<()> {
+pub fn version_name(field: &str, value: &str) -> Result<()> {
     if value.len() > MAX_VERSION_NAME {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             field,
             format!("{field} must be at most {MAX_VERSION_NAME} characters, not {}", value.len()),
         ));
     }
     if !groups_joined_by(value, |c| matches!(c, '-' | '_' | '.')) {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             field,
             format!(
                 "{value:?} is not a valid {field}: use letters and digits, with single \
@@ -97,22 +97,22 @@ fn groups_joined_by(value: &str, is_separator: impl Fn(char) -> bool) -> bool {
 
 /// Coder's display name rule: empty, or at most 64 characters that neither
 /// start nor end with whitespace.
-pub fn display_name(field: &str, value: &str) -> ApiResult<()> {
+pub fn display_name(field: &str, value: &str) -> Result<()> {
     max_len(field, value, MAX_DISPLAY_NAME)?;
     trimmed(field, value)
 }
 
 /// Coder's real name rule: at most 128 characters, no surrounding whitespace.
-pub fn real_name(field: &str, value: &str) -> ApiResult<()> {
+pub fn real_name(field: &str, value: &str) -> Result<()> {
     max_len(field, value, MAX_REAL_NAME)?;
     trimmed(field, value)
 }
 
 /// At most `max` characters (Unicode scalar values, as Coder's UI counts).
-pub fn max_len(field: &str, value: &str, max: usize) -> ApiResult<()> {
+pub fn max_len(field: &str, value: &str, max: usize) -> Result<()> {
     let n = value.chars().count();
     if n > max {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             field,
             format!("{field} must be at most {max} characters, not {n}"),
         ));
@@ -120,9 +120,9 @@ pub fn max_len(field: &str, value: &str, max: usize) -> ApiResult<()> {
     Ok(())
 }
 
-fn trimmed(field: &str, value: &str) -> ApiResult<()> {
+fn trimmed(field: &str, value: &str) -> Result<()> {
     if value.trim() != value {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             field,
             format!("{field} must not start or end with whitespace"),
         ));
@@ -131,7 +131,7 @@ fn trimmed(field: &str, value: &str) -> ApiResult<()> {
 }
 
 /// An email address: something before and after one `@`, no whitespace.
-pub fn email(field: &str, value: &str) -> ApiResult<()> {
+pub fn email(field: &str, value: &str) -> Result<()> {
     let ok = value.len() <= MAX_EMAIL
         && !value.chars().any(char::is_whitespace)
         && value.split_once('@').is_some_and(|(local, domain)| {
@@ -140,7 +140,7 @@ pub fn email(field: &str, value: &str) -> ApiResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid(
+        Err(Error::invalid(
             field,
             format!("{field} must be an email address such as user@example.com"),
         ))
@@ -150,9 +150,9 @@ pub fn email(field: &str, value: &str) -> ApiResult<()> {
 /// Provisioner tags: at most 64; keys of letters, digits and `-_.:/`, up to
 /// 128 characters; values up to 256 printable characters. The daemons
 /// match tags exactly, so anything unprintable could only ever mismatch.
-pub fn tags(field: &str, tags: &BTreeMap<String, String>) -> ApiResult<()> {
+pub fn tags(field: &str, tags: &BTreeMap<String, String>) -> Result<()> {
     if tags.len() > MAX_TAGS {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             field,
             format!("at most {MAX_TAGS} tags are allowed, not {}", tags.len()),
         ));
@@ -162,7 +162,7 @@ pub fn tags(field: &str, tags: &BTreeMap<String, String>) -> ApiResult<()> {
             && key.len() <= MAX_TAG_KEY
             && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c));
         if !key_ok {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 &format!("{field}.{key}"),
                 format!(
                     "tag key {key:?} is invalid: use 1-{MAX_TAG_KEY} letters, digits, \
@@ -171,7 +171,7 @@ pub fn tags(field: &str, tags: &BTreeMap<String, String>) -> ApiResult<()> {
             ));
         }
         if value.chars().count() > MAX_TAG_VALUE || value.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 &format!("{field}.{key}"),
                 format!(
                     "the value of tag {key:?} must be at most {MAX_TAG_VALUE} characters \
@@ -184,9 +184,9 @@ pub fn tags(field: &str, tags: &BTreeMap<String, String>) -> ApiResult<()> {
 }
 
 /// A bounded list of name/value pairs with each name given once.
-pub fn values(field: &str, names: &[&str]) -> ApiResult<()> {
+pub fn values(field: &str, names: &[&str]) -> Result<()> {
     if names.len() > MAX_VALUES {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             field,
             format!("at most {MAX_VALUES} values are allowed, not {}", names.len()),
         ));
@@ -194,7 +194,7 @@ pub fn values(field: &str, names: &[&str]) -> ApiResult<()> {
     let mut seen = std::collections::BTreeSet::new();
     for (i, n) in names.iter().enumerate() {
         if !seen.insert(*n) {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 &format!("{field}[{i}].name"),
                 format!("{n:?} is given more than once"),
             ));
@@ -206,12 +206,12 @@ pub fn values(field: &str, names: &[&str]) -> ApiResult<()> {
 /// Refuses NUL anywhere in a JSON document's strings (keys included):
 /// SQLite and PostgreSQL text cannot hold it faithfully and no name,
 /// description or value needs it. The field is named by its JSON path.
-pub fn reject_nul(value: &serde_json::Value) -> ApiResult<()> {
+pub fn reject_nul(value: &serde_json::Value) -> Result<()> {
     match find_nul(value, String::new()) {
         None => Ok(()),
         Some(path) => {
             let field = if path.is_empty() { "body".to_owned() } else { path };
-            Err(ApiError::invalid(&field, format!("{field} must not contain NUL characters")))
+            Err(Error::invalid(&field, format!("{field} must not contain NUL characters")))
         }
     }
 }
@@ -284,7 +284,7 @@ mod tests {
         assert!(tags("tags", &t("scope", "organization")).is_ok());
         assert!(tags("tags", &t("os", "")).is_ok());
         let e = tags("tags", &t("bad key", "x")).expect_err("space in key");
-        assert_eq!(e.validations[0].field, "tags.bad key");
+        assert_eq!(e.validations()[0].field, "tags.bad key");
         assert!(tags("tags", &t("", "x")).is_err());
         assert!(tags("tags", &t("os", "li\nnux")).is_err());
         assert!(tags("tags", &t("os", &"x".repeat(257))).is_err());
@@ -296,7 +296,7 @@ mod tests {
     fn value_lists_are_bounded_and_unique() {
         assert!(values("v", &["a", "b"]).is_ok());
         let e = values("v", &["a", "b", "a"]).expect_err("duplicate");
-        assert_eq!(e.validations[0].field, "v[2].name");
+        assert_eq!(e.validations()[0].field, "v[2].name");
         let many: Vec<String> = (0..=MAX_VALUES).map(|i| format!("p{i}")).collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         assert!(values("v", &refs).is_err());
@@ -306,7 +306,7 @@ mod tests {
     fn nul_is_found_by_path() {
         let v = serde_json::json!({"name": "ok", "list": [{"value": "a\u{0}b"}]});
         let e = reject_nul(&v).expect_err("nul");
-        assert_eq!(e.validations[0].field, "list[0].value");
+        assert_eq!(e.validations()[0].field, "list[0].value");
         assert!(reject_nul(&serde_json::json!({"k\u{0}": 1})).is_err(), "keys too");
         assert!(reject_nul(&serde_json::json!({"name": "fine", "n": 1})).is_ok());
     }

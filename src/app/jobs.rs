@@ -1,0 +1,55 @@
+//! Ending jobs: a daemon's result (the daemon service) and the server
+//! giving up on a job (the reaper, an offer that cannot be described).
+//! Both write through the store, which applies the job state machine, and
+//! then tell the event bus, so followers and daemons look again.
+//!
+//! No [`Subject`](super::Subject) here: a daemon is not a user, and the
+//! store's owner check (`worker_id`) is what decides whose result counts.
+
+use uuid::Uuid;
+
+use super::{App, Error, Refusal, Result};
+use crate::domain::JobOutcome;
+use crate::server::Event;
+use crate::store::{CompleteResult, StoreError};
+
+impl App<'_> {
+    /// Records the result `daemon` reports for its job. A result for a job
+    /// the daemon no longer owns (failed and queued again since) is
+    /// [`Error::Conflict`], whose detail says why: the caller acknowledges
+    /// and drops it.
+    pub async fn complete_job(
+        &self,
+        job_id: Uuid,
+        daemon: Uuid,
+        outcome: &JobOutcome,
+    ) -> Result<CompleteResult> {
+        let result = match self.store.complete_job(job_id, daemon, outcome).await {
+            Err(StoreError::Conflict(why)) => {
+                return Err(Error::Conflict(Refusal {
+                    message: "The job's result was refused.".into(),
+                    detail: why,
+                    validations: Vec::new(),
+                }))
+            }
+            other => other?,
+        };
+        if !matches!(result, CompleteResult::AlreadyCompleted) {
+            self.events.publish(Event::JobUpdated(job_id));
+        }
+        Ok(result)
+    }
+
+    /// Fails a job whoever owns it, with a message for its build's log and
+    /// an error code (`PROVISIONER_DAEMON_LOST`, `PENDING_TIMEOUT`, ...).
+    pub async fn fail_job(
+        &self,
+        job_id: Uuid,
+        message: &str,
+        code: Option<&str>,
+    ) -> Result<CompleteResult> {
+        let result = self.store.fail_job(job_id, message, code).await?;
+        self.events.publish(Event::JobUpdated(job_id));
+        Ok(result)
+    }
+}
