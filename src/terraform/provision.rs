@@ -596,7 +596,8 @@ mod tests {
         let printed: Vec<&Vec<LogLine>> =
             batches.iter().filter(|b| b[0].source == LogSource::Provisioner).collect();
         let lines: Vec<&LogLine> = printed.iter().flat_map(|b| b.iter()).collect();
-        let want: Vec<String> = (1..=N).map(|i| format!("line {i}")).chain(["done".into()]).collect();
+        let want: Vec<String> =
+            (1..=N).map(|i| format!("line {i}")).chain(["done".into()]).collect();
         let got: Vec<&str> = lines.iter().map(|l| l.output.as_str()).collect();
         assert_eq!(got, want, "every line once, in order");
         assert!(lines.iter().all(|l| l.stage == "Burst" && l.source == LogSource::Provisioner));

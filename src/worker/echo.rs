@@ -242,7 +242,8 @@ mod tests {
             "resources":[{"name":"vm","type":"echo_instance"}],
             "transitions":{"stop":{"resources":[],"logs":[{"output":"bye","level":"warn"}]}}}"#;
         let (tx, mut rx) = sink();
-        let out = Echo.provision(request(script, Transition::Start), &tx, CancellationToken::new())
+        let out = Echo
+            .provision(request(script, Transition::Start), &tx, CancellationToken::new())
             .await
             .expect("start");
         assert_eq!(out.resources.len(), 1);
@@ -251,7 +252,8 @@ mod tests {
         assert_eq!(batch.iter().map(|l| l.output.as_str()).collect::<Vec<_>>(), ["hello"]);
 
         let (tx, mut rx) = sink();
-        let out = Echo.provision(request(script, Transition::Stop), &tx, CancellationToken::new())
+        let out = Echo
+            .provision(request(script, Transition::Stop), &tx, CancellationToken::new())
             .await
             .expect("stop");
         assert!(out.resources.is_empty());
@@ -272,7 +274,8 @@ mod tests {
         assert_eq!((declared[0].name.as_str(), declared[0].kind.as_str()), ("region", "string"));
         assert!(declared[0].mutable && !declared[0].required);
         let (tx, _rx) = sink();
-        let out = Echo.provision(request(script, Transition::Start), &tx, CancellationToken::new())
+        let out = Echo
+            .provision(request(script, Transition::Start), &tx, CancellationToken::new())
             .await
             .expect("build");
         assert!(out.import.is_none(), "only imports report parameters");
@@ -281,20 +284,22 @@ mod tests {
     #[tokio::test]
     async fn fails_and_cancels() {
         let (tx, _rx) = sink();
-        let err = Echo.provision(
-            request(r#"{"error":"boom","state":"partial"}"#, Transition::Start),
-            &tx,
-            CancellationToken::new(),
-        )
-        .await
-        .expect_err("fails");
+        let err = Echo
+            .provision(
+                request(r#"{"error":"boom","state":"partial"}"#, Transition::Start),
+                &tx,
+                CancellationToken::new(),
+            )
+            .await
+            .expect_err("fails");
         assert_eq!(err.message, "boom");
         assert_eq!(err.state.as_deref(), Some(&b"partial"[..]));
 
         let cancel = CancellationToken::new();
         cancel.cancel();
         let (tx, _rx) = sink();
-        let err = Echo.provision(request(r#"{"delay_ms":60000}"#, Transition::Start), &tx, cancel)
+        let err = Echo
+            .provision(request(r#"{"delay_ms":60000}"#, Transition::Start), &tx, cancel)
             .await
             .expect_err("canceled");
         assert!(err.canceled);
@@ -303,7 +308,8 @@ mod tests {
     #[tokio::test]
     async fn rejects_malformed_script() {
         let (tx, _rx) = sink();
-        let err = Echo.provision(request("{not json", Transition::Start), &tx, CancellationToken::new())
+        let err = Echo
+            .provision(request("{not json", Transition::Start), &tx, CancellationToken::new())
             .await
             .expect_err("bad script");
         assert!(err.message.contains("invalid echo.json"), "{}", err.message);

@@ -317,4 +317,76 @@ mod tests {
         let c = JobReport { result: Err(err), keeps_state: false }.into_proto(Uuid::nil(), 3);
         assert_eq!(c.state, None);
     }
+
+    /// A burst of lines from a child process (a terraform stand-in that
+    /// prints them on `init`) reaches the connection manager's queue as far
+    /// fewer events than lines: every line once and in order, no relay.
+    #[tokio::test]
+    async fn a_burst_from_terraform_reaches_the_manager_as_few_events() {
+        use std::os::unix::fs::PermissionsExt;
+        const N: usize = 5000;
+        let dir = tempfile::tempdir().expect("dir");
+        let fake = dir.path().join("terraform");
+        let script = format!(
+            "#!/bin/sh\ncase \"$1\" in\n\
+             init) i=1; while [ $i -le {N} ]; do echo line $i; i=$((i+1)); done ;;\n\
+             show) echo '{{}}' ;;\n\
+             graph) echo 'digraph {{}}' ;;\n\
+             esac\n"
+        );
+        std::fs::write(&fake, script).expect("fake terraform");
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).expect("work dir");
+        let config = terraform::TerraformConfig {
+            path: fake,
+            cancel_grace: std::time::Duration::from_secs(1),
+            plugin_cache_dir: None,
+            work_root: work,
+            limits: Default::default(),
+        };
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, "main.tf", &b""[..]).expect("append");
+        let request = ProvisionRequest {
+            archive: tar.into_inner().expect("tar").into(),
+            kind: ProvisionKind::Build {
+                transition: Transition::Start,
+                state: vec![],
+                dry_run: true,
+            },
+            workspace: None,
+            parameters: vec![],
+            variables: vec![],
+        };
+        let (events, mut rx) = mpsc::channel(16);
+        let job_id = Uuid::new_v4();
+        let reader = tokio::spawn(async move {
+            let mut batches = Vec::new();
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    JobEvent::Logs(id, lines) if id == job_id => batches.push(lines),
+                    other => panic!("unexpected event {other:?}"),
+                }
+            }
+            batches
+        });
+        let logs = JobLogs { job_id, events };
+        Terraform(config)
+            .provision(request, &logs, CancellationToken::new())
+            .await
+            .expect("planned");
+        drop(logs);
+        let batches = reader.await.expect("reader");
+        let printed: Vec<&Vec<LogLine>> =
+            batches.iter().filter(|b| b[0].source == LogSource::Provisioner).collect();
+        let got: Vec<&str> =
+            printed.iter().flat_map(|b| b.iter()).map(|l| l.output.as_str()).collect();
+        let want: Vec<String> = (1..=N).map(|i| format!("line {i}")).collect();
+        assert_eq!(got, want, "every line once, in order");
+        assert!(printed.len() < N / 10, "{} events for {N} lines", printed.len());
+    }
 }

@@ -702,4 +702,40 @@ mod tests {
         assert_eq!(buf.iter().skip(unsent_from(&buf, 9)).count(), 0, "all sent");
         assert_eq!(unsent_from(&VecDeque::new(), 3), 0);
     }
+
+    /// A batch from a job becomes that many numbered lines, in order, with
+    /// the job's sequence going on across batches.
+    #[tokio::test]
+    async fn a_batch_is_numbered_in_order_across_batches() {
+        let mut daemon = Daemon::new(WorkerSettings::new("http://127.0.0.1:9")).expect("daemon");
+        let job_id = Uuid::new_v4();
+        daemon.jobs.insert(
+            job_id,
+            RunningJob {
+                cancel: CancellationToken::new(),
+                next_seq: 1,
+                sent_up_to: 0,
+                acked_up_to: 0,
+                unacked: VecDeque::new(),
+                completion: None,
+                last_sent: None,
+            },
+        );
+        let line = |output: &str| LogLine {
+            source: crate::domain::LogSource::Provisioner,
+            level: crate::domain::LogLevel::Info,
+            stage: "Planning".into(),
+            output: output.into(),
+            created_at: chrono::Utc::now(),
+        };
+        daemon.record(JobEvent::Logs(job_id, vec![line("a"), line("b"), line("c")]));
+        daemon.record(JobEvent::Logs(job_id, vec![line("d"), line("e")]));
+        daemon.record(JobEvent::Logs(Uuid::new_v4(), vec![line("not ours")]));
+        let job = &daemon.jobs[&job_id];
+        let got: Vec<(i64, &str)> =
+            job.unacked.iter().map(|l| (l.seq, l.output.as_str())).collect();
+        assert_eq!(got, [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")]);
+        assert_eq!(job.next_seq, 6);
+        assert_eq!(daemon.buffered_lines(), 5);
+    }
 }
