@@ -107,8 +107,9 @@ pub async fn run(p: &Paths, lines: usize) -> anyhow::Result<Section> {
     // stand for clients on other machines, and the poll measures the
     // server, not how the CPU is shared with the bench's 100 sockets.
     let clients = provisionerd::server::background::handle();
-    let followers: Vec<_> =
-        (0..FOLLOWERS).map(|_| clients.spawn(follow(url.clone(), c.token().to_owned()))).collect();
+    let followers: Vec<_> = (0..FOLLOWERS)
+        .map(|_| clients.spawn(follow(url.clone(), c.token().to_owned())))
+        .collect();
 
     // Poll the API every 50 ms until every follower is done, on a runtime
     // of its own: the bench's followers parse a million messages a second,
