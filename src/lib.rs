@@ -7,7 +7,9 @@
 //! - [`store`]: the only place with SQL; a trait with a backend per database.
 //! - [`server`]: REST API (axum), gRPC daemon service (tonic), built-in daemons.
 //! - [`worker`]: the provisioner daemon: connect, acquire, run, report.
+//! - [`provisioner`]: the contract every provisioner (terraform, echo) implements.
 //! - [`terraform`]: the only place that spawns terraform.
+//! - [`probes`]: the daemon's `/healthz` and `/readyz` over HTTP.
 //! - [`proto`]: generated protocol types, used only at the gRPC edges.
 //! - [`config`]: command line and environment.
 
@@ -15,7 +17,8 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod domain;
-pub mod health;
+pub mod probes;
+pub mod provisioner;
 pub mod server;
 pub mod store;
 pub mod terraform;

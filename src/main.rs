@@ -218,7 +218,7 @@ async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
         let (health, timeout, stop) =
             (settings.health.clone(), args.health_timeout, probes.clone());
         tokio::spawn(async move {
-            if let Err(e) = provisionerd::health::serve(listener, health, timeout, stop).await {
+            if let Err(e) = provisionerd::probes::serve(listener, health, timeout, stop).await {
                 tracing::error!(error = %e, "health endpoint failed");
             }
         });

@@ -21,6 +21,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::provisioner::MAX_BATCH_LINES;
+
 /// Longest line kept; longer ones are cut (a runaway line must not eat memory).
 const MAX_LINE: usize = 64 * 1024;
 
@@ -40,7 +42,8 @@ const READ_PACE: Duration = Duration::from_millis(10);
 /// plan of a state of 100 MiB and still bounds a runaway process.
 pub const MAX_CAPTURE: usize = 512 << 20;
 
-/// Lines read from one of the process's pipes in one go.
+/// Lines read from one of the process's pipes in one go (at most
+/// [`MAX_BATCH_LINES`]; a read with more goes out as several batches).
 pub type Lines = (Stream, Vec<String>);
 
 /// A process's whole stdout, or why it could not be kept.
@@ -355,7 +358,8 @@ fn capture(pipe: OwnedFd) -> Captured {
 /// Reads a pipe until it closes (or nobody takes lines any more), on a
 /// thread of its own: blocking reads cost a chatty process no wake-up per
 /// write while the reader waits out [`READ_PACE`]. Lines go out as one batch
-/// per read, without their newline, cut at [`MAX_LINE`] bytes.
+/// per read (of at most [`MAX_BATCH_LINES`]: a read of many short lines
+/// makes several), without their newline, cut at [`MAX_LINE`] bytes.
 fn pump(
     pipe: OwnedFd,
     stream: Stream,
@@ -374,9 +378,13 @@ fn pump(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        let batch = split.push(&buf[..n]);
-        if !batch.is_empty() && lines.blocking_send((stream, batch)).is_err() {
-            return;
+        let mut batch = split.push(&buf[..n]);
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(MAX_BATCH_LINES));
+            if lines.blocking_send((stream, batch)).is_err() {
+                return;
+            }
+            batch = rest;
         }
         // A full read means more is waiting: take it now. Otherwise, when
         // the previous read was recent, the process is chatty: let lines
@@ -507,6 +515,7 @@ mod tests {
             let (mut lines, mut batches) = (Vec::new(), 0);
             while let Some((stream, batch)) = rx.recv().await {
                 assert_eq!(stream, Stream::Stdout);
+                assert!(!batch.is_empty() && batch.len() <= MAX_BATCH_LINES, "{}", batch.len());
                 lines.extend(batch);
                 batches += 1;
             }

@@ -4,11 +4,13 @@
 //! unpack into a fresh 0700 directory, write the previous state, `init`,
 //! `plan`, `apply` (or plan only for imports and dry runs), read the state
 //! back, convert it into resources, and remove the directory. It streams log
-//! lines with stages as it goes and honours cancellation (SIGINT to the
-//! process group, SIGKILL after the grace period).
+//! lines with stages as it goes, a batch per read of terraform's output, and
+//! honours cancellation (SIGINT to the process group, SIGKILL after the
+//! grace period). [`Terraform`] is this work behind the provisioner contract
+//! ([`crate::provisioner::Provision`]).
 //!
 //! This module does not know gRPC, HTTP or the store: the worker hands it a
-//! request and a log channel and reports what comes back.
+//! request and a log sink and reports what comes back.
 
 pub mod archive;
 pub mod convert;
@@ -19,6 +21,4 @@ mod provision;
 pub mod watchdog;
 mod workdir;
 
-pub use provision::{
-    provision, ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest, TerraformConfig,
-};
+pub use provision::{provision, Terraform, TerraformConfig};

@@ -2,12 +2,16 @@
 //! directory, safe unpack, previous state, `init`, `plan -json -out`
 //! (`-destroy` for delete), `apply -json` of that plan unless it is an import
 //! or a dry run, then the state and resources read back, and the directory
-//! removed. Every line terraform prints becomes a staged log line as it
-//! happens. Process control lives in [`super::executor`].
+//! removed. What terraform prints between two reads of its pipe becomes one
+//! batch of staged log lines, sent on as one message as it happens. Process
+//! control lives in [`super::executor`]. The environment terraform runs with
+//! (the daemon's minus its secrets, `TF_VAR_*`, `CODER_WORKSPACE_*`,
+//! `CODER_PARAMETER_*`) is assembled here and nowhere else.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -16,7 +20,11 @@ use tokio_util::sync::CancellationToken;
 use super::executor::{self, Exit, Invocation, Lines, Stream, TerraformProcess};
 use super::hclconfig::{self, TemplateConfig};
 use super::{archive, convert, jsonlog, workdir};
-use crate::domain::{ImportResult, LogLevel, LogLine, LogSource, NameValue, Resource, Transition};
+use crate::domain::{ImportResult, LogLevel, LogLine, LogSource, Resource, Transition};
+use crate::provisioner::{
+    LogSink, Provision, ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest,
+    WorkspaceMeta,
+};
 
 /// How the daemon runs terraform.
 #[derive(Debug, Clone)]
@@ -33,60 +41,19 @@ pub struct TerraformConfig {
     pub limits: super::archive::Limits,
 }
 
-/// What to do with the template.
-#[derive(Debug, Clone)]
-pub enum ProvisionKind {
-    /// Apply a transition (plan only when `dry_run`).
-    Build { transition: Transition, state: Vec<u8>, dry_run: bool },
-    /// Template version import: init and plan, never apply.
-    Import,
-}
-
-/// One job's input.
-#[derive(Debug, Clone)]
-pub struct ProvisionRequest {
-    pub archive: bytes::Bytes,
-    pub kind: ProvisionKind,
-    /// Extra environment for terraform (`CODER_WORKSPACE_*` and the like).
-    pub env: Vec<(String, String)>,
-    pub parameters: Vec<NameValue>,
-    /// Terraform input variables (passed as `TF_VAR_<name>`).
-    pub variables: Vec<NameValue>,
-}
-
-/// What a successful run produced.
-#[derive(Debug, Clone, Default)]
-pub struct ProvisionOutcome {
-    /// The state file's bytes after apply (the unchanged state for plans).
-    pub state: Vec<u8>,
-    pub resources: Vec<Resource>,
-    /// What a template import found out about the template.
-    pub import: Option<ImportResult>,
-}
-
-/// A run that did not succeed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct ProvisionError {
-    /// What went wrong, with terraform's own message where it has one.
-    pub message: String,
-    pub code: Option<String>,
-    /// Whatever state terraform wrote before it stopped.
-    pub state: Option<Vec<u8>>,
-    /// The run stopped because it was canceled.
-    pub canceled: bool,
-}
-
 const SETTING_UP: &str = "Setting up";
 const PLANNING: &str = "Planning infrastructure";
 const DETECTING_PERSISTENT: &str = "Detecting persistent resources";
 const DETECTING_EPHEMERAL: &str = "Detecting ephemeral resources";
 const CLEANING_UP: &str = "Cleaning up";
+/// Batches of output lines held between terraform's pipe readers and the
+/// job: few, as each holds up to a read (128 KiB) of lines.
+const OUTPUT_BATCHES: usize = 16;
 const PLAN_FILE: &str = "provisionerd.tfplan";
 const STATE_FILE: &str = "terraform.tfstate";
 
 fn failure(message: String) -> ProvisionError {
-    ProvisionError { message, code: None, state: None, canceled: false }
+    ProvisionError::failed(message)
 }
 
 fn coded(message: String, code: &str) -> ProvisionError {
@@ -101,11 +68,27 @@ fn apply_stage(t: Transition) -> &'static str {
     }
 }
 
-/// Runs one job. Log lines go to `logs` as they happen.
+/// The terraform provisioner.
+#[derive(Debug, Clone)]
+pub struct Terraform(pub TerraformConfig);
+
+#[async_trait]
+impl Provision for Terraform {
+    async fn provision(
+        &self,
+        request: ProvisionRequest,
+        logs: &dyn LogSink,
+        cancel: CancellationToken,
+    ) -> Result<ProvisionOutcome, ProvisionError> {
+        provision(&self.0, request, logs, cancel).await
+    }
+}
+
+/// Runs one job. Log lines go to `logs` in batches as they happen.
 pub async fn provision(
     config: &TerraformConfig,
     request: ProvisionRequest,
-    logs: mpsc::Sender<LogLine>,
+    logs: &dyn LogSink,
     cancel: CancellationToken,
 ) -> Result<ProvisionOutcome, ProvisionError> {
     let root = config.work_root.clone();
@@ -134,7 +117,7 @@ pub async fn provision(
     let mut job = Job {
         config,
         dir: dir.path(),
-        logs: &logs,
+        logs,
         cancel: &cancel,
         env: Vec::new(),
         graph: tokio::sync::OnceCell::new(),
@@ -153,7 +136,7 @@ struct Job<'a> {
     /// The job directory: the template goes into `template/`, the plan and
     /// the CLI config beside it.
     dir: &'a Path,
-    logs: &'a mpsc::Sender<LogLine>,
+    logs: &'a dyn LogSink,
     cancel: &'a CancellationToken,
     env: Vec<(String, String)>,
     /// `terraform graph -type=plan` depends only on the configuration: one
@@ -166,15 +149,17 @@ impl Job<'_> {
         self.dir.join("template")
     }
 
+    /// A line of the daemon's own, as a batch of one.
     async fn say(&self, stage: &str, level: LogLevel, output: &str) {
-        self.log(LogSource::ProvisionerDaemon, stage, level, output.to_owned()).await;
-    }
-
-    async fn log(&self, source: LogSource, stage: &str, level: LogLevel, output: String) {
-        let line =
-            LogLine { source, level, stage: stage.to_owned(), output, created_at: Utc::now() };
+        let line = LogLine {
+            source: LogSource::ProvisionerDaemon,
+            level,
+            stage: stage.to_owned(),
+            output: output.to_owned(),
+            created_at: Utc::now(),
+        };
         // A closed receiver means nobody listens any more; the run goes on.
-        let _ = self.logs.send(line).await;
+        let _ = self.logs.send(vec![line]).await;
     }
 
     async fn run(
@@ -355,7 +340,13 @@ impl Job<'_> {
             })?;
             env.push(("TF_PLUGIN_CACHE_DIR".into(), cache.display().to_string()));
         }
-        env.extend(request.env.iter().cloned());
+        if let Some(workspace) = &request.workspace {
+            let transition = match &request.kind {
+                ProvisionKind::Build { transition, .. } => Some(*transition),
+                ProvisionKind::Import => None,
+            };
+            env.extend(workspace_env(transition, workspace));
+        }
         // Variables travel in the environment, never on the command line,
         // where `ps` and the job log would show their values.
         for v in &request.variables {
@@ -400,16 +391,29 @@ impl Job<'_> {
     async fn terraform(&self, stage: &str, args: &[String]) -> Result<(), ProvisionError> {
         self.check_cancel()?;
         self.say(stage, LogLevel::Debug, &format!("terraform {}", args.join(" "))).await;
-        let (tx, mut rx) = mpsc::channel(256);
+        let (tx, mut rx) = mpsc::channel(OUTPUT_BATCHES);
         let process = self.spawn(args, tx)?;
         let mut errors: Vec<String> = Vec::new();
         let consume = async {
+            // One read of the pipe, one batch on to the sink: its lines were
+            // printed together, so they share a time.
             while let Some((stream, lines)) = rx.recv().await {
-                for line in lines {
-                    let parsed = jsonlog::parse_line(&line, stream == Stream::Stderr);
-                    errors.extend(parsed.error);
-                    self.log(LogSource::Provisioner, stage, parsed.level, parsed.output).await;
-                }
+                let created_at = Utc::now();
+                let batch = lines
+                    .iter()
+                    .map(|line| {
+                        let parsed = jsonlog::parse_line(line, stream == Stream::Stderr);
+                        errors.extend(parsed.error);
+                        LogLine {
+                            source: LogSource::Provisioner,
+                            level: parsed.level,
+                            stage: stage.to_owned(),
+                            output: parsed.output,
+                            created_at,
+                        }
+                    })
+                    .collect();
+                let _ = self.logs.send(batch).await;
             }
         };
         let (exit, ()) = tokio::join!(process.wait(self.cancel, self.config.cancel_grace), consume);
@@ -460,7 +464,7 @@ impl Job<'_> {
     /// as log lines are.
     async fn capture(&self, args: &[String]) -> Result<Vec<u8>, ProvisionError> {
         self.check_cancel()?;
-        let (tx, mut rx) = mpsc::channel(256);
+        let (tx, mut rx) = mpsc::channel(OUTPUT_BATCHES);
         let (done, captured) = tokio::sync::oneshot::channel();
         let module = self.module();
         let inv = Invocation { path: &self.config.path, args, dir: &module, env: &self.env };
@@ -495,6 +499,110 @@ impl Job<'_> {
     }
 }
 
+/// The `CODER_WORKSPACE_*` variables Coder-style templates read, and the
+/// same values as `TF_VAR_coder_workspace_*` for templates without the
+/// provider. The transition is set again for each plan (an import plans
+/// both `stop` and `start`).
+fn workspace_env(transition: Option<Transition>, w: &WorkspaceMeta) -> Vec<(String, String)> {
+    let transition = transition.map(|t| t.to_string());
+    let pairs = [
+        ("TRANSITION", transition.as_ref()),
+        ("NAME", Some(&w.workspace_name)),
+        ("ID", Some(&w.workspace_id)),
+        ("OWNER", Some(&w.owner_name)),
+        ("OWNER_ID", Some(&w.owner_id)),
+        ("OWNER_EMAIL", Some(&w.owner_email)),
+        ("TEMPLATE_ID", Some(&w.template_id)),
+        ("TEMPLATE_NAME", Some(&w.template_name)),
+        ("TEMPLATE_VERSION", Some(&w.template_version_name)),
+        ("BUILD_ID", Some(&w.build_id)),
+    ];
+    pairs
+        .iter()
+        .filter_map(|(k, v)| Some((*k, (*v)?)))
+        .flat_map(|(k, v)| {
+            [
+                (format!("CODER_WORKSPACE_{k}"), v.clone()),
+                (format!("TF_VAR_coder_workspace_{}", k.to_lowercase()), v.clone()),
+            ]
+        })
+        .collect()
+}
+
 fn quoted(names: &[&str]) -> String {
     names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provisioner::MAX_BATCH_LINES;
+
+    #[test]
+    fn workspace_env_has_both_spellings() {
+        let w = WorkspaceMeta { workspace_name: "dev".into(), ..Default::default() };
+        let env = workspace_env(Some(Transition::Stop), &w);
+        assert!(env.contains(&("CODER_WORKSPACE_TRANSITION".into(), "stop".into())));
+        assert!(env.contains(&("TF_VAR_coder_workspace_transition".into(), "stop".into())));
+        assert!(env.contains(&("CODER_WORKSPACE_NAME".into(), "dev".into())));
+        assert!(env.contains(&("TF_VAR_coder_workspace_name".into(), "dev".into())));
+        assert_eq!(env.len(), 20);
+        let env = workspace_env(None, &w);
+        assert!(!env.iter().any(|(k, _)| k.ends_with("TRANSITION") || k.ends_with("transition")));
+    }
+
+    /// A burst of lines from a child process reaches the job's sink as a few
+    /// batches (one per read of the pipe, at most `MAX_BATCH_LINES` each),
+    /// every line once and in order, parsed as terraform's lines are.
+    #[tokio::test]
+    async fn a_burst_of_output_reaches_the_sink_as_few_batches_in_order() {
+        const N: usize = 5000;
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::create_dir(dir.path().join("template")).expect("template dir");
+        let config = TerraformConfig {
+            path: PathBuf::from("/bin/sh"),
+            cancel_grace: Duration::from_secs(1),
+            plugin_cache_dir: None,
+            work_root: dir.path().to_owned(),
+            limits: Default::default(),
+        };
+        let (tx, mut rx) = mpsc::channel::<Vec<LogLine>>(4);
+        let reader = tokio::spawn(async move {
+            let mut batches = Vec::new();
+            while let Some(batch) = rx.recv().await {
+                batches.push(batch);
+            }
+            batches
+        });
+        // One write per line (the shell's echo does not buffer), then one
+        // line in terraform's JSON.
+        let script = format!(
+            "i=1; while [ $i -le {N} ]; do echo line $i; i=$((i+1)); done; \
+             echo '{{\"@level\":\"warn\",\"@message\":\"done\"}}'"
+        );
+        let cancel = CancellationToken::new();
+        let job = Job {
+            config: &config,
+            dir: dir.path(),
+            logs: &tx,
+            cancel: &cancel,
+            env: Vec::new(),
+            graph: tokio::sync::OnceCell::new(),
+        };
+        job.terraform("Burst", &["-c".to_owned(), script]).await.expect("ran");
+        drop(job);
+        drop(tx);
+        let batches = reader.await.expect("reader");
+        let printed: Vec<&Vec<LogLine>> =
+            batches.iter().filter(|b| b[0].source == LogSource::Provisioner).collect();
+        let lines: Vec<&LogLine> = printed.iter().flat_map(|b| b.iter()).collect();
+        let want: Vec<String> =
+            (1..=N).map(|i| format!("line {i}")).chain(["done".into()]).collect();
+        let got: Vec<&str> = lines.iter().map(|l| l.output.as_str()).collect();
+        assert_eq!(got, want, "every line once, in order");
+        assert!(lines.iter().all(|l| l.stage == "Burst" && l.source == LogSource::Provisioner));
+        assert_eq!(lines.last().map(|l| l.level), Some(LogLevel::Warn), "JSON lines are parsed");
+        assert!(printed.iter().all(|b| !b.is_empty() && b.len() <= MAX_BATCH_LINES));
+        assert!(printed.len() < N / 10, "{} messages for {} lines", printed.len(), N + 1);
+    }
 }

@@ -1,7 +1,9 @@
 //! The `echo` provisioner: runs no terraform. It replays the log lines and
 //! resources described in `echo.json` in the template archive, optionally
 //! after a delay and optionally failing, so tests and queue benchmarks run
-//! fast without terraform.
+//! fast without terraform. It implements the same contract as terraform
+//! ([`crate::provisioner::Provision`]); its log lines go out in batches of
+//! at most [`MAX_BATCH_LINES`].
 //!
 //! `echo.json` (every field optional):
 //! ```json
@@ -20,13 +22,16 @@
 use std::io::Read;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::Utc;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{ImportResult, LogLevel, LogLine, LogSource, Resource, TemplateParameter};
-use crate::terraform::{ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest};
+use crate::provisioner::{
+    LogSink, Provision, ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest,
+    MAX_BATCH_LINES,
+};
 
 /// Name of the script file inside the archive.
 pub const SCRIPT: &str = "echo.json";
@@ -106,7 +111,7 @@ impl Script {
 }
 
 fn fail(message: String) -> ProvisionError {
-    ProvisionError { message, code: None, state: None, canceled: false }
+    ProvisionError::failed(message)
 }
 
 /// Reads `echo.json` from the (optionally gzipped) tar archive.
@@ -134,10 +139,26 @@ fn read_script(archive: &[u8]) -> Result<Script, ProvisionError> {
     Ok(Script::default())
 }
 
+/// The echo provisioner.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Echo;
+
+#[async_trait]
+impl Provision for Echo {
+    async fn provision(
+        &self,
+        request: ProvisionRequest,
+        logs: &dyn LogSink,
+        cancel: CancellationToken,
+    ) -> Result<ProvisionOutcome, ProvisionError> {
+        provision(request, logs, cancel).await
+    }
+}
+
 /// Runs an echo job.
-pub async fn provision(
+async fn provision(
     request: ProvisionRequest,
-    logs: mpsc::Sender<LogLine>,
+    logs: &dyn LogSink,
     cancel: CancellationToken,
 ) -> Result<ProvisionOutcome, ProvisionError> {
     let (kind, previous_state) = match &request.kind {
@@ -158,15 +179,16 @@ pub async fn provision(
             }
         }
     }
-    for l in script.logs.unwrap_or_default() {
-        let line = LogLine {
-            source: LogSource::Provisioner,
-            level: l.level,
-            stage: l.stage,
-            output: l.output,
-            created_at: Utc::now(),
-        };
-        if logs.send(line).await.is_err() {
+    let mut lines = script.logs.unwrap_or_default().into_iter().map(|l| LogLine {
+        source: LogSource::Provisioner,
+        level: l.level,
+        stage: l.stage,
+        output: l.output,
+        created_at: Utc::now(),
+    });
+    loop {
+        let batch: Vec<LogLine> = lines.by_ref().take(MAX_BATCH_LINES).collect();
+        if batch.is_empty() || !logs.send(batch).await {
             break;
         }
     }
@@ -188,6 +210,7 @@ pub async fn provision(
 mod tests {
     use super::*;
     use crate::domain::Transition;
+    use tokio::sync::mpsc;
 
     fn archive(script: &str) -> bytes::Bytes {
         let mut b = tar::Builder::new(Vec::new());
@@ -199,11 +222,15 @@ mod tests {
         b.into_inner().expect("tar").into()
     }
 
+    fn sink() -> (mpsc::Sender<Vec<LogLine>>, mpsc::Receiver<Vec<LogLine>>) {
+        mpsc::channel(16)
+    }
+
     fn request(script: &str, transition: Transition) -> ProvisionRequest {
         ProvisionRequest {
             archive: archive(script),
             kind: ProvisionKind::Build { transition, state: b"old".to_vec(), dry_run: false },
-            env: vec![],
+            workspace: None,
             parameters: vec![],
             variables: vec![],
         }
@@ -214,21 +241,25 @@ mod tests {
         let script = r#"{"logs":[{"output":"hello","stage":"Starting workspace"}],
             "resources":[{"name":"vm","type":"echo_instance"}],
             "transitions":{"stop":{"resources":[],"logs":[{"output":"bye","level":"warn"}]}}}"#;
-        let (tx, mut rx) = mpsc::channel(16);
-        let out = provision(request(script, Transition::Start), tx, CancellationToken::new())
+        let (tx, mut rx) = sink();
+        let out = Echo
+            .provision(request(script, Transition::Start), &tx, CancellationToken::new())
             .await
             .expect("start");
         assert_eq!(out.resources.len(), 1);
         assert_eq!(out.state, b"old");
-        assert_eq!(rx.recv().await.map(|l| l.output), Some("hello".into()));
+        let batch = rx.recv().await.expect("a batch");
+        assert_eq!(batch.iter().map(|l| l.output.as_str()).collect::<Vec<_>>(), ["hello"]);
 
-        let (tx, mut rx) = mpsc::channel(16);
-        let out = provision(request(script, Transition::Stop), tx, CancellationToken::new())
+        let (tx, mut rx) = sink();
+        let out = Echo
+            .provision(request(script, Transition::Stop), &tx, CancellationToken::new())
             .await
             .expect("stop");
         assert!(out.resources.is_empty());
-        let line = rx.recv().await.expect("line");
-        assert_eq!((line.output.as_str(), line.level), ("bye", LogLevel::Warn));
+        let batch = rx.recv().await.expect("a batch");
+        assert_eq!(batch.len(), 1);
+        assert_eq!((batch[0].output.as_str(), batch[0].level), ("bye", LogLevel::Warn));
     }
 
     #[tokio::test]
@@ -236,14 +267,15 @@ mod tests {
         let script = r#"{"parameters":[{"name":"region","mutable":true}]}"#;
         let mut req = request(script, Transition::Start);
         req.kind = ProvisionKind::Import;
-        let (tx, _rx) = mpsc::channel(16);
-        let out = provision(req, tx, CancellationToken::new()).await.expect("import");
+        let (tx, _rx) = sink();
+        let out = Echo.provision(req, &tx, CancellationToken::new()).await.expect("import");
         let declared = out.import.expect("import result").parameters;
         assert_eq!(declared.len(), 1);
         assert_eq!((declared[0].name.as_str(), declared[0].kind.as_str()), ("region", "string"));
         assert!(declared[0].mutable && !declared[0].required);
-        let (tx, _rx) = mpsc::channel(16);
-        let out = provision(request(script, Transition::Start), tx, CancellationToken::new())
+        let (tx, _rx) = sink();
+        let out = Echo
+            .provision(request(script, Transition::Start), &tx, CancellationToken::new())
             .await
             .expect("build");
         assert!(out.import.is_none(), "only imports report parameters");
@@ -251,21 +283,23 @@ mod tests {
 
     #[tokio::test]
     async fn fails_and_cancels() {
-        let (tx, _rx) = mpsc::channel(16);
-        let err = provision(
-            request(r#"{"error":"boom","state":"partial"}"#, Transition::Start),
-            tx,
-            CancellationToken::new(),
-        )
-        .await
-        .expect_err("fails");
+        let (tx, _rx) = sink();
+        let err = Echo
+            .provision(
+                request(r#"{"error":"boom","state":"partial"}"#, Transition::Start),
+                &tx,
+                CancellationToken::new(),
+            )
+            .await
+            .expect_err("fails");
         assert_eq!(err.message, "boom");
         assert_eq!(err.state.as_deref(), Some(&b"partial"[..]));
 
         let cancel = CancellationToken::new();
         cancel.cancel();
-        let (tx, _rx) = mpsc::channel(16);
-        let err = provision(request(r#"{"delay_ms":60000}"#, Transition::Start), tx, cancel)
+        let (tx, _rx) = sink();
+        let err = Echo
+            .provision(request(r#"{"delay_ms":60000}"#, Transition::Start), &tx, cancel)
             .await
             .expect_err("canceled");
         assert!(err.canceled);
@@ -273,10 +307,31 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_malformed_script() {
-        let (tx, _rx) = mpsc::channel(16);
-        let err = provision(request("{not json", Transition::Start), tx, CancellationToken::new())
+        let (tx, _rx) = sink();
+        let err = Echo
+            .provision(request("{not json", Transition::Start), &tx, CancellationToken::new())
             .await
             .expect_err("bad script");
         assert!(err.message.contains("invalid echo.json"), "{}", err.message);
+    }
+
+    #[tokio::test]
+    async fn many_lines_go_in_few_full_batches_in_order() {
+        let logs: Vec<serde_json::Value> =
+            (0..1200).map(|i| serde_json::json!({"output": i.to_string()})).collect();
+        let script = serde_json::json!({ "logs": logs }).to_string();
+        let (tx, mut rx) = sink();
+        Echo.provision(request(&script, Transition::Start), &tx, CancellationToken::new())
+            .await
+            .expect("start");
+        drop(tx);
+        let mut sizes = Vec::new();
+        let mut got = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            sizes.push(batch.len());
+            got.extend(batch.into_iter().map(|l| l.output));
+        }
+        assert_eq!(sizes, [MAX_BATCH_LINES, MAX_BATCH_LINES, 1200 - 2 * MAX_BATCH_LINES]);
+        assert_eq!(got, (0..1200).map(|i| i.to_string()).collect::<Vec<_>>());
     }
 }

@@ -1,7 +1,7 @@
 //! What the daemon knows about its own health, as plain atomics the
 //! connection manager updates and anyone may read: when it last heard from
 //! the server, whether a session is open, whether it is draining. Serving
-//! it over HTTP is `crate::health`'s job; the worker does not know HTTP.
+//! it over HTTP is `crate::probes`' job; the worker does not know HTTP.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

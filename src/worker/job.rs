@@ -1,9 +1,12 @@
 //! Runs one acquired job: fetch the template archive (cached by sha256),
-//! run the job's provisioner, forward its log lines, and report the result.
+//! run the job's provisioner, and report the result.
 //!
 //! A job task never talks to the server except to download the archive; its
-//! logs and result go to the connection manager, which owns delivery.
+//! logs and result go to the connection manager, which owns delivery. Each
+//! batch of log lines the provisioner sends goes on to the manager as one
+//! [`JobEvent::Logs`], straight from the provisioner's task.
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::Utc;
 use tokio::sync::mpsc;
@@ -12,12 +15,16 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 use super::cache::{ArchiveCache, FileRef};
-use super::echo;
+use super::echo::Echo;
 use super::session::JobEvent;
 use crate::domain::{LogLevel, LogLine, LogSource, NameValue, Provisioner, Resource, Transition};
 use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
 use crate::proto::{self, job_offer::Input};
-use crate::terraform::{self, ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest};
+use crate::provisioner::{
+    LogSink, Provision, ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest,
+    WorkspaceMeta,
+};
+use crate::terraform::{self, Terraform};
 
 /// What a job task needs from its daemon.
 pub struct JobContext {
@@ -102,18 +109,32 @@ fn fit(c: &mut proto::Complete, max: usize) {
     };
 }
 
+/// A job's log sink: each batch goes to the connection manager as one
+/// event, in the order sent (one task sends them all).
+struct JobLogs {
+    job_id: Uuid,
+    events: mpsc::Sender<JobEvent>,
+}
+
+#[async_trait]
+impl LogSink for JobLogs {
+    async fn send(&self, lines: Vec<LogLine>) -> bool {
+        self.events.send(JobEvent::Logs(self.job_id, lines)).await.is_ok()
+    }
+}
+
+/// The provisioner that runs a job of `kind`.
+fn provisioner(kind: Provisioner, ctx: &JobContext) -> Box<dyn Provision> {
+    match kind {
+        Provisioner::Terraform => Box::new(Terraform(ctx.terraform.clone())),
+        Provisioner::Echo => Box::new(Echo),
+    }
+}
+
 /// Runs the job and reports it to the connection manager.
 pub async fn run(job_id: Uuid, offer: proto::JobOffer, ctx: JobContext) {
-    let (log_tx, mut log_rx) = mpsc::channel::<LogLine>(1024);
-    let events = ctx.events.clone();
-    let forward = async {
-        while let Some(line) = log_rx.recv().await {
-            if events.send(JobEvent::Log(job_id, line)).await.is_err() {
-                break;
-            }
-        }
-    };
-    let (report, ()) = tokio::join!(execute(job_id, offer, &ctx, log_tx), forward);
+    let logs = JobLogs { job_id, events: ctx.events.clone() };
+    let report = execute(job_id, offer, &ctx, &logs).await;
     if let Err(e) = &report.result {
         tracing::info!(job = %job_id, canceled = e.canceled, error = %e.message, "job did not succeed");
     }
@@ -124,14 +145,13 @@ async fn execute(
     job_id: Uuid,
     offer: proto::JobOffer,
     ctx: &JobContext,
-    logs: mpsc::Sender<LogLine>,
+    logs: &dyn LogSink,
 ) -> JobReport {
     let keeps_state = matches!(&offer.input, Some(Input::WorkspaceBuild(b)) if !b.dry_run);
     let result = async {
-        let provisioner: Provisioner =
-            offer.provisioner.parse().map_err(|e| failure(format!("{e}")))?;
+        let kind: Provisioner = offer.provisioner.parse().map_err(|e| failure(format!("{e}")))?;
         let request = request_from_offer(&offer, Bytes::new())?;
-        daemon_log(&logs, LogLevel::Info, "Setting up", "Downloading template archive").await;
+        daemon_log(logs, LogLevel::Info, "Setting up", "Downloading template archive").await;
         let file = FileRef { file_id: &offer.file_id, daemon_id: ctx.daemon_id, job_id };
         let archive = ctx
             .cache
@@ -139,13 +159,7 @@ async fn execute(
             .await
             .map_err(|e| failure(format!("failed to fetch the template archive: {e}")))?;
         let request = ProvisionRequest { archive, ..request };
-        match provisioner {
-            Provisioner::Terraform => {
-                terraform::provision(&ctx.terraform, request, logs.clone(), ctx.cancel.clone())
-                    .await
-            }
-            Provisioner::Echo => echo::provision(request, logs.clone(), ctx.cancel.clone()).await,
-        }
+        provisioner(kind, ctx).provision(request, logs, ctx.cancel.clone()).await
     }
     .await;
     if let Err(e) = &result {
@@ -154,16 +168,16 @@ async fn execute(
         } else {
             (LogLevel::Error, format!("Job failed: {}", e.message))
         };
-        daemon_log(&logs, level, "Cleaning up", &text).await;
+        daemon_log(logs, level, "Cleaning up", &text).await;
     }
     JobReport { result, keeps_state }
 }
 
 fn failure(message: String) -> ProvisionError {
-    ProvisionError { message, code: None, state: None, canceled: false }
+    ProvisionError::failed(message)
 }
 
-async fn daemon_log(logs: &mpsc::Sender<LogLine>, level: LogLevel, stage: &str, output: &str) {
+async fn daemon_log(logs: &dyn LogSink, level: LogLevel, stage: &str, output: &str) {
     let line = LogLine {
         source: LogSource::ProvisionerDaemon,
         level,
@@ -171,7 +185,7 @@ async fn daemon_log(logs: &mpsc::Sender<LogLine>, level: LogLevel, stage: &str, 
         output: output.to_owned(),
         created_at: Utc::now(),
     };
-    let _ = logs.send(line).await;
+    let _ = logs.send(vec![line]).await;
 }
 
 fn name_values(params: &[proto::Parameter]) -> Vec<NameValue> {
@@ -194,7 +208,7 @@ fn request_from_offer(
                     state: b.state.clone(),
                     dry_run: b.dry_run,
                 },
-                env: workspace_env(b),
+                workspace: Some(workspace(b)),
                 parameters: name_values(&b.parameters),
                 variables: name_values(&b.variables),
             })
@@ -202,7 +216,7 @@ fn request_from_offer(
         Some(Input::TemplateImport(t)) => Ok(ProvisionRequest {
             archive,
             kind: ProvisionKind::Import,
-            env: Vec::new(),
+            workspace: None,
             parameters: Vec::new(),
             variables: name_values(&t.user_variable_values),
         }),
@@ -210,30 +224,19 @@ fn request_from_offer(
     }
 }
 
-/// The `CODER_WORKSPACE_*` variables Coder-style templates read, and the same
-/// values as `TF_VAR_coder_workspace_*` for templates without the provider.
-fn workspace_env(b: &proto::WorkspaceBuildInput) -> Vec<(String, String)> {
-    let pairs = [
-        ("TRANSITION", &b.transition),
-        ("NAME", &b.workspace_name),
-        ("ID", &b.workspace_id),
-        ("OWNER", &b.owner_name),
-        ("OWNER_ID", &b.owner_id),
-        ("OWNER_EMAIL", &b.owner_email),
-        ("TEMPLATE_ID", &b.template_id),
-        ("TEMPLATE_NAME", &b.template_name),
-        ("TEMPLATE_VERSION", &b.template_version_name),
-        ("BUILD_ID", &b.build_id),
-    ];
-    pairs
-        .iter()
-        .flat_map(|(k, v)| {
-            [
-                (format!("CODER_WORKSPACE_{k}"), (*v).clone()),
-                (format!("TF_VAR_coder_workspace_{}", k.to_lowercase()), (*v).clone()),
-            ]
-        })
-        .collect()
+/// The workspace a build runs for, as the offer names it.
+fn workspace(b: &proto::WorkspaceBuildInput) -> WorkspaceMeta {
+    WorkspaceMeta {
+        workspace_id: b.workspace_id.clone(),
+        workspace_name: b.workspace_name.clone(),
+        owner_id: b.owner_id.clone(),
+        owner_name: b.owner_name.clone(),
+        owner_email: b.owner_email.clone(),
+        template_id: b.template_id.clone(),
+        template_name: b.template_name.clone(),
+        template_version_name: b.template_version_name.clone(),
+        build_id: b.build_id.clone(),
+    }
 }
 
 fn resource_to_proto(r: Resource) -> proto::Resource {
@@ -266,19 +269,6 @@ fn resource_to_proto(r: Resource) -> proto::Resource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn workspace_env_has_both_spellings() {
-        let b = proto::WorkspaceBuildInput {
-            transition: "stop".into(),
-            workspace_name: "dev".into(),
-            ..Default::default()
-        };
-        let env = workspace_env(&b);
-        assert!(env.contains(&("CODER_WORKSPACE_TRANSITION".into(), "stop".into())));
-        assert!(env.contains(&("TF_VAR_coder_workspace_transition".into(), "stop".into())));
-        assert!(env.contains(&("TF_VAR_coder_workspace_name".into(), "dev".into())));
-    }
 
     #[test]
     fn a_result_too_big_for_one_message_is_cut_down_then_failed() {
@@ -326,5 +316,77 @@ mod tests {
         assert_eq!(c.state.as_deref(), Some(&b"s"[..]));
         let c = JobReport { result: Err(err), keeps_state: false }.into_proto(Uuid::nil(), 3);
         assert_eq!(c.state, None);
+    }
+
+    /// A burst of lines from a child process (a terraform stand-in that
+    /// prints them on `init`) reaches the connection manager's queue as far
+    /// fewer events than lines: every line once and in order, no relay.
+    #[tokio::test]
+    async fn a_burst_from_terraform_reaches_the_manager_as_few_events() {
+        use std::os::unix::fs::PermissionsExt;
+        const N: usize = 5000;
+        let dir = tempfile::tempdir().expect("dir");
+        let fake = dir.path().join("terraform");
+        let script = format!(
+            "#!/bin/sh\ncase \"$1\" in\n\
+             init) i=1; while [ $i -le {N} ]; do echo line $i; i=$((i+1)); done ;;\n\
+             show) echo '{{}}' ;;\n\
+             graph) echo 'digraph {{}}' ;;\n\
+             esac\n"
+        );
+        std::fs::write(&fake, script).expect("fake terraform");
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).expect("work dir");
+        let config = terraform::TerraformConfig {
+            path: fake,
+            cancel_grace: std::time::Duration::from_secs(1),
+            plugin_cache_dir: None,
+            work_root: work,
+            limits: Default::default(),
+        };
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, "main.tf", &b""[..]).expect("append");
+        let request = ProvisionRequest {
+            archive: tar.into_inner().expect("tar").into(),
+            kind: ProvisionKind::Build {
+                transition: Transition::Start,
+                state: vec![],
+                dry_run: true,
+            },
+            workspace: None,
+            parameters: vec![],
+            variables: vec![],
+        };
+        let (events, mut rx) = mpsc::channel(16);
+        let job_id = Uuid::new_v4();
+        let reader = tokio::spawn(async move {
+            let mut batches = Vec::new();
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    JobEvent::Logs(id, lines) if id == job_id => batches.push(lines),
+                    other => panic!("unexpected event {other:?}"),
+                }
+            }
+            batches
+        });
+        let logs = JobLogs { job_id, events };
+        Terraform(config)
+            .provision(request, &logs, CancellationToken::new())
+            .await
+            .expect("planned");
+        drop(logs);
+        let batches = reader.await.expect("reader");
+        let printed: Vec<&Vec<LogLine>> =
+            batches.iter().filter(|b| b[0].source == LogSource::Provisioner).collect();
+        let got: Vec<&str> =
+            printed.iter().flat_map(|b| b.iter()).map(|l| l.output.as_str()).collect();
+        let want: Vec<String> = (1..=N).map(|i| format!("line {i}")).collect();
+        assert_eq!(got, want, "every line once, in order");
+        assert!(printed.len() < N / 10, "{} events for {N} lines", printed.len());
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! One task owns everything that must survive a lost connection: the jobs
 //! this daemon runs, their numbered log lines not yet acknowledged, and
-//! completions not yet acknowledged. Job tasks only send [`JobEvent`]s to it.
+//! completions not yet acknowledged. Job tasks only send [`JobEvent`]s to it:
+//! a batch of log lines as the provisioner sent it, or the job's end.
 //! When the connection drops, jobs keep running, their logs are kept, and the
 //! manager reconnects with backoff, says hello with the jobs it still runs,
 //! and resends everything unacknowledged; the server drops duplicates by
@@ -29,8 +30,11 @@ use crate::domain::LogLine;
 use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
 use crate::proto::{self, daemon_message::Msg as Out, server_message::Msg as In};
 
-/// Most log lines gathered into one batch.
-const MAX_BATCH: usize = 500;
+/// Most log lines in one `LogBatch` message: as many as a provisioner puts
+/// in one batch, so a batch that finds nothing waiting goes out as one
+/// message. 500 lines of at most 64 KiB each stay well inside
+/// `proto::MAX_MESSAGE_BYTES`.
+const MAX_BATCH: usize = crate::provisioner::MAX_BATCH_LINES;
 
 /// A job's log batches go at most this often unless a full batch waits: a
 /// chatty job then sends tens of lines per message instead of a few, and
@@ -38,10 +42,15 @@ const MAX_BATCH: usize = 500;
 /// batch sent within this time) still goes at once.
 const LOG_LINGER: Duration = Duration::from_millis(10);
 
-/// Most unacknowledged log lines held across all jobs. Past it the daemon
-/// stops taking job events, which backs up through bounded channels to
-/// terraform's output pipe: memory stays bounded and no line is dropped.
+/// Most unacknowledged log lines held across all jobs (one more batch may
+/// come on top). Past it the daemon stops taking job events, which backs up
+/// through bounded channels to terraform's output pipe: memory stays
+/// bounded and no line is dropped.
 const MAX_BUFFERED_LINES: usize = 50_000;
+
+/// Job events waiting for the manager. Each holds up to a batch of lines
+/// (one read of terraform's output), so a few hundred are plenty.
+const EVENT_QUEUE: usize = 256;
 
 /// A session that lasted this long worked: the next one that ends soon
 /// starts the pauses over. A shorter one counts as a failed attempt.
@@ -76,7 +85,8 @@ fn session_backoff() -> ExponentialBackoff {
 /// What job tasks tell the manager.
 #[derive(Debug)]
 pub enum JobEvent {
-    Log(Uuid, LogLine),
+    /// Lines of the job's log, in order, as one batch of the provisioner's.
+    Logs(Uuid, Vec<LogLine>),
     Done(Uuid, JobReport),
 }
 
@@ -152,7 +162,7 @@ impl Daemon {
         let client = ProvisionerDaemonClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(proto::MAX_MESSAGE_BYTES);
-        let (events_tx, events_rx) = mpsc::channel(4096);
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let cache = ArchiveCache::new(settings.cache_dir.join("archives"));
         let free_slots = (0..settings.concurrency.max(1) as usize).rev().collect();
         let life =
@@ -392,7 +402,7 @@ impl Daemon {
                     Err(status) => Err(status),
                 },
                 Some(ev) = self.events_rx.recv(), if self.buffered_lines() < MAX_BUFFERED_LINES => {
-                    self.on_job_events(&conn, ev).await
+                    self.on_job_event(&conn, ev).await
                 }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > silence_limit {
@@ -529,40 +539,23 @@ impl Daemon {
         Ok(())
     }
 
-    /// Handles one job event and whatever else is already waiting, sending
-    /// logs in batches.
-    async fn on_job_events(
-        &mut self,
-        conn: &Connection,
-        first: JobEvent,
-    ) -> Result<(), tonic::Status> {
-        let mut touched: Vec<Uuid> = Vec::new();
-        let mut completions = Vec::new();
-        let mut ev = Some(first);
-        let mut n = 0;
-        while let Some(e) = ev.take() {
-            match &e {
-                JobEvent::Log(id, _) if !touched.contains(id) => touched.push(*id),
-                JobEvent::Done(id, _) => completions.push(*id),
-                _ => {}
-            }
-            self.record(e);
-            n += 1;
-            if n < MAX_BATCH * 4 {
-                ev = self.events_rx.try_recv().ok();
-            }
+    /// Handles one job event: a batch of lines goes on as the job's log
+    /// rules allow ([`Self::send_new_logs`]); a completion goes after every
+    /// line of its job, and the freed slot is asked to be filled.
+    async fn on_job_event(&mut self, conn: &Connection, ev: JobEvent) -> Result<(), tonic::Status> {
+        let (job_id, done) = match &ev {
+            JobEvent::Logs(id, _) => (*id, false),
+            JobEvent::Done(id, _) => (*id, true),
+        };
+        self.record(ev);
+        if !done {
+            return self.send_new_logs(conn, job_id, false).await;
         }
-        for job_id in touched {
-            self.send_new_logs(conn, job_id, false).await?;
+        self.send_new_logs(conn, job_id, true).await?;
+        if let Some(c) = self.jobs.get(&job_id).and_then(|j| j.completion.clone()) {
+            send_on(&conn.tx, Out::Complete(c)).await?;
         }
-        for job_id in &completions {
-            // A completion goes after every line of its job.
-            self.send_new_logs(conn, *job_id, true).await?;
-            if let Some(c) = self.jobs.get(job_id).and_then(|j| j.completion.clone()) {
-                send_on(&conn.tx, Out::Complete(c)).await?;
-            }
-        }
-        if !completions.is_empty() && !self.life.draining() {
+        if !self.life.draining() {
             send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() })).await?;
         }
         Ok(())
@@ -628,11 +621,13 @@ impl Daemon {
 
     fn record_event(&mut self, ev: JobEvent) {
         match ev {
-            JobEvent::Log(job_id, line) => {
+            JobEvent::Logs(job_id, lines) => {
                 if let Some(job) = self.jobs.get_mut(&job_id) {
-                    let seq = job.next_seq;
-                    job.next_seq += 1;
-                    job.unacked.push_back(log_to_proto(seq, line));
+                    job.unacked.reserve(lines.len());
+                    for line in lines {
+                        job.unacked.push_back(log_to_proto(job.next_seq, line));
+                        job.next_seq += 1;
+                    }
                 }
             }
             JobEvent::Done(job_id, report) => {
@@ -706,5 +701,41 @@ mod tests {
         assert_eq!(unsent_from(&buf, 6), 2);
         assert_eq!(buf.iter().skip(unsent_from(&buf, 9)).count(), 0, "all sent");
         assert_eq!(unsent_from(&VecDeque::new(), 3), 0);
+    }
+
+    /// A batch from a job becomes that many numbered lines, in order, with
+    /// the job's sequence going on across batches.
+    #[tokio::test]
+    async fn a_batch_is_numbered_in_order_across_batches() {
+        let mut daemon = Daemon::new(WorkerSettings::new("http://127.0.0.1:9")).expect("daemon");
+        let job_id = Uuid::new_v4();
+        daemon.jobs.insert(
+            job_id,
+            RunningJob {
+                cancel: CancellationToken::new(),
+                next_seq: 1,
+                sent_up_to: 0,
+                acked_up_to: 0,
+                unacked: VecDeque::new(),
+                completion: None,
+                last_sent: None,
+            },
+        );
+        let line = |output: &str| LogLine {
+            source: crate::domain::LogSource::Provisioner,
+            level: crate::domain::LogLevel::Info,
+            stage: "Planning".into(),
+            output: output.into(),
+            created_at: chrono::Utc::now(),
+        };
+        daemon.record(JobEvent::Logs(job_id, vec![line("a"), line("b"), line("c")]));
+        daemon.record(JobEvent::Logs(job_id, vec![line("d"), line("e")]));
+        daemon.record(JobEvent::Logs(Uuid::new_v4(), vec![line("not ours")]));
+        let job = &daemon.jobs[&job_id];
+        let got: Vec<(i64, &str)> =
+            job.unacked.iter().map(|l| (l.seq, l.output.as_str())).collect();
+        assert_eq!(got, [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")]);
+        assert_eq!(job.next_seq, 6);
+        assert_eq!(daemon.buffered_lines(), 5);
     }
 }

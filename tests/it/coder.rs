@@ -534,7 +534,8 @@ fn resources_command_reads_terraform_output_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_without_a_required_parameter_fails_with_its_code() {
     use provisionerd::domain::{NameValue, Transition};
-    use provisionerd::terraform::{provision, ProvisionKind, ProvisionRequest, TerraformConfig};
+    use provisionerd::provisioner::{ProvisionKind, ProvisionRequest};
+    use provisionerd::terraform::{provision, TerraformConfig};
     require_provider();
     let dir = tempfile::tempdir().expect("temp dir");
     let template = dir.path().join("template");
@@ -564,7 +565,7 @@ resource "terraform_data" "vm" {
         limits: Default::default(),
     };
     let run = |parameters: Vec<NameValue>| {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<provisionerd::domain::LogLine>>(64);
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let request = ProvisionRequest {
             archive: archive.clone().into(),
@@ -573,12 +574,12 @@ resource "terraform_data" "vm" {
                 state: Vec::new(),
                 dry_run: true,
             },
-            env: Vec::new(),
+            workspace: None,
             parameters,
             variables: Vec::new(),
         };
         let config = config.clone();
-        async move { provision(&config, request, tx, Default::default()).await }
+        async move { provision(&config, request, &tx, Default::default()).await }
     };
     let err = run(Vec::new()).await.expect_err("no value for image");
     assert_eq!(err.code.as_deref(), Some("MISSING_TEMPLATE_PARAMETER"));

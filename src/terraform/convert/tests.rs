@@ -1,6 +1,6 @@
 //! Conversion rules on small hand-written inputs: the error cases terraform
 //! would never print itself, and module/secret handling. The same rules on
-//! real terraform output are exercised by `tests/coder_convert.rs`.
+//! real terraform output are exercised by `tests/it/coder.rs`.
 
 use serde_json::{json, Value};
 

@@ -1,7 +1,8 @@
-//! The daemon's local health endpoints: `GET /healthz` answers 200 while the
-//! daemon has heard from its server within the timeout (503 after), and
+//! The daemon's health probes over HTTP: `GET /healthz` answers 200 while
+//! the daemon has heard from its server within the timeout (503 after), and
 //! `GET /readyz` answers 200 while it is connected and taking work. Meant
-//! for Kubernetes probes and load checks on a local address.
+//! for Kubernetes probes and load checks on a local address. What they
+//! report is kept by `worker::health`, which knows no HTTP.
 
 use std::time::Duration;
 
