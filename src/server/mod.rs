@@ -10,7 +10,7 @@ use crate::store::DynStore;
 
 pub mod access;
 pub mod api;
-pub mod auth;
+pub mod daemon_keys;
 pub mod background;
 pub mod daemons;
 pub mod events;
@@ -19,7 +19,6 @@ pub mod limits;
 mod offer;
 mod reaper;
 mod run;
-mod wire;
 
 pub use events::{Event, Events, LogBatch, StoredLogs};
 pub use run::{run, ServerConfig, TlsFiles};

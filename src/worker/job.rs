@@ -11,12 +11,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use super::cache::{ArchiveCache, FileRef};
+use super::cache::ArchiveCache;
 use super::echo;
 use super::session::JobEvent;
-use crate::domain::{LogLevel, LogLine, LogSource, NameValue, Provisioner, Resource, Transition};
+use crate::domain::{JobOutcome, LogLevel, LogLine, LogSource, Provisioner};
 use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
-use crate::proto::{self, job_offer::Input};
+use crate::protocol::{self, proto, BuildInput, JobOffer, OfferInput};
 use crate::terraform::{self, ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest};
 
 /// What a job task needs from its daemon.
@@ -40,66 +40,30 @@ pub struct JobReport {
 }
 
 impl JobReport {
+    /// The completion to send (cut down to fit one message if need be).
     pub fn into_proto(self, job_id: Uuid, last_log_seq: i64) -> proto::Complete {
-        let mut c =
-            proto::Complete { job_id: job_id.to_string(), last_log_seq, ..Default::default() };
-        match self.result {
-            Ok(outcome) => {
-                c.state = self.keeps_state.then_some(outcome.state);
-                c.resources = outcome.resources.into_iter().map(resource_to_proto).collect();
-                if let Some(mut import) = outcome.import {
-                    let stop = std::mem::take(&mut import.stop_resources);
-                    c.stop_resources = stop.into_iter().map(resource_to_proto).collect();
-                    c.import_json = serde_json::to_string(&import).ok();
-                }
-            }
-            Err(e) => {
-                c.state = if self.keeps_state { e.state } else { None };
-                c.canceled = e.canceled;
-                if !e.canceled {
-                    c.error = Some(e.message);
-                    c.error_code = e.code;
-                }
-            }
-        }
-        fit(&mut c, proto::MAX_MESSAGE_BYTES);
-        c
+        protocol::complete_to_proto(job_id, last_log_seq, self.into_outcome())
     }
-}
 
-/// Makes a completion fit in one message of `max` bytes, so it is not sent
-/// only to be refused on every reconnect. Resource attributes go first (the
-/// state holds them too); if the state itself is too big, the job fails
-/// with an error that says so, and the build keeps its previous state.
-fn fit(c: &mut proto::Complete, max: usize) {
-    use prost::Message;
-    let size = c.encoded_len();
-    if size <= max {
-        return;
+    /// What the server records: a dry run's or an import's state is not the
+    /// build's, and a canceled job carries no error.
+    fn into_outcome(self) -> JobOutcome {
+        match self.result {
+            Ok(outcome) => JobOutcome {
+                state: self.keeps_state.then_some(outcome.state),
+                resources: outcome.resources,
+                import: outcome.import,
+                ..Default::default()
+            },
+            Err(e) => JobOutcome {
+                state: if self.keeps_state { e.state } else { None },
+                canceled: e.canceled,
+                error: (!e.canceled).then_some(e.message),
+                error_code: if e.canceled { None } else { e.code },
+                ..Default::default()
+            },
+        }
     }
-    for r in c.resources.iter_mut().chain(c.stop_resources.iter_mut()) {
-        r.attributes_json.clear();
-    }
-    if c.encoded_len() <= max {
-        tracing::warn!(job = %c.job_id, size, max, "result too large: resource attributes dropped");
-        return;
-    }
-    let state = c.state.take().map_or(0, |s| s.len());
-    tracing::warn!(job = %c.job_id, size, state, max, "result too large: reporting a failure");
-    *c = proto::Complete {
-        job_id: std::mem::take(&mut c.job_id),
-        last_log_seq: c.last_log_seq,
-        error: Some(format!(
-            "the job's result is {} MiB (state {} MiB), more than the {} MiB a daemon can \
-             send to the server: the build keeps its previous state, so resources this \
-             build created or changed are not recorded; make the state smaller (fewer or \
-             smaller resource attributes) and run the build again",
-            size >> 20,
-            state >> 20,
-            max >> 20
-        )),
-        ..Default::default()
-    };
 }
 
 /// Runs the job and reports it to the connection manager.
@@ -126,16 +90,17 @@ async fn execute(
     ctx: &JobContext,
     logs: mpsc::Sender<LogLine>,
 ) -> JobReport {
-    let keeps_state = matches!(&offer.input, Some(Input::WorkspaceBuild(b)) if !b.dry_run);
+    let offer = protocol::offer_from_proto(offer);
+    let keeps_state = matches!(&offer, Ok(JobOffer { input: OfferInput::WorkspaceBuild(b), .. }) if !b.dry_run);
     let result = async {
-        let provisioner: Provisioner =
-            offer.provisioner.parse().map_err(|e| failure(format!("{e}")))?;
-        let request = request_from_offer(&offer, Bytes::new())?;
+        let offer = offer.map_err(|e| failure(format!("the server's offer is unreadable: {e}")))?;
+        let provisioner = offer.provisioner;
+        let request = request_from_offer(&offer, Bytes::new());
         daemon_log(&logs, LogLevel::Info, "Setting up", "Downloading template archive").await;
-        let file = FileRef { file_id: &offer.file_id, daemon_id: ctx.daemon_id, job_id };
+        let file = protocol::Download { file_id: offer.file.id, daemon_id: ctx.daemon_id, job_id };
         let archive = ctx
             .cache
-            .fetch(&ctx.client, &ctx.credentials, &file, &offer.file_hash)
+            .fetch(&ctx.client, &ctx.credentials, &file, &offer.file.hash)
             .await
             .map_err(|e| failure(format!("failed to fetch the template archive: {e}")))?;
         let request = ProvisionRequest { archive, ..request };
@@ -174,142 +139,87 @@ async fn daemon_log(logs: &mpsc::Sender<LogLine>, level: LogLevel, stage: &str, 
     let _ = logs.send(line).await;
 }
 
-fn name_values(params: &[proto::Parameter]) -> Vec<NameValue> {
-    params.iter().map(|p| NameValue { name: p.name.clone(), value: p.value.clone() }).collect()
-}
-
 /// Turns an offer into a provisioner request (the archive is filled in later).
-fn request_from_offer(
-    offer: &proto::JobOffer,
-    archive: Bytes,
-) -> Result<ProvisionRequest, ProvisionError> {
+fn request_from_offer(offer: &JobOffer, archive: Bytes) -> ProvisionRequest {
     match &offer.input {
-        Some(Input::WorkspaceBuild(b)) => {
-            let transition: Transition =
-                b.transition.parse().map_err(|e| failure(format!("{e}")))?;
-            Ok(ProvisionRequest {
-                archive,
-                kind: ProvisionKind::Build {
-                    transition,
-                    state: b.state.clone(),
-                    dry_run: b.dry_run,
-                },
-                env: workspace_env(b),
-                parameters: name_values(&b.parameters),
-                variables: name_values(&b.variables),
-            })
-        }
-        Some(Input::TemplateImport(t)) => Ok(ProvisionRequest {
+        OfferInput::WorkspaceBuild(b) => ProvisionRequest {
+            archive,
+            kind: ProvisionKind::Build {
+                transition: b.transition,
+                state: b.state.clone(),
+                dry_run: b.dry_run,
+            },
+            env: workspace_env(b),
+            parameters: b.parameters.clone(),
+            variables: b.variables.clone(),
+        },
+        OfferInput::TemplateImport(t) => ProvisionRequest {
             archive,
             kind: ProvisionKind::Import,
             env: Vec::new(),
             parameters: Vec::new(),
-            variables: name_values(&t.user_variable_values),
-        }),
-        None => Err(failure("the server sent a job without input".to_owned())),
+            variables: t.user_variable_values.clone(),
+        },
     }
 }
 
 /// The `CODER_WORKSPACE_*` variables Coder-style templates read, and the same
 /// values as `TF_VAR_coder_workspace_*` for templates without the provider.
-fn workspace_env(b: &proto::WorkspaceBuildInput) -> Vec<(String, String)> {
+fn workspace_env(b: &BuildInput) -> Vec<(String, String)> {
     let pairs = [
-        ("TRANSITION", &b.transition),
-        ("NAME", &b.workspace_name),
-        ("ID", &b.workspace_id),
-        ("OWNER", &b.owner_name),
-        ("OWNER_ID", &b.owner_id),
-        ("OWNER_EMAIL", &b.owner_email),
-        ("TEMPLATE_ID", &b.template_id),
-        ("TEMPLATE_NAME", &b.template_name),
-        ("TEMPLATE_VERSION", &b.template_version_name),
-        ("BUILD_ID", &b.build_id),
+        ("TRANSITION", b.transition.to_string()),
+        ("NAME", b.workspace_name.clone()),
+        ("ID", b.workspace_id.to_string()),
+        ("OWNER", b.owner_name.clone()),
+        ("OWNER_ID", b.owner_id.to_string()),
+        ("OWNER_EMAIL", b.owner_email.clone()),
+        ("TEMPLATE_ID", b.template_id.to_string()),
+        ("TEMPLATE_NAME", b.template_name.clone()),
+        ("TEMPLATE_VERSION", b.template_version_name.clone()),
+        ("BUILD_ID", b.build_id.to_string()),
     ];
     pairs
         .iter()
         .flat_map(|(k, v)| {
             [
-                (format!("CODER_WORKSPACE_{k}"), (*v).clone()),
-                (format!("TF_VAR_coder_workspace_{}", k.to_lowercase()), (*v).clone()),
+                (format!("CODER_WORKSPACE_{k}"), v.clone()),
+                (format!("TF_VAR_coder_workspace_{}", k.to_lowercase()), v.clone()),
             ]
         })
         .collect()
 }
 
-fn resource_to_proto(r: Resource) -> proto::Resource {
-    proto::Resource {
-        name: r.name,
-        r#type: r.resource_type,
-        module_path: r.module_path,
-        hide: r.hide,
-        icon: r.icon,
-        daily_cost: r.daily_cost,
-        instance_type: r.instance_type,
-        metadata: r
-            .metadata
-            .into_iter()
-            .map(|m| proto::Metadata { key: m.key, value: m.value, sensitive: m.sensitive })
-            .collect(),
-        attributes_json: if r.attributes.is_null() {
-            String::new()
-        } else {
-            r.attributes.to_string()
-        },
-        agents_json: if r.agents.is_empty() {
-            String::new()
-        } else {
-            serde_json::to_string(&r.agents).unwrap_or_default()
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Transition;
 
     #[test]
     fn workspace_env_has_both_spellings() {
-        let b = proto::WorkspaceBuildInput {
-            transition: "stop".into(),
+        let b = BuildInput {
+            build_id: Uuid::new_v4(),
+            build_number: 1,
+            transition: Transition::Stop,
+            state: Vec::new(),
+            dry_run: false,
+            log_level: None,
+            workspace_id: Uuid::new_v4(),
             workspace_name: "dev".into(),
-            ..Default::default()
+            owner_id: Uuid::new_v4(),
+            owner_name: "alice".into(),
+            owner_email: String::new(),
+            template_id: Uuid::new_v4(),
+            template_name: String::new(),
+            template_version_id: Uuid::new_v4(),
+            template_version_name: String::new(),
+            parameters: Vec::new(),
+            variables: Vec::new(),
         };
         let env = workspace_env(&b);
         assert!(env.contains(&("CODER_WORKSPACE_TRANSITION".into(), "stop".into())));
         assert!(env.contains(&("TF_VAR_coder_workspace_transition".into(), "stop".into())));
         assert!(env.contains(&("TF_VAR_coder_workspace_name".into(), "dev".into())));
-    }
-
-    #[test]
-    fn a_result_too_big_for_one_message_is_cut_down_then_failed() {
-        let resource = |attrs: usize| -> Resource {
-            let input = "x".repeat(attrs);
-            let r = serde_json::json!({"name": "big", "type": "t", "attributes": {"input": input}});
-            serde_json::from_value(r).expect("resource")
-        };
-        let report = |state: usize, attrs: usize| JobReport {
-            result: Ok(ProvisionOutcome {
-                state: vec![b's'; state],
-                resources: vec![resource(attrs)],
-                import: None,
-            }),
-            keeps_state: true,
-        };
-        let mut c = report(1000, 10).into_proto(Uuid::nil(), 1);
-        fit(&mut c, 2000);
-        assert!(c.error.is_none() && c.resources[0].attributes_json.contains("xxx"));
-
-        let mut c = report(1000, 1500).into_proto(Uuid::nil(), 1);
-        fit(&mut c, 2000);
-        assert_eq!(c.state.as_ref().map(Vec::len), Some(1000), "the state is kept");
-        assert_eq!(c.resources[0].name, "big");
-        assert!(c.resources[0].attributes_json.is_empty() && c.error.is_none());
-
-        let mut c = report(3000, 10).into_proto(Uuid::nil(), 7);
-        fit(&mut c, 2000);
-        assert_eq!((c.state, c.last_log_seq, c.job_id.is_empty()), (None, 7, false));
-        let error = c.error.unwrap_or_default();
-        assert!(error.contains("keeps its previous state"), "{error}");
+        assert!(env.contains(&("CODER_WORKSPACE_ID".into(), b.workspace_id.to_string())));
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! When the connection drops, jobs keep running, their logs are kept, and the
 //! manager reconnects with backoff, says hello with the jobs it still runs,
 //! and resends everything unacknowledged; the server drops duplicates by
-//! sequence number, so no line is lost or doubled.
+//! sequence number, so no line is lost or doubled. A server that refuses
+//! this daemon's protocol version stops the daemon: retrying cannot help.
+//!
+//! Messages are read and built by [`crate::protocol`].
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -25,9 +28,10 @@ use super::cache::ArchiveCache;
 use super::job::{JobContext, JobReport};
 use super::lifecycle::{Due, Lifecycle, StopPolicy};
 use super::{Shutdown, WorkerError, WorkerSettings};
-use crate::domain::LogLine;
+use crate::domain::{JobType, LogLine};
 use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
 use crate::proto::{self, daemon_message::Msg as Out, server_message::Msg as In};
+use crate::protocol::{self, log_to_proto, Wire, PROTOCOL_VERSION};
 
 /// Most log lines gathered into one batch.
 const MAX_BATCH: usize = 500;
@@ -114,7 +118,9 @@ enum Disconnect {
     Exit,
 }
 
-pub struct Daemon {
+/// The connection manager: the task that owns the daemon's jobs and its
+/// session with the server.
+pub struct ConnectionManager {
     settings: WorkerSettings,
     id: Uuid,
     client: ProvisionerDaemonClient<Channel>,
@@ -128,9 +134,11 @@ pub struct Daemon {
     slot_of: HashMap<Uuid, usize>,
     /// When lines held back by [`LOG_LINGER`] are due.
     linger_until: Option<Instant>,
+    /// Why the server refused this daemon's protocol version, if it did.
+    incompatible: Option<String>,
 }
 
-impl Daemon {
+impl ConnectionManager {
     pub fn new(settings: WorkerSettings) -> Result<Self, WorkerError> {
         let endpoint = Endpoint::from_shared(settings.url.clone())
             .map_err(|source| WorkerError::Url { url: settings.url.clone(), source })?
@@ -150,8 +158,8 @@ impl Daemon {
             endpoint
         };
         let client = ProvisionerDaemonClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(proto::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(proto::MAX_MESSAGE_BYTES);
+            .max_decoding_message_size(protocol::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(protocol::MAX_MESSAGE_BYTES);
         let (events_tx, events_rx) = mpsc::channel(4096);
         let cache = ArchiveCache::new(settings.cache_dir.join("archives"));
         let free_slots = (0..settings.concurrency.max(1) as usize).rev().collect();
@@ -170,11 +178,13 @@ impl Daemon {
             free_slots,
             slot_of: HashMap::new(),
             linger_until: None,
+            incompatible: None,
         })
     }
 
-    /// Runs until the daemon stops; returns how many jobs it could not report.
-    pub async fn run(mut self, shutdown: Shutdown) -> usize {
+    /// Runs until the daemon stops; fails when it could not report every job
+    /// or the server refused its protocol version.
+    pub async fn run(mut self, shutdown: Shutdown) -> Result<(), WorkerError> {
         tracing::info!(name = %self.settings.name, url = %self.settings.url, tags = ?self.settings.tags, "provisioner daemon starting");
         // A session that ends soon after it opened (the server welcomes the
         // daemon, then fails) is followed by a pause that grows with each
@@ -214,7 +224,11 @@ impl Daemon {
             tracing::error!(jobs = ?ids, "exiting without reporting these jobs; the server fails them after its heartbeat timeout");
         }
         tracing::info!(name = %self.settings.name, "provisioner daemon stopped");
-        unreported
+        match (self.incompatible.take(), unreported) {
+            (Some(why), _) => Err(WorkerError::Incompatible(why)),
+            (None, 0) => Ok(()),
+            (None, n) => Err(WorkerError::Unreported(n)),
+        }
     }
 
     fn buffered_lines(&self) -> usize {
@@ -286,6 +300,11 @@ impl Daemon {
             }
             match self.open().await {
                 Ok(conn) => return Some(conn),
+                Err(e) if protocol::is_version_refusal(&e) => {
+                    tracing::error!(error = %e.message(), "the server refused this daemon's protocol version; stopping");
+                    self.incompatible = Some(e.message().to_owned());
+                    return None;
+                }
                 Err(e) if e.code() == tonic::Code::Unauthenticated => {
                     tracing::error!(error = %e.message(), "the server rejected this daemon's credentials; retrying")
                 }
@@ -315,24 +334,28 @@ impl Daemon {
     /// Opens a session: hello, welcome, then everything unacknowledged.
     async fn open(&mut self) -> Result<Connection, tonic::Status> {
         let (tx, rx) = mpsc::channel(1024);
-        let hello = proto::Hello {
-            daemon_id: self.id.to_string(),
+        let hello = protocol::Hello {
+            daemon_id: self.id,
             name: self.settings.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            tags: self.settings.tags.clone().into_iter().collect(),
-            provisioners: self.settings.provisioners.iter().map(|p| p.to_string()).collect(),
-            running_job_ids: self.jobs.keys().map(Uuid::to_string).collect(),
+            protocol: PROTOCOL_VERSION,
+            tags: self.settings.tags.clone(),
+            provisioners: self.settings.provisioners.clone(),
+            running_job_ids: self.jobs.keys().copied().collect(),
         };
-        send_on(&tx, Out::Hello(hello)).await?;
+        send_on(&tx, protocol::hello_to_proto(hello)).await?;
         let mut request = tonic::Request::new(ReceiverStream::new(rx));
         self.settings.credentials.apply(&mut request)?;
         let mut inbound = self.client.session(request).await?.into_inner();
-        let (heartbeat, server_id) = match inbound.message().await? {
+        let welcome = match inbound.message().await? {
             Some(proto::ServerMessage { msg: Some(In::Welcome(w)) }) => {
-                (Duration::from_millis(u64::from(w.heartbeat_interval_ms.max(100))), w.daemon_id)
+                protocol::welcome_from_proto(w).map_err(|e| {
+                    tonic::Status::internal(format!("the server's welcome is unreadable: {e}"))
+                })?
             }
             _ => return Err(tonic::Status::internal("server did not welcome the daemon")),
         };
+        let (heartbeat, server_id) = (welcome.heartbeat_interval, welcome.daemon_id);
         // The server's id for this daemon, as its daemon list and jobs show it.
         tracing::info!(url = %self.settings.url, daemon_id = %server_id, "connected to server");
         self.settings.health.set_connected(true);
@@ -353,7 +376,7 @@ impl Daemon {
                 send_on(&conn.tx, Out::Complete(c.clone())).await?;
             }
         }
-        send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() })).await
+        send_on(&conn.tx, protocol::acquire(self.wanted_slots())).await
     }
 
     fn wanted_slots(&self) -> u32 {
@@ -411,7 +434,7 @@ impl Daemon {
             let step = match step {
                 Ok(()) if self.life.draining() && !announced_drain => {
                     announced_drain = true;
-                    send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: 0 })).await
+                    send_on(&conn.tx, protocol::acquire(0)).await
                 }
                 other => other,
             };
@@ -422,8 +445,7 @@ impl Daemon {
     }
 
     async fn send_heartbeat(&self, conn: &Connection) -> Result<(), tonic::Status> {
-        let ids = self.jobs.keys().map(Uuid::to_string).collect();
-        send_on(&conn.tx, Out::Heartbeat(proto::Heartbeat { running_job_ids: ids })).await
+        send_on(&conn.tx, protocol::heartbeat(self.jobs.keys())).await
     }
 
     async fn on_server_message(
@@ -434,7 +456,7 @@ impl Daemon {
         match msg.msg {
             Some(In::Offer(offer)) => self.on_offer(conn, offer).await,
             Some(In::Cancel(c)) => {
-                let job = c.job_id.parse().ok().and_then(|id: Uuid| self.jobs.get(&id));
+                let job = protocol::parse_id(&c.job_id, "job_id").ok().and_then(|id| self.jobs.get(&id));
                 match job {
                     // Not a user's cancel: the server ended the job while this
                     // daemon was away (or the offer expired). Terraform stops,
@@ -456,7 +478,7 @@ impl Daemon {
                 Ok(())
             }
             Some(In::LogsAck(ack)) => {
-                let Ok(id) = ack.job_id.parse::<Uuid>() else { return Ok(()) };
+                let Ok(id) = protocol::parse_id(&ack.job_id, "job_id") else { return Ok(()) };
                 let Some(job) = self.jobs.get_mut(&id) else { return Ok(()) };
                 while job.unacked.front().is_some_and(|l| l.seq <= ack.up_to_seq) {
                     job.unacked.pop_front();
@@ -471,7 +493,7 @@ impl Daemon {
                     // The server kept the result only in part, or refused it.
                     tracing::warn!(job = %ack.job_id, note = %ack.note, "the server did not take this job's result as a normal completion");
                 }
-                if let Ok(id) = ack.job_id.parse::<Uuid>() {
+                if let Ok(id) = protocol::parse_id(&ack.job_id, "job_id") {
                     if self.jobs.get(&id).is_some_and(|j| j.completion.is_some()) {
                         self.jobs.remove(&id);
                     }
@@ -487,15 +509,14 @@ impl Daemon {
         conn: &Connection,
         offer: proto::JobOffer,
     ) -> Result<(), tonic::Status> {
-        let Ok(job_id) = offer.job_id.parse::<Uuid>() else {
+        let Ok(job_id) = protocol::parse_id(&offer.job_id, "job_id") else {
             return Err(tonic::Status::invalid_argument("offer with a malformed job id"));
         };
         if self.life.draining() || self.free_slots.is_empty() {
-            send_on(&conn.tx, Out::Reject(proto::Reject { job_id: offer.job_id })).await?;
-            return send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() }))
-                .await;
+            send_on(&conn.tx, protocol::reject(job_id)).await?;
+            return send_on(&conn.tx, protocol::acquire(self.wanted_slots())).await;
         }
-        send_on(&conn.tx, Out::Ack(proto::Ack { job_id: offer.job_id.clone() })).await?;
+        send_on(&conn.tx, protocol::ack(job_id)).await?;
         let slot = self.free_slots.pop().unwrap_or_default();
         self.slot_of.insert(job_id, slot);
         let cancel = CancellationToken::new();
@@ -520,7 +541,8 @@ impl Daemon {
             events: self.events_tx.clone(),
             cancel,
         };
-        tracing::info!(job = %job_id, job_type = %offer.job_type, "acquired job");
+        let job_type = JobType::from_wire(offer.job_type).map_or("unknown", JobType::as_str);
+        tracing::info!(job = %job_id, job_type, "acquired job");
         if self.life.job_started() {
             tracing::info!(max_jobs = ?self.settings.stop.max_jobs, "reached --max-jobs: taking no more work");
             self.apply_stop(Stop::Drain);
@@ -563,7 +585,7 @@ impl Daemon {
             }
         }
         if !completions.is_empty() && !self.life.draining() {
-            send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() })).await?;
+            send_on(&conn.tx, protocol::acquire(self.wanted_slots())).await?;
         }
         Ok(())
     }
@@ -659,17 +681,6 @@ async fn send_on(tx: &mpsc::Sender<proto::DaemonMessage>, msg: Out) -> Result<()
     tx.send(proto::DaemonMessage { msg: Some(msg) })
         .await
         .map_err(|_| tonic::Status::unavailable("session stream closed"))
-}
-
-fn log_to_proto(seq: i64, l: LogLine) -> proto::LogLine {
-    proto::LogLine {
-        seq,
-        source: l.source.to_string(),
-        level: l.level.to_string(),
-        stage: l.stage,
-        output: l.output,
-        created_at_unix_ms: l.created_at.timestamp_millis(),
-    }
 }
 
 /// A reason to change how the daemon runs.
