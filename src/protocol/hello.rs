@@ -30,8 +30,10 @@ pub struct Hello {
 pub struct Welcome {
     /// How often the daemon should send heartbeats.
     pub heartbeat_interval: Duration,
-    /// The daemon's id on the server (scoped by its credential).
-    pub daemon_id: Uuid,
+    /// The daemon's id on the server (scoped by its credential), as its
+    /// jobs and the daemon list show it. The daemon only logs it, so it is
+    /// kept as sent.
+    pub daemon_id: String,
 }
 
 /// The hello a daemon sends.
@@ -77,11 +79,11 @@ pub fn hello_from_proto(h: proto::Hello) -> Result<Hello, BadMessage> {
 
 /// Reads the server's welcome. An interval under 100 ms reads as 100 ms, so
 /// a bad server cannot make the daemon spin.
-pub fn welcome_from_proto(w: proto::Welcome) -> Result<Welcome, BadMessage> {
-    Ok(Welcome {
+pub fn welcome_from_proto(w: proto::Welcome) -> Welcome {
+    Welcome {
         heartbeat_interval: Duration::from_millis(u64::from(w.heartbeat_interval_ms.max(100))),
-        daemon_id: parse_id(&w.daemon_id, "daemon_id")?,
-    })
+        daemon_id: w.daemon_id,
+    }
 }
 
 #[cfg(test)]
@@ -112,13 +114,13 @@ mod tests {
 
     #[test]
     fn welcomes_round_trip() {
-        let w = Welcome { heartbeat_interval: Duration::from_secs(3), daemon_id: Uuid::new_v4() };
-        let proto::server_message::Msg::Welcome(sent) = welcome(w.heartbeat_interval, w.daemon_id)
-        else {
+        let id = Uuid::new_v4();
+        let proto::server_message::Msg::Welcome(sent) = welcome(Duration::from_secs(3), id) else {
             panic!("a welcome")
         };
-        assert_eq!(welcome_from_proto(sent.clone()), Ok(w));
+        let w = Welcome { heartbeat_interval: Duration::from_secs(3), daemon_id: id.to_string() };
+        assert_eq!(welcome_from_proto(sent.clone()), w);
         let fast = proto::Welcome { heartbeat_interval_ms: 1, ..sent };
-        assert_eq!(welcome_from_proto(fast).map(|w| w.heartbeat_interval), Ok(Duration::from_millis(100)));
+        assert_eq!(welcome_from_proto(fast).heartbeat_interval, Duration::from_millis(100));
     }
 }

@@ -348,11 +348,7 @@ impl ConnectionManager {
         self.settings.credentials.apply(&mut request)?;
         let mut inbound = self.client.session(request).await?.into_inner();
         let welcome = match inbound.message().await? {
-            Some(proto::ServerMessage { msg: Some(In::Welcome(w)) }) => {
-                protocol::welcome_from_proto(w).map_err(|e| {
-                    tonic::Status::internal(format!("the server's welcome is unreadable: {e}"))
-                })?
-            }
+            Some(proto::ServerMessage { msg: Some(In::Welcome(w)) }) => protocol::welcome_from_proto(w),
             _ => return Err(tonic::Status::internal("server did not welcome the daemon")),
         };
         let (heartbeat, server_id) = (welcome.heartbeat_interval, welcome.daemon_id);
