@@ -64,7 +64,9 @@ pub fn logs(job_id: Uuid, lines: Vec<proto::LogLine>) -> FromDaemon {
 
 /// The jobs the daemon runs, to mark them alive.
 pub fn heartbeat<'a>(running: impl Iterator<Item = &'a Uuid>) -> FromDaemon {
-    FromDaemon::Heartbeat(proto::Heartbeat { running_job_ids: running.map(Uuid::to_string).collect() })
+    FromDaemon::Heartbeat(proto::Heartbeat {
+        running_job_ids: running.map(Uuid::to_string).collect(),
+    })
 }
 
 /// The job ids of a heartbeat; ids that do not read are skipped, since
@@ -76,6 +78,14 @@ pub fn heartbeat_ids(h: &proto::Heartbeat) -> Vec<Uuid> {
 /// The highest seq of a log batch (0 for none), without reading its lines.
 pub fn batch_up_to(batch: &proto::LogBatch) -> i64 {
     batch.lines.iter().map(|l| l.seq).max().unwrap_or(0)
+}
+
+/// Size of the chunks a file is sent in.
+const FILE_CHUNK: usize = 256 * 1024;
+
+/// A file as the chunks the server streams.
+pub fn file_chunks(data: &[u8]) -> Vec<proto::FileChunk> {
+    data.chunks(FILE_CHUNK).map(|c| proto::FileChunk { data: c.to_vec() }).collect()
 }
 
 /// What a download asks for: the file, and the daemon and job it is for.
@@ -95,9 +105,7 @@ pub fn download_to_proto(d: Download) -> proto::DownloadFileRequest {
     }
 }
 
-pub fn download_from_proto(
-    r: &proto::DownloadFileRequest,
-) -> Result<Download, super::BadMessage> {
+pub fn download_from_proto(r: &proto::DownloadFileRequest) -> Result<Download, super::BadMessage> {
     Ok(Download {
         file_id: super::parse_id(&r.file_id, "file_id")?,
         daemon_id: super::parse_id(&r.daemon_id, "daemon_id")?,
@@ -121,10 +129,18 @@ mod tests {
         assert_eq!(heartbeat_ids(&h), ids);
         let FromServer::Cancel(c) = cancel(job, "why") else { panic!("a cancel") };
         assert_eq!((c.job_id, c.reason), (job.to_string(), "why".to_owned()));
-        let FromDaemon::Logs(batch) = logs(job, vec![proto::LogLine { seq: 4, ..Default::default() }])
+        let FromDaemon::Logs(batch) =
+            logs(job, vec![proto::LogLine { seq: 4, ..Default::default() }])
         else {
             panic!("logs")
         };
         assert_eq!(batch_up_to(&batch), 4);
+        let file = vec![7u8; FILE_CHUNK * 2 + 1];
+        let chunks = file_chunks(&file);
+        assert_eq!(
+            chunks.iter().map(|c| c.data.len()).collect::<Vec<_>>(),
+            [FILE_CHUNK, FILE_CHUNK, 1]
+        );
+        assert_eq!(chunks.into_iter().flat_map(|c| c.data).collect::<Vec<_>>(), file);
     }
 }

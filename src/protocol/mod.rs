@@ -24,7 +24,8 @@ pub use hello::{hello_from_proto, hello_to_proto, welcome_from_proto, Hello, Wel
 pub use logs::{log_from_proto, log_to_proto};
 pub use messages::{
     ack, acquire, batch_up_to, cancel, complete_ack, download_from_proto, download_to_proto,
-    heartbeat, heartbeat_ack, heartbeat_ids, logs, logs_ack, offer, reject, welcome, Download,
+    file_chunks, heartbeat, heartbeat_ack, heartbeat_ids, logs, logs_ack, offer, reject, welcome,
+    Download,
 };
 pub use offer::{
     offer_from_proto, offer_to_proto, BuildInput, ImportInput, JobOffer, OfferInput, OfferedFile,

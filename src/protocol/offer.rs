@@ -32,7 +32,8 @@ pub struct OfferedFile {
 /// What kind of job, with its own input.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OfferInput {
-    WorkspaceBuild(BuildInput),
+    /// Boxed: a build's input is several times an import's.
+    WorkspaceBuild(Box<BuildInput>),
     TemplateImport(ImportInput),
 }
 
@@ -72,6 +73,7 @@ pub struct ImportInput {
 pub fn offer_to_proto(o: JobOffer) -> proto::JobOffer {
     let input = match o.input {
         OfferInput::WorkspaceBuild(b) => {
+            let b = *b;
             proto::job_offer::Input::WorkspaceBuild(proto::WorkspaceBuildInput {
                 build_id: b.build_id.to_string(),
                 build_number: b.build_number,
@@ -114,7 +116,7 @@ pub fn offer_to_proto(o: JobOffer) -> proto::JobOffer {
 pub fn offer_from_proto(o: proto::JobOffer) -> Result<JobOffer, BadMessage> {
     let input = match o.input {
         Some(proto::job_offer::Input::WorkspaceBuild(b)) => {
-            OfferInput::WorkspaceBuild(BuildInput {
+            OfferInput::WorkspaceBuild(Box::new(BuildInput {
                 build_id: parse_id(&b.build_id, "build_id")?,
                 build_number: b.build_number,
                 transition: Transition::from_wire(b.transition)?,
@@ -135,7 +137,7 @@ pub fn offer_from_proto(o: proto::JobOffer) -> Result<JobOffer, BadMessage> {
                 template_version_name: b.template_version_name,
                 parameters: params_from_proto(b.parameters),
                 variables: params_from_proto(b.variables),
-            })
+            }))
         }
         Some(proto::job_offer::Input::TemplateImport(t)) => {
             OfferInput::TemplateImport(ImportInput {
@@ -212,7 +214,7 @@ mod tests {
         for transition in Transition::every() {
             let levels = LogLevel::every().into_iter().map(Some).chain([None]);
             for level in levels {
-                let input = OfferInput::WorkspaceBuild(build(transition, level));
+                let input = OfferInput::WorkspaceBuild(Box::new(build(transition, level)));
                 offers.push(offer(JobType::WorkspaceBuild, Provisioner::Terraform, input));
             }
         }
@@ -233,7 +235,7 @@ mod tests {
         let good = offer_to_proto(offer(
             JobType::WorkspaceBuild,
             Provisioner::Echo,
-            OfferInput::WorkspaceBuild(build(Transition::Start, None)),
+            OfferInput::WorkspaceBuild(Box::new(build(Transition::Start, None))),
         ));
         let no_input = proto::JobOffer { input: None, ..good.clone() };
         assert!(offer_from_proto(no_input).expect_err("input").0.contains("without input"));

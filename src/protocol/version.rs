@@ -122,7 +122,10 @@ mod tests {
         assert!(is_version_refusal(&status), "{status:?}");
         assert!(!is_version_refusal(&Status::failed_precondition("another refusal")));
         let old = check_daemon_version(&hello(None)).expect_err("no version").to_string();
-        assert!(old.contains("no provisionerd protocol version") && old.contains("upgrade"), "{old}");
+        assert!(
+            old.contains("no provisionerd protocol version") && old.contains("upgrade"),
+            "{old}"
+        );
     }
 
     #[test]

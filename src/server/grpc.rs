@@ -40,8 +40,6 @@ use crate::proto::{self, daemon_message::Msg as In, server_message::Msg as Out};
 use crate::protocol::{self, cancel, ProtocolVersion, KEY_HEADER};
 use crate::store::{AcquireRequest, CompleteResult, LogBatch, StoreError};
 
-/// Size of file chunks sent to daemons.
-const CHUNK: usize = 256 * 1024;
 /// How often a job's log batches also mark it as alive (its heartbeats do
 /// too): once per batch cost a write of the job's row every few milliseconds.
 const LOG_TOUCH_EVERY: Duration = Duration::from_secs(1);
@@ -183,8 +181,7 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
             return Err(denied());
         }
         let file = self.state.store.file(file_id).await.map_err(store_status)?;
-        let chunks: Vec<Result<proto::FileChunk, Status>> =
-            file.data.chunks(CHUNK).map(|c| Ok(proto::FileChunk { data: c.to_vec() })).collect();
+        let chunks = protocol::file_chunks(&file.data).into_iter().map(Ok::<_, Status>);
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 }
@@ -214,9 +211,8 @@ struct DaemonInfo {
 
 impl DaemonInfo {
     fn from_hello(h: proto::Hello, credential: Credential) -> Result<Self, Status> {
-        let h = protocol::hello_from_proto(h).map_err(|e| {
-            Status::invalid_argument(format!("protocol violation: hello: {e}"))
-        })?;
+        let h = protocol::hello_from_proto(h)
+            .map_err(|e| Status::invalid_argument(format!("protocol violation: hello: {e}")))?;
         Ok(Self {
             id: credential.daemon_id(h.daemon_id),
             claimed: h.daemon_id,

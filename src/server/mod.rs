@@ -10,8 +10,8 @@ use crate::store::DynStore;
 
 pub mod access;
 pub mod api;
-pub mod daemon_keys;
 pub mod background;
+pub mod daemon_keys;
 pub mod daemons;
 pub mod events;
 pub mod grpc;

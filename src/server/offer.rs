@@ -58,7 +58,7 @@ pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<JobOffer, OfferEr
                 .context("template version")?;
             let variables = version_variables(store, version.job_id).await?;
             let log_level = log_level.map(|l| l.parse::<LogLevel>()).transpose()?;
-            OfferInput::WorkspaceBuild(BuildInput {
+            OfferInput::WorkspaceBuild(Box::new(BuildInput {
                 build_id: build.id,
                 build_number: build.build_number,
                 transition: build.transition,
@@ -76,7 +76,7 @@ pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<JobOffer, OfferEr
                 template_version_name: version.name,
                 parameters: build.rich_parameters,
                 variables,
-            })
+            }))
         }
         JobInput::TemplateVersionImport { template_version_id, user_variable_values } => {
             OfferInput::TemplateImport(ImportInput { template_version_id, user_variable_values })

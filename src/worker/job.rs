@@ -91,7 +91,8 @@ async fn execute(
     logs: mpsc::Sender<LogLine>,
 ) -> JobReport {
     let offer = protocol::offer_from_proto(offer);
-    let keeps_state = matches!(&offer, Ok(JobOffer { input: OfferInput::WorkspaceBuild(b), .. }) if !b.dry_run);
+    let keeps_state =
+        matches!(&offer, Ok(JobOffer { input: OfferInput::WorkspaceBuild(b), .. }) if !b.dry_run);
     let result = async {
         let offer = offer.map_err(|e| failure(format!("the server's offer is unreadable: {e}")))?;
         let provisioner = offer.provisioner;

@@ -348,7 +348,9 @@ impl ConnectionManager {
         self.settings.credentials.apply(&mut request)?;
         let mut inbound = self.client.session(request).await?.into_inner();
         let welcome = match inbound.message().await? {
-            Some(proto::ServerMessage { msg: Some(In::Welcome(w)) }) => protocol::welcome_from_proto(w),
+            Some(proto::ServerMessage { msg: Some(In::Welcome(w)) }) => {
+                protocol::welcome_from_proto(w)
+            }
             _ => return Err(tonic::Status::internal("server did not welcome the daemon")),
         };
         let (heartbeat, server_id) = (welcome.heartbeat_interval, welcome.daemon_id);
@@ -365,8 +367,7 @@ impl ConnectionManager {
         for (job_id, job) in &mut self.jobs {
             job.sent_up_to = job.unacked.back().map_or(job.sent_up_to, |l| l.seq);
             for chunk in job.unacked.iter().cloned().collect::<Vec<_>>().chunks(MAX_BATCH) {
-                let batch = proto::LogBatch { job_id: job_id.to_string(), lines: chunk.to_vec() };
-                send_on(&conn.tx, Out::Logs(batch)).await?;
+                send_on(&conn.tx, protocol::logs(*job_id, chunk.to_vec())).await?;
             }
             if let Some(c) = &job.completion {
                 send_on(&conn.tx, Out::Complete(c.clone())).await?;
@@ -452,7 +453,8 @@ impl ConnectionManager {
         match msg.msg {
             Some(In::Offer(offer)) => self.on_offer(conn, offer).await,
             Some(In::Cancel(c)) => {
-                let job = protocol::parse_id(&c.job_id, "job_id").ok().and_then(|id| self.jobs.get(&id));
+                let job =
+                    protocol::parse_id(&c.job_id, "job_id").ok().and_then(|id| self.jobs.get(&id));
                 match job {
                     // Not a user's cancel: the server ended the job while this
                     // daemon was away (or the offer expired). Terraform stops,
@@ -622,8 +624,7 @@ impl ConnectionManager {
             if let Some(last) = chunk.last() {
                 job.sent_up_to = last.seq;
             }
-            let batch = proto::LogBatch { job_id: job_id.to_string(), lines: chunk };
-            send_on(&conn.tx, Out::Logs(batch)).await?;
+            send_on(&conn.tx, protocol::logs(job_id, chunk)).await?;
         }
         Ok(())
     }

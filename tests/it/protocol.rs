@@ -116,9 +116,11 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for RefusesEveryVersion
 async fn a_daemon_refused_for_its_version_stops_instead_of_retrying() {
     let sessions = Arc::new(AtomicUsize::new(0));
     let server = ProtocolVersion { major: PROTOCOL_VERSION.major + 1, minor: 2 };
-    let service = proto::provisioner_daemon_server::ProvisionerDaemonServer::new(
-        RefusesEveryVersion { sessions: sessions.clone(), server },
-    );
+    let service =
+        proto::provisioner_daemon_server::ProvisionerDaemonServer::new(RefusesEveryVersion {
+            sessions: sessions.clone(),
+            server,
+        });
     let app = tonic::service::Routes::new(service).into_axum_router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -133,10 +135,12 @@ async fn a_daemon_refused_for_its_version_stops_instead_of_retrying() {
     settings.credentials.psk = Some(PSK.into());
     settings.work_dir = dir.path().join("work");
     settings.cache_dir = dir.path().join("cache");
-    let result =
-        tokio::time::timeout(Duration::from_secs(30), provisionerd::worker::run(settings, Shutdown::default()))
-            .await
-            .expect("the daemon stops by itself");
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        provisionerd::worker::run(settings, Shutdown::default()),
+    )
+    .await
+    .expect("the daemon stops by itself");
     stop.cancel();
     let _ = serving.await;
     match result {
