@@ -34,6 +34,8 @@ pub struct Welcome {
     /// jobs and the daemon list show it. The daemon only logs it, so it is
     /// kept as sent.
     pub daemon_id: String,
+    /// The server's protocol version (`None` from a server before 1.0).
+    pub protocol: Option<ProtocolVersion>,
 }
 
 /// The hello a daemon sends.
@@ -83,6 +85,7 @@ pub fn welcome_from_proto(w: proto::Welcome) -> Welcome {
     Welcome {
         heartbeat_interval: Duration::from_millis(u64::from(w.heartbeat_interval_ms.max(100))),
         daemon_id: w.daemon_id,
+        protocol: w.protocol.map(ProtocolVersion::from),
     }
 }
 
@@ -118,7 +121,11 @@ mod tests {
         let proto::server_message::Msg::Welcome(sent) = welcome(Duration::from_secs(3), id) else {
             panic!("a welcome")
         };
-        let w = Welcome { heartbeat_interval: Duration::from_secs(3), daemon_id: id.to_string() };
+        let w = Welcome {
+            heartbeat_interval: Duration::from_secs(3),
+            daemon_id: id.to_string(),
+            protocol: Some(PROTOCOL_VERSION),
+        };
         assert_eq!(welcome_from_proto(sent.clone()), w);
         let fast = proto::Welcome { heartbeat_interval_ms: 1, ..sent };
         assert_eq!(welcome_from_proto(fast).heartbeat_interval, Duration::from_millis(100));

@@ -11,11 +11,15 @@ use super::proto::daemon_message::Msg as FromDaemon;
 use super::proto::server_message::Msg as FromServer;
 use super::{offer_to_proto, proto, JobOffer};
 
-/// The server's welcome: the heartbeat interval the daemon should keep, and
-/// its id on the server.
+/// The server's welcome: the heartbeat interval the daemon should keep, its
+/// id on the server, and the server's protocol version.
 pub fn welcome(heartbeat: Duration, daemon_id: Uuid) -> FromServer {
     let heartbeat_interval_ms = u32::try_from(heartbeat.as_millis()).unwrap_or(u32::MAX);
-    FromServer::Welcome(proto::Welcome { heartbeat_interval_ms, daemon_id: daemon_id.to_string() })
+    FromServer::Welcome(proto::Welcome {
+        heartbeat_interval_ms,
+        daemon_id: daemon_id.to_string(),
+        protocol: Some(super::PROTOCOL_VERSION.into()),
+    })
 }
 
 /// A job for the daemon.

@@ -354,8 +354,9 @@ impl ConnectionManager {
             _ => return Err(tonic::Status::internal("server did not welcome the daemon")),
         };
         let (heartbeat, server_id) = (welcome.heartbeat_interval, welcome.daemon_id);
+        let server_protocol = welcome.protocol.map_or_else(|| "unknown".into(), |v| v.to_string());
         // The server's id for this daemon, as its daemon list and jobs show it.
-        tracing::info!(url = %self.settings.url, daemon_id = %server_id, "connected to server");
+        tracing::info!(url = %self.settings.url, daemon_id = %server_id, protocol = %server_protocol, "connected to server");
         self.settings.health.set_connected(true);
         let conn = Connection { tx, inbound, heartbeat };
         self.resend(&conn).await?;
