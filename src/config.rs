@@ -195,7 +195,7 @@ pub fn parse_tag(s: &str) -> Result<(String, String), String> {
 
 /// Accepts a pre-shared key unless it is empty or whitespace.
 pub fn parse_psk(s: &str) -> Result<String, String> {
-    crate::server::auth::validate_psk(s).map(|()| s.to_owned())
+    crate::server::daemon_keys::validate_psk(s).map(|()| s.to_owned())
 }
 
 /// The longest duration any flag takes. Longer values would overflow the

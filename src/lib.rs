@@ -10,7 +10,8 @@
 //! - [`provisioner`]: the contract every provisioner (terraform, echo) implements.
 //! - [`terraform`]: the only place that spawns terraform.
 //! - [`probes`]: the daemon's `/healthz` and `/readyz` over HTTP.
-//! - [`proto`]: generated protocol types, used only at the gRPC edges.
+//! - [`protocol`]: the daemon protocol: generated types, version, and every
+//!   proto ⇄ domain conversion, for both the server and the worker.
 //! - [`config`]: command line and environment.
 
 pub mod app;
@@ -18,25 +19,13 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod probes;
+pub mod protocol;
 pub mod provisioner;
 pub mod server;
 pub mod store;
 pub mod terraform;
 pub mod worker;
 
-/// Generated daemon protocol. Only the gRPC edges (server service, worker
-/// client) use these types; everything else works on [`domain`] types.
-pub mod proto {
-    #![allow(clippy::all, missing_docs)]
-    tonic::include_proto!("provisionerd.v1");
-
-    /// Largest message either side sends or accepts, the same for the
-    /// server's service and the daemon's client (tonic's default of 4 MiB
-    /// would refuse a state past 4 MiB). The largest messages are a job
-    /// offer (the previous state) and a completion (the new state plus the
-    /// resources, whose attributes repeat much of it): 64 MiB carries a
-    /// completion of a state past 20 MiB, and still bounds what one message
-    /// may make a peer allocate. A completion that does not fit is cut down
-    /// by the daemon (`worker::job`), never sent to fail over and over.
-    pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
-}
+/// The generated protocol types, for raw clients (the integration tests
+/// drive sessions by hand); the crate itself converts only in [`protocol`].
+pub use protocol::proto;

@@ -1,7 +1,7 @@
 //! The gRPC daemon service: the server's side of the protocol in
 //! `proto/provisionerd/v1`.
 //!
-//! Each daemon session is one task ([`Session`]) that owns the session's
+//! Each daemon session is one task ([`DaemonSession`]) that owns the session's
 //! bookkeeping: how many jobs the daemon asked for, which offers await an
 //! acknowledgement, and which jobs it runs. Jobs are offered when the event
 //! bus says one was queued (no poll interval); cancels are pushed when the bus
@@ -13,9 +13,12 @@
 //! another credential can neither take over this daemon's jobs nor replace
 //! its registry entry. A daemon may only act on jobs of its own session: a
 //! message naming another job, a second hello, or anything before hello ends
-//! the session with an error status saying what was wrong.
+//! the session with an error status saying what was wrong. A daemon of
+//! another protocol major version is refused at hello (FAILED_PRECONDITION
+//! naming both versions).
 //!
-//! Prost types stop here: the store and the event bus see domain types only.
+//! Messages are read and built by [`crate::protocol`]; the store and the
+//! event bus see domain types only.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::pin::Pin;
@@ -29,17 +32,15 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::auth::{secret_matches, Credential, DaemonAuth, KEY_HEADER};
+use super::daemon_keys::{secret_matches, Credential, DaemonAuth};
 use super::offer::job_offer;
-use super::wire;
 use super::{AppState, Event, StoredLogs};
 use crate::app;
 use crate::domain::{Job, JobType, Provisioner, Tags, DAEMON_LOST};
 use crate::proto::{self, daemon_message::Msg as In, server_message::Msg as Out};
+use crate::protocol::{self, cancel, ProtocolVersion, KEY_HEADER};
 use crate::store::{AcquireRequest, CompleteResult, LogBatch, StoreError};
 
-/// Size of file chunks sent to daemons.
-const CHUNK: usize = 256 * 1024;
 /// How often a job's log batches also mark it as alive (its heartbeats do
 /// too): once per batch cost a write of the job's row every few milliseconds.
 const LOG_TOUCH_EVERY: Duration = Duration::from_secs(1);
@@ -83,8 +84,8 @@ impl DaemonService {
 
     pub fn into_server(self) -> proto::provisioner_daemon_server::ProvisionerDaemonServer<Self> {
         proto::provisioner_daemon_server::ProvisionerDaemonServer::new(self)
-            .max_decoding_message_size(proto::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(proto::MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(protocol::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(protocol::MAX_MESSAGE_BYTES)
     }
 }
 
@@ -118,6 +119,10 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
                 ))
             }
         };
+        if let Err(mismatch) = protocol::check_daemon_version(&hello) {
+            tracing::warn!(daemon = %hello.name, %mismatch, "daemon refused");
+            return Err(mismatch.into());
+        }
         let mut daemon = DaemonInfo::from_hello(hello, principal.credential)?;
         if let Some(tags) = principal.tags {
             // A key's tags decide what the daemon may run, not its flags.
@@ -128,7 +133,7 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
             Credential::Internal | Credential::Psk => None,
         };
         let (tx, rx) = mpsc::channel(256);
-        let session = Session {
+        let session = DaemonSession {
             state: self.state.clone(),
             events: self.state.events.subscribe(),
             tx,
@@ -156,10 +161,10 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
         request: Request<proto::DownloadFileRequest>,
     ) -> Result<Response<Self::DownloadFileStream>, Status> {
         let principal = self.authenticate(request.metadata()).await?;
-        let req = request.get_ref();
-        let file_id = parse_uuid(&req.file_id, "file_id")?;
-        let job_id = parse_uuid(&req.job_id, "job_id")?;
-        let daemon_id = principal.credential.daemon_id(parse_uuid(&req.daemon_id, "daemon_id")?);
+        let req = protocol::download_from_proto(request.get_ref())
+            .map_err(|e| Status::invalid_argument(e.0))?;
+        let (file_id, job_id) = (req.file_id, req.job_id);
+        let daemon_id = principal.credential.daemon_id(req.daemon_id);
         let denied = || {
             Status::permission_denied(format!(
                 "file {file_id} is not the template of job {job_id} running on this daemon: \
@@ -177,8 +182,7 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
             return Err(denied());
         }
         let file = self.state.store.file(file_id).await.map_err(store_status)?;
-        let chunks: Vec<Result<proto::FileChunk, Status>> =
-            file.data.chunks(CHUNK).map(|c| Ok(proto::FileChunk { data: c.to_vec() })).collect();
+        let chunks = protocol::file_chunks(&file.data).into_iter().map(Ok::<_, Status>);
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 }
@@ -202,40 +206,29 @@ struct DaemonInfo {
     tags: Tags,
     provisioners: Vec<Provisioner>,
     version: String,
+    protocol: ProtocolVersion,
     resume: Vec<Uuid>,
 }
 
 impl DaemonInfo {
     fn from_hello(h: proto::Hello, credential: Credential) -> Result<Self, Status> {
-        let bad = |e: String| Status::invalid_argument(format!("protocol violation: hello: {e}"));
-        let provisioners = h
-            .provisioners
-            .iter()
-            .map(|p| p.parse::<Provisioner>().map_err(|e| bad(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let resume = h
-            .running_job_ids
-            .iter()
-            .map(|j| parse_uuid(j, "running_job_ids"))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|s| bad(s.message().to_owned()))?;
-        let tags: Tags = h.tags.into_iter().collect();
-        let claimed =
-            parse_uuid(&h.daemon_id, "daemon_id").map_err(|s| bad(s.message().to_owned()))?;
+        let h = protocol::hello_from_proto(h)
+            .map_err(|e| Status::invalid_argument(format!("protocol violation: hello: {e}")))?;
         Ok(Self {
-            id: credential.daemon_id(claimed),
-            claimed,
+            id: credential.daemon_id(h.daemon_id),
+            claimed: h.daemon_id,
             name: h.name,
-            tags: crate::domain::with_default_scope(tags),
-            provisioners,
+            tags: crate::domain::with_default_scope(h.tags),
+            provisioners: h.provisioners,
             version: h.version,
-            resume,
+            protocol: h.protocol,
+            resume: h.running_job_ids,
         })
     }
 }
 
-/// One daemon's session.
-struct Session {
+/// One daemon's session: the task that owns its bookkeeping.
+struct DaemonSession {
     state: AppState,
     events: broadcast::Receiver<Event>,
     tx: mpsc::Sender<Result<proto::ServerMessage, Status>>,
@@ -286,13 +279,13 @@ enum SessionError {
     Disconnected(String),
 }
 
-impl Session {
+impl DaemonSession {
     async fn run(
         mut self,
         mut inbound: Streaming<proto::DaemonMessage>,
         shutdown: CancellationToken,
     ) {
-        tracing::info!(id = %self.daemon.id, claimed_id = %self.daemon.claimed, tags = ?self.daemon.tags, "daemon connected");
+        tracing::info!(id = %self.daemon.id, claimed_id = %self.daemon.claimed, tags = ?self.daemon.tags, protocol = %self.daemon.protocol, "daemon connected");
         let result = async {
             self.start().await?;
             loop {
@@ -341,10 +334,8 @@ impl Session {
         let provisioners = d.provisioners.iter().map(|p| p.to_string()).collect();
         self.registration =
             self.state.daemons.register(d.id, &d.name, &d.version, &d.tags, provisioners);
-        let interval = self.state.settings.heartbeat_interval.as_millis();
-        let heartbeat_interval_ms = u32::try_from(interval).unwrap_or(u32::MAX);
-        let daemon_id = self.daemon.id.to_string();
-        self.send(Out::Welcome(proto::Welcome { heartbeat_interval_ms, daemon_id })).await?;
+        let interval = self.state.settings.heartbeat_interval;
+        self.send(protocol::welcome(interval, self.daemon.id)).await?;
         for job_id in std::mem::take(&mut self.daemon.resume) {
             let job = match self.state.store.job(job_id).await {
                 Ok(job) => job,
@@ -430,11 +421,10 @@ impl Session {
             }
             Some(In::Logs(batch)) => self.on_logs(batch).await,
             Some(In::Heartbeat(h)) => {
-                let ids: Vec<Uuid> =
-                    h.running_job_ids.iter().filter_map(|j| j.parse().ok()).collect();
+                let ids = protocol::heartbeat_ids(&h);
                 self.state.store.heartbeat(self.daemon.id, &ids).await?;
                 // The answer lets the daemon notice a server that went silent.
-                self.send(Out::HeartbeatAck(proto::HeartbeatAck {})).await
+                self.send(protocol::heartbeat_ack()).await
             }
             Some(In::Complete(c)) => {
                 let job_id = parse_uuid(&c.job_id, "job_id")?;
@@ -444,7 +434,7 @@ impl Session {
                     tracing::warn!(job = %job_id, "completion of a job this daemon does not own dropped");
                     let note =
                         "the job is not this daemon's to run: its result was not stored".into();
-                    self.send(Out::CompleteAck(proto::CompleteAck { job_id: c.job_id, note })).await
+                    self.send(protocol::complete_ack(job_id, note)).await
                 } else {
                     Err(SessionError::NotYourJob(format!(
                         "completion of job {job_id}, which this daemon does not run"
@@ -476,9 +466,7 @@ impl Session {
         if !self.owned.contains(&job_id) && self.disowned.contains(&job_id) {
             // Not stored: the job is not this daemon's. Acknowledged, so the
             // daemon stops resending them.
-            let up_to_seq = batch.lines.iter().map(|l| l.seq).max().unwrap_or(0);
-            let ack = proto::LogsAck { job_id: job_id.to_string(), up_to_seq };
-            return self.send(Out::LogsAck(ack)).await;
+            return self.send(protocol::logs_ack(job_id, protocol::batch_up_to(&batch))).await;
         }
         if !self.owned.contains(&job_id) {
             return Err(SessionError::NotYourJob(format!(
@@ -486,7 +474,7 @@ impl Session {
             )));
         }
         let lines =
-            batch.lines.into_iter().map(wire::log_from_proto).collect::<Result<Vec<_>, _>>()?;
+            batch.lines.into_iter().map(protocol::log_from_proto).collect::<Result<Vec<_>, _>>()?;
         let appended = self.state.store.append_logs(LogBatch { job_id, lines }).await?;
         // A daemon that streams logs is alive.
         let now = Instant::now();
@@ -498,12 +486,13 @@ impl Session {
         if !appended.stored.is_empty() && self.state.events.has_log_followers() {
             self.state.events.publish_logs(StoredLogs { job_id, lines: appended.stored });
         }
-        self.send(Out::LogsAck(proto::LogsAck { job_id: job_id.to_string(), up_to_seq })).await
+        self.send(protocol::logs_ack(job_id, up_to_seq)).await
     }
 
     async fn on_complete(&mut self, c: proto::Complete) -> Result<(), SessionError> {
-        let job_id = parse_uuid(&c.job_id, "job_id")?;
-        let outcome = wire::outcome_from_proto(c)?;
+        let protocol::Completion { job_id, last_log_seq, outcome } =
+            protocol::complete_from_proto(c)?;
+        self.check_logs_stored(job_id, last_log_seq).await?;
         let note = match self.state.app().complete_job(job_id, self.daemon.id, &outcome).await {
             Ok(CompleteResult::Completed) => {
                 tracing::info!(job = %job_id, failed = outcome.error.is_some(), "job completed");
@@ -533,8 +522,29 @@ impl Session {
         self.owned.remove(&job_id);
         self.disowned.remove(&job_id);
         self.log_touched.remove(&job_id);
-        let ack = proto::CompleteAck { job_id: job_id.to_string(), note };
-        self.send(Out::CompleteAck(ack)).await
+        self.send(protocol::complete_ack(job_id, note)).await
+    }
+
+    /// Refuses a completion naming log lines the store does not hold. A
+    /// daemon sends every line of a job before its completion, on the same
+    /// stream, so they are stored by now unless the daemon lost some: the
+    /// session ends, and on its next one the daemon resends its
+    /// unacknowledged lines before the completion.
+    async fn check_logs_stored(&self, job_id: Uuid, last_log_seq: i64) -> Result<(), SessionError> {
+        if last_log_seq <= 0 {
+            return Ok(());
+        }
+        // An empty batch stores nothing and answers the highest stored seq.
+        let batch = LogBatch { job_id, lines: Vec::new() };
+        let stored = self.state.store.append_logs(batch).await?.up_to_seq;
+        if last_log_seq > stored {
+            return Err(SessionError::Protocol(format!(
+                "completion of job {job_id} after log line {last_log_seq}, but the server \
+                 holds its lines only up to {stored}: a daemon sends all of a job's lines \
+                 before its completion"
+            )));
+        }
+        Ok(())
     }
 
     async fn on_event(
@@ -673,7 +683,7 @@ impl Session {
             self.offered.insert(job.id);
             self.offered_at.insert(job.id, Instant::now());
             tracing::info!(job = %job.id, job_type = %job.job_type, "offering job");
-            self.send(Out::Offer(offer)).await?;
+            self.send(protocol::offer(offer)).await?;
         }
         Ok(())
     }
@@ -700,10 +710,6 @@ impl Session {
         }
         self.state.events.publish(Event::JobQueued);
     }
-}
-
-fn cancel(job_id: Uuid, reason: &str) -> Out {
-    Out::Cancel(proto::CancelJob { job_id: job_id.to_string(), reason: reason.to_owned() })
 }
 
 async fn sleep_until_due(due: Option<tokio::time::Instant>) {
@@ -757,7 +763,7 @@ fn message_name(msg: &Option<In>) -> &'static str {
 }
 
 fn parse_uuid(s: &str, field: &str) -> Result<Uuid, Status> {
-    s.parse().map_err(|_| Status::invalid_argument(format!("{field}: {s:?} is not a UUID")))
+    protocol::parse_id(s, field).map_err(|e| Status::invalid_argument(e.0))
 }
 
 impl From<Status> for SessionError {
@@ -777,8 +783,8 @@ fn store_status(e: StoreError) -> Status {
 }
 
 /// A daemon message whose content cannot be read is a protocol violation.
-impl From<wire::BadMessage> for SessionError {
-    fn from(e: wire::BadMessage) -> Self {
+impl From<protocol::BadMessage> for SessionError {
+    fn from(e: protocol::BadMessage) -> Self {
         SessionError::Protocol(e.0)
     }
 }

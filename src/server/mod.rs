@@ -11,8 +11,8 @@ use crate::store::DynStore;
 /// Who may do what; it lives with the use cases that ask it.
 pub use crate::app::access;
 pub mod api;
-pub mod auth;
 pub mod background;
+pub mod daemon_keys;
 pub mod daemons;
 pub mod events;
 pub mod grpc;
@@ -20,7 +20,6 @@ pub mod limits;
 mod offer;
 mod reaper;
 mod run;
-mod wire;
 
 pub use events::{Event, Events, LogBatch, StoredLogs};
 pub use run::{run, ServerConfig, TlsFiles};

@@ -1,10 +1,11 @@
 //! Builds the job offer a daemon receives: the job plus everything it needs
 //! to run it (transition, previous state, workspace metadata, parameters).
 //!
-//! Reads only; the handover bookkeeping lives in the gRPC session.
+//! Reads only; the handover bookkeeping lives in the gRPC session, and
+//! the offer's wire form in [`crate::protocol`].
 
-use crate::domain::{Job, JobInput, NameValue};
-use crate::proto;
+use crate::domain::{Job, JobInput, LogLevel, NameValue, UnknownVariant};
+use crate::protocol::{BuildInput, ImportInput, JobOffer, OfferInput, OfferedFile};
 use crate::store::{Store, StoreError};
 
 /// Why an offer could not be built.
@@ -12,6 +13,8 @@ use crate::store::{Store, StoreError};
 pub enum OfferError {
     #[error("job input is not valid: {0}")]
     Input(#[from] serde_json::Error),
+    #[error("job input is not valid: {0}")]
+    LogLevel(#[from] UnknownVariant),
     #[error("{what}: {source}")]
     Store { what: &'static str, source: StoreError },
 }
@@ -24,13 +27,6 @@ impl<T> Context<T> for Result<T, StoreError> {
     fn context(self, what: &'static str) -> Result<T, OfferError> {
         self.map_err(|source| OfferError::Store { what, source })
     }
-}
-
-fn params(values: &[NameValue]) -> Vec<proto::Parameter> {
-    values
-        .iter()
-        .map(|p| proto::Parameter { name: p.name.clone(), value: p.value.clone() })
-        .collect()
 }
 
 /// The variable values a template version was imported with; its builds
@@ -47,7 +43,7 @@ async fn version_variables(
 }
 
 /// Describes `job` for a daemon.
-pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<proto::JobOffer, OfferError> {
+pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<JobOffer, OfferError> {
     // Hash and size only: the daemon fetches the archive itself, once.
     let (file_hash, file_size) = store.file_info(job.file_id).await.context("template file")?;
     let input = match serde_json::from_value::<JobInput>(job.input.clone())? {
@@ -61,40 +57,36 @@ pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<proto::JobOffer, 
                 .await
                 .context("template version")?;
             let variables = version_variables(store, version.job_id).await?;
-            proto::job_offer::Input::WorkspaceBuild(proto::WorkspaceBuildInput {
-                build_id: build.id.to_string(),
+            let log_level = log_level.map(|l| l.parse::<LogLevel>()).transpose()?;
+            OfferInput::WorkspaceBuild(Box::new(BuildInput {
+                build_id: build.id,
                 build_number: build.build_number,
-                transition: build.transition.to_string(),
-                state: build.provisioner_state.clone(),
+                transition: build.transition,
+                state: build.provisioner_state,
                 dry_run,
-                log_level: log_level.unwrap_or_default(),
-                workspace_id: ws.id.to_string(),
+                log_level,
+                workspace_id: ws.id,
                 workspace_name: ws.name,
-                owner_id: owner.id.to_string(),
+                owner_id: owner.id,
                 owner_name: owner.username,
                 owner_email: owner.email,
-                template_id: template.id.to_string(),
+                template_id: template.id,
                 template_name: template.name,
-                template_version_id: version.id.to_string(),
+                template_version_id: version.id,
                 template_version_name: version.name,
-                parameters: params(&build.rich_parameters),
-                variables: params(&variables),
-            })
+                parameters: build.rich_parameters,
+                variables,
+            }))
         }
         JobInput::TemplateVersionImport { template_version_id, user_variable_values } => {
-            proto::job_offer::Input::TemplateImport(proto::TemplateImportInput {
-                template_version_id: template_version_id.to_string(),
-                user_variable_values: params(&user_variable_values),
-            })
+            OfferInput::TemplateImport(ImportInput { template_version_id, user_variable_values })
         }
     };
-    Ok(proto::JobOffer {
-        job_id: job.id.to_string(),
-        job_type: job.job_type.to_string(),
-        provisioner: job.provisioner.to_string(),
-        file_id: job.file_id.to_string(),
-        file_hash,
-        file_size,
-        input: Some(input),
+    Ok(JobOffer {
+        job_id: job.id,
+        job_type: job.job_type,
+        provisioner: job.provisioner,
+        file: OfferedFile { id: job.file_id, hash: file_hash, size: file_size },
+        input,
     })
 }

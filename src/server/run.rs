@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::auth::{random_key, validate_psk, DaemonAuth};
+use super::daemon_keys::{random_key, validate_psk, DaemonAuth};
 use super::grpc::DaemonService;
 use super::limits::Limits;
 use super::{api, AppState, Events, ServerSettings};

@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 
 use super::credentials::Credentials;
 use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
-use crate::proto::DownloadFileRequest;
+use crate::protocol::{download_to_proto, Download};
 
 #[derive(Debug, Clone)]
 pub struct ArchiveCache {
@@ -40,7 +40,7 @@ impl ArchiveCache {
         &self,
         client: &ProvisionerDaemonClient<Channel>,
         credentials: &Credentials,
-        file: &FileRef<'_>,
+        file: &Download,
         hash: &str,
     ) -> Result<Bytes, CacheError> {
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -66,25 +66,14 @@ impl ArchiveCache {
     }
 }
 
-/// Which file to download, and for which job of which daemon: the server
-/// serves a file only to the daemon running a job that uses it.
-#[derive(Debug, Clone, Copy)]
-pub struct FileRef<'a> {
-    pub file_id: &'a str,
-    pub daemon_id: uuid::Uuid,
-    pub job_id: uuid::Uuid,
-}
-
 async fn download(
     client: &ProvisionerDaemonClient<Channel>,
     credentials: &Credentials,
-    file: &FileRef<'_>,
+    file: &Download,
 ) -> Result<Vec<u8>, CacheError> {
-    let mut request = tonic::Request::new(DownloadFileRequest {
-        file_id: file.file_id.to_owned(),
-        daemon_id: file.daemon_id.to_string(),
-        job_id: file.job_id.to_string(),
-    });
+    // The file, and for which job of which daemon: the server serves a file
+    // only to the daemon running a job that uses it.
+    let mut request = tonic::Request::new(download_to_proto(*file));
     credentials.apply(&mut request)?;
     let mut stream = client.clone().download_file(request).await?.into_inner();
     let mut data = Vec::new();

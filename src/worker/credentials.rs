@@ -4,7 +4,7 @@
 
 use tonic::metadata::MetadataValue;
 
-use crate::server::auth::{KEY_HEADER, PSK_HEADER};
+use crate::protocol::{KEY_HEADER, PSK_HEADER};
 
 /// The daemon's secret(s).
 #[derive(Clone, Default)]

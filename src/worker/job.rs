@@ -14,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use super::cache::{ArchiveCache, FileRef};
+use super::cache::ArchiveCache;
 use super::echo::Echo;
 use super::session::JobEvent;
-use crate::domain::{LogLevel, LogLine, LogSource, NameValue, Provisioner, Resource, Transition};
+use crate::domain::{JobOutcome, LogLevel, LogLine, LogSource, Provisioner};
 use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
-use crate::proto::{self, job_offer::Input};
+use crate::protocol::{self, proto, BuildInput, JobOffer, OfferInput};
 use crate::provisioner::{
     LogSink, Provision, ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest,
     WorkspaceMeta,
@@ -47,66 +47,30 @@ pub struct JobReport {
 }
 
 impl JobReport {
+    /// The completion to send (cut down to fit one message if need be).
     pub fn into_proto(self, job_id: Uuid, last_log_seq: i64) -> proto::Complete {
-        let mut c =
-            proto::Complete { job_id: job_id.to_string(), last_log_seq, ..Default::default() };
-        match self.result {
-            Ok(outcome) => {
-                c.state = self.keeps_state.then_some(outcome.state);
-                c.resources = outcome.resources.into_iter().map(resource_to_proto).collect();
-                if let Some(mut import) = outcome.import {
-                    let stop = std::mem::take(&mut import.stop_resources);
-                    c.stop_resources = stop.into_iter().map(resource_to_proto).collect();
-                    c.import_json = serde_json::to_string(&import).ok();
-                }
-            }
-            Err(e) => {
-                c.state = if self.keeps_state { e.state } else { None };
-                c.canceled = e.canceled;
-                if !e.canceled {
-                    c.error = Some(e.message);
-                    c.error_code = e.code;
-                }
-            }
-        }
-        fit(&mut c, proto::MAX_MESSAGE_BYTES);
-        c
+        protocol::complete_to_proto(job_id, last_log_seq, self.into_outcome())
     }
-}
 
-/// Makes a completion fit in one message of `max` bytes, so it is not sent
-/// only to be refused on every reconnect. Resource attributes go first (the
-/// state holds them too); if the state itself is too big, the job fails
-/// with an error that says so, and the build keeps its previous state.
-fn fit(c: &mut proto::Complete, max: usize) {
-    use prost::Message;
-    let size = c.encoded_len();
-    if size <= max {
-        return;
+    /// What the server records: a dry run's or an import's state is not the
+    /// build's, and a canceled job carries no error.
+    fn into_outcome(self) -> JobOutcome {
+        match self.result {
+            Ok(outcome) => JobOutcome {
+                state: self.keeps_state.then_some(outcome.state),
+                resources: outcome.resources,
+                import: outcome.import,
+                ..Default::default()
+            },
+            Err(e) => JobOutcome {
+                state: if self.keeps_state { e.state } else { None },
+                canceled: e.canceled,
+                error: (!e.canceled).then_some(e.message),
+                error_code: if e.canceled { None } else { e.code },
+                ..Default::default()
+            },
+        }
     }
-    for r in c.resources.iter_mut().chain(c.stop_resources.iter_mut()) {
-        r.attributes_json.clear();
-    }
-    if c.encoded_len() <= max {
-        tracing::warn!(job = %c.job_id, size, max, "result too large: resource attributes dropped");
-        return;
-    }
-    let state = c.state.take().map_or(0, |s| s.len());
-    tracing::warn!(job = %c.job_id, size, state, max, "result too large: reporting a failure");
-    *c = proto::Complete {
-        job_id: std::mem::take(&mut c.job_id),
-        last_log_seq: c.last_log_seq,
-        error: Some(format!(
-            "the job's result is {} MiB (state {} MiB), more than the {} MiB a daemon can \
-             send to the server: the build keeps its previous state, so resources this \
-             build created or changed are not recorded; make the state smaller (fewer or \
-             smaller resource attributes) and run the build again",
-            size >> 20,
-            state >> 20,
-            max >> 20
-        )),
-        ..Default::default()
-    };
 }
 
 /// A job's log sink: each batch goes to the connection manager as one
@@ -147,15 +111,18 @@ async fn execute(
     ctx: &JobContext,
     logs: &dyn LogSink,
 ) -> JobReport {
-    let keeps_state = matches!(&offer.input, Some(Input::WorkspaceBuild(b)) if !b.dry_run);
+    let offer = protocol::offer_from_proto(offer);
+    let keeps_state =
+        matches!(&offer, Ok(JobOffer { input: OfferInput::WorkspaceBuild(b), .. }) if !b.dry_run);
     let result = async {
-        let kind: Provisioner = offer.provisioner.parse().map_err(|e| failure(format!("{e}")))?;
-        let request = request_from_offer(&offer, Bytes::new())?;
+        let offer = offer.map_err(|e| failure(format!("the server's offer is unreadable: {e}")))?;
+        let kind = offer.provisioner;
+        let request = request_from_offer(&offer, Bytes::new());
         daemon_log(logs, LogLevel::Info, "Setting up", "Downloading template archive").await;
-        let file = FileRef { file_id: &offer.file_id, daemon_id: ctx.daemon_id, job_id };
+        let file = protocol::Download { file_id: offer.file.id, daemon_id: ctx.daemon_id, job_id };
         let archive = ctx
             .cache
-            .fetch(&ctx.client, &ctx.credentials, &file, &offer.file_hash)
+            .fetch(&ctx.client, &ctx.credentials, &file, &offer.file.hash)
             .await
             .map_err(|e| failure(format!("failed to fetch the template archive: {e}")))?;
         let request = ProvisionRequest { archive, ..request };
@@ -188,135 +155,49 @@ async fn daemon_log(logs: &dyn LogSink, level: LogLevel, stage: &str, output: &s
     let _ = logs.send(vec![line]).await;
 }
 
-fn name_values(params: &[proto::Parameter]) -> Vec<NameValue> {
-    params.iter().map(|p| NameValue { name: p.name.clone(), value: p.value.clone() }).collect()
-}
-
 /// Turns an offer into a provisioner request (the archive is filled in later).
-fn request_from_offer(
-    offer: &proto::JobOffer,
-    archive: Bytes,
-) -> Result<ProvisionRequest, ProvisionError> {
+fn request_from_offer(offer: &JobOffer, archive: Bytes) -> ProvisionRequest {
     match &offer.input {
-        Some(Input::WorkspaceBuild(b)) => {
-            let transition: Transition =
-                b.transition.parse().map_err(|e| failure(format!("{e}")))?;
-            Ok(ProvisionRequest {
-                archive,
-                kind: ProvisionKind::Build {
-                    transition,
-                    state: b.state.clone(),
-                    dry_run: b.dry_run,
-                },
-                workspace: Some(workspace(b)),
-                parameters: name_values(&b.parameters),
-                variables: name_values(&b.variables),
-            })
-        }
-        Some(Input::TemplateImport(t)) => Ok(ProvisionRequest {
+        OfferInput::WorkspaceBuild(b) => ProvisionRequest {
+            archive,
+            kind: ProvisionKind::Build {
+                transition: b.transition,
+                state: b.state.clone(),
+                dry_run: b.dry_run,
+            },
+            workspace: Some(workspace(b)),
+            parameters: b.parameters.clone(),
+            variables: b.variables.clone(),
+        },
+        OfferInput::TemplateImport(t) => ProvisionRequest {
             archive,
             kind: ProvisionKind::Import,
             workspace: None,
             parameters: Vec::new(),
-            variables: name_values(&t.user_variable_values),
-        }),
-        None => Err(failure("the server sent a job without input".to_owned())),
+            variables: t.user_variable_values.clone(),
+        },
     }
 }
 
 /// The workspace a build runs for, as the offer names it.
-fn workspace(b: &proto::WorkspaceBuildInput) -> WorkspaceMeta {
+fn workspace(b: &BuildInput) -> WorkspaceMeta {
     WorkspaceMeta {
-        workspace_id: b.workspace_id.clone(),
+        workspace_id: b.workspace_id.to_string(),
         workspace_name: b.workspace_name.clone(),
-        owner_id: b.owner_id.clone(),
+        owner_id: b.owner_id.to_string(),
         owner_name: b.owner_name.clone(),
         owner_email: b.owner_email.clone(),
-        template_id: b.template_id.clone(),
+        template_id: b.template_id.to_string(),
         template_name: b.template_name.clone(),
         template_version_name: b.template_version_name.clone(),
-        build_id: b.build_id.clone(),
-    }
-}
-
-fn resource_to_proto(r: Resource) -> proto::Resource {
-    proto::Resource {
-        name: r.name,
-        r#type: r.resource_type,
-        module_path: r.module_path,
-        hide: r.hide,
-        icon: r.icon,
-        daily_cost: r.daily_cost,
-        instance_type: r.instance_type,
-        metadata: r
-            .metadata
-            .into_iter()
-            .map(|m| proto::Metadata { key: m.key, value: m.value, sensitive: m.sensitive })
-            .collect(),
-        attributes_json: if r.attributes.is_null() {
-            String::new()
-        } else {
-            r.attributes.to_string()
-        },
-        agents_json: if r.agents.is_empty() {
-            String::new()
-        } else {
-            serde_json::to_string(&r.agents).unwrap_or_default()
-        },
+        build_id: b.build_id.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_result_too_big_for_one_message_is_cut_down_then_failed() {
-        let resource = |attrs: usize| -> Resource {
-            let input = "x".repeat(attrs);
-            let r = serde_json::json!({"name": "big", "type": "t", "attributes": {"input": input}});
-            serde_json::from_value(r).expect("resource")
-        };
-        let report = |state: usize, attrs: usize| JobReport {
-            result: Ok(ProvisionOutcome {
-                state: vec![b's'; state],
-                resources: vec![resource(attrs)],
-                import: None,
-            }),
-            keeps_state: true,
-        };
-        let mut c = report(1000, 10).into_proto(Uuid::nil(), 1);
-        fit(&mut c, 2000);
-        assert!(c.error.is_none() && c.resources[0].attributes_json.contains("xxx"));
-
-        let mut c = report(1000, 1500).into_proto(Uuid::nil(), 1);
-        fit(&mut c, 2000);
-        assert_eq!(c.state.as_ref().map(Vec::len), Some(1000), "the state is kept");
-        assert_eq!(c.resources[0].name, "big");
-        assert!(c.resources[0].attributes_json.is_empty() && c.error.is_none());
-
-        let mut c = report(3000, 10).into_proto(Uuid::nil(), 7);
-        fit(&mut c, 2000);
-        assert_eq!((c.state, c.last_log_seq, c.job_id.is_empty()), (None, 7, false));
-        let error = c.error.unwrap_or_default();
-        assert!(error.contains("keeps its previous state"), "{error}");
-    }
-
-    #[test]
-    fn canceled_reports_carry_no_error_and_dry_runs_no_state() {
-        let err = ProvisionError {
-            message: "canceled".into(),
-            code: None,
-            state: Some(b"s".to_vec()),
-            canceled: true,
-        };
-        let c =
-            JobReport { result: Err(err.clone()), keeps_state: true }.into_proto(Uuid::nil(), 3);
-        assert!(c.canceled && c.error.is_none());
-        assert_eq!(c.state.as_deref(), Some(&b"s"[..]));
-        let c = JobReport { result: Err(err), keeps_state: false }.into_proto(Uuid::nil(), 3);
-        assert_eq!(c.state, None);
-    }
+    use crate::domain::Transition;
 
     /// A burst of lines from a child process (a terraform stand-in that
     /// prints them on `init`) reaches the connection manager's queue as far

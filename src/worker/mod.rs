@@ -3,8 +3,8 @@
 //! and `provisionerd start` run this same code over the same protocol.
 //!
 //! The worker does not know HTTP or the store; it speaks the gRPC protocol
-//! (in [`session`] and [`job`], the only files with prost types) and hands terraform work
-//! to [`crate::terraform`].
+//! through [`crate::protocol`] (from [`session`], [`job`] and [`cache`]) and
+//! hands terraform work to [`crate::terraform`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -99,6 +99,9 @@ pub enum WorkerError {
     Terraform(String),
     #[error("stopped with {0} job(s) not reported to the server")]
     Unreported(usize),
+    /// The server does not speak this daemon's protocol version.
+    #[error("{0}")]
+    Incompatible(String),
     #[error("failed to create {what} {path}: {source}")]
     Dir { what: &'static str, path: PathBuf, source: std::io::Error },
 }
@@ -114,10 +117,7 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> Result<(), Wor
             source,
         })?;
     }
-    match session::Daemon::new(settings)?.run(shutdown).await {
-        0 => Ok(()),
-        n => Err(WorkerError::Unreported(n)),
-    }
+    session::ConnectionManager::new(settings)?.run(shutdown).await
 }
 
 fn hostname() -> String {

@@ -7,7 +7,10 @@
 //! When the connection drops, jobs keep running, their logs are kept, and the
 //! manager reconnects with backoff, says hello with the jobs it still runs,
 //! and resends everything unacknowledged; the server drops duplicates by
-//! sequence number, so no line is lost or doubled.
+//! sequence number, so no line is lost or doubled. A server that refuses
+//! this daemon's protocol version stops the daemon: retrying cannot help.
+//!
+//! Messages are read and built by [`crate::protocol`].
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -26,14 +29,15 @@ use super::cache::ArchiveCache;
 use super::job::{JobContext, JobReport};
 use super::lifecycle::{Due, Lifecycle, StopPolicy};
 use super::{Shutdown, WorkerError, WorkerSettings};
-use crate::domain::LogLine;
+use crate::domain::{JobType, LogLine};
 use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
 use crate::proto::{self, daemon_message::Msg as Out, server_message::Msg as In};
+use crate::protocol::{self, log_to_proto, Wire, PROTOCOL_VERSION};
 
 /// Most log lines in one `LogBatch` message: as many as a provisioner puts
 /// in one batch, so a batch that finds nothing waiting goes out as one
 /// message. 500 lines of at most 64 KiB each stay well inside
-/// `proto::MAX_MESSAGE_BYTES`.
+/// `protocol::MAX_MESSAGE_BYTES`.
 const MAX_BATCH: usize = crate::provisioner::MAX_BATCH_LINES;
 
 /// A job's log batches go at most this often unless a full batch waits: a
@@ -124,7 +128,9 @@ enum Disconnect {
     Exit,
 }
 
-pub struct Daemon {
+/// The connection manager: the task that owns the daemon's jobs and its
+/// session with the server.
+pub struct ConnectionManager {
     settings: WorkerSettings,
     id: Uuid,
     client: ProvisionerDaemonClient<Channel>,
@@ -138,9 +144,11 @@ pub struct Daemon {
     slot_of: HashMap<Uuid, usize>,
     /// When lines held back by [`LOG_LINGER`] are due.
     linger_until: Option<Instant>,
+    /// Why the server refused this daemon's protocol version, if it did.
+    incompatible: Option<String>,
 }
 
-impl Daemon {
+impl ConnectionManager {
     pub fn new(settings: WorkerSettings) -> Result<Self, WorkerError> {
         let endpoint = Endpoint::from_shared(settings.url.clone())
             .map_err(|source| WorkerError::Url { url: settings.url.clone(), source })?
@@ -160,8 +168,8 @@ impl Daemon {
             endpoint
         };
         let client = ProvisionerDaemonClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(proto::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(proto::MAX_MESSAGE_BYTES);
+            .max_decoding_message_size(protocol::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(protocol::MAX_MESSAGE_BYTES);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let cache = ArchiveCache::new(settings.cache_dir.join("archives"));
         let free_slots = (0..settings.concurrency.max(1) as usize).rev().collect();
@@ -180,11 +188,13 @@ impl Daemon {
             free_slots,
             slot_of: HashMap::new(),
             linger_until: None,
+            incompatible: None,
         })
     }
 
-    /// Runs until the daemon stops; returns how many jobs it could not report.
-    pub async fn run(mut self, shutdown: Shutdown) -> usize {
+    /// Runs until the daemon stops; fails when it could not report every job
+    /// or the server refused its protocol version.
+    pub async fn run(mut self, shutdown: Shutdown) -> Result<(), WorkerError> {
         tracing::info!(name = %self.settings.name, url = %self.settings.url, tags = ?self.settings.tags, "provisioner daemon starting");
         // A session that ends soon after it opened (the server welcomes the
         // daemon, then fails) is followed by a pause that grows with each
@@ -224,7 +234,11 @@ impl Daemon {
             tracing::error!(jobs = ?ids, "exiting without reporting these jobs; the server fails them after its heartbeat timeout");
         }
         tracing::info!(name = %self.settings.name, "provisioner daemon stopped");
-        unreported
+        match (self.incompatible.take(), unreported) {
+            (Some(why), _) => Err(WorkerError::Incompatible(why)),
+            (None, 0) => Ok(()),
+            (None, n) => Err(WorkerError::Unreported(n)),
+        }
     }
 
     fn buffered_lines(&self) -> usize {
@@ -296,6 +310,11 @@ impl Daemon {
             }
             match self.open().await {
                 Ok(conn) => return Some(conn),
+                Err(e) if protocol::is_version_refusal(&e) => {
+                    tracing::error!(error = %e.message(), "the server refused this daemon's protocol version; stopping");
+                    self.incompatible = Some(e.message().to_owned());
+                    return None;
+                }
                 Err(e) if e.code() == tonic::Code::Unauthenticated => {
                     tracing::error!(error = %e.message(), "the server rejected this daemon's credentials; retrying")
                 }
@@ -325,26 +344,29 @@ impl Daemon {
     /// Opens a session: hello, welcome, then everything unacknowledged.
     async fn open(&mut self) -> Result<Connection, tonic::Status> {
         let (tx, rx) = mpsc::channel(1024);
-        let hello = proto::Hello {
-            daemon_id: self.id.to_string(),
+        let hello = protocol::Hello {
+            daemon_id: self.id,
             name: self.settings.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            tags: self.settings.tags.clone().into_iter().collect(),
-            provisioners: self.settings.provisioners.iter().map(|p| p.to_string()).collect(),
-            running_job_ids: self.jobs.keys().map(Uuid::to_string).collect(),
+            protocol: PROTOCOL_VERSION,
+            tags: self.settings.tags.clone(),
+            provisioners: self.settings.provisioners.clone(),
+            running_job_ids: self.jobs.keys().copied().collect(),
         };
-        send_on(&tx, Out::Hello(hello)).await?;
+        send_on(&tx, protocol::hello_to_proto(hello)).await?;
         let mut request = tonic::Request::new(ReceiverStream::new(rx));
         self.settings.credentials.apply(&mut request)?;
         let mut inbound = self.client.session(request).await?.into_inner();
-        let (heartbeat, server_id) = match inbound.message().await? {
+        let welcome = match inbound.message().await? {
             Some(proto::ServerMessage { msg: Some(In::Welcome(w)) }) => {
-                (Duration::from_millis(u64::from(w.heartbeat_interval_ms.max(100))), w.daemon_id)
+                protocol::welcome_from_proto(w)
             }
             _ => return Err(tonic::Status::internal("server did not welcome the daemon")),
         };
+        let (heartbeat, server_id) = (welcome.heartbeat_interval, welcome.daemon_id);
+        let server_protocol = welcome.protocol.map_or_else(|| "unknown".into(), |v| v.to_string());
         // The server's id for this daemon, as its daemon list and jobs show it.
-        tracing::info!(url = %self.settings.url, daemon_id = %server_id, "connected to server");
+        tracing::info!(url = %self.settings.url, daemon_id = %server_id, protocol = %server_protocol, "connected to server");
         self.settings.health.set_connected(true);
         let conn = Connection { tx, inbound, heartbeat };
         self.resend(&conn).await?;
@@ -356,14 +378,13 @@ impl Daemon {
         for (job_id, job) in &mut self.jobs {
             job.sent_up_to = job.unacked.back().map_or(job.sent_up_to, |l| l.seq);
             for chunk in job.unacked.iter().cloned().collect::<Vec<_>>().chunks(MAX_BATCH) {
-                let batch = proto::LogBatch { job_id: job_id.to_string(), lines: chunk.to_vec() };
-                send_on(&conn.tx, Out::Logs(batch)).await?;
+                send_on(&conn.tx, protocol::logs(*job_id, chunk.to_vec())).await?;
             }
             if let Some(c) = &job.completion {
                 send_on(&conn.tx, Out::Complete(c.clone())).await?;
             }
         }
-        send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() })).await
+        send_on(&conn.tx, protocol::acquire(self.wanted_slots())).await
     }
 
     fn wanted_slots(&self) -> u32 {
@@ -421,7 +442,7 @@ impl Daemon {
             let step = match step {
                 Ok(()) if self.life.draining() && !announced_drain => {
                     announced_drain = true;
-                    send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: 0 })).await
+                    send_on(&conn.tx, protocol::acquire(0)).await
                 }
                 other => other,
             };
@@ -432,8 +453,7 @@ impl Daemon {
     }
 
     async fn send_heartbeat(&self, conn: &Connection) -> Result<(), tonic::Status> {
-        let ids = self.jobs.keys().map(Uuid::to_string).collect();
-        send_on(&conn.tx, Out::Heartbeat(proto::Heartbeat { running_job_ids: ids })).await
+        send_on(&conn.tx, protocol::heartbeat(self.jobs.keys())).await
     }
 
     async fn on_server_message(
@@ -444,7 +464,8 @@ impl Daemon {
         match msg.msg {
             Some(In::Offer(offer)) => self.on_offer(conn, offer).await,
             Some(In::Cancel(c)) => {
-                let job = c.job_id.parse().ok().and_then(|id: Uuid| self.jobs.get(&id));
+                let job =
+                    protocol::parse_id(&c.job_id, "job_id").ok().and_then(|id| self.jobs.get(&id));
                 match job {
                     // Not a user's cancel: the server ended the job while this
                     // daemon was away (or the offer expired). Terraform stops,
@@ -466,7 +487,7 @@ impl Daemon {
                 Ok(())
             }
             Some(In::LogsAck(ack)) => {
-                let Ok(id) = ack.job_id.parse::<Uuid>() else { return Ok(()) };
+                let Ok(id) = protocol::parse_id(&ack.job_id, "job_id") else { return Ok(()) };
                 let Some(job) = self.jobs.get_mut(&id) else { return Ok(()) };
                 while job.unacked.front().is_some_and(|l| l.seq <= ack.up_to_seq) {
                     job.unacked.pop_front();
@@ -481,7 +502,7 @@ impl Daemon {
                     // The server kept the result only in part, or refused it.
                     tracing::warn!(job = %ack.job_id, note = %ack.note, "the server did not take this job's result as a normal completion");
                 }
-                if let Ok(id) = ack.job_id.parse::<Uuid>() {
+                if let Ok(id) = protocol::parse_id(&ack.job_id, "job_id") {
                     if self.jobs.get(&id).is_some_and(|j| j.completion.is_some()) {
                         self.jobs.remove(&id);
                     }
@@ -497,15 +518,14 @@ impl Daemon {
         conn: &Connection,
         offer: proto::JobOffer,
     ) -> Result<(), tonic::Status> {
-        let Ok(job_id) = offer.job_id.parse::<Uuid>() else {
+        let Ok(job_id) = protocol::parse_id(&offer.job_id, "job_id") else {
             return Err(tonic::Status::invalid_argument("offer with a malformed job id"));
         };
         if self.life.draining() || self.free_slots.is_empty() {
-            send_on(&conn.tx, Out::Reject(proto::Reject { job_id: offer.job_id })).await?;
-            return send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() }))
-                .await;
+            send_on(&conn.tx, protocol::reject(job_id)).await?;
+            return send_on(&conn.tx, protocol::acquire(self.wanted_slots())).await;
         }
-        send_on(&conn.tx, Out::Ack(proto::Ack { job_id: offer.job_id.clone() })).await?;
+        send_on(&conn.tx, protocol::ack(job_id)).await?;
         let slot = self.free_slots.pop().unwrap_or_default();
         self.slot_of.insert(job_id, slot);
         let cancel = CancellationToken::new();
@@ -530,7 +550,8 @@ impl Daemon {
             events: self.events_tx.clone(),
             cancel,
         };
-        tracing::info!(job = %job_id, job_type = %offer.job_type, "acquired job");
+        let job_type = JobType::from_wire(offer.job_type).map_or("unknown", JobType::as_str);
+        tracing::info!(job = %job_id, job_type, "acquired job");
         if self.life.job_started() {
             tracing::info!(max_jobs = ?self.settings.stop.max_jobs, "reached --max-jobs: taking no more work");
             self.apply_stop(Stop::Drain);
@@ -556,7 +577,7 @@ impl Daemon {
             send_on(&conn.tx, Out::Complete(c)).await?;
         }
         if !self.life.draining() {
-            send_on(&conn.tx, Out::Acquire(proto::Acquire { slots: self.wanted_slots() })).await?;
+            send_on(&conn.tx, protocol::acquire(self.wanted_slots())).await?;
         }
         Ok(())
     }
@@ -597,8 +618,7 @@ impl Daemon {
             if let Some(last) = chunk.last() {
                 job.sent_up_to = last.seq;
             }
-            let batch = proto::LogBatch { job_id: job_id.to_string(), lines: chunk };
-            send_on(&conn.tx, Out::Logs(batch)).await?;
+            send_on(&conn.tx, protocol::logs(job_id, chunk)).await?;
         }
         Ok(())
     }
@@ -656,17 +676,6 @@ async fn send_on(tx: &mpsc::Sender<proto::DaemonMessage>, msg: Out) -> Result<()
         .map_err(|_| tonic::Status::unavailable("session stream closed"))
 }
 
-fn log_to_proto(seq: i64, l: LogLine) -> proto::LogLine {
-    proto::LogLine {
-        seq,
-        source: l.source.to_string(),
-        level: l.level.to_string(),
-        stage: l.stage,
-        output: l.output,
-        created_at_unix_ms: l.created_at.timestamp_millis(),
-    }
-}
-
 /// A reason to change how the daemon runs.
 enum Stop {
     Drain,
@@ -707,7 +716,8 @@ mod tests {
     /// the job's sequence going on across batches.
     #[tokio::test]
     async fn a_batch_is_numbered_in_order_across_batches() {
-        let mut daemon = Daemon::new(WorkerSettings::new("http://127.0.0.1:9")).expect("daemon");
+        let mut daemon =
+            ConnectionManager::new(WorkerSettings::new("http://127.0.0.1:9")).expect("daemon");
         let job_id = Uuid::new_v4();
         daemon.jobs.insert(
             job_id,

@@ -28,6 +28,7 @@ async fn open(url: &str, psk: &str) -> RawSession {
         tags: Default::default(),
         provisioners: vec!["echo".into()],
         running_job_ids: vec![],
+        protocol: Some(provisionerd::protocol::PROTOCOL_VERSION.into()),
     };
     tx.send(proto::DaemonMessage { msg: Some(Out::Hello(hello)) }).await.expect("hello");
     let mut request = tonic::Request::new(ReceiverStream::new(rx));

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use provisionerd::proto::provisioner_daemon_client::ProvisionerDaemonClient;
 use provisionerd::proto::{self, daemon_message::Msg as Out, server_message::Msg as In};
-use provisionerd::server::auth::{Credential, KEY_HEADER, PSK_HEADER};
+use provisionerd::protocol::{KEY_HEADER, PROTOCOL_VERSION, PSK_HEADER};
+use provisionerd::server::daemon_keys::Credential;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -19,7 +20,7 @@ use crate::harness::*;
 
 /// How a hand-driven daemon authenticates.
 #[derive(Clone, Copy)]
-enum Cred<'a> {
+pub(crate) enum Cred<'a> {
     Psk(&'a str),
     Key(&'a str),
 }
@@ -35,14 +36,14 @@ impl Cred<'_> {
 }
 
 /// A daemon driven by hand: what it sends, and what it receives.
-struct Hand {
+pub(crate) struct Hand {
     tx: mpsc::Sender<proto::DaemonMessage>,
     inbound: tonic::Streaming<proto::ServerMessage>,
     /// The daemon's id on the server, from the welcome.
     server_id: String,
 }
 
-fn hello(daemon_id: Uuid, name: &str, running: &[Uuid]) -> Out {
+pub(crate) fn hello(daemon_id: Uuid, name: &str, running: &[Uuid]) -> Out {
     Out::Hello(proto::Hello {
         daemon_id: daemon_id.to_string(),
         name: name.into(),
@@ -50,11 +51,16 @@ fn hello(daemon_id: Uuid, name: &str, running: &[Uuid]) -> Out {
         tags: Default::default(),
         provisioners: vec!["echo".into()],
         running_job_ids: running.iter().map(Uuid::to_string).collect(),
+        protocol: Some(PROTOCOL_VERSION.into()),
     })
 }
 
 /// Opens a session whose first messages are `first`.
-async fn open_raw(url: &str, cred: Cred<'_>, first: Vec<Out>) -> Result<Hand, tonic::Status> {
+pub(crate) async fn open_raw(
+    url: &str,
+    cred: Cred<'_>,
+    first: Vec<Out>,
+) -> Result<Hand, tonic::Status> {
     let mut client = ProvisionerDaemonClient::connect(url.to_owned()).await.expect("connect");
     let (tx, rx) = mpsc::channel(16);
     for msg in first {
@@ -67,7 +73,13 @@ async fn open_raw(url: &str, cred: Cred<'_>, first: Vec<Out>) -> Result<Hand, to
 }
 
 /// Says hello and waits for the welcome.
-async fn open(url: &str, cred: Cred<'_>, id: Uuid, name: &str, running: &[Uuid]) -> Hand {
+pub(crate) async fn open(
+    url: &str,
+    cred: Cred<'_>,
+    id: Uuid,
+    name: &str,
+    running: &[Uuid],
+) -> Hand {
     let mut hand = open_raw(url, cred, vec![hello(id, name, running)]).await.expect("session");
     match hand.next().await {
         Ok(Some(In::Welcome(w))) => Hand { server_id: w.daemon_id, ..hand },
@@ -76,12 +88,12 @@ async fn open(url: &str, cred: Cred<'_>, id: Uuid, name: &str, running: &[Uuid])
 }
 
 impl Hand {
-    async fn send(&self, msg: Out) {
+    pub(crate) async fn send(&self, msg: Out) {
         self.tx.send(proto::DaemonMessage { msg: Some(msg) }).await.expect("send");
     }
 
     /// The next message; `Ok(None)` when the stream ended with `OK`.
-    async fn next(&mut self) -> Result<Option<In>, tonic::Status> {
+    pub(crate) async fn next(&mut self) -> Result<Option<In>, tonic::Status> {
         let msg = tokio::time::timeout(Duration::from_secs(30), self.inbound.message())
             .await
             .expect("the server answers in time")?;
@@ -89,7 +101,7 @@ impl Hand {
     }
 
     /// The next message other than heartbeat acks, which must be there.
-    async fn expect(&mut self) -> In {
+    pub(crate) async fn expect(&mut self) -> In {
         loop {
             match self.next().await {
                 Ok(Some(In::HeartbeatAck(_))) => continue,
@@ -100,7 +112,7 @@ impl Hand {
     }
 
     /// How the session ends: the status it ends with (`OK` fails the test).
-    async fn ends_with(&mut self) -> tonic::Status {
+    pub(crate) async fn ends_with(&mut self) -> tonic::Status {
         loop {
             match self.next().await {
                 Ok(Some(_)) => continue,
@@ -111,13 +123,13 @@ impl Hand {
     }
 }
 
-fn logs(job: Uuid, seq: i64, output: &str) -> Out {
+pub(crate) fn logs(job: Uuid, seq: i64, output: &str) -> Out {
     Out::Logs(proto::LogBatch {
         job_id: job.to_string(),
         lines: vec![proto::LogLine {
             seq,
-            source: "provisioner".into(),
-            level: "info".into(),
+            source: proto::LogSource::Provisioner.into(),
+            level: proto::LogLevel::Info.into(),
             stage: "Starting workspace".into(),
             output: output.into(),
             created_at_unix_ms: 0,
@@ -125,7 +137,7 @@ fn logs(job: Uuid, seq: i64, output: &str) -> Out {
     })
 }
 
-fn complete(job: Uuid, state: &str, last_log_seq: i64) -> Out {
+pub(crate) fn complete(job: Uuid, state: &str, last_log_seq: i64) -> Out {
     Out::Complete(proto::Complete {
         job_id: job.to_string(),
         state: Some(state.as_bytes().to_vec()),

@@ -18,6 +18,7 @@ mod lifecycle;
 mod load;
 mod logs;
 mod partition;
+mod protocol;
 mod proxy;
 mod queue;
 mod restart;

@@ -1,5 +1,7 @@
-//! Daemon authentication: which pre-shared keys the gRPC service accepts,
-//! and the identity a daemon gets from the credential it proved.
+//! Daemon keys: which pre-shared keys the gRPC service accepts, and the
+//! identity a daemon gets from the credential it proved. (User sessions and
+//! passwords are `api/auth.rs`; the metadata headers keys travel in are
+//! part of the protocol, in [`crate::protocol`].)
 //!
 //! Keys are kept only as sha256 digests and compared in constant time. The
 //! server always holds one random internal key for its built-in daemons; an
@@ -20,10 +22,7 @@ use tonic::metadata::MetadataMap;
 use tonic::Status;
 use uuid::Uuid;
 
-/// Metadata header carrying a pre-shared key.
-pub const PSK_HEADER: &str = "x-provisionerd-psk";
-/// Metadata header carrying a provisioner key (`<key id>.<secret>`).
-pub const KEY_HEADER: &str = "x-provisionerd-key";
+use crate::protocol::PSK_HEADER;
 
 /// Namespace of the UUIDv5 ids daemons get on the server (fixed forever:
 /// changing it would orphan the jobs of every connected daemon).
