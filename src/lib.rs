@@ -7,12 +7,14 @@
 //! - [`worker`]: the provisioner daemon: connect, acquire, run, report.
 //! - [`terraform`]: the only place that spawns terraform.
 //! - [`proto`]: generated protocol types, used only at the gRPC edges.
+//! - [`sdk`]: the REST API's request and response types and a typed client.
 //! - [`config`]: command line and environment.
 
 pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod health;
+pub mod sdk;
 pub mod server;
 pub mod store;
 pub mod terraform;

@@ -7,11 +7,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use provisionerd::demo::{tar_dir, Client};
+use provisionerd::sdk::{tar_dir, Client};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::harness_json::*;
 
 const PASSWORD: &str = "a-long-enough-password";
 

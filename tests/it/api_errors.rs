@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::harness::*;
+use crate::harness_json::*;
 
 fn echo_ok() -> tempfile::TempDir {
     echo_template(&json!({"logs": [{"output": "hello", "stage": "Starting workspace"}],
@@ -56,13 +56,10 @@ async fn unknown_and_foreign_workspaces_are_404() {
         .post("/api/v2/users", &json!({"email": "other@example.com", "username": "other", "password": "another-long-password"}))
         .await
         .expect("create second user");
-    let other = provisionerd::demo::Client::login(
-        &server.url,
-        "other@example.com",
-        "another-long-password",
-    )
-    .await
-    .expect("second user logs in");
+    let other =
+        provisionerd::sdk::Client::login(&server.url, "other@example.com", "another-long-password")
+            .await
+            .expect("second user logs in");
     for path in
         [format!("/api/v2/workspaces/{ws_id}"), format!("/api/v2/workspacebuilds/{build_id}")]
     {
@@ -345,7 +342,7 @@ async fn names_texts_and_tags_follow_coders_limits() {
 
     // Tags on a version and on a provisioner key; a version name.
     let file =
-        c.upload_tar(provisionerd::demo::tar_dir(dir.path()).expect("tar")).await.expect("upload");
+        c.upload_tar(provisionerd::sdk::tar_dir(dir.path()).expect("tar")).await.expect("upload");
     let versions = url("/api/v2/organizations/coder/templateversions");
     let version_with = |extra: serde_json::Value| {
         let mut v = json!({"file_id": file, "storage_method": "file", "provisioner": "echo"});

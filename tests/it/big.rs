@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::harness_json::*;
 
 /// Template variables for `testdata/templates/big`.
 fn size(count: u32, kib: u32) -> Value {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::harness_json::*;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -160,7 +160,7 @@ async fn agents_apps_scripts_and_metadata_are_reported_under_their_resource() {
     assert_eq!(placement(&stop["resources"]), [("terraform_data.home".to_owned(), vec![])]);
 }
 
-async fn build_req(c: &provisionerd::demo::Client, ws: &str, body: Value) -> Value {
+async fn build_req(c: &provisionerd::sdk::Client, ws: &str, body: Value) -> Value {
     build(c, ws, body).await
 }
 
@@ -555,7 +555,7 @@ resource "terraform_data" "vm" {
 "#,
     )
     .expect("write");
-    let archive = provisionerd::demo::tar_dir(&template).expect("tar");
+    let archive = provisionerd::sdk::tar_dir(&template).expect("tar");
     let config = TerraformConfig {
         path: terraform(),
         cancel_grace: Duration::from_secs(5),

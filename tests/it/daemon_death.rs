@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::daemons::DaemonProcess;
-use crate::harness::*;
+use crate::harness_json::*;
 
 const TEMPLATE: &str = r#"variable "marker" {
   type = string

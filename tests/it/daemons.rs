@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::harness::*;
+use crate::harness_json::*;
 
 /// A `provisionerd start` child process, killed when dropped. Its log
 /// (stderr) is kept so tests can wait for what it says.
@@ -198,7 +198,7 @@ async fn external_daemon_runs_builds_and_tags_keep_jobs_pending() {
     // the next job it can run.
     let echo = echo_template(&json!({"logs": [{"output": "hi"}]}));
     let file =
-        c.upload_tar(provisionerd::demo::tar_dir(echo.path()).expect("tar")).await.expect("upload");
+        c.upload_tar(provisionerd::sdk::tar_dir(echo.path()).expect("tar")).await.expect("upload");
     let stranded = c
         .post(
             "/api/v2/organizations/coder/templateversions",
@@ -290,7 +290,7 @@ async fn provisioner_keys_tag_and_revoke_daemons() {
     )
     .await
     .expect("user");
-    let dev = provisionerd::demo::Client::login(&server.url, "dev@example.com", "a-long-password")
+    let dev = provisionerd::sdk::Client::login(&server.url, "dev@example.com", "a-long-password")
         .await
         .expect("login");
     let (status, _) = raw(

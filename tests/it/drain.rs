@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::daemons::DaemonProcess;
-use crate::harness::*;
+use crate::harness_json::*;
 
 /// A server without built-in daemons and with its own PSK, so a daemon of
 /// one test can never join another test's server on a reused port.
@@ -21,7 +21,7 @@ async fn server() -> (TestServer, String) {
 
 /// Waits until the job behind `logs_path` has a log line, which proves its
 /// daemon acknowledged it.
-async fn wait_acknowledged(c: &provisionerd::demo::Client, logs_path: &str) {
+async fn wait_acknowledged(c: &provisionerd::sdk::Client, logs_path: &str) {
     wait_for("the daemon to take the job", Duration::from_secs(30), || async {
         let logs = c.get(logs_path).await.ok()?;
         (!logs.as_array()?.is_empty()).then_some(())
@@ -30,16 +30,16 @@ async fn wait_acknowledged(c: &provisionerd::demo::Client, logs_path: &str) {
 }
 
 /// Queues a template import of an echo template and returns its id.
-async fn queue_import(c: &provisionerd::demo::Client, script: &Value) -> String {
+async fn queue_import(c: &provisionerd::sdk::Client, script: &Value) -> String {
     let dir = echo_template(script);
     let file =
-        c.upload_tar(provisionerd::demo::tar_dir(dir.path()).expect("tar")).await.expect("upload");
+        c.upload_tar(provisionerd::sdk::tar_dir(dir.path()).expect("tar")).await.expect("upload");
     let body = json!({"file_id": file, "storage_method": "file", "provisioner": "echo"});
     let v = c.post("/api/v2/organizations/coder/templateversions", &body).await.expect("version");
     v["id"].as_str().expect("id").to_owned()
 }
 
-async fn job_status(c: &provisionerd::demo::Client, version: &str) -> Value {
+async fn job_status(c: &provisionerd::sdk::Client, version: &str) -> Value {
     c.get(&format!("/api/v2/templateversions/{version}")).await.expect("version")["job"].clone()
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::daemons::DaemonProcess;
-use crate::harness::*;
+use crate::harness_json::*;
 
 fn any_template() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("dir");
@@ -15,7 +15,7 @@ fn any_template() -> tempfile::TempDir {
     dir
 }
 
-async fn log_text(c: &provisionerd::demo::Client, build_id: &str) -> Vec<String> {
+async fn log_text(c: &provisionerd::sdk::Client, build_id: &str) -> Vec<String> {
     let logs = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
     logs.as_array()
         .into_iter()

@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::harness::*;
+use crate::harness_json::*;
 
 /// A bare protocol session: what a daemon sends, and what it receives.
 struct RawSession {
@@ -56,7 +56,7 @@ impl RawSession {
     }
 }
 
-async fn wait_pending(c: &provisionerd::demo::Client, version: &str) {
+async fn wait_pending(c: &provisionerd::sdk::Client, version: &str) {
     wait_for("the job to be pending again", Duration::from_secs(30), || async {
         let v = c.get(&format!("/api/v2/templateversions/{version}")).await.ok()?;
         (v["job"]["status"] == "pending" && v["job"]["queue_position"] == 1).then_some(())
@@ -73,7 +73,7 @@ async fn declined_or_unacknowledged_offers_return_to_the_queue() {
     let c = server.client().await;
     let echo = echo_template(&json!({}));
     let file =
-        c.upload_tar(provisionerd::demo::tar_dir(echo.path()).expect("tar")).await.expect("upload");
+        c.upload_tar(provisionerd::sdk::tar_dir(echo.path()).expect("tar")).await.expect("upload");
     let body = json!({"file_id": file, "storage_method": "file", "provisioner": "echo"});
     let v = c.post("/api/v2/organizations/coder/templateversions", &body).await.expect("version");
     let version = v["id"].as_str().expect("id").to_owned();

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
-use crate::harness::*;
+use crate::harness_json::*;
 
 /// How a hand-driven daemon authenticates.
 #[derive(Clone, Copy)]
@@ -164,7 +164,7 @@ fn assert_denied(result: Result<Vec<u8>, tonic::Status>, what: &str) {
 }
 
 /// A provisioner key tagged `pool=gpu`, made through the REST API.
-async fn gpu_key(c: &provisionerd::demo::Client) -> String {
+async fn gpu_key(c: &provisionerd::sdk::Client) -> String {
     let created = c
         .post(
             "/api/v2/organizations/coder/provisionerkeys",
@@ -175,13 +175,13 @@ async fn gpu_key(c: &provisionerd::demo::Client) -> String {
     created["key"].as_str().expect("key").to_owned()
 }
 
-async fn build_logs(c: &provisionerd::demo::Client, build: &str) -> String {
+async fn build_logs(c: &provisionerd::sdk::Client, build: &str) -> String {
     let logs = c.get(&format!("/api/v2/workspacebuilds/{build}/logs")).await.expect("logs");
     let lines = logs.as_array().cloned().unwrap_or_default();
     lines.iter().filter_map(|l| l["output"].as_str()).collect::<Vec<_>>().join("\n")
 }
 
-async fn daemons(c: &provisionerd::demo::Client) -> Vec<Value> {
+async fn daemons(c: &provisionerd::sdk::Client) -> Vec<Value> {
     let listed = c.get("/api/v2/organizations/coder/provisionerdaemons").await.expect("daemons");
     listed.as_array().cloned().unwrap_or_default()
 }

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::harness_json::*;
 
 const BUILD_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The id terraform gave `terraform_data.home`, read from the build's state.
-async fn home_id(c: &provisionerd::demo::Client, build_id: &str) -> String {
+async fn home_id(c: &provisionerd::sdk::Client, build_id: &str) -> String {
     let state: Value =
         serde_json::from_str(&build_state(c, build_id).await).expect("state is JSON");
     let home = state["resources"]
@@ -35,7 +35,7 @@ fn resource_names(build: &Value) -> Vec<String> {
     names
 }
 
-async fn stages(c: &provisionerd::demo::Client, build_id: &str) -> Vec<String> {
+async fn stages(c: &provisionerd::sdk::Client, build_id: &str) -> Vec<String> {
     let logs = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
     let mut stages: Vec<String> = Vec::new();
     for l in logs.as_array().into_iter().flatten() {

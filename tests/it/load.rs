@@ -7,14 +7,14 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use provisionerd::demo::Client;
+use provisionerd::sdk::Client;
 use provisionerd::server::limits::LoginLimits;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::*;
+use crate::harness_json::*;
 
 /// An echo template whose start build prints `lines` lines of about
 /// `width` bytes, after `delay_ms` (so followers can connect first).

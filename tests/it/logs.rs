@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::*;
+use crate::harness_json::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_streams_stages_live_and_closes_after_completion() {
@@ -59,7 +59,7 @@ async fn follow_streams_stages_live_and_closes_after_completion() {
 /// Returns the lines received and the job's status when the first arrived.
 async fn follow_until_closed(
     server: &TestServer,
-    c: &provisionerd::demo::Client,
+    c: &provisionerd::sdk::Client,
     build_id: &str,
 ) -> (Vec<Value>, Option<String>) {
     let url = format!(

@@ -3,6 +3,7 @@
 //! real terraform (see `scripts/setup-terraform`).
 
 mod harness;
+mod harness_json;
 
 mod access;
 mod api_errors;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::daemons::DaemonProcess;
-use crate::harness::*;
+use crate::harness_json::*;
 use crate::proxy::{Mode, Proxy};
 
 const PSK: &str = "partition-test-psk-0123456789";
@@ -42,25 +42,25 @@ fn tf_template(command: &str) -> TempDir {
     dir
 }
 
-async fn logs_text(c: &provisionerd::demo::Client, build_id: &str) -> String {
+async fn logs_text(c: &provisionerd::sdk::Client, build_id: &str) -> String {
     let logs = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
     let lines = logs.as_array().cloned().unwrap_or_default();
     lines.iter().filter_map(|l| l["output"].as_str()).collect::<Vec<_>>().join("\n")
 }
 
-async fn wait_log(c: &provisionerd::demo::Client, build_id: &str, needle: &str) {
+async fn wait_log(c: &provisionerd::sdk::Client, build_id: &str, needle: &str) {
     wait_for(&format!("build log {needle:?}"), Duration::from_secs(120), || async {
         logs_text(c, build_id).await.contains(needle).then_some(())
     })
     .await;
 }
 
-async fn get_build(c: &provisionerd::demo::Client, build_id: &str) -> Value {
+async fn get_build(c: &provisionerd::sdk::Client, build_id: &str) -> Value {
     c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.expect("build")
 }
 
 /// Waits until the build's job error says `needle` (the late result's note).
-async fn wait_error(c: &provisionerd::demo::Client, build_id: &str, needle: &str) -> Value {
+async fn wait_error(c: &provisionerd::sdk::Client, build_id: &str, needle: &str) -> Value {
     wait_for(&format!("build error {needle:?}"), Duration::from_secs(60), || async {
         let b = get_build(c, build_id).await;
         b["job"]["error"].as_str()?.contains(needle).then_some(b)
@@ -69,7 +69,7 @@ async fn wait_error(c: &provisionerd::demo::Client, build_id: &str, needle: &str
 }
 
 /// The build's job was failed by the reaper while the daemon was cut off.
-async fn wait_daemon_lost(c: &provisionerd::demo::Client, build_id: &str) -> Value {
+async fn wait_daemon_lost(c: &provisionerd::sdk::Client, build_id: &str) -> Value {
     let failed = wait_build(c, build_id, Duration::from_secs(60)).await;
     assert_eq!(failed["job"]["status"], "failed", "{failed}");
     assert_eq!(failed["job"]["error_code"], "PROVISIONER_DAEMON_LOST", "{failed}");

@@ -16,7 +16,7 @@ use provisionerd::worker::{Shutdown, WorkerSettings};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::harness_json::*;
 
 /// A tmpfs of its own, unmounted on drop.
 struct Tmpfs {
@@ -68,7 +68,7 @@ async fn readyz(url: &str) -> (u16, String) {
 }
 
 /// Asks for a new workspace of `template`; returns the status and body.
-async fn try_workspace(c: &provisionerd::demo::Client, template: &str) -> (u16, Value) {
+async fn try_workspace(c: &provisionerd::sdk::Client, template: &str) -> (u16, Value) {
     let name = format!("ws-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     raw(
         Method::POST,
@@ -156,7 +156,7 @@ async fn jobs_no_daemon_can_take_do_not_hold_up_one_it_can() {
     let c = server.client().await;
     let echo = echo_template(&json!({"logs": [{"output": "hi"}]}));
     let file =
-        c.upload_tar(provisionerd::demo::tar_dir(echo.path()).expect("tar")).await.expect("upload");
+        c.upload_tar(provisionerd::sdk::tar_dir(echo.path()).expect("tar")).await.expect("upload");
     let body = json!({"file_id": file, "storage_method": "file", "provisioner": "echo",
         "tags": {"pool": "nobody"}});
     let mut queued = tokio::task::JoinSet::new();
@@ -206,7 +206,7 @@ async fn a_zero_heartbeat_interval_does_not_stop_the_reaper() {
     let c = server.client().await;
     let echo = echo_template(&json!({}));
     let file =
-        c.upload_tar(provisionerd::demo::tar_dir(echo.path()).expect("tar")).await.expect("upload");
+        c.upload_tar(provisionerd::sdk::tar_dir(echo.path()).expect("tar")).await.expect("upload");
     let v = c
         .post(
             "/api/v2/organizations/coder/templateversions",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::daemons::DaemonProcess;
-use crate::harness::*;
+use crate::harness_json::*;
 
 const PSK: &str = "restart-test-psk-0123456789";
 const LINES: usize = 150;
@@ -49,7 +49,7 @@ async fn server_restarts_mid_apply_lose_and_double_nothing() {
     })
     .await;
 
-    let c = provisionerd::demo::Client::login(&server.url, EMAIL, PASSWORD).await.expect("login");
+    let c = provisionerd::sdk::Client::login(&server.url, EMAIL, PASSWORD).await.expect("login");
     let mut kept_dirs = Vec::new();
     let mut restart_times = Vec::new();
     for _ in 0..RESTARTS {
@@ -91,7 +91,7 @@ async fn server_restarts_mid_apply_lose_and_double_nothing() {
 }
 
 /// Lines of the build's log stored so far (0 while the server is away).
-async fn line_count(c: &provisionerd::demo::Client, logs_path: &str) -> usize {
+async fn line_count(c: &provisionerd::sdk::Client, logs_path: &str) -> usize {
     c.get(logs_path).await.ok().and_then(|l| l.as_array().map(Vec::len)).unwrap_or(0)
 }
 

@@ -7,7 +7,7 @@ use provisionerd::server::TlsFiles;
 use serde_json::json;
 
 use crate::daemons::DaemonProcess;
-use crate::harness::*;
+use crate::harness_json::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_for_the_api_and_the_daemon_connection() {
@@ -28,7 +28,7 @@ async fn tls_for_the_api_and_the_daemon_connection() {
     assert!(plain.is_err(), "a client that does not trust the certificate is refused");
     let ca = reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).expect("ca");
     let http = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");
-    let c = provisionerd::demo::Client::login_with(http, &server.url, EMAIL, PASSWORD)
+    let c = provisionerd::sdk::Client::login_with(http, &server.url, EMAIL, PASSWORD)
         .await
         .expect("login over TLS");
 

@@ -129,18 +129,7 @@ async fn build_parameters(state: &AppState, n: &NewBuild<'_>) -> ApiResult<Vec<N
     })
 }
 
-#[derive(Deserialize)]
-pub struct CreateBuild {
-    transition: String,
-    template_version_id: Option<Uuid>,
-    #[serde(default)]
-    orphan: bool,
-    state: Option<Vec<u8>>,
-    rich_parameter_values: Option<Vec<NameValue>>,
-    log_level: Option<String>,
-    #[serde(default)]
-    dry_run: bool,
-}
+pub use crate::sdk::CreateWorkspaceBuildRequest as CreateBuild;
 
 pub async fn create(
     State(state): State<AppState>,
@@ -210,7 +199,7 @@ pub async fn create(
         version: &version,
         initiator: caller.user.id,
         state: build_state,
-        parameters: req.rich_parameter_values.unwrap_or_default(),
+        parameters: json::name_values(req.rich_parameter_values.unwrap_or_default()),
         previous_parameters: &last.rich_parameters,
         dry_run: req.dry_run,
         log_level: req.log_level,

@@ -5,9 +5,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -15,26 +14,14 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::users::resolve_org;
 use super::{validate, validate_name, Body};
-use crate::domain::{with_default_scope, Tags};
+use crate::domain::with_default_scope;
 use crate::server::access::{Action, Resource};
 use crate::server::{AppState, Event};
 use crate::store::{ProvisionerKey, StoreError};
 
-#[derive(Deserialize)]
-pub struct CreateKey {
-    name: String,
-    #[serde(default)]
-    tags: Tags,
-}
+pub use crate::sdk::CreateProvisionerKeyRequest as CreateKey;
 
-#[derive(Serialize)]
-pub struct KeyJson {
-    id: Uuid,
-    organization: Uuid,
-    name: String,
-    tags: Tags,
-    created_at: DateTime<Utc>,
-}
+pub use crate::sdk::ProvisionerKey as KeyJson;
 
 fn key_json(k: &ProvisionerKey) -> KeyJson {
     KeyJson {

@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
-use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::Caller;
@@ -14,30 +13,13 @@ use super::error::{ApiError, ApiResult};
 use super::users::resolve_org;
 use super::{json, uuid_param, validate, Body};
 use crate::domain::{
-    with_default_scope, Job, JobInput, JobOrigin, JobStatus, JobType, NameValue, Provisioner, Tags,
+    with_default_scope, Job, JobInput, JobOrigin, JobStatus, JobType, Provisioner, Tags,
 };
 use crate::server::access::{Action, Resource};
 use crate::server::{AppState, Event};
 use crate::store::{StoreError, Template, TemplateVersion};
 
-#[derive(Deserialize)]
-pub struct CreateVersion {
-    file_id: Uuid,
-    #[serde(default = "file_storage")]
-    storage_method: String,
-    provisioner: String,
-    #[serde(default)]
-    tags: Tags,
-    name: Option<String>,
-    template_id: Option<Uuid>,
-    message: Option<String>,
-    #[serde(default)]
-    user_variable_values: Vec<NameValue>,
-}
-
-fn file_storage() -> String {
-    "file".to_owned()
-}
+pub use crate::sdk::CreateTemplateVersionRequest as CreateVersion;
 
 /// A new job in the queue for the given file and tags.
 pub fn new_job(
@@ -100,7 +82,7 @@ pub async fn create_version(
     let id = Uuid::new_v4();
     let input = JobInput::TemplateVersionImport {
         template_version_id: id,
-        user_variable_values: req.user_variable_values,
+        user_variable_values: json::name_values(req.user_variable_values),
     };
     let job = new_job(
         JobType::TemplateVersionImport,
@@ -137,15 +119,7 @@ pub async fn get_version(
     Ok(Json(json::template_version(state.store.as_ref(), &v).await?))
 }
 
-#[derive(Deserialize)]
-pub struct CreateTemplate {
-    name: String,
-    template_version_id: Uuid,
-    #[serde(default)]
-    display_name: String,
-    #[serde(default)]
-    description: String,
-}
+pub use crate::sdk::CreateTemplateRequest as CreateTemplate;
 
 pub async fn create_template(
     State(state): State<AppState>,
@@ -279,10 +253,7 @@ pub async fn list_versions(
     Ok(Json(out))
 }
 
-#[derive(Deserialize)]
-pub struct Promote {
-    id: Uuid,
-}
+pub use crate::sdk::UpdateActiveTemplateVersion as Promote;
 
 pub async fn promote(
     State(state): State<AppState>,

@@ -9,7 +9,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::Utc;
-use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::{hash_password_pooled, new_session, verify_password_pooled, Caller};
@@ -23,14 +22,7 @@ use crate::store::{Organization, StoreError, User};
 /// Shortest password accepted.
 const MIN_PASSWORD: usize = 8;
 
-#[derive(Deserialize)]
-pub struct CreateUser {
-    username: String,
-    email: String,
-    password: String,
-    #[serde(default)]
-    name: String,
-}
+pub use crate::sdk::CreateUserRequest as CreateUser;
 
 /// Coder's rules: the username is a name (`validate::name`), the real name
 /// at most 128 characters without surrounding whitespace.
@@ -98,11 +90,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json::user(&user, &org))))
 }
 
-#[derive(Deserialize)]
-pub struct Login {
-    email: String,
-    password: String,
-}
+pub use crate::sdk::LoginRequest as Login;
 
 /// Logs in with email and password. Failed logins are limited per account
 /// and per source address (`LoginLimits`); past the limit the answer is 429
@@ -196,10 +184,7 @@ pub async fn get(
     Ok(Json(json::user(&user, &org)))
 }
 
-#[derive(Deserialize)]
-pub struct UpdateRoles {
-    roles: Vec<String>,
-}
+pub use crate::sdk::UpdateRolesRequest as UpdateRoles;
 
 /// The site roles a request names, in `Role::ALL` order; `member` is
 /// implicit, so naming it changes nothing.

@@ -16,21 +16,12 @@ use super::error::{ApiError, ApiResult};
 use super::templates::ensure_imported;
 use super::users::{resolve, resolve_org};
 use super::{json, uuid_param, validate, validate_name, Body, Query};
-use crate::domain::{NameValue, Transition};
+use crate::domain::Transition;
 use crate::server::access::{self, Action, Resource};
 use crate::server::{AppState, Event};
 use crate::store::{StoreError, Workspace, WorkspaceFilter};
 
-#[derive(Deserialize)]
-pub struct CreateWorkspace {
-    name: String,
-    template_id: Option<Uuid>,
-    template_version_id: Option<Uuid>,
-    #[serde(default)]
-    rich_parameter_values: Vec<NameValue>,
-    autostart_schedule: Option<String>,
-    ttl_ms: Option<i64>,
-}
+pub use crate::sdk::CreateWorkspaceRequest as CreateWorkspace;
 
 /// The workspace if the caller may see it (deleted ones only when asked).
 pub async fn visible(
@@ -132,7 +123,7 @@ async fn create(
         version: &version,
         initiator: caller.user.id,
         state: Vec::new(),
-        parameters: req.rich_parameter_values,
+        parameters: json::name_values(req.rich_parameter_values),
         previous_parameters: &[],
         dry_run: false,
         log_level: None,
