@@ -331,3 +331,34 @@ pub async fn raw(
     let text = resp.text().await.unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
+
+/// Tags from pairs.
+pub fn tags(pairs: &[(&str, &str)]) -> sdk::Tags {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// Name/value pairs (parameters, variable values).
+pub fn values(pairs: &[(&str, &str)]) -> Vec<sdk::WorkspaceBuildParameter> {
+    pairs
+        .iter()
+        .map(|(n, v)| sdk::WorkspaceBuildParameter {
+            name: (*n).to_owned(),
+            value: (*v).to_owned(),
+        })
+        .collect()
+}
+
+/// No further fields on a template version request.
+pub fn plain(_: &mut sdk::CreateTemplateVersionRequest) {}
+
+/// A version request with these provisioner tags.
+pub fn tagged(pairs: &[(&str, &str)]) -> impl FnOnce(&mut sdk::CreateTemplateVersionRequest) {
+    let t = tags(pairs);
+    move |r| r.tags = t
+}
+
+/// A version request with these variable values.
+pub fn with_vars(pairs: &[(&str, &str)]) -> impl FnOnce(&mut sdk::CreateTemplateVersionRequest) {
+    let v = values(pairs);
+    move |r| r.user_variable_values = v
+}
