@@ -3,7 +3,6 @@
 //! real terraform (see `scripts/setup-terraform`).
 
 mod harness;
-mod harness_json;
 
 mod access;
 mod api_errors;
