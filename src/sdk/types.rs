@@ -475,3 +475,123 @@ pub struct CreateProvisionerKeyRequest {
     #[serde(default, skip_serializing_if = "Tags::is_empty")]
     pub tags: Tags,
 }
+
+#[cfg(test)]
+mod tests {
+    //! The wire form the serde attributes pin: what is left out, what is
+    //! `null`, and that a body the server writes reads back the same.
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn job(input: ProvisionerJobInput) -> ProvisionerJob {
+        let t = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).expect("time");
+        ProvisionerJob {
+            id: Uuid::nil(),
+            job_type: "workspace_build".into(),
+            created_at: t,
+            started_at: None,
+            completed_at: None,
+            canceled_at: None,
+            error: None,
+            error_code: None,
+            status: "pending".into(),
+            worker_id: None,
+            worker_name: None,
+            file_id: Uuid::nil(),
+            tags: Tags::new(),
+            queue_position: 1,
+            queue_size: 1,
+            organization_id: Uuid::nil(),
+            input,
+        }
+    }
+
+    #[test]
+    fn a_job_leaves_out_an_absent_error_and_writes_null_times() {
+        let build = Uuid::from_u128(7);
+        let input = ProvisionerJobInput { workspace_build_id: Some(build), ..Default::default() };
+        let v = serde_json::to_value(job(input)).expect("json");
+        let o = v.as_object().expect("object");
+        assert!(!o.contains_key("error") && !o.contains_key("error_code"), "{v}");
+        assert_eq!(v["type"], "workspace_build");
+        for key in ["started_at", "completed_at", "canceled_at", "worker_id", "worker_name"] {
+            assert_eq!(o.get(key), Some(&serde_json::Value::Null), "{key} is null: {v}");
+        }
+        assert_eq!(v["input"], json!({"workspace_build_id": build}));
+        let none = serde_json::to_value(job(ProvisionerJobInput::default())).expect("json");
+        assert_eq!(none["input"], json!({}));
+        let back: ProvisionerJob = serde_json::from_value(v).expect("reads back");
+        assert_eq!(back.input.workspace_build_id, Some(build));
+        assert_eq!(back.error, None);
+    }
+
+    #[test]
+    fn a_log_line_written_borrowed_reads_back_owned() {
+        let t = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).expect("time");
+        let output = String::from("hello");
+        let line = ProvisionerJobLog {
+            id: 3,
+            created_at: t,
+            log_source: Cow::Borrowed("provisioner"),
+            log_level: Cow::Borrowed("info"),
+            stage: Cow::Borrowed("Planning"),
+            output: Cow::Borrowed(&output),
+        };
+        let text = serde_json::to_string(&line).expect("json");
+        let back: Log = serde_json::from_str(&text).expect("owned");
+        assert_eq!(back, line);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let keys: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
+        assert_eq!(keys, ["created_at", "id", "log_level", "log_source", "output", "stage"]);
+    }
+
+    #[test]
+    fn requests_put_on_the_wire_only_what_is_set() {
+        let stop = serde_json::to_value(CreateWorkspaceBuildRequest::new("stop")).expect("json");
+        assert_eq!(stop, json!({"transition": "stop"}));
+        let file = Uuid::from_u128(9);
+        let version =
+            serde_json::to_value(CreateTemplateVersionRequest::new(file, "echo")).expect("json");
+        assert_eq!(
+            version,
+            json!({"file_id": file, "storage_method": "file", "provisioner": "echo"})
+        );
+        let ws = CreateWorkspaceRequest { name: "w".into(), ..Default::default() };
+        assert_eq!(serde_json::to_value(ws).expect("json"), json!({"name": "w"}));
+    }
+
+    #[test]
+    fn requests_read_with_the_servers_defaults() {
+        let file = Uuid::from_u128(9);
+        let v: CreateTemplateVersionRequest =
+            serde_json::from_value(json!({"file_id": file, "provisioner": "echo"}))
+                .expect("minimal version request");
+        assert_eq!(v, CreateTemplateVersionRequest::new(file, "echo"));
+        let b: CreateWorkspaceBuildRequest =
+            serde_json::from_value(json!({"transition": "start", "rich_parameter_values": []}))
+                .expect("build request");
+        assert_eq!(b.rich_parameter_values, Some(Vec::new()), "an empty list overrides");
+        assert!(!b.orphan && !b.dry_run && b.state.is_none());
+        assert!(
+            serde_json::from_value::<CreateWorkspaceBuildRequest>(json!({})).is_err(),
+            "transition is required"
+        );
+    }
+
+    #[test]
+    fn an_error_body_has_coders_shape() {
+        let bare = ErrorResponse { message: "nope".into(), ..Default::default() };
+        assert_eq!(serde_json::to_value(&bare).expect("json"), json!({"message": "nope"}));
+        let full: ErrorResponse = serde_json::from_value(json!({
+            "message": "Invalid.", "detail": "why",
+            "validations": [{"field": "name", "detail": "too long"}],
+        }))
+        .expect("reads");
+        assert_eq!(full.validations[0].field, "name");
+        let read: ErrorResponse =
+            serde_json::from_value(json!({"message": "only"})).expect("reads");
+        assert_eq!(read, ErrorResponse { message: "only".into(), ..Default::default() });
+    }
+}
