@@ -290,7 +290,7 @@ pub struct ProvisionerKey {
 }
 
 /// `POST /organizations/{org}/provisionerkeys`: the secret, shown once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateProvisionerKeyResponse {
     pub key: String,
 }
@@ -303,7 +303,7 @@ pub struct CreateFirstUserResponse {
 }
 
 /// `POST /users/login`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginResponse {
     pub session_token: String,
 }
@@ -348,7 +348,7 @@ pub struct ErrorResponse {
 // ----------------------------------------------------------------- requests
 
 /// `POST /users/first` and `POST /users`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateUserRequest {
     pub username: String,
     pub email: String,
@@ -358,7 +358,7 @@ pub struct CreateUserRequest {
 }
 
 /// `POST /users/login`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
@@ -476,6 +476,41 @@ pub struct CreateProvisionerKeyRequest {
     pub tags: Tags,
 }
 
+// Bodies that carry a secret print it redacted, so a `{:?}` in a log line
+// or a failed assertion cannot leak a password, token or key.
+
+impl std::fmt::Debug for CreateProvisionerKeyResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateProvisionerKeyResponse").field("key", &"<redacted>").finish()
+    }
+}
+
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResponse").field("session_token", &"<redacted>").finish()
+    }
+}
+
+impl std::fmt::Debug for CreateUserRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUserRequest")
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The wire form the serde attributes pin: what is left out, what is
@@ -578,6 +613,18 @@ mod tests {
             serde_json::from_value::<CreateWorkspaceBuildRequest>(json!({})).is_err(),
             "transition is required"
         );
+    }
+
+    #[test]
+    fn secrets_print_redacted() {
+        let login = LoginRequest { email: "a@b.c".into(), password: "hunter22".into() };
+        let user = CreateUserRequest { password: "hunter22".into(), ..Default::default() };
+        let token = LoginResponse { session_token: "tok-123".into() };
+        let key = CreateProvisionerKeyResponse { key: "id.secret".into() };
+        let printed = format!("{login:?} {user:?} {token:?} {key:?}");
+        for secret in ["hunter22", "tok-123", "id.secret"] {
+            assert!(!printed.contains(secret), "{secret} printed: {printed}");
+        }
     }
 
     #[test]
