@@ -12,6 +12,7 @@
 //! - [`probes`]: the daemon's `/healthz` and `/readyz` over HTTP.
 //! - [`protocol`]: the daemon protocol: generated types, version, and every
 //!   proto ⇄ domain conversion, for both the server and the worker.
+//! - [`sdk`]: the REST API's request and response types and a typed client.
 //! - [`config`]: command line and environment.
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod domain;
 pub mod probes;
 pub mod protocol;
 pub mod provisioner;
+pub mod sdk;
 pub mod server;
 pub mod store;
 pub mod terraform;

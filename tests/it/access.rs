@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use provisionerd::demo::{tar_dir, Client};
+use provisionerd::sdk::{
+    self, tar_dir, Client, CreateProvisionerKeyRequest, CreateUserRequest, Role,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -18,19 +20,25 @@ const PASSWORD: &str = "a-long-enough-password";
 /// Creates a user as `admin` and logs them in.
 async fn user(server: &TestServer, admin: &Client, name: &str) -> (Client, String) {
     let email = format!("{name}@example.com");
-    let created = admin
-        .post("/api/v2/users", &json!({"email": email, "username": name, "password": PASSWORD}))
-        .await
-        .expect("create user");
-    assert_eq!(created["roles"], json!([]), "a new user is a plain member: {created}");
+    let req = CreateUserRequest {
+        email: email.clone(),
+        username: name.into(),
+        password: PASSWORD.into(),
+        ..Default::default()
+    };
+    let created = admin.create_user(&req).await.expect("create user");
+    assert_eq!(created.roles, [], "a new user is a plain member: {created:?}");
     let client = Client::login(&server.url, &email, PASSWORD).await.expect("login");
-    (client, created["id"].as_str().expect("user id").to_owned())
+    (client, created.id.to_string())
 }
 
-/// `PUT /users/{user}/roles` as `who`; returns the status and body.
-async fn set_roles(server: &TestServer, who: &Client, user: &str, roles: Value) -> (u16, Value) {
-    let url = format!("{}/api/v2/users/{user}/roles", server.url);
-    raw(Method::PUT, url, Some(who.token()), Some(json!({ "roles": roles }))).await
+/// `PUT /users/{user}/roles` as `who`.
+async fn set_roles(who: &Client, user: &str, roles: &[&str]) -> Result<sdk::User, sdk::Error> {
+    who.update_roles(user, roles).await
+}
+
+fn role(name: &str, display_name: &str) -> Role {
+    Role { name: name.into(), display_name: display_name.into() }
 }
 
 /// One request and the status each role must get: owner, the workspace's
@@ -91,37 +99,28 @@ async fn every_route_answers_each_role_as_coder_does() {
     let (b, b_id) = user(&server, &owner, "bob").await;
     let (ta, ta_id) = user(&server, &owner, "tadmin").await;
     let (ua, ua_id) = user(&server, &owner, "uadmin").await;
-    let (status, body) = set_roles(&server, &owner, &ta_id, json!(["template-admin"])).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body["roles"],
-        json!([{"name": "template-admin", "display_name": "Template Admin"}])
-    );
-    let (status, body) =
-        set_roles(&server, &owner, "uadmin", json!(["user-admin", "member"])).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["roles"][0]["name"], "user-admin", "{body}");
-    let me = owner.get("/api/v2/users/me").await.expect("me");
-    assert_eq!(me["roles"], json!([{"name": "owner", "display_name": "Owner"}]));
+    let body = set_roles(&owner, &ta_id, &["template-admin"]).await.expect("roles");
+    assert_eq!(body.roles, [role("template-admin", "Template Admin")]);
+    let body = set_roles(&owner, "uadmin", &["user-admin", "member"]).await.expect("roles");
+    assert_eq!(body.roles[0].name, "user-admin", "{body:?}");
+    let me = owner.user("me").await.expect("me");
+    assert_eq!(me.roles, [role("owner", "Owner")]);
 
     // The owner's template and archive, a version of no template yet, A's
     // workspace with one finished build, and a provisioner key.
     let echo = echo_template(&json!({"logs": [{"output": "hello"}],
         "resources": [{"name": "vm", "type": "echo_instance"}], "state": "{\"secret\": 1}"}));
-    let (template, version) = create_template(&owner, echo.path(), "echo", json!({})).await;
-    let file = version["job"]["file_id"].as_str().expect("file id").to_owned();
-    let version = version["id"].as_str().expect("version id").to_owned();
-    let loose = push_version(&owner, echo.path(), "echo", json!({})).await;
-    let loose = loose["id"].as_str().expect("loose version").to_owned();
-    let ws = create_workspace(&a, &template).await;
-    let (ws_id, ws_name) = (ws["id"].as_str().expect("id"), ws["name"].as_str().expect("name"));
-    let build = ws["latest_build"]["id"].as_str().expect("build id").to_owned();
-    let done = wait_build(&a, &build, Duration::from_secs(60)).await;
-    assert_eq!(done["job"]["status"], "succeeded", "{done}");
-    owner
-        .post("/api/v2/organizations/coder/provisionerkeys", &json!({"name": "ownerkey"}))
-        .await
-        .expect("key");
+    let (template, version) = create_template(&owner, echo.path(), "echo", plain).await;
+    let file = version.job.file_id;
+    let version = version.id;
+    let loose = push_version(&owner, echo.path(), "echo", plain).await.id;
+    let ws = create_workspace(&a, template).await;
+    let (ws_id, ws_name) = (ws.id, ws.name.as_str());
+    let build = ws.latest_build.id;
+    let done = wait_build(&a, build, Duration::from_secs(60)).await;
+    assert_eq!(done.job.status, "succeeded", "{done:?}");
+    let key = CreateProvisionerKeyRequest { name: "ownerkey".into(), ..Default::default() };
+    owner.create_key("coder", &key).await.expect("key");
 
     // Reads. 404 where Coder hides the resource from the caller.
     let mine = [200, 200, 404, 200, 404];
@@ -161,9 +160,9 @@ async fn every_route_answers_each_role_as_coder_does() {
     let who = [&owner, &a, &b, &ta, &ua];
     let mut wrong = walk(&server, &who, &reads).await;
     for (client, count) in who.iter().zip([1, 1, 0, 1, 0]) {
-        let listed = client.get("/api/v2/workspaces").await.expect("list");
-        if listed["count"] != count {
-            wrong.push(format!("workspace list: {listed}, want {count}"));
+        let listed = client.workspaces(None, None).await.expect("list");
+        if listed.count != count {
+            wrong.push(format!("workspace list: {listed:?}, want {count}"));
         }
     }
 
@@ -285,33 +284,31 @@ async fn every_route_answers_each_role_as_coder_does() {
 
     // Nothing denied happened: one build, the version unchanged, the roles
     // as the owner set them.
-    let builds = owner.get(&format!("/api/v2/workspaces/{ws_id}/builds")).await.expect("builds");
-    assert_eq!(builds.as_array().map(Vec::len), Some(1), "no build was queued: {builds}");
-    let t = owner.get(&format!("/api/v2/templates/{template}")).await.expect("template");
-    assert_eq!(t["active_version_id"], version.as_str());
-    let bob = owner.get(&format!("/api/v2/users/{b_id}")).await.expect("bob");
-    assert_eq!(bob["roles"], json!([]), "bob was not promoted: {bob}");
+    let builds = owner.builds(ws_id).await.expect("builds");
+    assert_eq!(builds.len(), 1, "no build was queued: {builds:?}");
+    let t = owner.template(template).await.expect("template");
+    assert_eq!(t.active_version_id, version);
+    let bob = owner.user(&b_id).await.expect("bob");
+    assert_eq!(bob.roles, [], "bob was not promoted: {bob:?}");
 
     // What the roles may do, they can: a user admin creates users, a
     // template admin pushes versions, downloads the owner's archive and
     // manages keys; an owner grants and takes away any role.
     user(&server, &ua, "carol").await;
-    let own = push_version(&ta, echo.path(), "echo", json!({"template_id": template})).await;
-    assert_eq!(own["job"]["status"], "succeeded", "{own}");
-    let key =
-        ta.post("/api/v2/organizations/coder/provisionerkeys", &json!({"name": "takey"})).await;
+    let own = push_version(&ta, echo.path(), "echo", |r| r.template_id = Some(template)).await;
+    assert_eq!(own.job.status, "succeeded", "{own:?}");
+    let key = CreateProvisionerKeyRequest { name: "takey".into(), ..Default::default() };
+    let key = ta.create_key("coder", &key).await;
     assert!(key.is_ok(), "{key:?}");
-    let (status, body) =
-        set_roles(&server, &owner, "bob", json!(["owner", "template-admin"])).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["roles"].as_array().map(Vec::len), Some(2), "{body}");
-    let (status, body) = set_roles(&server, &b, "alice", json!(["owner"])).await;
-    assert_eq!(status, 200, "a new owner may grant owner: {body}");
-    let (status, body) = set_roles(&server, &owner, "bob", json!(["superuser"])).await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["validations"][0]["field"], "roles", "{body}");
-    let (status, body) = set_roles(&server, &owner, "bob", json!([])).await;
-    assert_eq!(status, 200, "{body}");
+    let body = set_roles(&owner, "bob", &["owner", "template-admin"]).await.expect("roles");
+    assert_eq!(body.roles.len(), 2, "{body:?}");
+    let body = set_roles(&b, "alice", &["owner"]).await;
+    assert!(body.is_ok(), "a new owner may grant owner: {body:?}");
+    let e = set_roles(&owner, "bob", &["superuser"]).await.expect_err("no such role");
+    assert_eq!(e.status(), Some(400), "{e}");
+    assert_eq!(e.response().expect("error body").validations[0].field, "roles", "{e}");
+    let body = set_roles(&owner, "bob", &[]).await;
+    assert!(body.is_ok(), "{body:?}");
     let (status, _) = raw(
         Method::GET,
         format!("{}/api/v2/organizations/coder/provisionerkeys", server.url),
@@ -344,7 +341,7 @@ async fn members_cannot_run_code_through_templates_or_state() {
     let owner = server.client().await;
     let (member, _) = user(&server, &owner, "mallory").await;
     let (template, good) =
-        create_template(&owner, &template_dir("basic"), "terraform", json!({})).await;
+        create_template(&owner, &template_dir("basic"), "terraform", plain).await;
     let marker = server.path().join("pwned");
     let hostile = hostile_template(&marker);
     let file = member.upload_tar(tar_dir(hostile.path()).expect("tar")).await.expect("upload");
@@ -364,20 +361,19 @@ async fn members_cannot_run_code_through_templates_or_state() {
         Method::PATCH,
         format!("{}/api/v2/templates/{template}/versions", server.url),
         Some(member.token()),
-        Some(json!({"id": good["id"]})),
+        Some(json!({"id": good.id})),
     )
     .await;
     assert_eq!(status, 403, "nor promotes: {body}");
-    let versions =
-        owner.get(&format!("/api/v2/templates/{template}/versions")).await.expect("list");
-    assert_eq!(versions.as_array().map(Vec::len), Some(1), "no version was added: {versions}");
+    let versions = owner.template_versions(template).await.expect("list");
+    assert_eq!(versions.len(), 1, "no version was added: {versions:?}");
 
     // The member's own workspace runs the owner's template, not theirs.
-    let ws = create_workspace(&member, &template).await;
-    let ws_id = ws["id"].as_str().expect("id");
-    let build = ws["latest_build"]["id"].as_str().expect("build");
+    let ws = create_workspace(&member, template).await;
+    let ws_id = ws.id;
+    let build = ws.latest_build.id;
     let done = wait_build(&member, build, Duration::from_secs(120)).await;
-    assert_eq!(done["job"]["status"], "succeeded", "{done}");
+    assert_eq!(done.job.status, "succeeded", "{done:?}");
     assert!(!marker.exists(), "the member's local-exec never ran");
 
     // A hand-written state: the destroy provisioner echoes into the path in
@@ -411,8 +407,8 @@ async fn members_cannot_run_code_through_templates_or_state() {
     )
     .await;
     assert_eq!(status, 404, "nor read the raw state: {body}");
-    let builds = member.get(&path).await.expect("builds");
-    assert_eq!(builds.as_array().map(Vec::len), Some(1), "no build was queued: {builds}");
+    let builds = member.builds(ws_id).await.expect("builds");
+    assert_eq!(builds.len(), 1, "no build was queued: {builds:?}");
     assert!(!marker.exists(), "the crafted state never ran");
     server.stop().await;
 }

@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+use provisionerd::sdk::{
+    CreateTemplateRequest, CreateUserRequest, CreateWorkspaceBuildRequest, CreateWorkspaceRequest,
+};
 use reqwest::Method;
 use serde_json::json;
 
@@ -38,10 +41,10 @@ async fn unknown_and_foreign_workspaces_are_404() {
     let server = TestServer::start(Opts::default()).await;
     let owner = server.client().await;
     let dir = echo_ok();
-    let (template, _) = create_template(&owner, dir.path(), "echo", json!({})).await;
-    let ws = create_workspace(&owner, &template).await;
-    let ws_id = ws["id"].as_str().expect("id");
-    let build_id = ws["latest_build"]["id"].as_str().expect("id");
+    let (template, _) = create_template(&owner, dir.path(), "echo", plain).await;
+    let ws = create_workspace(&owner, template).await;
+    let ws_id = ws.id;
+    let build_id = ws.latest_build.id;
 
     let (status, body) = raw(
         Method::GET,
@@ -52,17 +55,17 @@ async fn unknown_and_foreign_workspaces_are_404() {
     .await;
     assert_eq!(status, 404, "{body}");
 
-    owner
-        .post("/api/v2/users", &json!({"email": "other@example.com", "username": "other", "password": "another-long-password"}))
-        .await
-        .expect("create second user");
-    let other = provisionerd::demo::Client::login(
-        &server.url,
-        "other@example.com",
-        "another-long-password",
-    )
-    .await
-    .expect("second user logs in");
+    let req = CreateUserRequest {
+        email: "other@example.com".into(),
+        username: "other".into(),
+        password: "another-long-password".into(),
+        ..Default::default()
+    };
+    owner.create_user(&req).await.expect("create second user");
+    let other =
+        provisionerd::sdk::Client::login(&server.url, "other@example.com", "another-long-password")
+            .await
+            .expect("second user logs in");
     for path in
         [format!("/api/v2/workspaces/{ws_id}"), format!("/api/v2/workspacebuilds/{build_id}")]
     {
@@ -70,22 +73,22 @@ async fn unknown_and_foreign_workspaces_are_404() {
             raw(Method::GET, format!("{}{path}", server.url), Some(other.token()), None).await;
         assert_eq!(status, 404, "{path} of another user: {body}");
     }
-    let theirs = other.get("/api/v2/workspaces").await.expect("list");
-    assert_eq!(theirs["count"], 0, "users list only their own workspaces: {theirs}");
+    let theirs = other.workspaces(None, None).await.expect("list");
+    assert_eq!(theirs.count, 0, "users list only their own workspaces: {theirs:?}");
     // A member's own build: visible, but its raw state is for template
     // managers only, and hidden from anyone else (as in Coder).
-    let own = create_workspace(&other, &template).await;
-    let own_build = own["latest_build"]["id"].as_str().expect("id");
+    let own = create_workspace(&other, template).await;
+    let own_build = own.latest_build.id;
     let state_url = format!("{}/api/v2/workspacebuilds/{own_build}/state", server.url);
     let (status, body) = raw(Method::GET, state_url, Some(other.token()), None).await;
     assert_eq!(status, 404, "raw state can hold secrets: {body}");
-    let second = create_workspace(&owner, &template).await;
-    let all = owner.get("/api/v2/workspaces").await.expect("list");
-    assert_eq!(all["count"], 3, "owners see everyone's: {all}");
-    let page = owner.get("/api/v2/workspaces?limit=1&offset=2").await.expect("page");
-    assert_eq!(page["count"], 3, "count is the total: {page}");
-    assert_eq!(page["workspaces"].as_array().map(Vec::len), Some(1));
-    assert_eq!(page["workspaces"][0]["id"], second["id"], "oldest first");
+    let second = create_workspace(&owner, template).await;
+    let all = owner.workspaces(None, None).await.expect("list");
+    assert_eq!(all.count, 3, "owners see everyone's: {all:?}");
+    let page = owner.workspaces(Some(1), Some(2)).await.expect("page");
+    assert_eq!(page.count, 3, "count is the total: {page:?}");
+    assert_eq!(page.workspaces.len(), 1);
+    assert_eq!(page.workspaces[0].id, second.id, "oldest first");
     server.stop().await;
 }
 
@@ -94,28 +97,24 @@ async fn conflicts_and_invalid_transitions() {
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
     let dir = echo_ok();
-    let (template, _) = create_template(&c, dir.path(), "echo", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let ws_id = ws["id"].as_str().expect("id").to_owned();
-    wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(30)).await;
-    let params = json!([{"name": "region", "value": "eu"}]);
-    let stop =
-        build(&c, &ws_id, json!({"transition": "stop", "rich_parameter_values": params})).await;
-    let stopped = wait_build(&c, stop["id"].as_str().expect("id"), Duration::from_secs(30)).await;
-    assert_eq!(stopped["status"], "stopped");
-    let name = ws["name"].as_str().expect("name");
-    let by_number =
-        c.get(&format!("/api/v2/users/me/workspace/{name}/builds/2")).await.expect("by number");
-    assert_eq!(by_number["id"], stopped["id"]);
-    let stopped_id = stopped["id"].as_str().expect("id");
-    let got = c
-        .get(&format!("/api/v2/workspacebuilds/{stopped_id}/parameters"))
-        .await
-        .expect("parameters");
+    let (template, _) = create_template(&c, dir.path(), "echo", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let ws_id = ws.id;
+    wait_build(&c, ws.latest_build.id, Duration::from_secs(30)).await;
+    let params = values(&[("region", "eu")]);
+    let req = CreateWorkspaceBuildRequest {
+        rich_parameter_values: Some(params.clone()),
+        ..CreateWorkspaceBuildRequest::new("stop")
+    };
+    let stop = c.create_build(ws_id, &req).await.expect("stop");
+    let stopped = wait_build(&c, stop.id, Duration::from_secs(30)).await;
+    assert_eq!(stopped.status, "stopped");
+    let by_number = c.build_by_number("me", &ws.name, 2).await.expect("by number");
+    assert_eq!(by_number.id, stopped.id);
+    let got = c.build_parameters(stopped.id).await.expect("parameters");
     assert_eq!(got, params);
-    let list = c.get(&format!("/api/v2/workspaces/{ws_id}/builds")).await.expect("builds");
-    let numbers: Vec<i64> =
-        list.as_array().expect("array").iter().filter_map(|b| b["build_number"].as_i64()).collect();
+    let list = c.builds(ws_id).await.expect("builds");
+    let numbers: Vec<i32> = list.iter().map(|b| b.build_number).collect();
     assert_eq!(numbers, [2, 1], "newest first");
 
     let builds_url = format!("{}/api/v2/workspaces/{ws_id}/builds", server.url);
@@ -153,19 +152,17 @@ async fn conflicts_and_invalid_transitions() {
             .await;
     let c = server.client().await;
     let builds_url = format!("{}/api/v2/workspaces/{ws_id}/builds", server.url);
-    let pending = build(&c, &ws_id, json!({"transition": "start"})).await;
-    assert_eq!(pending["status"], "pending");
-    assert_eq!(pending["job"]["queue_position"], 1, "{pending}");
-    let pending_params =
-        format!("/api/v2/workspacebuilds/{}/parameters", pending["id"].as_str().expect("id"));
-    let inherited = c.get(&pending_params).await.expect("parameters");
+    let pending = build(&c, ws_id, "start").await;
+    assert_eq!(pending.status, "pending");
+    assert_eq!(pending.job.queue_position, 1, "{pending:?}");
+    let inherited = c.build_parameters(pending.id).await.expect("parameters");
     assert_eq!(inherited, params, "parameters carry over from the previous build");
     let (status, body) =
         raw(Method::POST, builds_url, Some(c.token()), Some(json!({"transition": "stop"}))).await;
     assert_eq!(status, 409, "second build while one is pending: {body}");
 
     // Canceling the pending build completes it as canceled at once.
-    let pending_id = pending["id"].as_str().expect("id");
+    let pending_id = pending.id;
     let (status, _) = raw(
         Method::PATCH,
         format!("{}/api/v2/workspacebuilds/{pending_id}/cancel", server.url),
@@ -174,8 +171,8 @@ async fn conflicts_and_invalid_transitions() {
     )
     .await;
     assert_eq!(status, 200);
-    let b = c.get(&format!("/api/v2/workspacebuilds/{pending_id}")).await.expect("build");
-    assert_eq!(b["status"], "canceled", "{b}");
+    let b = c.build(pending_id).await.expect("build");
+    assert_eq!(b.status, "canceled", "{b:?}");
     server.stop().await;
 }
 
@@ -310,14 +307,20 @@ async fn names_texts_and_tags_follow_coders_limits() {
     )
     .await;
     refused("email", status, &body, "email");
-    c.post("/api/v2/users", &user("Jo Doe")).await.expect("a valid user is still created");
+    let jo = CreateUserRequest {
+        username: "u1".into(),
+        email: "u1@example.com".into(),
+        password: "long-enough-pw".into(),
+        name: "Jo Doe".into(),
+    };
+    c.create_user(&jo).await.expect("a valid user is still created");
 
     let dir = echo_ok();
-    let (template, version) = create_template(&c, dir.path(), "echo", json!({})).await;
-    let fresh = push_version(&c, dir.path(), "echo", json!({})).await;
+    let (template, version) = create_template(&c, dir.path(), "echo", plain).await;
+    let fresh = push_version(&c, dir.path(), "echo", plain).await;
     let templates = url("/api/v2/organizations/coder/templates");
     for name in bad_names {
-        let t = json!({"name": name, "template_version_id": fresh["id"]});
+        let t = json!({"name": name, "template_version_id": fresh.id});
         let (status, body) = raw(Method::POST, templates.clone(), token, Some(t)).await;
         refused(&format!("template name {name:?}"), status, &body, "name");
     }
@@ -328,13 +331,17 @@ async fn names_texts_and_tags_follow_coders_limits() {
         ("description", "d".repeat(129)),
         ("description", "nul\u{0}".to_owned()),
     ] {
-        let t = json!({"name": "ok-name", "template_version_id": fresh["id"], field: value});
+        let t = json!({"name": "ok-name", "template_version_id": fresh.id, field: value});
         let (status, body) = raw(Method::POST, templates.clone(), token, Some(t)).await;
         refused(&format!("template {field} {value:?}"), status, &body, field);
     }
-    let ok = json!({"name": "ok-name", "template_version_id": fresh["id"],
-        "display_name": "My Template", "description": "d".repeat(128)});
-    c.post("/api/v2/organizations/coder/templates", &ok).await.expect("limits are inclusive");
+    let ok = CreateTemplateRequest {
+        name: "ok-name".into(),
+        template_version_id: fresh.id,
+        display_name: "My Template".into(),
+        description: "d".repeat(128),
+    };
+    c.create_template("coder", &ok).await.expect("limits are inclusive");
 
     for name in bad_names {
         let ws = json!({"name": name, "template_id": template});
@@ -345,7 +352,7 @@ async fn names_texts_and_tags_follow_coders_limits() {
 
     // Tags on a version and on a provisioner key; a version name.
     let file =
-        c.upload_tar(provisionerd::demo::tar_dir(dir.path()).expect("tar")).await.expect("upload");
+        c.upload_tar(provisionerd::sdk::tar_dir(dir.path()).expect("tar")).await.expect("upload");
     let versions = url("/api/v2/organizations/coder/templateversions");
     let version_with = |extra: serde_json::Value| {
         let mut v = json!({"file_id": file, "storage_method": "file", "provisioner": "echo"});
@@ -372,7 +379,7 @@ async fn names_texts_and_tags_follow_coders_limits() {
     let body = version_with(json!({"message": "m\u{0}"}));
     let (status, body) = raw(Method::POST, versions, token, Some(body)).await;
     refused("NUL in a message", status, &body, "message");
-    assert_eq!(version["job"]["status"], "succeeded");
+    assert_eq!(version.job.status, "succeeded");
     server.stop().await;
 }
 
@@ -388,13 +395,13 @@ async fn rich_parameters_only_as_the_template_declares() {
 
     // A template that declares nothing takes no values.
     let bare = echo_template(&json!({"resources": [{"name": "vm", "type": "echo_instance"}]}));
-    let (template, _) = create_template(&c, bare.path(), "echo", json!({})).await;
+    let (template, _) = create_template(&c, bare.path(), "echo", plain).await;
     let ws = json!({"name": "bare", "template_id": template, "rich_parameter_values": values(&["region"])});
     let (status, body) = raw(Method::POST, workspaces.clone(), token, Some(ws)).await;
     refused("undeclared on a bare template", status, &body, "region");
 
     let dir = echo_ok();
-    let (template, _) = create_template(&c, dir.path(), "echo", json!({})).await;
+    let (template, _) = create_template(&c, dir.path(), "echo", plain).await;
     let ws =
         json!({"name": "w1", "template_id": template, "rich_parameter_values": values(&["zone"])});
     let (status, body) = raw(Method::POST, workspaces.clone(), token, Some(ws)).await;
@@ -413,10 +420,15 @@ async fn rich_parameters_only_as_the_template_declares() {
     let (status, body) = raw(Method::POST, workspaces.clone(), token, Some(ws)).await;
     refused("NUL in a value", status, &body, "rich_parameter_values[0].value");
 
-    let ws = json!({"name": "w1", "template_id": template, "rich_parameter_values": values(&["region"])});
-    let ws = c.post("/api/v2/users/me/workspaces", &ws).await.expect("declared values are taken");
-    let ws_id = ws["id"].as_str().expect("id");
-    wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(30)).await;
+    let ws = CreateWorkspaceRequest {
+        name: "w1".into(),
+        template_id: Some(template),
+        rich_parameter_values: crate::harness::values(&[("region", "1")]),
+        ..Default::default()
+    };
+    let ws = c.create_workspace("me", &ws).await.expect("declared values are taken");
+    let ws_id = ws.id;
+    wait_build(&c, ws.latest_build.id, Duration::from_secs(30)).await;
     let builds = format!("{}/api/v2/workspaces/{ws_id}/builds", server.url);
     let b = json!({"transition": "stop", "rich_parameter_values": values(&["zone"])});
     let (status, body) = raw(Method::POST, builds, token, Some(b)).await;
@@ -429,39 +441,43 @@ async fn a_template_version_backs_one_template() {
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
     let dir = echo_ok();
-    let (first, version) = create_template(&c, dir.path(), "echo", json!({})).await;
+    let (first, version) = create_template(&c, dir.path(), "echo", plain).await;
     let templates = format!("{}/api/v2/organizations/coder/templates", server.url);
-    let t = json!({"name": "second", "template_version_id": version["id"]});
+    let t = json!({"name": "second", "template_version_id": version.id});
     let (status, body) = raw(Method::POST, templates.clone(), Some(c.token()), Some(t)).await;
     refused("a version another template owns", status, &body, "template_version_id");
-    let listed = c.get(&format!("/api/v2/templates/{first}/versions")).await.expect("versions");
-    assert_eq!(listed.as_array().map(Vec::len), Some(1), "the first keeps its version: {listed}");
-    assert_eq!(listed[0]["id"], version["id"]);
-    let all = c.get("/api/v2/organizations/coder/templates").await.expect("templates");
-    assert_eq!(all.as_array().map(Vec::len), Some(1), "no second template: {all}");
+    let listed = c.template_versions(first).await.expect("versions");
+    assert_eq!(listed.len(), 1, "the first keeps its version: {listed:?}");
+    assert_eq!(listed[0].id, version.id);
+    let all = c.templates("coder").await.expect("templates");
+    assert_eq!(all.len(), 1, "no second template: {all:?}");
 
     // A version pushed for the first template cannot start another either.
-    let pushed = push_version(&c, dir.path(), "echo", json!({"template_id": first})).await;
-    let t = json!({"name": "third", "template_version_id": pushed["id"]});
+    let pushed = push_version(&c, dir.path(), "echo", |r| r.template_id = Some(first)).await;
+    let t = json!({"name": "third", "template_version_id": pushed.id});
     let (status, body) = raw(Method::POST, templates, Some(c.token()), Some(t)).await;
     refused("a version pushed for another template", status, &body, "template_version_id");
 
     // Promoting: a template's own version, yes; another template's, no.
-    let fresh = push_version(&c, dir.path(), "echo", json!({})).await;
-    let second = json!({"name": "second", "template_version_id": fresh["id"]});
-    let second = c.post("/api/v2/organizations/coder/templates", &second).await.expect("second");
-    let promote = |t: &str| format!("{}/api/v2/templates/{t}/versions", server.url);
-    let second_id = second["id"].as_str().expect("id");
-    let body = json!({"id": version["id"]});
+    let fresh = push_version(&c, dir.path(), "echo", plain).await;
+    let second = CreateTemplateRequest {
+        name: "second".into(),
+        template_version_id: fresh.id,
+        ..Default::default()
+    };
+    let second = c.create_template("coder", &second).await.expect("second");
+    let promote = |t: uuid::Uuid| format!("{}/api/v2/templates/{t}/versions", server.url);
+    let second_id = second.id;
+    let body = json!({"id": version.id});
     let (status, body) = raw(Method::PATCH, promote(second_id), Some(c.token()), Some(body)).await;
     refused("promoting another template's version", status, &body, "id");
-    let body = json!({"id": pushed["id"]});
-    let (status, body) = raw(Method::PATCH, promote(&first), Some(c.token()), Some(body)).await;
+    let body = json!({"id": pushed.id});
+    let (status, body) = raw(Method::PATCH, promote(first), Some(c.token()), Some(body)).await;
     assert_eq!(status, 200, "promoting its own version: {body}");
-    let listed = c.get(&format!("/api/v2/templates/{first}/versions")).await.expect("versions");
-    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
-    let listed = c.get(&format!("/api/v2/templates/{second_id}/versions")).await.expect("versions");
-    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let listed = c.template_versions(first).await.expect("versions");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let listed = c.template_versions(second_id).await.expect("versions");
+    assert_eq!(listed.len(), 1, "{listed:?}");
     server.stop().await;
 }
 

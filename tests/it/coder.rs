@@ -7,6 +7,10 @@
 
 use std::time::Duration;
 
+use provisionerd::sdk::{
+    CreateTemplateVersionRequest, CreateWorkspaceBuildRequest, CreateWorkspaceRequest,
+    WorkspaceResource,
+};
 use serde_json::{json, Value};
 
 use crate::harness::*;
@@ -25,6 +29,8 @@ fn require_provider() {
     );
 }
 
+/// The element of a JSON list (agents and what is in them, which the SDK
+/// keeps as JSON) whose `key` is `value`.
 fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
     list.as_array()
         .into_iter()
@@ -33,28 +39,24 @@ fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no element with {key} = {value:?} in {list}"))
 }
 
+/// The resource named `name`.
+fn resource<'a>(list: &'a [WorkspaceResource], name: &str) -> &'a WorkspaceResource {
+    list.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no {name} in {list:?}"))
+}
+
 /// `type.name` → names of the agents on it, for every resource of `resources`.
-fn placement(resources: &Value) -> Vec<(String, Vec<String>)> {
+fn placement(resources: &[WorkspaceResource]) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = resources
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|r| {
-            let name = format!(
-                "{}{}.{}",
-                r["module_path"]
-                    .as_str()
-                    .map(|m| if m.is_empty() { String::new() } else { format!("{m}.") })
-                    .unwrap_or_default(),
-                r["type"].as_str().unwrap_or("?"),
-                r["name"].as_str().unwrap_or("?")
-            );
-            let agents = r["agents"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|a| a["name"].as_str().map(str::to_owned))
-                .collect();
+            let module = if r.module_path.is_empty() {
+                String::new()
+            } else {
+                format!("{}.", r.module_path)
+            };
+            let name = format!("{module}{}.{}", r.resource_type, r.name);
+            let agents =
+                r.agents.iter().filter_map(|a| a["name"].as_str().map(str::to_owned)).collect();
             (name, agents)
         })
         .collect();
@@ -64,8 +66,8 @@ fn placement(resources: &Value) -> Vec<(String, Vec<String>)> {
 
 const TOKEN_VAR: &str = "s3cr3t-token-value";
 
-fn full_vars() -> Value {
-    json!({"user_variable_values": [{"name": "api_token", "value": TOKEN_VAR}]})
+fn full_vars() -> impl FnOnce(&mut CreateTemplateVersionRequest) {
+    with_vars(&[("api_token", TOKEN_VAR)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,21 +77,18 @@ async fn agents_apps_scripts_and_metadata_are_reported_under_their_resource() {
     let c = server.client().await;
     let (template, _) =
         create_template(&c, &template_dir("coder-full"), "terraform", full_vars()).await;
-    let name = format!("ws-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let ws = c
-        .post(
-            "/api/v2/users/me/workspaces",
-            &json!({"name": name, "template_id": template,
-                    "rich_parameter_values": [{"name": "image", "value": "debian"}]}),
-        )
-        .await
-        .expect("create workspace");
-    let build_id = ws["latest_build"]["id"].as_str().expect("build id").to_owned();
-    let build = wait_build(&c, &build_id, TIMEOUT).await;
-    assert_eq!(build["job"]["status"], "succeeded", "build failed: {build}");
+    let req = CreateWorkspaceRequest {
+        name: workspace_name(),
+        template_id: Some(template),
+        rich_parameter_values: values(&[("image", "debian")]),
+        ..Default::default()
+    };
+    let ws = c.create_workspace("me", &req).await.expect("create workspace");
+    let build_id = ws.latest_build.id;
+    let build = wait_build(&c, build_id, TIMEOUT).await;
+    assert_eq!(build.job.status, "succeeded", "build failed: {build:?}");
 
-    let resources =
-        c.get(&format!("/api/v2/workspacebuilds/{build_id}/resources")).await.expect("resources");
+    let resources = c.build_resources(build_id).await.expect("resources");
     assert_eq!(
         placement(&resources),
         [
@@ -97,20 +96,21 @@ async fn agents_apps_scripts_and_metadata_are_reported_under_their_resource() {
             ("terraform_data.vm".to_owned(), vec!["main".to_owned()])
         ]
     );
-    let vm = find(&resources, "name", "vm");
-    assert_eq!((vm["icon"].as_str(), vm["daily_cost"].as_i64()), (Some("/icon/vm.svg"), Some(7)));
-    assert_eq!(find(&vm["metadata"], "key", "region")["value"], "eu-west");
-    let secret = find(&vm["metadata"], "key", "api token");
-    assert_eq!((secret["sensitive"].as_bool(), secret["value"].as_str()), (Some(true), Some("")));
+    let vm = resource(&resources, "vm");
+    assert_eq!((vm.icon.as_str(), vm.daily_cost), ("/icon/vm.svg", 7));
+    let meta = |key: &str| vm.metadata.iter().find(|m| m.key == key).expect("metadata");
+    assert_eq!(meta("region").value, "eu-west");
+    let secret = meta("api token");
+    assert_eq!((secret.sensitive, secret.value.as_str()), (true, ""));
 
-    let agent = &vm["agents"][0];
+    let agent = &vm.agents[0];
     assert_eq!(agent["operating_system"], "linux");
     assert_eq!(agent["architecture"], "amd64");
     assert_eq!(agent["directory"], "/home/coder");
     assert_eq!(agent["connection_timeout_seconds"], 300);
     assert_eq!(agent["troubleshooting_url"], "https://example.com/help");
     assert_eq!(agent["environment_variables"], json!({"EDITOR": "vim", "REGION": "eu-west"}));
-    assert_eq!(agent["resource_id"], vm["id"]);
+    assert_eq!(agent["resource_id"], vm.id.to_string());
     assert_eq!(find(&agent["metadata"], "key", "load")["interval"], 10);
     let code = find(&agent["apps"], "slug", "code");
     assert_eq!(code["display_name"], "Code Server");
@@ -134,34 +134,23 @@ async fn agents_apps_scripts_and_metadata_are_reported_under_their_resource() {
     assert_eq!(agent["startup_script_behavior"], "blocking");
 
     // The same under the build and the workspace's latest build.
-    let build = c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.expect("build");
-    assert_eq!(placement(&build["resources"]), placement(&resources));
-    let ws = c
-        .get(&format!("/api/v2/workspaces/{}", ws["id"].as_str().unwrap_or_default()))
-        .await
-        .expect("ws");
-    assert_eq!(placement(&ws["latest_build"]["resources"]), placement(&resources));
+    let build = c.build(build_id).await.expect("build");
+    assert_eq!(placement(&build.resources), placement(&resources));
+    let ws = c.workspace(ws.id).await.expect("ws");
+    assert_eq!(placement(&ws.latest_build.resources), placement(&resources));
     // The sensitive variable's value appears nowhere the API answers.
-    for body in [resources.to_string(), build.to_string(), ws.to_string()] {
+    for body in [format!("{resources:?}"), format!("{build:?}"), format!("{ws:?}")] {
         assert!(!body.contains(TOKEN_VAR), "secret leaked: {body}");
     }
-    let params =
-        c.get(&format!("/api/v2/workspacebuilds/{build_id}/parameters")).await.expect("params");
-    assert_eq!(
-        params,
-        json!([{"name": "cpu", "value": "2"}, {"name": "image", "value": "debian"}])
-    );
+    let params = c.build_parameters(build_id).await.expect("params");
+    assert_eq!(params, values(&[("cpu", "2"), ("image", "debian")]));
 
     // Stopped: the VM (and its agent and metadata) is gone, home stays.
     let stop =
-        build_req(&c, ws["id"].as_str().unwrap_or_default(), json!({"transition": "stop"})).await;
-    let stop = wait_build(&c, stop["id"].as_str().expect("id"), TIMEOUT).await;
-    assert_eq!(stop["job"]["status"], "succeeded", "stop failed: {stop}");
-    assert_eq!(placement(&stop["resources"]), [("terraform_data.home".to_owned(), vec![])]);
-}
-
-async fn build_req(c: &provisionerd::demo::Client, ws: &str, body: Value) -> Value {
-    build(c, ws, body).await
+        c.create_build(ws.id, &CreateWorkspaceBuildRequest::new("stop")).await.expect("stop");
+    let stop = wait_build(&c, stop.id, TIMEOUT).await;
+    assert_eq!(stop.job.status, "succeeded", "stop failed: {stop:?}");
+    assert_eq!(placement(&stop.resources), [("terraform_data.home".to_owned(), vec![])]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +159,7 @@ async fn agents_attach_to_the_nearest_dependent_resource() {
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
     let (template, version) =
-        create_template(&c, &template_dir("coder-multi"), "terraform", json!({})).await;
+        create_template(&c, &template_dir("coder-multi"), "terraform", plain).await;
     let expected = [
         ("module.box.terraform_data.inner", vec!["boxed"]),
         ("terraform_data.db_vm", vec!["db"]),
@@ -184,36 +173,23 @@ async fn agents_attach_to_the_nearest_dependent_resource() {
     .map(|(r, a)| (r.to_owned(), a.into_iter().map(str::to_owned).collect::<Vec<_>>()))
     .to_vec();
     // In the import's plan (ids unknown: the graph decides) ...
-    let planned = c
-        .get(&format!(
-            "/api/v2/templateversions/{}/resources",
-            version["id"].as_str().unwrap_or_default()
-        ))
-        .await
-        .expect("version resources");
-    let start: Vec<Value> = planned
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["workspace_transition"] == "start")
-        .cloned()
-        .collect();
-    assert_eq!(placement(&Value::Array(start)), expected);
+    let planned = c.template_version_resources(version.id).await.expect("version resources");
+    let start: Vec<WorkspaceResource> =
+        planned.into_iter().filter(|r| r.workspace_transition == "start").collect();
+    assert_eq!(placement(&start), expected);
     // ... and in the applied state.
-    let ws = create_workspace(&c, &template).await;
-    let build = wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), TIMEOUT).await;
-    assert_eq!(build["job"]["status"], "succeeded", "build failed: {build}");
-    assert_eq!(placement(&build["resources"]), expected);
-    let far = &find(&build["resources"], "name", "far_vm")["agents"][0];
+    let ws = create_workspace(&c, template).await;
+    let build = wait_build(&c, ws.latest_build.id, TIMEOUT).await;
+    assert_eq!(build.job.status, "succeeded", "build failed: {build:?}");
+    assert_eq!(placement(&build.resources), expected);
+    let far = &resource(&build.resources, "far_vm").agents[0];
     assert_eq!(far["operating_system"], "windows");
     assert_eq!(far["auth"], "token");
     // coder_agent_instance switches db to instance identity.
-    let db_vm = find(&build["resources"], "name", "db_vm");
-    let db = &db_vm["agents"][0];
+    let db_vm = resource(&build.resources, "db_vm");
+    let db = &db_vm.agents[0];
     assert_eq!(db["auth"], "instance_id");
-    let state: Value =
-        serde_json::from_str(&build_state(&c, build["id"].as_str().unwrap_or_default()).await)
-            .expect("state JSON");
+    let state: Value = serde_json::from_str(&build_state(&c, build.id).await).expect("state JSON");
     let db_vm_id = state["resources"]
         .as_array()
         .into_iter()
@@ -230,37 +206,29 @@ async fn import_lists_resources_parameters_and_variables() {
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
     let v = push_version(&c, &template_dir("coder-full"), "terraform", full_vars()).await;
-    assert_eq!(v["job"]["status"], "succeeded", "import failed: {v}");
-    let id = v["id"].as_str().expect("id");
-    let logs = c.get(&format!("/api/v2/templateversions/{id}/logs")).await.expect("logs");
-    let stages: Vec<&str> =
-        logs.as_array().into_iter().flatten().filter_map(|l| l["stage"].as_str()).collect();
+    assert_eq!(v.job.status, "succeeded", "import failed: {v:?}");
+    let id = v.id;
+    let logs = c.template_version_logs(id, Default::default()).await.expect("logs");
+    let stages: Vec<&str> = logs.iter().map(|l| &*l.stage).collect();
     for stage in ["Detecting persistent resources", "Detecting ephemeral resources"] {
         assert!(stages.contains(&stage), "no {stage:?} stage in {stages:?}");
     }
 
-    let resources =
-        c.get(&format!("/api/v2/templateversions/{id}/resources")).await.expect("resources");
+    let resources = c.template_version_resources(id).await.expect("resources");
     let of = |t: &str| {
         let mut names: Vec<String> = resources
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|r| r["workspace_transition"] == t)
-            .map(|r| r["name"].as_str().unwrap_or_default().to_owned())
+            .iter()
+            .filter(|r| r.workspace_transition == t)
+            .map(|r| r.name.clone())
             .collect();
         names.sort();
         names
     };
     assert_eq!(of("start"), ["home", "vm"]);
     assert_eq!(of("stop"), ["home"]);
-    assert_eq!(
-        find(&resources, "name", "vm")["agents"][0]["apps"].as_array().map(Vec::len),
-        Some(2)
-    );
+    assert_eq!(resource(&resources, "vm").agents[0]["apps"].as_array().map(Vec::len), Some(2));
 
-    let params =
-        c.get(&format!("/api/v2/templateversions/{id}/rich-parameters")).await.expect("params");
+    let params = Value::Array(c.template_version_rich_parameters(id).await.expect("params"));
     let cpu = find(&params, "name", "cpu");
     assert_eq!(cpu["type"], "number");
     assert_eq!(cpu["display_name"], "CPU cores");
@@ -279,21 +247,16 @@ async fn import_lists_resources_parameters_and_variables() {
     );
     assert_eq!(image["options"].as_array().map(Vec::len), Some(2));
 
-    let vars = c.get(&format!("/api/v2/templateversions/{id}/variables")).await.expect("variables");
-    let region = find(&vars, "name", "region");
-    assert_eq!(region["type"], "string");
-    assert_eq!(region["description"], "Where the workspace runs");
-    assert_eq!(
-        (region["value"].as_str(), region["required"].as_bool()),
-        (Some("eu-west"), Some(false))
-    );
-    let token = find(&vars, "name", "api_token");
-    assert_eq!(
-        (token["sensitive"].as_bool(), token["required"].as_bool()),
-        (Some(true), Some(true))
-    );
-    assert_eq!(token["value"], "", "a sensitive value is never shown");
-    assert!(!vars.to_string().contains(TOKEN_VAR));
+    let vars = c.template_version_variables(id).await.expect("variables");
+    let var = |name: &str| vars.iter().find(|v| v.name == name).expect("variable");
+    let region = var("region");
+    assert_eq!(region.kind, "string");
+    assert_eq!(region.description, "Where the workspace runs");
+    assert_eq!((region.value.as_str(), region.required), ("eu-west", false));
+    let token = var("api_token");
+    assert_eq!((token.sensitive, token.required), (true, true));
+    assert_eq!(token.value, "", "a sensitive value is never shown");
+    assert!(!format!("{vars:?}").contains(TOKEN_VAR));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,10 +265,10 @@ async fn missing_variables_and_bad_parameters_are_rejected() {
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
     // The import fails naming the variable.
-    let v = push_version(&c, &template_dir("coder-full"), "terraform", json!({})).await;
-    assert_eq!(v["job"]["status"], "failed");
-    assert_eq!(v["job"]["error_code"], "REQUIRED_TEMPLATE_VARIABLES");
-    assert!(v["job"]["error"].as_str().unwrap_or_default().contains("\"api_token\""), "{v}");
+    let v = push_version(&c, &template_dir("coder-full"), "terraform", plain).await;
+    assert_eq!(v.job.status, "failed");
+    assert_eq!(v.job.error_code.as_deref(), Some("REQUIRED_TEMPLATE_VARIABLES"));
+    assert!(v.job.error.as_deref().unwrap_or_default().contains("\"api_token\""), "{v:?}");
 
     let (template, _) =
         create_template(&c, &template_dir("coder-full"), "terraform", full_vars()).await;
@@ -338,10 +301,11 @@ async fn missing_variables_and_bad_parameters_are_rejected() {
     assert!(body.to_string().contains("[1, 8]"), "{body}");
     // Valid, then an immutable parameter may not change; a mutable one may.
     let (status, ws) = create(json!([{"name": "image", "value": "ubuntu"}])).await;
-    assert_eq!(status, 201, "{ws}");
-    let first = wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), TIMEOUT).await;
-    assert_eq!(first["job"]["status"], "succeeded", "{first}");
-    let ws_id = ws["id"].as_str().expect("ws id");
+    assert_eq!(status, 201, "{ws:?}");
+    let ws: provisionerd::sdk::Workspace = serde_json::from_value(ws).expect("a workspace");
+    let first = wait_build(&c, ws.latest_build.id, TIMEOUT).await;
+    assert_eq!(first.job.status, "succeeded", "{first:?}");
+    let ws_id = ws.id;
     let (status, body) = raw(
         reqwest::Method::POST,
         format!("{}/api/v2/workspaces/{ws_id}/builds", c.base()),
@@ -352,26 +316,15 @@ async fn missing_variables_and_bad_parameters_are_rejected() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(fields(&body), ["image"]);
     assert!(body.to_string().contains("immutable"), "{body}");
-    let next = build(
-        &c,
-        ws_id,
-        json!({"transition": "start", "rich_parameter_values": [{"name": "cpu", "value": "4"}]}),
-    )
-    .await;
-    let next = wait_build(&c, next["id"].as_str().expect("id"), TIMEOUT).await;
-    assert_eq!(next["job"]["status"], "succeeded", "{next}");
-    let params = c
-        .get(&format!(
-            "/api/v2/workspacebuilds/{}/parameters",
-            next["id"].as_str().unwrap_or_default()
-        ))
-        .await
-        .expect("params");
-    assert_eq!(
-        params,
-        json!([{"name": "cpu", "value": "4"}, {"name": "image", "value": "ubuntu"}]),
-        "image is inherited"
-    );
+    let req = CreateWorkspaceBuildRequest {
+        rich_parameter_values: Some(values(&[("cpu", "4")])),
+        ..CreateWorkspaceBuildRequest::new("start")
+    };
+    let next = c.create_build(ws_id, &req).await.expect("build");
+    let next = wait_build(&c, next.id, TIMEOUT).await;
+    assert_eq!(next.job.status, "succeeded", "{next:?}");
+    let params = c.build_parameters(next.id).await.expect("params");
+    assert_eq!(params, values(&[("cpu", "4"), ("image", "ubuntu")]), "image is inherited");
 }
 
 /// Templates that break one rule each, and the words their error must carry.
@@ -444,9 +397,9 @@ async fn invalid_templates_fail_naming_the_offender() {
             "terraform {{\n  required_providers {{\n    coder = {{ source = \"coder/coder\" }}\n  }}\n}}\n{body}\n"
         );
         std::fs::write(dir.path().join("main.tf"), tf).expect("write main.tf");
-        let v = push_version(&c, dir.path(), "terraform", json!({})).await;
-        assert_eq!(v["job"]["status"], "failed", "{rule}: {v}");
-        let error = v["job"]["error"].as_str().unwrap_or_default();
+        let v = push_version(&c, dir.path(), "terraform", plain).await;
+        assert_eq!(v.job.status, "failed", "{rule}: {v:?}");
+        let error = v.job.error.as_deref().unwrap_or_default();
         for w in *words {
             assert!(error.contains(w), "{rule}: {w:?} not in {error:?}");
         }
@@ -498,8 +451,9 @@ fn resources_command_reads_terraform_output_files() {
             .output()
             .expect("run provisionerd resources");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let json: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
-        let placed = placement(&json);
+        let listed: Vec<WorkspaceResource> =
+            serde_json::from_slice(&out.stdout).expect("resources as JSON on stdout");
+        let placed = placement(&listed);
         assert!(
             placed.contains(&("terraform_data.far_vm".to_owned(), vec!["far".to_owned()])),
             "{flag}: {placed:?}"
@@ -556,7 +510,7 @@ resource "terraform_data" "vm" {
 "#,
     )
     .expect("write");
-    let archive = provisionerd::demo::tar_dir(&template).expect("tar");
+    let archive = provisionerd::sdk::tar_dir(&template).expect("tar");
     let config = TerraformConfig {
         path: terraform(),
         cancel_grace: Duration::from_secs(5),

@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::daemons::DaemonProcess;
 use crate::harness::*;
 
@@ -64,20 +62,15 @@ async fn nothing_of_a_job_outlives_a_sigkilled_daemon() {
     let marker = server.path().join("marker");
     let dir = tempfile::tempdir().expect("dir");
     std::fs::write(dir.path().join("main.tf"), TEMPLATE).expect("write");
-    let vars = json!({"user_variable_values": [
-        {"name": "marker", "value": marker.display().to_string()}
-    ]});
+    let marker_path = marker.display().to_string();
+    let vars = with_vars(&[("marker", &marker_path)]);
     let (template, _) = create_template(&c, dir.path(), "terraform", vars).await;
-    let ws = create_workspace(&c, &template).await;
-    let needle = format!("CODER_WORKSPACE_ID={}", ws["id"].as_str().expect("id"));
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+    let ws = create_workspace(&c, template).await;
+    let needle = format!("CODER_WORKSPACE_ID={}", ws.id);
+    let build_id = ws.latest_build.id;
     wait_for("the provisioner to start", Duration::from_secs(60), || async {
-        let logs = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.ok()?;
-        let started = logs
-            .as_array()?
-            .iter()
-            .any(|l| l["output"].as_str().is_some_and(|o| o.contains("apply-started")));
-        started.then_some(())
+        let logs = c.build_logs(build_id, Default::default()).await.ok()?;
+        logs.iter().any(|l| l.output.contains("apply-started")).then_some(())
     })
     .await;
     let running = processes_with_env(&needle);
@@ -106,8 +99,8 @@ async fn nothing_of_a_job_outlives_a_sigkilled_daemon() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let b = wait_build(&c, &build_id, Duration::from_secs(30)).await;
-    assert_eq!(b["status"], "failed", "{b}");
+    let b = wait_build(&c, build_id, Duration::from_secs(30)).await;
+    assert_eq!(b.status, "failed", "{b:?}");
     // Every process that could have touched the marker is gone, so it
     // cannot appear later.
     assert!(!marker.exists(), "the provisioner's side effect happened after the daemon died");
@@ -116,9 +109,9 @@ async fn nothing_of_a_job_outlives_a_sigkilled_daemon() {
     // The next daemon on the same work root removes it before its first job.
     drop(daemon);
     let next = DaemonProcess::spawn(&server.url, psk, &[], &home);
-    let stop = build(&c, ws["id"].as_str().expect("id"), json!({"transition": "stop"})).await;
-    let stop = wait_build(&c, stop["id"].as_str().expect("id"), Duration::from_secs(60)).await;
-    assert_eq!(stop["status"], "stopped", "{stop}");
+    let stop = build(&c, ws.id, "stop").await;
+    let stop = wait_build(&c, stop.id, Duration::from_secs(60)).await;
+    assert_eq!(stop.status, "stopped", "{stop:?}");
     // (That build created the resource, so its provisioner ran now.)
     assert!(job_dirs(&work).is_empty(), "the dead job's directory was removed");
     next.stop().await;

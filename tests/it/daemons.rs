@@ -9,6 +9,9 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::harness::*;
+use provisionerd::sdk::{
+    CreateProvisionerKeyRequest, CreateTemplateVersionRequest, CreateUserRequest,
+};
 
 /// A `provisionerd start` child process, killed when dropped. Its log
 /// (stderr) is kept so tests can wait for what it says.
@@ -143,34 +146,32 @@ async fn killed_daemon_fails_its_job_and_another_daemon_takes_over() {
     let first = DaemonProcess::spawn(&server.url, psk, &[], server.path());
     let script = json!({"state": "state-1", "transitions": {"stop": {"delay_ms": 600000}}});
     let echo = echo_template(&script);
-    let (template, _) = create_template(&c, echo.path(), "echo", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let ws_id = ws["id"].as_str().expect("id").to_owned();
-    let b1 =
-        wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(30))
-            .await;
-    assert_eq!(b1["status"], "running", "{b1}");
+    let (template, _) = create_template(&c, echo.path(), "echo", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let ws_id = ws.id;
+    let b1 = wait_build(&c, ws.latest_build.id, Duration::from_secs(30)).await;
+    assert_eq!(b1.status, "running", "{b1:?}");
 
-    let stop = build(&c, &ws_id, json!({"transition": "stop"})).await;
-    let stop_id = stop["id"].as_str().expect("id").to_owned();
+    let stop = build(&c, ws_id, "stop").await;
+    let stop_id = stop.id;
     // A log line proves the daemon acknowledged the job (before that, a
     // dead daemon's job goes back to the queue instead of failing).
     wait_for("the daemon to run the stop build", Duration::from_secs(30), || async {
-        let logs = c.get(&format!("/api/v2/workspacebuilds/{stop_id}/logs")).await.ok()?;
-        (!logs.as_array()?.is_empty()).then_some(())
+        let logs = c.build_logs(stop_id, Default::default()).await.ok()?;
+        (!logs.is_empty()).then_some(())
     })
     .await;
     first.kill();
-    let failed = wait_build(&c, &stop_id, Duration::from_secs(30)).await;
-    assert_eq!(failed["status"], "failed", "{failed}");
-    let error = failed["job"]["error"].as_str().unwrap_or_default();
+    let failed = wait_build(&c, stop_id, Duration::from_secs(30)).await;
+    assert_eq!(failed.status, "failed", "{failed:?}");
+    let error = failed.job.error.as_deref().unwrap_or_default();
     assert!(error.contains("external-test"), "the error names the daemon: {error}");
 
     let second = DaemonProcess::spawn(&server.url, psk, &[], server.path());
-    let retry = build(&c, &ws_id, json!({"transition": "start"})).await;
-    let retry = wait_build(&c, retry["id"].as_str().expect("id"), Duration::from_secs(30)).await;
-    assert_eq!(retry["status"], "running", "the workspace builds again: {retry}");
-    let state = build_state(&c, &stop_id).await;
+    let retry = build(&c, ws_id, "start").await;
+    let retry = wait_build(&c, retry.id, Duration::from_secs(30)).await;
+    assert_eq!(retry.status, "running", "the workspace builds again: {retry:?}");
+    let state = build_state(&c, stop_id).await;
     assert_eq!(state, "state-1", "the failed build kept the previous state");
     second.stop().await;
     server.stop().await;
@@ -185,35 +186,28 @@ async fn external_daemon_runs_builds_and_tags_keep_jobs_pending() {
     let c = server.client().await;
     let daemon = DaemonProcess::spawn(&server.url, psk, &["pool=ext"], server.path());
 
-    let tags = json!({"tags": {"pool": "ext"}});
-    let (template, _) = create_template(&c, &template_dir("basic"), "terraform", tags).await;
-    let ws = create_workspace(&c, &template).await;
-    let b =
-        wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(180))
-            .await;
-    assert_eq!(b["status"], "running", "{b}");
-    assert!(b["job"]["worker_id"].is_string(), "the external daemon ran it: {b}");
+    let ext = tagged(&[("pool", "ext")]);
+    let (template, _) = create_template(&c, &template_dir("basic"), "terraform", ext).await;
+    let ws = create_workspace(&c, template).await;
+    let b = wait_build(&c, ws.latest_build.id, Duration::from_secs(180)).await;
+    assert_eq!(b.status, "running", "{b:?}");
+    assert!(b.job.worker_id.is_some(), "the external daemon ran it: {b:?}");
 
     // A job for a pool nobody serves stays pending while the daemon takes
     // the next job it can run.
     let echo = echo_template(&json!({"logs": [{"output": "hi"}]}));
     let file =
-        c.upload_tar(provisionerd::demo::tar_dir(echo.path()).expect("tar")).await.expect("upload");
-    let stranded = c
-        .post(
-            "/api/v2/organizations/coder/templateversions",
-            &json!({"file_id": file, "storage_method": "file", "provisioner": "echo", "tags": {"pool": "nowhere"}}),
-        )
-        .await
-        .expect("version");
-    let later = push_version(&c, echo.path(), "echo", json!({"tags": {"pool": "ext"}})).await;
-    assert_eq!(later["job"]["status"], "succeeded", "{later}");
-    let stranded = c
-        .get(&format!("/api/v2/templateversions/{}", stranded["id"].as_str().expect("id")))
-        .await
-        .expect("get");
-    assert_eq!(stranded["job"]["status"], "pending", "{stranded}");
-    assert_eq!(stranded["job"]["queue_position"], 1, "{stranded}");
+        c.upload_tar(provisionerd::sdk::tar_dir(echo.path()).expect("tar")).await.expect("upload");
+    let req = CreateTemplateVersionRequest {
+        tags: tags(&[("pool", "nowhere")]),
+        ..CreateTemplateVersionRequest::new(file, "echo")
+    };
+    let stranded = c.create_template_version("coder", &req).await.expect("version");
+    let later = push_version(&c, echo.path(), "echo", tagged(&[("pool", "ext")])).await;
+    assert_eq!(later.job.status, "succeeded", "{later:?}");
+    let stranded = c.template_version(stranded.id).await.expect("get");
+    assert_eq!(stranded.job.status, "pending", "{stranded:?}");
+    assert_eq!(stranded.job.queue_position, 1, "{stranded:?}");
 
     daemon.stop().await;
     server.stop().await;
@@ -234,32 +228,32 @@ async fn daemon_list_matched_provisioners_and_pending_timeout() {
     let c = server.client().await;
     let daemon = DaemonProcess::spawn(&server.url, psk, &["pool=ext"], server.path());
     let echo = echo_template(&json!({}));
-    let (template, _) =
-        create_template(&c, echo.path(), "echo", json!({"tags": {"pool": "ext"}})).await;
-    let listed = c.get("/api/v2/organizations/coder/provisionerdaemons").await.expect("daemons");
-    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
-    assert_eq!(listed[0]["name"], "external-test");
-    assert_eq!(listed[0]["tags"]["pool"], "ext");
+    let (template, _) = create_template(&c, echo.path(), "echo", tagged(&[("pool", "ext")])).await;
+    let listed = c.daemons("coder").await.expect("daemons");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].name, "external-test");
+    assert_eq!(listed[0].tags["pool"], "ext");
     // The daemon logs the id the list (and its jobs) show for it.
-    let id = listed[0]["id"].as_str().expect("daemon id");
+    let id = listed[0].id;
     daemon.wait_for_log(&format!("daemon_id={id}")).await;
-    let ws = create_workspace(&c, &template).await;
-    let ws_id = ws["id"].as_str().expect("id").to_owned();
-    wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(30)).await;
+    let ws = create_workspace(&c, template).await;
+    let ws_id = ws.id;
+    wait_build(&c, ws.latest_build.id, Duration::from_secs(30)).await;
 
     daemon.stop().await;
     wait_for("the daemon to leave the list", Duration::from_secs(30), || async {
-        let listed = c.get("/api/v2/organizations/coder/provisionerdaemons").await.ok()?;
-        listed.as_array()?.is_empty().then_some(())
+        let listed = c.daemons("coder").await.ok()?;
+        listed.is_empty().then_some(())
     })
     .await;
-    let pending = build(&c, &ws_id, json!({"transition": "stop"})).await;
-    assert_eq!(pending["status"], "pending");
-    assert_eq!(pending["matched_provisioners"]["count"], 0, "{pending}");
-    let failed = wait_build(&c, pending["id"].as_str().expect("id"), Duration::from_secs(30)).await;
-    assert_eq!(failed["status"], "failed", "{failed}");
-    assert_eq!(failed["job"]["error_code"], "PENDING_TIMEOUT");
-    let error = failed["job"]["error"].as_str().unwrap_or_default();
+    let pending = build(&c, ws_id, "stop").await;
+    assert_eq!(pending.status, "pending");
+    let matched = pending.matched_provisioners.expect("a pending build says who could take it");
+    assert_eq!(matched.count, 0, "{pending:?}");
+    let failed = wait_build(&c, pending.id, Duration::from_secs(30)).await;
+    assert_eq!(failed.status, "failed", "{failed:?}");
+    assert_eq!(failed.job.error_code.as_deref(), Some("PENDING_TIMEOUT"));
+    let error = failed.job.error.as_deref().unwrap_or_default();
     assert!(error.contains("no connected provisioner daemon has the tags"), "{error}");
     server.stop().await;
 }
@@ -271,26 +265,26 @@ async fn daemon_list_matched_provisioners_and_pending_timeout() {
 async fn provisioner_keys_tag_and_revoke_daemons() {
     let server = TestServer::start(Opts { builtin_daemons: 0, ..Opts::default() }).await;
     let c = server.client().await;
-    let created = c
-        .post(
-            "/api/v2/organizations/coder/provisionerkeys",
-            &json!({"name": "gpu", "tags": {"pool": "gpu"}}),
-        )
-        .await
-        .expect("create key");
-    let key = created["key"].as_str().expect("key").to_owned();
+    let req = CreateProvisionerKeyRequest { name: "gpu".into(), tags: tags(&[("pool", "gpu")]) };
+    let key = c.create_key("coder", &req).await.expect("create key").key;
     let secret = key.split_once('.').expect("id.secret").1.to_owned();
-    let listed = c.get("/api/v2/organizations/coder/provisionerkeys").await.expect("list");
-    assert_eq!(listed[0]["name"], "gpu");
+    let (status, listed) = c
+        .raw(reqwest::Method::GET, "/api/v2/organizations/coder/provisionerkeys", None)
+        .await
+        .expect("list");
+    assert_eq!(status, 200);
     assert!(!listed.to_string().contains(&secret), "the secret is never listed");
+    let listed = c.keys("coder").await.expect("list");
+    assert_eq!(listed[0].name, "gpu");
 
-    c.post(
-        "/api/v2/users",
-        &json!({"email": "dev@example.com", "username": "dev", "password": "a-long-password"}),
-    )
-    .await
-    .expect("user");
-    let dev = provisionerd::demo::Client::login(&server.url, "dev@example.com", "a-long-password")
+    let dev = CreateUserRequest {
+        email: "dev@example.com".into(),
+        username: "dev".into(),
+        password: "a-long-password".into(),
+        ..Default::default()
+    };
+    c.create_user(&dev).await.expect("user");
+    let dev = provisionerd::sdk::Client::login(&server.url, "dev@example.com", "a-long-password")
         .await
         .expect("login");
     let (status, _) = raw(
@@ -304,14 +298,12 @@ async fn provisioner_keys_tag_and_revoke_daemons() {
 
     let daemon = DaemonProcess::spawn_with(&server.url, "", &[], server.path(), &["--key", &key]);
     let echo = echo_template(&json!({}));
-    let (template, _) =
-        create_template(&c, echo.path(), "echo", json!({"tags": {"pool": "gpu"}})).await;
-    let ws = create_workspace(&c, &template).await;
-    let b = wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(30))
-        .await;
-    assert_eq!(b["status"], "running", "the keyed daemon took the gpu job: {b}");
-    let daemons = c.get("/api/v2/organizations/coder/provisionerdaemons").await.expect("daemons");
-    assert_eq!(daemons[0]["tags"]["pool"], "gpu", "the daemon has the key's tags");
+    let (template, _) = create_template(&c, echo.path(), "echo", tagged(&[("pool", "gpu")])).await;
+    let ws = create_workspace(&c, template).await;
+    let b = wait_build(&c, ws.latest_build.id, Duration::from_secs(30)).await;
+    assert_eq!(b.status, "running", "the keyed daemon took the gpu job: {b:?}");
+    let daemons = c.daemons("coder").await.expect("daemons");
+    assert_eq!(daemons[0].tags["pool"], "gpu", "the daemon has the key's tags");
 
     let (status, _) = raw(
         reqwest::Method::DELETE,
@@ -322,8 +314,8 @@ async fn provisioner_keys_tag_and_revoke_daemons() {
     .await;
     assert_eq!(status, 204);
     wait_for("the revoked daemon to be gone", Duration::from_secs(30), || async {
-        let listed = c.get("/api/v2/organizations/coder/provisionerdaemons").await.ok()?;
-        listed.as_array()?.is_empty().then_some(())
+        let listed = c.daemons("coder").await.ok()?;
+        listed.is_empty().then_some(())
     })
     .await;
     daemon.wait_for_log("rejected this daemon's credentials").await;

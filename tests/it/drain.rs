@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
+use provisionerd::sdk::{Client, CreateTemplateVersionRequest, ProvisionerJob};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::daemons::DaemonProcess;
 use crate::harness::*;
@@ -19,28 +21,27 @@ async fn server() -> (TestServer, String) {
     (server, psk)
 }
 
-/// Waits until the job behind `logs_path` has a log line, which proves its
+/// Waits until the import of `version` has a log line, which proves its
 /// daemon acknowledged it.
-async fn wait_acknowledged(c: &provisionerd::demo::Client, logs_path: &str) {
+async fn wait_acknowledged(c: &Client, version: Uuid) {
     wait_for("the daemon to take the job", Duration::from_secs(30), || async {
-        let logs = c.get(logs_path).await.ok()?;
-        (!logs.as_array()?.is_empty()).then_some(())
+        let logs = c.template_version_logs(version, Default::default()).await.ok()?;
+        (!logs.is_empty()).then_some(())
     })
     .await;
 }
 
 /// Queues a template import of an echo template and returns its id.
-async fn queue_import(c: &provisionerd::demo::Client, script: &Value) -> String {
+async fn queue_import(c: &Client, script: &Value) -> Uuid {
     let dir = echo_template(script);
     let file =
-        c.upload_tar(provisionerd::demo::tar_dir(dir.path()).expect("tar")).await.expect("upload");
-    let body = json!({"file_id": file, "storage_method": "file", "provisioner": "echo"});
-    let v = c.post("/api/v2/organizations/coder/templateversions", &body).await.expect("version");
-    v["id"].as_str().expect("id").to_owned()
+        c.upload_tar(provisionerd::sdk::tar_dir(dir.path()).expect("tar")).await.expect("upload");
+    let req = CreateTemplateVersionRequest::new(file, "echo");
+    c.create_template_version("coder", &req).await.expect("version").id
 }
 
-async fn job_status(c: &provisionerd::demo::Client, version: &str) -> Value {
-    c.get(&format!("/api/v2/templateversions/{version}")).await.expect("version")["job"].clone()
+async fn job_status(c: &Client, version: Uuid) -> ProvisionerJob {
+    c.template_version(version).await.expect("version").job
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,28 +53,23 @@ async fn first_sigterm_drains_and_second_cancels() {
 
     // First signal: the running job finishes, the queued one is left alone.
     let running = queue_import(&c, &json!({"delay_ms": 1500, "logs": [{"output": "done"}]})).await;
-    wait_acknowledged(&c, &format!("/api/v2/templateversions/{running}/logs")).await;
+    wait_acknowledged(&c, running).await;
     daemon.terminate();
     let queued = queue_import(&c, &json!({})).await;
     let status = daemon.exit_status(Duration::from_secs(30)).await;
     assert!(status.success(), "a drained daemon exits 0: {status:?}");
-    assert_eq!(job_status(&c, &running).await["status"], "succeeded", "the running job finished");
-    assert_eq!(
-        job_status(&c, &queued).await["status"],
-        "pending",
-        "no new job taken while draining"
-    );
+    assert_eq!(job_status(&c, running).await.status, "succeeded", "the running job finished");
+    assert_eq!(job_status(&c, queued).await.status, "pending", "no new job taken while draining");
 
     // Second signal: the running job is canceled and reported.
     let mut daemon =
         DaemonProcess::spawn_with(&server.url, &psk, &[], server.path(), &["--cancel-grace", "5s"]);
     wait_for("the queued job to run", Duration::from_secs(30), || async {
-        (job_status(&c, &queued).await["status"] == "succeeded").then_some(())
+        (job_status(&c, queued).await.status == "succeeded").then_some(())
     })
     .await;
     let long = queue_import(&c, &json!({"delay_ms": 600000})).await;
-    let long_logs = format!("/api/v2/templateversions/{long}/logs");
-    wait_acknowledged(&c, &long_logs).await;
+    wait_acknowledged(&c, long).await;
     daemon.terminate();
     // A second signal sent before the first is handled would merge with it
     // (the kernel keeps one pending SIGTERM), as for an operator pressing
@@ -83,7 +79,7 @@ async fn first_sigterm_drains_and_second_cancels() {
     let status = daemon.exit_status(Duration::from_secs(30)).await;
     assert!(status.success(), "an aborted daemon that reported its jobs exits 0: {status:?}");
     assert_eq!(
-        job_status(&c, &long).await["status"],
+        job_status(&c, long).await.status,
         "canceled",
         "the running job was canceled and reported"
     );
@@ -100,8 +96,8 @@ async fn max_jobs_and_idle_timeout_end_ephemeral_daemons() {
         DaemonProcess::spawn_with(&server.url, &psk, &[], server.path(), &["--max-jobs", "1"]);
     let status = daemon.exit_status(Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}");
-    assert_eq!(job_status(&c, &first).await["status"], "succeeded");
-    assert_eq!(job_status(&c, &second).await["status"], "pending", "--max-jobs 1 took one job");
+    assert_eq!(job_status(&c, first).await.status, "succeeded");
+    assert_eq!(job_status(&c, second).await.status, "pending", "--max-jobs 1 took one job");
 
     let mut idle = DaemonProcess::spawn_with(
         &server.url,
@@ -122,7 +118,7 @@ async fn daemon_exits_in_bounded_time_when_the_server_is_gone() {
     let mut daemon =
         DaemonProcess::spawn_with(&server.url, &psk, &[], server.path(), &["--cancel-grace", "1s"]);
     let long = queue_import(&c, &json!({"delay_ms": 600000})).await;
-    wait_acknowledged(&c, &format!("/api/v2/templateversions/{long}/logs")).await;
+    wait_acknowledged(&c, long).await;
     let _dir = server.stop().await;
     daemon.terminate();
     daemon.wait_for_log("draining").await;
@@ -190,12 +186,12 @@ async fn concurrency_runs_jobs_side_by_side() {
     // Both jobs run at the same time on the one daemon (with one slot the
     // second would stay pending).
     wait_for("both jobs to run at once", Duration::from_secs(30), || async {
-        let (ja, jb) = (job_status(&c, &a).await, job_status(&c, &b).await);
-        (ja["status"] == "running" && jb["status"] == "running").then_some(())
+        let (ja, jb) = (job_status(&c, a).await, job_status(&c, b).await);
+        (ja.status == "running" && jb.status == "running").then_some(())
     })
     .await;
-    let listed = c.get("/api/v2/organizations/coder/provisionerdaemons").await.expect("daemons");
-    assert_eq!(listed[0]["status"], "busy");
+    let listed = c.daemons("coder").await.expect("daemons");
+    assert_eq!(listed[0].status, "busy");
     drop(daemon);
     server.stop().await;
 }
@@ -211,13 +207,13 @@ async fn third_signal_exits_at_once_and_leaves_no_terraform() {
     let mut daemon = DaemonProcess::spawn_with(&server.url, &psk, &[], server.path(), &extra);
     let dir = tempfile::tempdir().expect("dir");
     std::fs::write(dir.path().join("main.tf"), "# used with a fake terraform\n").expect("write");
-    let (template, _) = create_template(&c, dir.path(), "terraform", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let needle = format!("CODER_WORKSPACE_ID={}", ws["id"].as_str().expect("id"));
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+    let (template, _) = create_template(&c, dir.path(), "terraform", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let needle = format!("CODER_WORKSPACE_ID={}", ws.id);
+    let build_id = ws.latest_build.id;
     wait_for("the fake apply to start", Duration::from_secs(30), || async {
-        let logs = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.ok()?;
-        logs.as_array()?.iter().any(|l| l["output"] == "fake apply started").then_some(())
+        let logs = c.build_logs(build_id, Default::default()).await.ok()?;
+        logs.iter().any(|l| l.output == "fake apply started").then_some(())
     })
     .await;
     daemon.terminate();

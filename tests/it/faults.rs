@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::daemons::DaemonProcess;
 use crate::harness::*;
 
@@ -15,13 +13,8 @@ fn any_template() -> tempfile::TempDir {
     dir
 }
 
-async fn log_text(c: &provisionerd::demo::Client, build_id: &str) -> Vec<String> {
-    let logs = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
-    logs.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l["output"].as_str().map(str::to_owned))
-        .collect()
+async fn log_text(c: &provisionerd::sdk::Client, build_id: uuid::Uuid) -> Vec<String> {
+    log_outputs(c, build_id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,21 +30,20 @@ async fn terraform_ignoring_sigint_is_killed_after_the_grace() {
     let server = TestServer::start(opts).await;
     let c = server.client().await;
     let dir = any_template();
-    let (template, _) = create_template(&c, dir.path(), "terraform", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let needle = format!("CODER_WORKSPACE_ID={}", ws["id"].as_str().expect("id"));
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+    let (template, _) = create_template(&c, dir.path(), "terraform", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let needle = format!("CODER_WORKSPACE_ID={}", ws.id);
+    let build_id = ws.latest_build.id;
     wait_for("the fake apply to start", Duration::from_secs(30), || async {
-        log_text(&c, &build_id).await.iter().any(|l| l.contains("fake apply started")).then_some(())
+        log_text(&c, build_id).await.iter().any(|l| l.contains("fake apply started")).then_some(())
     })
     .await;
-    let marker = std::env::temp_dir()
-        .join(format!("fake-terraform-sigint-{}", ws["id"].as_str().expect("id")));
+    let marker = std::env::temp_dir().join(format!("fake-terraform-sigint-{}", ws.id));
     let _ = std::fs::remove_file(&marker);
     let asked = std::time::SystemTime::now();
-    assert_eq!(cancel_build(&c, &build_id).await, 200);
-    let b = wait_build(&c, &build_id, Duration::from_secs(30)).await;
-    assert_eq!(b["status"], "canceled", "{b}");
+    assert_eq!(cancel_build(&c, build_id).await, 200);
+    let b = wait_build(&c, build_id, Duration::from_secs(30)).await;
+    assert_eq!(b.status, "canceled", "{b:?}");
     let got: u128 = std::fs::read_to_string(&marker)
         .expect("the fake recorded SIGINT")
         .trim()
@@ -65,7 +57,7 @@ async fn terraform_ignoring_sigint_is_killed_after_the_grace() {
         delay < Duration::from_secs(1),
         "SIGINT reached terraform {delay:?} after the cancel request"
     );
-    let logs = log_text(&c, &build_id).await;
+    let logs = log_text(&c, build_id).await;
     assert!(
         logs.iter().any(|l| l.contains("killed after ignoring SIGINT")),
         "the last line says terraform was killed: {logs:?}"
@@ -84,22 +76,22 @@ async fn crashed_terraform_fails_the_build_and_keeps_partial_state() {
     let server = TestServer::start(opts).await;
     let c = server.client().await;
     let dir = any_template();
-    let (template, _) = create_template(&c, dir.path(), "terraform", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
-    let b = wait_build(&c, &build_id, Duration::from_secs(30)).await;
-    assert_eq!(b["status"], "failed", "{b}");
-    let error = b["job"]["error"].as_str().unwrap_or_default();
+    let (template, _) = create_template(&c, dir.path(), "terraform", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let build_id = ws.latest_build.id;
+    let b = wait_build(&c, build_id, Duration::from_secs(30)).await;
+    assert_eq!(b.status, "failed", "{b:?}");
+    let error = b.job.error.as_deref().unwrap_or_default();
     assert!(
         error.contains("terraform apply failed") && error.contains("killed by signal 9"),
         "{error}"
     );
-    let state = build_state(&c, &build_id).await;
+    let state = build_state(&c, build_id).await;
     assert!(state.contains("partial-state-before-crash"), "the partial state was stored: {state}");
 
-    let next = build(&c, ws["id"].as_str().expect("id"), json!({"transition": "stop"})).await;
-    let next = wait_build(&c, next["id"].as_str().expect("id"), Duration::from_secs(30)).await;
-    assert_eq!(next["status"], "stopped", "a build runs after the crash: {next}");
+    let next = build(&c, ws.id, "stop").await;
+    let next = wait_build(&c, next.id, Duration::from_secs(30)).await;
+    assert_eq!(next.status, "stopped", "a build runs after the crash: {next:?}");
     server.stop().await;
 }
 
@@ -133,19 +125,15 @@ resource "terraform_data" "env" {
 "#,
     )
     .expect("write");
-    let vars =
-        json!({"user_variable_values": [{"name": "dump", "value": dump.display().to_string()}]});
+    let dump_path = dump.display().to_string();
+    let vars = with_vars(&[("dump", &dump_path)]);
     let (template, _) = create_template(&c, dir.path(), "terraform", vars).await;
-    let ws = create_workspace(&c, &template).await;
-    let b =
-        wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(120))
-            .await;
-    assert_eq!(b["status"], "running", "{b}");
+    let ws = create_workspace(&c, template).await;
+    let b = wait_build(&c, ws.latest_build.id, Duration::from_secs(120)).await;
+    assert_eq!(b.status, "running", "{b:?}");
     let seen = std::fs::read_to_string(&dump).expect("environment dump");
     assert!(seen.lines().any(|l| l == "TF_IN_AUTOMATION=1"));
-    assert!(seen
-        .lines()
-        .any(|l| l == format!("CODER_WORKSPACE_ID={}", ws["id"].as_str().expect("id"))));
+    assert!(seen.lines().any(|l| l == format!("CODER_WORKSPACE_ID={}", ws.id)));
     assert!(
         seen.lines().any(|l| l == "UNRELATED_SETTING=passes-through"),
         "the rest of the environment passes"

@@ -57,10 +57,10 @@ impl RawSession {
     }
 }
 
-async fn wait_pending(c: &provisionerd::demo::Client, version: &str) {
+async fn wait_pending(c: &provisionerd::sdk::Client, version: uuid::Uuid) {
     wait_for("the job to be pending again", Duration::from_secs(30), || async {
-        let v = c.get(&format!("/api/v2/templateversions/{version}")).await.ok()?;
-        (v["job"]["status"] == "pending" && v["job"]["queue_position"] == 1).then_some(())
+        let v = c.template_version(version).await.ok()?;
+        (v.job.status == "pending" && v.job.queue_position == 1).then_some(())
     })
     .await;
 }
@@ -74,19 +74,18 @@ async fn declined_or_unacknowledged_offers_return_to_the_queue() {
     let c = server.client().await;
     let echo = echo_template(&json!({}));
     let file =
-        c.upload_tar(provisionerd::demo::tar_dir(echo.path()).expect("tar")).await.expect("upload");
-    let body = json!({"file_id": file, "storage_method": "file", "provisioner": "echo"});
-    let v = c.post("/api/v2/organizations/coder/templateversions", &body).await.expect("version");
-    let version = v["id"].as_str().expect("id").to_owned();
+        c.upload_tar(provisionerd::sdk::tar_dir(echo.path()).expect("tar")).await.expect("upload");
+    let req = provisionerd::sdk::CreateTemplateVersionRequest::new(file, "echo");
+    let version = c.create_template_version("coder", &req).await.expect("version").id;
 
     // A daemon that is shutting down declines the offer.
     let mut first = open(&server.url, &psk).await;
     first.send(Out::Acquire(proto::Acquire { slots: 1 })).await;
     let offer = first.next_offer().await;
-    let offered = c.get(&format!("/api/v2/templateversions/{version}")).await.expect("version");
-    assert_eq!(offered["job"]["status"], "running", "handed over: {offered}");
+    let offered = c.template_version(version).await.expect("version");
+    assert_eq!(offered.job.status, "running", "handed over: {offered:?}");
     first.send(Out::Reject(proto::Reject { job_id: offer.job_id.clone() })).await;
-    wait_pending(&c, &version).await;
+    wait_pending(&c, version).await;
 
     // A daemon that vanishes between offer and acknowledgement.
     let mut second = open(&server.url, &psk).await;
@@ -94,7 +93,7 @@ async fn declined_or_unacknowledged_offers_return_to_the_queue() {
     let again = second.next_offer().await;
     assert_eq!(again.job_id, offer.job_id, "the same job is offered again");
     drop(second);
-    wait_pending(&c, &version).await;
+    wait_pending(&c, version).await;
     drop(first);
     server.stop().await;
 }

@@ -1,19 +1,22 @@
 //! Test harness: start a server in-process on port 0, log in, push
-//! templates, wait on builds with deadlines, find stray processes.
+//! templates, wait on builds with deadlines, find stray processes. Every
+//! helper speaks the typed SDK (`provisionerd::sdk`); `raw` is for requests
+//! that must be malformed or whose status alone matters.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use provisionerd::demo::{tar_dir, Client};
+use provisionerd::sdk::{self, tar_dir, Client, LogQuery};
 use provisionerd::server::limits::LoginLimits;
 use provisionerd::server::{self, ServerConfig, ServerSettings};
 use provisionerd::worker::WorkerSettings;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 pub const EMAIL: &str = "owner@example.com";
 pub const PASSWORD: &str = "correct-horse-battery";
@@ -200,65 +203,90 @@ pub fn is_final(status: &str) -> bool {
 }
 
 /// Waits until a build's job has completed and returns the build.
-pub async fn wait_build(c: &Client, build_id: &str, timeout: Duration) -> Value {
+pub async fn wait_build(c: &Client, build_id: Uuid, timeout: Duration) -> sdk::WorkspaceBuild {
     wait_for(&format!("build {build_id} to complete"), timeout, || async {
-        let b = c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.ok()?;
-        is_final(b["job"]["status"].as_str()?).then_some(b)
+        let b = c.build(build_id).await.ok()?;
+        is_final(&b.job.status).then_some(b)
     })
     .await
 }
 
-/// Pushes a template directory as a new version (optionally of `template`),
-/// waits for its import, and returns the version JSON.
-pub async fn push_version(c: &Client, dir: &Path, provisioner: &str, extra: Value) -> Value {
+/// Pushes a template directory as a new version (`extra` sets further
+/// fields of the request, e.g. the template or tags), waits for its import,
+/// and returns the version.
+pub async fn push_version(
+    c: &Client,
+    dir: &Path,
+    provisioner: &str,
+    extra: impl FnOnce(&mut sdk::CreateTemplateVersionRequest),
+) -> sdk::TemplateVersion {
     let file = c.upload_tar(tar_dir(dir).expect("tar")).await.expect("upload");
-    let mut body = json!({"file_id": file, "storage_method": "file", "provisioner": provisioner});
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    let v = c
-        .post("/api/v2/organizations/coder/templateversions", &body)
-        .await
-        .expect("create version");
-    let id = v["id"].as_str().expect("version id").to_owned();
+    let mut req = sdk::CreateTemplateVersionRequest::new(file, provisioner);
+    extra(&mut req);
+    let v = c.create_template_version("coder", &req).await.expect("create version");
     wait_for("template import", Duration::from_secs(120), || async {
-        let v = c.get(&format!("/api/v2/templateversions/{id}")).await.ok()?;
-        is_final(v["job"]["status"].as_str()?).then_some(v)
+        let v = c.template_version(v.id).await.ok()?;
+        is_final(&v.job.status).then_some(v)
     })
     .await
 }
 
-/// Pushes a template and creates a template from it; returns its id.
+/// Pushes a template and creates a template from it; returns its id and
+/// the imported version.
 pub async fn create_template(
     c: &Client,
     dir: &Path,
     provisioner: &str,
-    extra: Value,
-) -> (String, Value) {
+    extra: impl FnOnce(&mut sdk::CreateTemplateVersionRequest),
+) -> (Uuid, sdk::TemplateVersion) {
     let v = push_version(c, dir, provisioner, extra).await;
-    assert_eq!(v["job"]["status"], "succeeded", "import failed: {v}");
-    let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let t = c
-        .post(
-            "/api/v2/organizations/coder/templates",
-            &json!({"name": name, "template_version_id": v["id"]}),
-        )
-        .await
-        .expect("create template");
-    (t["id"].as_str().expect("template id").to_owned(), v)
+    assert_eq!(v.job.status, "succeeded", "import failed: {v:?}");
+    let name = format!("t-{}", &Uuid::new_v4().simple().to_string()[..10]);
+    let req = sdk::CreateTemplateRequest { name, template_version_id: v.id, ..Default::default() };
+    let t = c.create_template("coder", &req).await.expect("create template");
+    (t.id, v)
 }
 
-/// Creates a workspace and returns its JSON (with `latest_build`).
-pub async fn create_workspace(c: &Client, template_id: &str) -> Value {
-    let name = format!("ws-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    c.post("/api/v2/users/me/workspaces", &json!({"name": name, "template_id": template_id}))
-        .await
-        .expect("create workspace")
+/// A fresh workspace name.
+pub fn workspace_name() -> String {
+    format!("ws-{}", &Uuid::new_v4().simple().to_string()[..10])
 }
 
-/// Queues a build and returns its JSON.
-pub async fn build(c: &Client, workspace_id: &str, body: Value) -> Value {
-    c.post(&format!("/api/v2/workspaces/{workspace_id}/builds"), &body).await.expect("create build")
+/// Creates a workspace of the caller's and returns it (with `latest_build`).
+pub async fn create_workspace(c: &Client, template_id: Uuid) -> sdk::Workspace {
+    let req = sdk::CreateWorkspaceRequest {
+        name: workspace_name(),
+        template_id: Some(template_id),
+        ..Default::default()
+    };
+    c.create_workspace("me", &req).await.expect("create workspace")
+}
+
+/// Queues a build of `transition` with defaults and returns it.
+pub async fn build(c: &Client, workspace_id: Uuid, transition: &str) -> sdk::WorkspaceBuild {
+    c.create_build(workspace_id, &sdk::CreateWorkspaceBuildRequest::new(transition))
+        .await
+        .expect("create build")
+}
+
+/// Asks to cancel a build; returns the HTTP status.
+pub async fn cancel_build(c: &Client, build_id: Uuid) -> u16 {
+    match c.cancel_build(build_id).await {
+        Ok(_) => 200,
+        Err(e) => e.status().unwrap_or_else(|| panic!("cancel: {e}")),
+    }
+}
+
+/// A build's raw provisioner state, as the state endpoint returns it.
+pub async fn build_state(c: &Client, build_id: Uuid) -> String {
+    let state = c.build_state(build_id).await.expect("state endpoint");
+    String::from_utf8(state).expect("state is text")
+}
+
+/// The text of a build's stored log lines, in order.
+pub async fn log_outputs(c: &Client, build_id: Uuid) -> Vec<String> {
+    let logs = c.build_logs(build_id, LogQuery::default()).await.expect("logs");
+    logs.into_iter().map(|l| l.output.into_owned()).collect()
 }
 
 /// Pids of processes whose environment contains `needle` (e.g. a unique
@@ -284,29 +312,6 @@ pub fn echo_template(script: &Value) -> TempDir {
     dir
 }
 
-/// Asks to cancel a build; returns the HTTP status.
-pub async fn cancel_build(c: &Client, build_id: &str) -> u16 {
-    let resp = reqwest::Client::new()
-        .patch(format!("{}/api/v2/workspacebuilds/{build_id}/cancel", c.base()))
-        .header("Coder-Session-Token", c.token())
-        .send()
-        .await
-        .expect("cancel");
-    resp.status().as_u16()
-}
-
-/// A build's raw provisioner state, as the state endpoint returns it.
-pub async fn build_state(c: &Client, build_id: &str) -> String {
-    let resp = reqwest::Client::new()
-        .get(format!("{}/api/v2/workspacebuilds/{build_id}/state", c.base()))
-        .header("Coder-Session-Token", c.token())
-        .send()
-        .await
-        .expect("state");
-    assert_eq!(resp.status(), 200, "state endpoint");
-    resp.text().await.expect("state body")
-}
-
 /// Raw HTTP for status-code assertions.
 pub async fn raw(
     method: reqwest::Method,
@@ -325,4 +330,35 @@ pub async fn raw(
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// Tags from pairs.
+pub fn tags(pairs: &[(&str, &str)]) -> sdk::Tags {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// Name/value pairs (parameters, variable values).
+pub fn values(pairs: &[(&str, &str)]) -> Vec<sdk::WorkspaceBuildParameter> {
+    pairs
+        .iter()
+        .map(|(n, v)| sdk::WorkspaceBuildParameter {
+            name: (*n).to_owned(),
+            value: (*v).to_owned(),
+        })
+        .collect()
+}
+
+/// No further fields on a template version request.
+pub fn plain(_: &mut sdk::CreateTemplateVersionRequest) {}
+
+/// A version request with these provisioner tags.
+pub fn tagged(pairs: &[(&str, &str)]) -> impl FnOnce(&mut sdk::CreateTemplateVersionRequest) {
+    let t = tags(pairs);
+    move |r| r.tags = t
+}
+
+/// A version request with these variable values.
+pub fn with_vars(pairs: &[(&str, &str)]) -> impl FnOnce(&mut sdk::CreateTemplateVersionRequest) {
+    let v = values(pairs);
+    move |r| r.user_variable_values = v
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 use provisionerd::proto::provisioner_daemon_client::ProvisionerDaemonClient;
 use provisionerd::proto::{self, daemon_message::Msg as Out, server_message::Msg as In};
 use provisionerd::protocol::{KEY_HEADER, PROTOCOL_VERSION, PSK_HEADER};
+use provisionerd::sdk::{CreateProvisionerKeyRequest, ProvisionerDaemon};
 use provisionerd::server::daemon_keys::Credential;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
@@ -176,30 +177,17 @@ fn assert_denied(result: Result<Vec<u8>, tonic::Status>, what: &str) {
 }
 
 /// A provisioner key tagged `pool=gpu`, made through the REST API.
-async fn gpu_key(c: &provisionerd::demo::Client) -> String {
-    let created = c
-        .post(
-            "/api/v2/organizations/coder/provisionerkeys",
-            &json!({"name": "gpu", "tags": {"pool": "gpu"}}),
-        )
-        .await
-        .expect("create key");
-    created["key"].as_str().expect("key").to_owned()
+async fn gpu_key(c: &provisionerd::sdk::Client) -> String {
+    let req = CreateProvisionerKeyRequest { name: "gpu".into(), tags: tags(&[("pool", "gpu")]) };
+    c.create_key("coder", &req).await.expect("create key").key
 }
 
-async fn build_logs(c: &provisionerd::demo::Client, build: &str) -> String {
-    let logs = c.get(&format!("/api/v2/workspacebuilds/{build}/logs")).await.expect("logs");
-    let lines = logs.as_array().cloned().unwrap_or_default();
-    lines.iter().filter_map(|l| l["output"].as_str()).collect::<Vec<_>>().join("\n")
+async fn build_logs(c: &provisionerd::sdk::Client, build: Uuid) -> String {
+    log_outputs(c, build).await.join("\n")
 }
 
-async fn daemons(c: &provisionerd::demo::Client) -> Vec<Value> {
-    let listed = c.get("/api/v2/organizations/coder/provisionerdaemons").await.expect("daemons");
-    listed.as_array().cloned().unwrap_or_default()
-}
-
-fn uuid_of(v: &Value) -> Uuid {
-    v.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not a UUID: {v}"))
+async fn daemons(c: &provisionerd::sdk::Client) -> Vec<ProvisionerDaemon> {
+    c.daemons("coder").await.expect("daemons")
 }
 
 /// The probe's attack on the built-in daemon: a holder of a `pool=gpu`
@@ -219,20 +207,20 @@ async fn impostor_with_another_key_cannot_take_the_builtin_daemons_job() {
         "transitions": {"start": {"delay_ms": 8000}},
     });
     let echo = echo_template(&script);
-    let (template, _) = create_template(&c, echo.path(), "echo", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+    let (template, _) = create_template(&c, echo.path(), "echo", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let build_id = ws.latest_build.id;
     let running = wait_for("the build to run", Duration::from_secs(30), || async {
-        let b = c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.ok()?;
-        (b["job"]["status"] == "running").then_some(b)
+        let b = c.build(build_id).await.ok()?;
+        (b.job.status == "running").then_some(b)
     })
     .await;
-    let job = uuid_of(&running["job"]["id"]);
-    let owner = uuid_of(&running["job"]["worker_id"]);
-    let file = running["job"]["file_id"].as_str().expect("file id").to_owned();
+    let job = running.job.id;
+    let owner = running.job.worker_id.expect("a running job has a worker");
+    let file = running.job.file_id.to_string();
     let before = daemons(&c).await;
     assert_eq!(before.len(), 1, "{before:?}");
-    assert_eq!(uuid_of(&before[0]["id"]), owner, "the list shows the id jobs record");
+    assert_eq!(before[0].id, owner, "the list shows the id jobs record");
 
     let mut impostor = open(&server.url, Cred::Key(&key), owner, "impostor", &[job]).await;
     assert_ne!(impostor.server_id, owner.to_string(), "the impostor is another daemon");
@@ -251,19 +239,19 @@ async fn impostor_with_another_key_cannot_take_the_builtin_daemons_job() {
 
     let listed = daemons(&c).await;
     assert_eq!(listed.len(), 2, "both daemons are listed: {listed:?}");
-    let real = listed.iter().find(|d| uuid_of(&d["id"]) == owner).expect("the real daemon");
-    assert_eq!(real["name"], "test-builtin-0", "{listed:?}");
-    let fake = listed.iter().find(|d| d["name"] == "impostor").expect("the impostor");
-    assert_ne!(uuid_of(&fake["id"]), owner);
-    assert_eq!(fake["tags"]["pool"], "gpu", "{fake}");
-    let now = c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.expect("build");
-    assert_eq!(now["job"]["status"], "running", "the impostor neither completed nor canceled it");
+    let real = listed.iter().find(|d| d.id == owner).expect("the real daemon");
+    assert_eq!(real.name, "test-builtin-0", "{listed:?}");
+    let fake = listed.iter().find(|d| d.name == "impostor").expect("the impostor");
+    assert_ne!(fake.id, owner);
+    assert_eq!(fake.tags["pool"], "gpu", "{fake:?}");
+    let now = c.build(build_id).await.expect("build");
+    assert_eq!(now.job.status, "running", "the impostor neither completed nor canceled it");
 
-    let done = wait_build(&c, &build_id, Duration::from_secs(60)).await;
-    assert_eq!(done["job"]["status"], "succeeded", "{done}");
-    assert_eq!(uuid_of(&done["job"]["worker_id"]), owner);
-    assert_eq!(build_state(&c, &build_id).await, "real-state");
-    let text = build_logs(&c, &build_id).await;
+    let done = wait_build(&c, build_id, Duration::from_secs(60)).await;
+    assert_eq!(done.job.status, "succeeded", "{done:?}");
+    assert_eq!(done.job.worker_id, Some(owner));
+    assert_eq!(build_state(&c, build_id).await, "real-state");
+    let text = build_logs(&c, build_id).await;
     assert!(text.contains("real line") && !text.contains("injected"), "{text}");
 
     // Naming the ended job in a hello (as a daemon returning from a
@@ -271,11 +259,11 @@ async fn impostor_with_another_key_cannot_take_the_builtin_daemons_job() {
     // next build while it stays connected.
     let mut holder = open(&server.url, Cred::Key(&key), owner, "holder", &[job]).await;
     assert!(matches!(holder.expect().await, In::Cancel(c) if c.job_id == job.to_string()));
-    let ws_id = ws["id"].as_str().expect("workspace id");
-    let next = build(&c, ws_id, json!({"transition": "stop"})).await;
-    let next_id = next["id"].as_str().expect("id").to_owned();
-    let stopped = wait_build(&c, &next_id, Duration::from_secs(30)).await;
-    assert_eq!(stopped["job"]["status"], "succeeded", "{stopped}");
+    let ws_id = ws.id;
+    let next = build(&c, ws_id, "stop").await;
+    let next_id = next.id;
+    let stopped = wait_build(&c, next_id, Duration::from_secs(30)).await;
+    assert_eq!(stopped.job.status, "succeeded", "{stopped:?}");
     drop(holder);
     drop(impostor);
     server.stop().await;
@@ -303,8 +291,7 @@ async fn impostor_knowing_a_psk_daemons_id_owns_nothing_and_a_reconnect_resumes(
     let echo = echo_template(&json!({}));
     let c2 = server.client().await;
     let path = echo.path().to_owned();
-    let pushed =
-        tokio::spawn(async move { create_template(&c2, &path, "echo", json!({})).await.0 });
+    let pushed = tokio::spawn(async move { create_template(&c2, &path, "echo", plain).await.0 });
     let In::Offer(import) = real.expect().await else { panic!("an import offer") };
     let import_job: Uuid = import.job_id.parse().expect("job id");
     real.send(Out::Ack(proto::Ack { job_id: import.job_id.clone() })).await;
@@ -323,9 +310,9 @@ async fn impostor_knowing_a_psk_daemons_id_owns_nothing_and_a_reconnect_resumes(
     // The build waits in the queue. A daemon that names it in its hello
     // does not own it (told to cancel), but once it asks for work and acks
     // the offer, the job is its own and its lines are stored.
-    let ws = create_workspace(&c, &template).await;
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
-    let pending = uuid_of(&ws["latest_build"]["job"]["id"]);
+    let ws = create_workspace(&c, template).await;
+    let build_id = ws.latest_build.id;
+    let pending = ws.latest_build.job.id;
     drop(real);
     let mut real = open(&server.url, Cred::Psk(psk), claimed, "real", &[pending]).await;
     assert!(matches!(real.expect().await, In::Cancel(c) if c.job_id == pending.to_string()));
@@ -336,8 +323,8 @@ async fn impostor_knowing_a_psk_daemons_id_owns_nothing_and_a_reconnect_resumes(
     real.send(Out::Ack(proto::Ack { job_id: offer.job_id.clone() })).await;
     real.send(logs(job, 1, "first real line")).await;
     assert!(matches!(real.expect().await, In::LogsAck(a) if a.up_to_seq == 1));
-    let b = c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.expect("build");
-    assert_eq!(uuid_of(&b["job"]["worker_id"]), owner, "the job's worker is (psk, claimed id)");
+    let b = c.build(build_id).await.expect("build");
+    assert_eq!(b.job.worker_id, Some(owner), "the job's worker is (psk, claimed id)");
 
     let mut impostor = open(&server.url, Cred::Key(&key), claimed, "impostor", &[job]).await;
     assert!(matches!(impostor.expect().await, In::Cancel(_)), "no ownership for the impostor");
@@ -357,7 +344,7 @@ async fn impostor_knowing_a_psk_daemons_id_owns_nothing_and_a_reconnect_resumes(
         "a file that does not exist",
     );
     let listed = daemons(&c).await;
-    assert!(listed.iter().any(|d| uuid_of(&d["id"]) == owner && d["name"] == "real"), "{listed:?}");
+    assert!(listed.iter().any(|d| d.id == owner && d.name == "real"), "{listed:?}");
 
     // Without naming the job in its hello, the impostor's log batch is a
     // protocol violation that ends its session.
@@ -378,10 +365,10 @@ async fn impostor_knowing_a_psk_daemons_id_owns_nothing_and_a_reconnect_resumes(
     }
     back.send(complete(job, "real-state", 2)).await;
     assert!(matches!(back.expect().await, In::CompleteAck(_)));
-    let done = wait_build(&c, &build_id, Duration::from_secs(30)).await;
-    assert_eq!(done["job"]["status"], "succeeded", "{done}");
-    assert_eq!(build_state(&c, &build_id).await, "real-state");
-    let text = build_logs(&c, &build_id).await;
+    let done = wait_build(&c, build_id, Duration::from_secs(30)).await;
+    assert_eq!(done.job.status, "succeeded", "{done:?}");
+    assert_eq!(build_state(&c, build_id).await, "real-state");
+    let text = build_logs(&c, build_id).await;
     assert!(text.contains("first real line\nreal line") && !text.contains("injected"), "{text}");
     drop((impostor, back));
     server.stop().await;

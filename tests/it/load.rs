@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use provisionerd::demo::Client;
+use provisionerd::sdk::{Client, CreateUserRequest, ErrorResponse, Log, LoginResponse};
 use provisionerd::server::limits::LoginLimits;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -27,11 +27,11 @@ fn chatty_echo(lines: usize, width: usize, delay_ms: u64) -> tempfile::TempDir {
 }
 
 /// The number in `line <n> ...`.
-fn line_number(l: &Value) -> Option<usize> {
-    l["output"].as_str()?.strip_prefix("line ")?.split(' ').next()?.parse().ok()
+fn line_number(l: &Log) -> Option<usize> {
+    l.output.strip_prefix("line ")?.split(' ').next()?.parse().ok()
 }
 
-fn ws_url(base: &str, build_id: &str, after: Option<i64>) -> String {
+fn ws_url(base: &str, build_id: uuid::Uuid, after: Option<i64>) -> String {
     let base = base.replacen("http", "ws", 1);
     let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
     format!("{base}/api/v2/workspacebuilds/{build_id}/logs?follow=true{after}")
@@ -41,16 +41,16 @@ fn ws_url(base: &str, build_id: &str, after: Option<i64>) -> String {
 async fn follow(
     server: &TestServer,
     c: &Client,
-    build_id: &str,
+    build_id: uuid::Uuid,
     after: Option<i64>,
-) -> (Vec<Value>, Option<(CloseCode, String)>) {
+) -> (Vec<Log>, Option<(CloseCode, String)>) {
     let mut request = ws_url(&server.url, build_id, after).into_client_request().expect("request");
     request.headers_mut().insert("Coder-Session-Token", c.token().parse().expect("header"));
     let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
     read_to_close(socket).await
 }
 
-async fn read_to_close<S>(mut socket: S) -> (Vec<Value>, Option<(CloseCode, String)>)
+async fn read_to_close<S>(mut socket: S) -> (Vec<Log>, Option<(CloseCode, String)>)
 where
     S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
@@ -71,8 +71,8 @@ where
     (lines, read.expect("the server closes the follow socket within 120 s"))
 }
 
-fn ids(lines: &[Value]) -> Vec<i64> {
-    lines.iter().filter_map(|l| l["id"].as_i64()).collect()
+fn ids(lines: &[Log]) -> Vec<i64> {
+    lines.iter().map(|l| l.id).collect()
 }
 
 /// Many followers of one chatty build all get every line once and in order,
@@ -85,17 +85,16 @@ async fn many_followers_get_every_line_in_order_and_the_api_keeps_answering() {
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
     let dir = chatty_echo(LINES, 40, 1500);
-    let (template, _) = create_template(&c, dir.path(), "echo", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+    let (template, _) = create_template(&c, dir.path(), "echo", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let build_id = ws.latest_build.id;
 
     let followers: Vec<_> = (0..FOLLOWERS)
         .map(|_| {
             let url = server.url.clone();
             let token = c.token().to_owned();
-            let build_id = build_id.clone();
             tokio::spawn(async move {
-                let mut request = ws_url(&url, &build_id, None).into_client_request().expect("req");
+                let mut request = ws_url(&url, build_id, None).into_client_request().expect("req");
                 request.headers_mut().insert("Coder-Session-Token", token.parse().expect("header"));
                 let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("ws");
                 read_to_close(socket).await
@@ -106,17 +105,16 @@ async fn many_followers_get_every_line_in_order_and_the_api_keeps_answering() {
     // Poll the API while the followers run; the slowest answer counts.
     let poll = {
         let c = server.client().await;
-        let build_id = build_id.clone();
         tokio::spawn(async move {
             let (mut slowest, mut polls) = (Duration::ZERO, 0);
             loop {
                 let t = Instant::now();
-                let list = c.get("/api/v2/workspaces").await.expect("list workspaces");
+                let list = c.workspaces(None, None).await.expect("list workspaces");
                 slowest = slowest.max(t.elapsed());
                 polls += 1;
-                assert!(list["workspaces"].is_array(), "{list}");
-                let b = c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await;
-                if b.is_ok_and(|b| is_final(b["job"]["status"].as_str().unwrap_or_default())) {
+                assert!(list.count >= 1, "{list:?}");
+                let b = c.build(build_id).await;
+                if b.is_ok_and(|b| is_final(&b.job.status)) {
                     return (slowest, polls);
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -128,8 +126,7 @@ async fn many_followers_get_every_line_in_order_and_the_api_keeps_answering() {
         got.push(f.await.expect("follower task"));
     }
     let (slowest, polls) = poll.await.expect("poll task");
-    let all = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
-    let all = all.as_array().expect("array").clone();
+    let all = c.build_logs(build_id, Default::default()).await.expect("logs");
     let numbers: Vec<usize> = all.iter().filter_map(line_number).collect();
     assert_eq!(numbers, (1..=LINES).collect::<Vec<_>>(), "the build stored every line");
     for (i, (lines, close)) in got.iter().enumerate() {
@@ -144,10 +141,9 @@ async fn many_followers_get_every_line_in_order_and_the_api_keeps_answering() {
     // the full pages shared between them: each still gets every line.
     let late: Vec<_> = (0..10)
         .map(|_| {
-            let (url, token, build_id) =
-                (server.url.clone(), c.token().to_owned(), build_id.clone());
+            let (url, token) = (server.url.clone(), c.token().to_owned());
             tokio::spawn(async move {
-                let mut request = ws_url(&url, &build_id, None).into_client_request().expect("req");
+                let mut request = ws_url(&url, build_id, None).into_client_request().expect("req");
                 request.headers_mut().insert("Coder-Session-Token", token.parse().expect("header"));
                 let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("ws");
                 read_to_close(socket).await
@@ -179,21 +175,21 @@ async fn a_stalled_follower_is_closed_with_a_frame_saying_where_to_resume() {
     let c = server.client().await;
     // ~300 bytes per frame: 6 MB, more than loopback socket buffers hold.
     let dir = chatty_echo(LINES, 200, 1000);
-    let (template, _) = create_template(&c, dir.path(), "echo", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+    let (template, _) = create_template(&c, dir.path(), "echo", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let build_id = ws.latest_build.id;
 
     // A client with a small receive buffer that does not read.
     let addr = server.url.trim_start_matches("http://").to_owned();
     let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
     tcp.set_recv_buffer_size(16 * 1024).expect("recv buffer");
     let stream = tcp.connect(addr.parse().expect("addr")).await.expect("connect");
-    let mut request = ws_url(&server.url, &build_id, None).into_client_request().expect("request");
+    let mut request = ws_url(&server.url, build_id, None).into_client_request().expect("request");
     request.headers_mut().insert("Coder-Session-Token", c.token().parse().expect("header"));
     let (socket, _) = tokio_tungstenite::client_async(request, stream).await.expect("websocket");
 
-    let b = wait_build(&c, &build_id, Duration::from_secs(120)).await;
-    assert_eq!(b["job"]["status"], "succeeded", "{b}");
+    let b = wait_build(&c, build_id, Duration::from_secs(120)).await;
+    assert_eq!(b.job.status, "succeeded", "{b:?}");
     // The server gives up `stall` after its socket stopped taking lines,
     // which is no later than the build's end; a time-out can only be waited
     // out. Generous, for a loaded machine.
@@ -206,11 +202,10 @@ async fn a_stalled_follower_is_closed_with_a_frame_saying_where_to_resume() {
     assert_eq!(reason, format!("log follower fell behind: follow again with after={last}"));
     assert!(first.len() < LINES, "the follower fell behind ({} lines)", first.len());
 
-    let (rest, close) = follow(&server, &c, &build_id, Some(last)).await;
+    let (rest, close) = follow(&server, &c, build_id, Some(last)).await;
     assert_eq!(close.map(|c| c.0), Some(CloseCode::Normal), "the resumed follow ends normally");
-    let all = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
-    let all = all.as_array().expect("array").clone();
-    let both: Vec<Value> = first.into_iter().chain(rest).collect();
+    let all = c.build_logs(build_id, Default::default()).await.expect("logs");
+    let both: Vec<Log> = first.into_iter().chain(rest).collect();
     assert_eq!(ids(&both), ids(&all), "stalled part plus resumed part is the whole log");
     let numbers: Vec<usize> = both.iter().filter_map(line_number).collect();
     assert_eq!(numbers, (1..=LINES).collect::<Vec<_>>(), "every line once, in order");
@@ -227,9 +222,13 @@ async fn a_wrong_password_flood_is_rate_limited_and_does_not_stall_the_server() 
     let limits = LoginLimits { per_account: 5, per_address: 20, window: Duration::from_secs(60) };
     let server = TestServer::start(Opts { login_limits: limits, ..Opts::default() }).await;
     let owner = server.client().await;
-    let other =
-        json!({"username": "other", "email": "other@example.com", "password": "other-password-1"});
-    owner.post("/api/v2/users", &other).await.expect("create second user");
+    let other = CreateUserRequest {
+        username: "other".into(),
+        email: "other@example.com".into(),
+        password: "other-password-1".into(),
+        ..Default::default()
+    };
+    owner.create_user(&other).await.expect("create second user");
 
     let http = reqwest::Client::new();
     let login = format!("{}/api/v2/users/login", server.url);
@@ -258,7 +257,7 @@ async fn a_wrong_password_flood_is_rate_limited_and_does_not_stall_the_server() 
                 let r = http.post(&url).json(&body).send().await.expect("login");
                 let retry =
                     r.headers().get("retry-after").map(|v| v.to_str().unwrap_or("?").to_owned());
-                (r.status().as_u16(), retry, r.json::<Value>().await.unwrap_or_default())
+                (r.status().as_u16(), retry, r.json::<ErrorResponse>().await.unwrap_or_default())
             })
         })
         .collect();
@@ -276,8 +275,8 @@ async fn a_wrong_password_flood_is_rate_limited_and_does_not_stall_the_server() 
     for (_, retry, body) in &limited {
         let secs: u64 = retry.as_deref().and_then(|r| r.parse().ok()).expect("Retry-After seconds");
         assert!((1..=60).contains(&secs), "Retry-After {secs}");
-        assert_eq!(body["message"], "Too many failed login attempts.", "{body}");
-        assert!(body["detail"].as_str().is_some_and(|d| d.contains("wait")), "{body}");
+        assert_eq!(body.message, "Too many failed login attempts.", "{body:?}");
+        assert!(body.detail.contains("wait"), "{body:?}");
     }
     eprintln!("{ATTEMPTS} wrong-password logins: slowest /healthz {slowest:?}");
     assert!(slowest < Duration::from_millis(500), "/healthz took {slowest:?} during the flood");
@@ -300,6 +299,7 @@ async fn a_wrong_password_flood_is_rate_limited_and_does_not_stall_the_server() 
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    assert!(body["session_token"].is_string(), "{body}");
+    let login: LoginResponse = serde_json::from_value(body).expect("a session token");
+    assert!(!login.session_token.is_empty());
     server.stop().await;
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde_json::{json, Value};
+use provisionerd::sdk::{Log, LogQuery};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -13,45 +13,35 @@ use crate::harness::*;
 async fn follow_streams_stages_live_and_closes_after_completion() {
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
-    let (template, _) = create_template(&c, &template_dir("basic"), "terraform", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+    let (template, _) = create_template(&c, &template_dir("basic"), "terraform", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let build_id = ws.latest_build.id;
 
-    let (received, status_when_first_line) = follow_until_closed(&server, &c, &build_id).await;
+    let (received, status_when_first_line) = follow_until_closed(&server, &c, build_id).await;
     assert_ne!(
         status_when_first_line.as_deref(),
         Some("succeeded"),
         "lines arrive while the job runs"
     );
-    let stages: Vec<&str> = received.iter().filter_map(|l| l["stage"].as_str()).collect();
+    let stages: Vec<&str> = received.iter().map(|l| &*l.stage).collect();
     for stage in ["Setting up", "Planning infrastructure", "Starting workspace"] {
         assert!(stages.contains(&stage), "{stage} missing from followed logs");
     }
-    let b = c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.expect("build");
-    assert!(
-        is_final(b["job"]["status"].as_str().unwrap_or_default()),
-        "closed only after completion: {b}"
-    );
+    let b = c.build(build_id).await.expect("build");
+    assert!(is_final(&b.job.status), "closed only after completion: {b:?}");
 
-    let all = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
-    let all = all.as_array().expect("array");
-    let ids: Vec<i64> = all.iter().filter_map(|l| l["id"].as_i64()).collect();
+    let all = c.build_logs(build_id, Default::default()).await.expect("logs");
+    let ids = log_ids(&all);
     assert_eq!(ids, log_ids(&received), "follow delivered every stored line exactly once");
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascend");
 
     let cut = ids[ids.len() / 2];
-    let newer = c
-        .get(&format!("/api/v2/workspacebuilds/{build_id}/logs?after={cut}"))
-        .await
-        .expect("after");
-    let newer: Vec<i64> =
-        newer.as_array().expect("array").iter().filter_map(|l| l["id"].as_i64()).collect();
+    let after = LogQuery { after: Some(cut), ..LogQuery::default() };
+    let newer = log_ids(&c.build_logs(build_id, after).await.expect("after"));
     assert_eq!(newer, ids.iter().copied().filter(|i| *i > cut).collect::<Vec<_>>());
-    let older = c
-        .get(&format!("/api/v2/workspacebuilds/{build_id}/logs?before={cut}"))
-        .await
-        .expect("before");
-    assert!(older.as_array().expect("array").iter().all(|l| l["id"].as_i64() < Some(cut)));
+    let before = LogQuery { before: Some(cut), ..LogQuery::default() };
+    let older = c.build_logs(build_id, before).await.expect("before");
+    assert!(older.iter().all(|l| l.id < cut));
     server.stop().await;
 }
 
@@ -59,9 +49,9 @@ async fn follow_streams_stages_live_and_closes_after_completion() {
 /// Returns the lines received and the job's status when the first arrived.
 async fn follow_until_closed(
     server: &TestServer,
-    c: &provisionerd::demo::Client,
-    build_id: &str,
-) -> (Vec<Value>, Option<String>) {
+    c: &provisionerd::sdk::Client,
+    build_id: uuid::Uuid,
+) -> (Vec<Log>, Option<String>) {
     let url = format!(
         "{}/api/v2/workspacebuilds/{build_id}/logs?follow=true",
         server.url.replacen("http", "ws", 1)
@@ -69,18 +59,15 @@ async fn follow_until_closed(
     let mut request = url.into_client_request().expect("request");
     request.headers_mut().insert("Coder-Session-Token", c.token().parse().expect("header"));
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
-    let mut received: Vec<Value> = Vec::new();
+    let mut received: Vec<Log> = Vec::new();
     let mut status_when_first_line = None;
     let closed = tokio::time::timeout(Duration::from_secs(180), async {
         while let Some(msg) = socket.next().await {
             match msg.expect("frame") {
                 Message::Text(t) => {
                     if received.is_empty() {
-                        let b = c
-                            .get(&format!("/api/v2/workspacebuilds/{build_id}"))
-                            .await
-                            .expect("build");
-                        status_when_first_line = b["job"]["status"].as_str().map(str::to_owned);
+                        let b = c.build(build_id).await.expect("build");
+                        status_when_first_line = Some(b.job.status);
                     }
                     received.push(serde_json::from_str(&t).expect("one JSON log per frame"));
                 }
@@ -95,8 +82,8 @@ async fn follow_until_closed(
     (received, status_when_first_line)
 }
 
-fn log_ids(logs: &[Value]) -> Vec<i64> {
-    logs.iter().filter_map(|l| l["id"].as_i64()).collect()
+fn log_ids(logs: &[Log]) -> Vec<i64> {
+    logs.iter().map(|l| l.id).collect()
 }
 
 /// A build printing more lines than one page of the log listing: the
@@ -117,16 +104,15 @@ async fn a_chatty_build_is_followed_and_listed_line_for_line() {
 "#
     );
     std::fs::write(dir.path().join("main.tf"), main_tf).expect("main.tf");
-    let (template, _) = create_template(&c, dir.path(), "terraform", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+    let (template, _) = create_template(&c, dir.path(), "terraform", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let build_id = ws.latest_build.id;
 
-    let (received, _) = follow_until_closed(&server, &c, &build_id).await;
-    let b = wait_build(&c, &build_id, Duration::from_secs(120)).await;
-    assert_eq!(b["job"]["status"], "succeeded", "{b}");
+    let (received, _) = follow_until_closed(&server, &c, build_id).await;
+    let b = wait_build(&c, build_id, Duration::from_secs(120)).await;
+    assert_eq!(b.job.status, "succeeded", "{b:?}");
 
-    let all = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
-    let all = all.as_array().expect("one JSON array").clone();
+    let all = c.build_logs(build_id, Default::default()).await.expect("logs");
     assert!(all.len() > LINES, "{} lines listed", all.len());
     assert_eq!(log_ids(&all), log_ids(&received), "follower and listing agree line for line");
     assert_eq!(all, received, "same JSON either way");
@@ -139,7 +125,7 @@ async fn a_chatty_build_is_followed_and_listed_line_for_line() {
     // still changes the text.
     let printed: Vec<&str> = all
         .iter()
-        .filter_map(|l| l["output"].as_str()?.strip_prefix("terraform_data.chatty: (local-exec): "))
+        .filter_map(|l| l.output.strip_prefix("terraform_data.chatty: (local-exec): "))
         .filter(|o| !o.starts_with("Executing: "))
         .collect();
     assert!(printed.len() >= LINES, "{} local-exec lines", printed.len());
@@ -157,11 +143,8 @@ async fn a_chatty_build_is_followed_and_listed_line_for_line() {
 
     let ids = log_ids(&all);
     let cut = ids[ids.len() / 3];
-    let newer = c
-        .get(&format!("/api/v2/workspacebuilds/{build_id}/logs?after={cut}"))
-        .await
-        .expect("after");
-    let newer = log_ids(newer.as_array().expect("array"));
+    let after = LogQuery { after: Some(cut), ..LogQuery::default() };
+    let newer = log_ids(&c.build_logs(build_id, after).await.expect("after"));
     assert_eq!(newer, ids.iter().copied().filter(|i| *i > cut).collect::<Vec<_>>());
     server.stop().await;
 }

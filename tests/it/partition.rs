@@ -12,6 +12,9 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::daemons::DaemonProcess;
+use provisionerd::sdk::WorkspaceBuild;
+use uuid::Uuid;
+
 use crate::harness::*;
 use crate::proxy::{Mode, Proxy};
 
@@ -42,37 +45,35 @@ fn tf_template(command: &str) -> TempDir {
     dir
 }
 
-async fn logs_text(c: &provisionerd::demo::Client, build_id: &str) -> String {
-    let logs = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
-    let lines = logs.as_array().cloned().unwrap_or_default();
-    lines.iter().filter_map(|l| l["output"].as_str()).collect::<Vec<_>>().join("\n")
+async fn logs_text(c: &provisionerd::sdk::Client, build_id: Uuid) -> String {
+    log_outputs(c, build_id).await.join("\n")
 }
 
-async fn wait_log(c: &provisionerd::demo::Client, build_id: &str, needle: &str) {
+async fn wait_log(c: &provisionerd::sdk::Client, build_id: Uuid, needle: &str) {
     wait_for(&format!("build log {needle:?}"), Duration::from_secs(120), || async {
         logs_text(c, build_id).await.contains(needle).then_some(())
     })
     .await;
 }
 
-async fn get_build(c: &provisionerd::demo::Client, build_id: &str) -> Value {
-    c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.expect("build")
+async fn get_build(c: &provisionerd::sdk::Client, build_id: Uuid) -> WorkspaceBuild {
+    c.build(build_id).await.expect("build")
 }
 
 /// Waits until the build's job error says `needle` (the late result's note).
-async fn wait_error(c: &provisionerd::demo::Client, build_id: &str, needle: &str) -> Value {
+async fn wait_error(c: &provisionerd::sdk::Client, build_id: Uuid, needle: &str) -> WorkspaceBuild {
     wait_for(&format!("build error {needle:?}"), Duration::from_secs(60), || async {
         let b = get_build(c, build_id).await;
-        b["job"]["error"].as_str()?.contains(needle).then_some(b)
+        b.job.error.as_deref()?.contains(needle).then_some(b)
     })
     .await
 }
 
 /// The build's job was failed by the reaper while the daemon was cut off.
-async fn wait_daemon_lost(c: &provisionerd::demo::Client, build_id: &str) -> Value {
+async fn wait_daemon_lost(c: &provisionerd::sdk::Client, build_id: Uuid) -> WorkspaceBuild {
     let failed = wait_build(c, build_id, Duration::from_secs(60)).await;
-    assert_eq!(failed["job"]["status"], "failed", "{failed}");
-    assert_eq!(failed["job"]["error_code"], "PROVISIONER_DAEMON_LOST", "{failed}");
+    assert_eq!(failed.job.status, "failed", "{failed:?}");
+    assert_eq!(failed.job.error_code.as_deref(), Some("PROVISIONER_DAEMON_LOST"), "{failed:?}");
     failed
 }
 
@@ -87,16 +88,16 @@ async fn a_late_result_after_a_partition_keeps_its_state_for_the_workspace() {
     let proxy = Proxy::start(server_addr(&server)).await;
     let daemon = DaemonProcess::spawn(&proxy.url(), PSK, &[], server.path());
     let tpl = tf_template("echo apply-started; sleep 4; echo apply-finished");
-    let (template, _) = create_template(&c, tpl.path(), "terraform", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let ws_id = ws["id"].as_str().expect("id").to_owned();
-    let b1 = ws["latest_build"]["id"].as_str().expect("build id").to_owned();
-    wait_log(&c, &b1, "apply-started").await;
+    let (template, _) = create_template(&c, tpl.path(), "terraform", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let ws_id = ws.id;
+    let b1 = ws.latest_build.id;
+    wait_log(&c, b1, "apply-started").await;
     let finished_before = daemon.log_count("job finished");
 
     proxy.set(Mode::Blackhole);
-    wait_daemon_lost(&c, &b1).await;
-    assert_eq!(build_state(&c, &b1).await, "", "the server knows no state yet");
+    wait_daemon_lost(&c, b1).await;
+    assert_eq!(build_state(&c, b1).await, "", "the server knows no state yet");
     // The apply completes on the far side of the partition.
     wait_for("the cut-off daemon to finish the build", Duration::from_secs(60), || async {
         (daemon.log_count("job finished") > finished_before).then_some(())
@@ -104,23 +105,23 @@ async fn a_late_result_after_a_partition_keeps_its_state_for_the_workspace() {
     .await;
 
     proxy.set(Mode::Pass);
-    let b = wait_error(&c, &b1, "kept for the workspace").await;
-    assert_eq!(b["job"]["status"], "failed", "the build still reads failed: {b}");
-    assert_eq!(b["job"]["error_code"], "PROVISIONER_DAEMON_LOST", "{b}");
-    let state = build_state(&c, &b1).await;
+    let b = wait_error(&c, b1, "kept for the workspace").await;
+    assert_eq!(b.job.status, "failed", "the build still reads failed: {b:?}");
+    assert_eq!(b.job.error_code.as_deref(), Some("PROVISIONER_DAEMON_LOST"), "{b:?}");
+    let state = build_state(&c, b1).await;
     assert!(state.contains("terraform_data"), "the reported state is kept: {state}");
-    let logs = logs_text(&c, &b1).await;
+    let logs = logs_text(&c, b1).await;
     assert!(logs.contains("apply-finished"), "the late log lines are kept: {logs}");
     assert!(logs.contains("after the server had given up"), "the log says so: {logs}");
     daemon.wait_for_log("did not take this job's result as a normal completion").await;
 
     // The workspace's next build starts from that state: the resource
     // exists, so it is not created (its provisioner not run) again.
-    let b2 = build(&c, &ws_id, json!({"transition": "start"})).await;
-    let b2_id = b2["id"].as_str().expect("id").to_owned();
-    let b2 = wait_build(&c, &b2_id, Duration::from_secs(120)).await;
-    assert_eq!(b2["job"]["status"], "succeeded", "{b2}");
-    let logs = logs_text(&c, &b2_id).await;
+    let b2 = build(&c, ws_id, "start").await;
+    let b2_id = b2.id;
+    let b2 = wait_build(&c, b2_id, Duration::from_secs(120)).await;
+    assert_eq!(b2.job.status, "succeeded", "{b2:?}");
+    let logs = logs_text(&c, b2_id).await;
     assert!(!logs.contains("apply-started"), "the resource was not created twice: {logs}");
     drop(daemon);
     server.stop().await;
@@ -142,21 +143,21 @@ async fn a_returning_daemon_cancels_an_ended_build_and_a_newer_build_records_the
     let tpl = tf_template(
         "echo apply-started; [ $CODER_WORKSPACE_TRANSITION = start ] && sleep 120; echo apply-finished",
     );
-    let (template, _) = create_template(&c, tpl.path(), "terraform", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let ws_id = ws["id"].as_str().expect("id").to_owned();
-    let b1 = ws["latest_build"]["id"].as_str().expect("build id").to_owned();
-    wait_log(&c, &b1, "apply-started").await;
+    let (template, _) = create_template(&c, tpl.path(), "terraform", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let ws_id = ws.id;
+    let b1 = ws.latest_build.id;
+    wait_log(&c, b1, "apply-started").await;
 
     proxy.set(Mode::Blackhole);
-    wait_daemon_lost(&c, &b1).await;
+    wait_daemon_lost(&c, b1).await;
     // A retry runs on a healthy daemon: the server cannot see the other one.
     let healthy = DaemonProcess::spawn(&server.url, PSK, &[], &server.path().join("b"));
-    let b2 = build(&c, &ws_id, json!({"transition": "stop"})).await;
-    let b2_id = b2["id"].as_str().expect("id").to_owned();
-    let b2 = wait_build(&c, &b2_id, Duration::from_secs(120)).await;
-    assert_eq!(b2["job"]["status"], "succeeded", "{b2}");
-    let b2_state = build_state(&c, &b2_id).await;
+    let b2 = build(&c, ws_id, "stop").await;
+    let b2_id = b2.id;
+    let b2 = wait_build(&c, b2_id, Duration::from_secs(120)).await;
+    assert_eq!(b2.job.status, "succeeded", "{b2:?}");
+    let b2_state = build_state(&c, b2_id).await;
 
     let env = format!("CODER_WORKSPACE_ID={ws_id}");
     assert!(!processes_with_env(&env).is_empty(), "the cut-off daemon still runs terraform");
@@ -169,11 +170,11 @@ async fn a_returning_daemon_cancels_an_ended_build_and_a_newer_build_records_the
     .await;
     assert!(healed.elapsed() < Duration::from_secs(30), "stopped at once: {:?}", healed.elapsed());
 
-    let b = wait_error(&c, &b1, "conflict").await;
-    let error = b["job"]["error"].as_str().unwrap_or_default().to_owned();
+    let b = wait_error(&c, b1, "conflict").await;
+    let error = b.job.error.as_deref().unwrap_or_default().to_owned();
     assert!(error.contains("build #2"), "the conflict names the newer build: {error}");
-    assert_eq!(build_state(&c, &b2_id).await, b2_state, "the newer build's state stands");
-    let logs = logs_text(&c, &b1).await;
+    assert_eq!(build_state(&c, b2_id).await, b2_state, "the newer build's state stands");
+    let logs = logs_text(&c, b1).await;
     assert!(logs.contains("conflict"), "the build's log records the conflict: {logs}");
     cut_off.wait_for_log("did not take this job's result as a normal completion").await;
     drop(cut_off);
@@ -193,7 +194,7 @@ async fn a_build_waits_while_a_returned_daemon_still_runs_an_ended_build_of_its_
     let proxy = Proxy::start(server_addr(&server)).await;
     // The import runs on real terraform, then the fake takes the builds.
     let importer = DaemonProcess::spawn(&server.url, PSK, &[], &server.path().join("i"));
-    let (template, _) = create_template(&c, &template_dir("basic"), "terraform", json!({})).await;
+    let (template, _) = create_template(&c, &template_dir("basic"), "terraform", plain).await;
     importer.stop().await;
     let fake = fake_terraform("terraform-ignores-sigint");
     let fake = fake.to_str().expect("utf-8 path");
@@ -205,21 +206,21 @@ async fn a_build_waits_while_a_returned_daemon_still_runs_an_ended_build_of_its_
         // After that build it takes no more (its fake would hang them).
         &["--terraform-path", fake, "--cancel-grace", "4s", "--max-jobs", "1"],
     );
-    let ws = create_workspace(&c, &template).await;
-    let ws_id = ws["id"].as_str().expect("id").to_owned();
-    let b1 = ws["latest_build"]["id"].as_str().expect("build id").to_owned();
-    wait_log(&c, &b1, "fake apply started").await;
+    let ws = create_workspace(&c, template).await;
+    let ws_id = ws.id;
+    let b1 = ws.latest_build.id;
+    wait_log(&c, b1, "fake apply started").await;
 
     proxy.set(Mode::Blackhole);
-    wait_daemon_lost(&c, &b1).await;
-    let b2 = build(&c, &ws_id, json!({"transition": "start"})).await;
-    let b2_id = b2["id"].as_str().expect("id").to_owned();
+    wait_daemon_lost(&c, b1).await;
+    let b2 = build(&c, ws_id, "start").await;
+    let b2_id = b2.id;
     proxy.set(Mode::Pass);
     cut_off.wait_for_log("the server ended this job; canceling it").await;
 
     let idle = DaemonProcess::spawn(&server.url, PSK, &[], &server.path().join("b"));
     let env = format!("CODER_WORKSPACE_ID={ws_id}");
-    let b2_job = b2["job"]["id"].as_str().expect("job id").to_owned();
+    let b2_job = b2.job.id.to_string();
     let mut checks = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -240,9 +241,9 @@ async fn a_build_waits_while_a_returned_daemon_still_runs_an_ended_build_of_its_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(checks > 0, "the ended build ran on after the daemon came back");
-    let b2 = wait_build(&c, &b2_id, Duration::from_secs(120)).await;
-    assert_eq!(b2["job"]["status"], "succeeded", "then it runs: {b2}");
-    wait_error(&c, &b1, "after the server had given up").await;
+    let b2 = wait_build(&c, b2_id, Duration::from_secs(120)).await;
+    assert_eq!(b2.job.status, "succeeded", "then it runs: {b2:?}");
+    wait_error(&c, b1, "after the server had given up").await;
     drop(cut_off);
     idle.stop().await;
     server.stop().await;
@@ -266,23 +267,23 @@ async fn an_offer_to_a_partitioned_daemon_goes_to_a_healthy_one() {
     let proxy = Proxy::start(server_addr(&server)).await;
     let cut_off = DaemonProcess::spawn(&proxy.url(), PSK, &[], &server.path().join("a"));
     let echo = echo_template(&json!({"logs": [{"output": "hello from echo"}]}));
-    let (template, _) = create_template(&c, echo.path(), "echo", json!({})).await;
+    let (template, _) = create_template(&c, echo.path(), "echo", plain).await;
 
     proxy.set(Mode::Blackhole);
-    let ws = create_workspace(&c, &template).await;
-    let b1 = ws["latest_build"]["id"].as_str().expect("build id").to_owned();
+    let ws = create_workspace(&c, template).await;
+    let b1 = ws.latest_build.id;
     // Offered to the cut-off daemon (the store marks a job started when it
     // is offered) before a healthy daemon exists.
     wait_for("the offer to the cut-off daemon", Duration::from_secs(30), || async {
-        (get_build(&c, &b1).await["job"]["status"] == "running").then_some(())
+        (get_build(&c, b1).await.job.status == "running").then_some(())
     })
     .await;
     let healthy = DaemonProcess::spawn(&server.url, PSK, &[], &server.path().join("b"));
-    let b = wait_build(&c, &b1, Duration::from_secs(30)).await;
-    assert_eq!(b["job"]["status"], "succeeded", "{b}");
-    let job_id = b["job"]["id"].as_str().expect("job id");
-    healthy.wait_for_log(job_id).await;
-    assert_eq!(cut_off.log_count(job_id), 0, "the cut-off daemon never got it");
+    let b = wait_build(&c, b1, Duration::from_secs(30)).await;
+    assert_eq!(b.job.status, "succeeded", "{b:?}");
+    let job_id = b.job.id.to_string();
+    healthy.wait_for_log(&job_id).await;
+    assert_eq!(cut_off.log_count(&job_id), 0, "the cut-off daemon never got it");
     drop(cut_off);
     healthy.stop().await;
     server.stop().await;
@@ -308,23 +309,23 @@ async fn a_late_ack_is_answered_with_a_cancel_and_its_result_refused() {
     let slow = DaemonProcess::spawn(&proxy.url(), PSK, &[], &server.path().join("a"));
     let script = json!({"logs": [{"output": "hello from echo"}], "delay_ms": 8000});
     let echo = echo_template(&json!({"transitions": {"start": script}}));
-    let (template, _) = create_template(&c, echo.path(), "echo", json!({})).await;
+    let (template, _) = create_template(&c, echo.path(), "echo", plain).await;
 
     proxy.set(Mode::Delay(Duration::from_millis(1500)));
-    let ws = create_workspace(&c, &template).await;
-    let b1 = ws["latest_build"]["id"].as_str().expect("build id").to_owned();
+    let ws = create_workspace(&c, template).await;
+    let b1 = ws.latest_build.id;
     wait_for("the offer to the slow daemon", Duration::from_secs(30), || async {
-        (get_build(&c, &b1).await["job"]["status"] == "running").then_some(())
+        (get_build(&c, b1).await.job.status == "running").then_some(())
     })
     .await;
     let healthy = DaemonProcess::spawn(&server.url, PSK, &[], &server.path().join("b"));
-    let b = wait_build(&c, &b1, Duration::from_secs(60)).await;
-    assert_eq!(b["job"]["status"], "succeeded", "{b}");
-    let job_id = b["job"]["id"].as_str().expect("job id");
-    healthy.wait_for_log(job_id).await;
+    let b = wait_build(&c, b1, Duration::from_secs(60)).await;
+    assert_eq!(b.job.status, "succeeded", "{b:?}");
+    let job_id = b.job.id.to_string();
+    healthy.wait_for_log(&job_id).await;
     slow.wait_for_log("the server ended this job; canceling it").await;
     slow.wait_for_log("did not take this job's result as a normal completion").await;
-    let logs = logs_text(&c, &b1).await;
+    let logs = logs_text(&c, b1).await;
     assert_eq!(logs.matches("hello from echo").count(), 1, "one daemon's lines: {logs}");
     // The slow daemon began the job too (its first lines came after its
     // ack); they were acknowledged and dropped.
@@ -348,8 +349,7 @@ async fn the_server_drops_a_silently_dead_daemon_connection_within_seconds() {
     let c = server.client().await;
     let proxy = Proxy::start(server_addr(&server)).await;
     let daemon = DaemonProcess::spawn(&proxy.url(), PSK, &[], server.path());
-    let list = "/api/v2/organizations/coder/provisionerdaemons";
-    let count = || async { c.get(list).await.ok()?.as_array().map(Vec::len) };
+    let count = || async { c.daemons("coder").await.ok().map(|l| l.len()) };
     wait_for("the daemon to connect", Duration::from_secs(30), || async {
         (count().await? == 1).then_some(())
     })
@@ -382,19 +382,19 @@ async fn delayed_and_killed_connections_lose_nothing() {
     let daemon = DaemonProcess::spawn(&proxy.url(), PSK, &[], server.path());
     let logs: Vec<Value> = (1..=50).map(|i| json!({"output": format!("line {i}")})).collect();
     let echo = echo_template(&json!({"logs": logs, "delay_ms": 1500}));
-    let (template, _) = create_template(&c, echo.path(), "echo", json!({})).await;
+    let (template, _) = create_template(&c, echo.path(), "echo", plain).await;
     proxy.set(Mode::Delay(Duration::from_millis(30)));
-    let ws = create_workspace(&c, &template).await;
-    let b1 = ws["latest_build"]["id"].as_str().expect("build id").to_owned();
+    let ws = create_workspace(&c, template).await;
+    let b1 = ws.latest_build.id;
     wait_for("the build to run", Duration::from_secs(30), || async {
-        (get_build(&c, &b1).await["job"]["status"] == "running").then_some(())
+        (get_build(&c, b1).await.job.status == "running").then_some(())
     })
     .await;
     proxy.kill();
     proxy.set(Mode::Pass);
-    let b = wait_build(&c, &b1, Duration::from_secs(60)).await;
-    assert_eq!(b["job"]["status"], "succeeded", "{b}");
-    let text = logs_text(&c, &b1).await;
+    let b = wait_build(&c, b1, Duration::from_secs(60)).await;
+    assert_eq!(b.job.status, "succeeded", "{b:?}");
+    let text = logs_text(&c, b1).await;
     for i in 1..=50 {
         let line = format!("line {i}");
         assert_eq!(text.lines().filter(|l| *l == line).count(), 1, "{line} once: {text}");

@@ -74,8 +74,8 @@ async fn a_daemon_of_another_major_version_is_refused_naming_both_versions() {
         other => panic!("a daemon of a newer minor version is welcomed: {other:?}"),
     }
     let c = server.client().await;
-    let listed = c.get("/api/v2/organizations/coder/provisionerdaemons").await.expect("daemons");
-    assert_eq!(listed.as_array().map(Vec::len), Some(1), "only the served daemon: {listed}");
+    let listed = c.daemons("coder").await.expect("daemons");
+    assert_eq!(listed.len(), 1, "only the served daemon: {listed:?}");
     drop(served);
     server.stop().await;
 }
@@ -174,8 +174,7 @@ async fn a_completion_ahead_of_its_log_lines_is_refused_until_they_are_stored() 
     let echo = echo_template(&json!({}));
     let c2 = server.client().await;
     let path = echo.path().to_owned();
-    let pushed =
-        tokio::spawn(async move { create_template(&c2, &path, "echo", json!({})).await.0 });
+    let pushed = tokio::spawn(async move { create_template(&c2, &path, "echo", plain).await.0 });
     let In::Offer(import) = daemon.expect().await else { panic!("an import offer") };
     let import_job: Uuid = import.job_id.parse().expect("job id");
     daemon.send(Out::Ack(proto::Ack { job_id: import.job_id.clone() })).await;
@@ -183,8 +182,8 @@ async fn a_completion_ahead_of_its_log_lines_is_refused_until_they_are_stored() 
     assert!(matches!(daemon.expect().await, In::CompleteAck(_)));
     let template = pushed.await.expect("template");
 
-    let ws = create_workspace(&c, &template).await;
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
+    let ws = create_workspace(&c, template).await;
+    let build_id = ws.latest_build.id;
     daemon.send(Out::Acquire(proto::Acquire { slots: 1 })).await;
     let In::Offer(offer) = daemon.expect().await else { panic!("a build offer") };
     let job: Uuid = offer.job_id.parse().expect("job id");
@@ -199,8 +198,8 @@ async fn a_completion_ahead_of_its_log_lines_is_refused_until_they_are_stored() 
         text.contains(&job.to_string()) && text.contains("log line 3") && text.contains("up to 1"),
         "names the job and both seqs: {status:?}"
     );
-    let now = c.get(&format!("/api/v2/workspacebuilds/{build_id}")).await.expect("build");
-    assert_eq!(now["job"]["status"], "running", "the completion was not stored: {now}");
+    let now = c.build(build_id).await.expect("build");
+    assert_eq!(now.job.status, "running", "the completion was not stored: {now:?}");
 
     let mut back = open(&server.url, Cred::Psk(PSK), claimed, "hand", &[job]).await;
     for (seq, line) in [(2, "line two"), (3, "line three")] {
@@ -209,13 +208,10 @@ async fn a_completion_ahead_of_its_log_lines_is_refused_until_they_are_stored() 
     }
     back.send(complete(job, "final", 3)).await;
     assert!(matches!(back.expect().await, In::CompleteAck(a) if a.note.is_empty()));
-    let done = wait_build(&c, &build_id, Duration::from_secs(30)).await;
-    assert_eq!(done["job"]["status"], "succeeded", "{done}");
-    assert_eq!(build_state(&c, &build_id).await, "final");
-    let stored = c.get(&format!("/api/v2/workspacebuilds/{build_id}/logs")).await.expect("logs");
-    let outputs: Vec<_> =
-        stored.as_array().into_iter().flatten().filter_map(|l| l["output"].as_str()).collect();
-    assert_eq!(outputs, ["line one", "line two", "line three"]);
+    let done = wait_build(&c, build_id, Duration::from_secs(30)).await;
+    assert_eq!(done.job.status, "succeeded", "{done:?}");
+    assert_eq!(build_state(&c, build_id).await, "final");
+    assert_eq!(log_outputs(&c, build_id).await, ["line one", "line two", "line three"]);
     drop(back);
     server.stop().await;
 }

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use provisionerd::proto;
+use provisionerd::sdk::{self, CreateTemplateVersionRequest, CreateWorkspaceRequest};
 use provisionerd::store::AcquireRequest;
 use provisionerd::worker::{Shutdown, WorkerSettings};
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::harness::*;
 
@@ -67,16 +67,17 @@ async fn readyz(url: &str) -> (u16, String) {
     (status, resp.text().await.unwrap_or_default())
 }
 
-/// Asks for a new workspace of `template`; returns the status and body.
-async fn try_workspace(c: &provisionerd::demo::Client, template: &str) -> (u16, Value) {
-    let name = format!("ws-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    raw(
-        Method::POST,
-        format!("{}/api/v2/users/me/workspaces", c.base()),
-        Some(c.token()),
-        Some(json!({"name": name, "template_id": template})),
-    )
-    .await
+/// Asks for a new workspace of `template`.
+async fn try_workspace(
+    c: &provisionerd::sdk::Client,
+    template: uuid::Uuid,
+) -> Result<sdk::Workspace, sdk::Error> {
+    let req = CreateWorkspaceRequest {
+        name: workspace_name(),
+        template_id: Some(template),
+        ..Default::default()
+    };
+    c.create_workspace("me", &req).await
 }
 
 /// While the disk is full, queueing a build fails with a 503 that says
@@ -98,7 +99,7 @@ async fn a_full_disk_fails_writes_clearly_and_the_queue_recovers_once_space_is_f
     let server = TestServer::start(Opts { data_dir: Some(data_dir), ..Opts::default() }).await;
     let c = server.client().await;
     let echo = echo_template(&json!({"logs": [{"output": "hello"}]}));
-    let (template, _) = create_template(&c, echo.path(), "echo", json!({})).await;
+    let (template, _) = create_template(&c, echo.path(), "echo", plain).await;
     let (status, _) = readyz(&server.url).await;
     assert_eq!(status, 200);
 
@@ -108,22 +109,23 @@ async fn a_full_disk_fails_writes_clearly_and_the_queue_recovers_once_space_is_f
     // until a write is refused.
     let mut refused = None;
     for _ in 0..500 {
-        let (status, body) = try_workspace(&c, &template).await;
-        if status != 201 && status != 200 {
-            refused = Some((status, body));
+        if let Err(e) = try_workspace(&c, template).await {
+            refused = Some(e);
             break;
         }
     }
-    let (status, body) = refused.expect("a write refused on a full disk");
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["message"], "The server cannot store changes right now.", "{body}");
-    let detail = body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains("disk is full") && detail.contains("free disk space"), "{body}");
+    let e = refused.expect("a write refused on a full disk");
+    assert_eq!(e.status(), Some(503), "{e}");
+    let body = e.response().expect("an error answer");
+    assert_eq!(body.message, "The server cannot store changes right now.", "{e}");
+    let detail = &body.detail;
+    assert!(detail.contains("disk is full") && detail.contains("free disk space"), "{e}");
     let (status, text) = readyz(&server.url).await;
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("disk is full"), "{text}");
     // Still full: still refused, and still not ready.
-    assert_eq!(try_workspace(&c, &template).await.0, 503);
+    let again = try_workspace(&c, template).await.expect_err("still refused");
+    assert_eq!(again.status(), Some(503), "{again}");
     assert_eq!(readyz(&server.url).await.0, 503);
 
     std::fs::remove_file(&filler).expect("free the space");
@@ -131,18 +133,13 @@ async fn a_full_disk_fails_writes_clearly_and_the_queue_recovers_once_space_is_f
         (readyz(&server.url).await.0 == 200).then_some(())
     })
     .await;
-    let (status, ws) = try_workspace(&c, &template).await;
-    assert!(status == 201 || status == 200, "{status} {ws}");
-    let build =
-        wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(60))
-            .await;
-    assert_eq!(build["job"]["status"], "succeeded", "{build}");
+    let ws = try_workspace(&c, template).await.expect("a workspace once space is freed");
+    let build = wait_build(&c, ws.latest_build.id, Duration::from_secs(60)).await;
+    assert_eq!(build.job.status, "succeeded", "{build:?}");
     // And again: the queue's writer is healthy, not lucky once.
-    let ws = create_workspace(&c, &template).await;
-    let build =
-        wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(60))
-            .await;
-    assert_eq!(build["job"]["status"], "succeeded", "{build}");
+    let ws = create_workspace(&c, template).await;
+    let build = wait_build(&c, ws.latest_build.id, Duration::from_secs(60)).await;
+    assert_eq!(build.job.status, "succeeded", "{build:?}");
     server.stop().await;
     drop(fs);
 }
@@ -156,16 +153,18 @@ async fn jobs_no_daemon_can_take_do_not_hold_up_one_it_can() {
     let c = server.client().await;
     let echo = echo_template(&json!({"logs": [{"output": "hi"}]}));
     let file =
-        c.upload_tar(provisionerd::demo::tar_dir(echo.path()).expect("tar")).await.expect("upload");
-    let body = json!({"file_id": file, "storage_method": "file", "provisioner": "echo",
-        "tags": {"pool": "nobody"}});
+        c.upload_tar(provisionerd::sdk::tar_dir(echo.path()).expect("tar")).await.expect("upload");
+    let body = CreateTemplateVersionRequest {
+        tags: tags(&[("pool", "nobody")]),
+        ..CreateTemplateVersionRequest::new(file, "echo")
+    };
     let mut queued = tokio::task::JoinSet::new();
     let started = Instant::now();
     for chunk in 0..6 {
         let (c, body) = (server.client().await, body.clone());
         queued.spawn(async move {
             for _ in 0..100 {
-                c.post("/api/v2/organizations/coder/templateversions", &body)
+                c.create_template_version("coder", &body)
                     .await
                     .unwrap_or_else(|e| panic!("queue an unmatched import (chunk {chunk}): {e}"));
             }
@@ -176,18 +175,12 @@ async fn jobs_no_daemon_can_take_do_not_hold_up_one_it_can() {
     }
     eprintln!("queued 600 unmatched imports in {:?}", started.elapsed());
     let started = Instant::now();
-    let v = push_version(&c, echo.path(), "echo", json!({})).await;
-    assert_eq!(v["job"]["status"], "succeeded", "{v}");
+    let v = push_version(&c, echo.path(), "echo", plain).await;
+    assert_eq!(v.job.status, "succeeded", "{v:?}");
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
     eprintln!("the untagged import ran in {:?}", started.elapsed());
-    let (_, versions) = raw(
-        Method::GET,
-        format!("{}/api/v2/templateversions/{}", server.url, v["id"].as_str().expect("id")),
-        Some(c.token()),
-        None,
-    )
-    .await;
-    assert_eq!(versions["job"]["status"], "succeeded");
+    let version = c.template_version(v.id).await.expect("version");
+    assert_eq!(version.job.status, "succeeded");
     server.stop().await;
 }
 
@@ -206,12 +199,9 @@ async fn a_zero_heartbeat_interval_does_not_stop_the_reaper() {
     let c = server.client().await;
     let echo = echo_template(&json!({}));
     let file =
-        c.upload_tar(provisionerd::demo::tar_dir(echo.path()).expect("tar")).await.expect("upload");
+        c.upload_tar(provisionerd::sdk::tar_dir(echo.path()).expect("tar")).await.expect("upload");
     let v = c
-        .post(
-            "/api/v2/organizations/coder/templateversions",
-            &json!({"file_id": file, "storage_method": "file", "provisioner": "echo"}),
-        )
+        .create_template_version("coder", &CreateTemplateVersionRequest::new(file, "echo"))
         .await
         .expect("version");
     // A daemon that takes the job and is never heard from again.
@@ -224,16 +214,15 @@ async fn a_zero_heartbeat_interval_does_not_stop_the_reaper() {
         provisioners: vec![provisionerd::domain::Provisioner::Echo],
     };
     let job = store.acquire_job(&ghost).await.expect("acquire").expect("the import job");
-    assert_eq!(job.id.to_string(), v["job"]["id"].as_str().expect("job id"));
-    let path = format!("/api/v2/templateversions/{}", v["id"].as_str().expect("id"));
+    assert_eq!(job.id, v.job.id);
     let failed =
         wait_for("the reaper to fail the ghost's job", Duration::from_secs(20), || async {
-            let v = c.get(&path).await.ok()?;
-            (v["job"]["status"] == "failed").then_some(v)
+            let v = c.template_version(v.id).await.ok()?;
+            (v.job.status == "failed").then_some(v)
         })
         .await;
-    assert_eq!(failed["job"]["error_code"], "PROVISIONER_DAEMON_LOST", "{failed}");
-    assert!(failed["job"]["error"].as_str().unwrap_or_default().contains("ghost"), "{failed}");
+    assert_eq!(failed.job.error_code.as_deref(), Some("PROVISIONER_DAEMON_LOST"), "{failed:?}");
+    assert!(failed.job.error.as_deref().unwrap_or_default().contains("ghost"), "{failed:?}");
     server.stop().await;
 }
 

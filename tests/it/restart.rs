@@ -4,8 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::daemons::DaemonProcess;
 use crate::harness::*;
 
@@ -36,25 +34,21 @@ async fn server_restarts_mid_apply_lose_and_double_nothing() {
         ),
     )
     .expect("write");
-    let (template_id, _) = create_template(&c, template.path(), "terraform", json!({})).await;
-    let ws = create_workspace(&c, &template_id).await;
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
-    let logs_path = format!("/api/v2/workspacebuilds/{build_id}/logs");
+    let (template_id, _) = create_template(&c, template.path(), "terraform", plain).await;
+    let ws = create_workspace(&c, template_id).await;
+    let build_id = ws.latest_build.id;
     wait_for("the apply to print", Duration::from_secs(60), || async {
-        let logs = c.get(&logs_path).await.ok()?;
-        logs.as_array()?
-            .iter()
-            .any(|l| l["output"].as_str().is_some_and(|o| o.contains("line-1")))
-            .then_some(())
+        let logs = c.build_logs(build_id, Default::default()).await.ok()?;
+        logs.iter().any(|l| l.output.contains("line-1")).then_some(())
     })
     .await;
 
-    let c = provisionerd::demo::Client::login(&server.url, EMAIL, PASSWORD).await.expect("login");
+    let c = provisionerd::sdk::Client::login(&server.url, EMAIL, PASSWORD).await.expect("login");
     let mut kept_dirs = Vec::new();
     let mut restart_times = Vec::new();
     for _ in 0..RESTARTS {
         let connects = daemon.log_count("connected to server");
-        let stored = line_count(&c, &logs_path).await;
+        let stored = line_count(&c, build_id).await;
         let t = Instant::now();
         kept_dirs.push(server.stop().await);
         let again = Opts { data_dir: Some(data_dir.clone()), address: Some(address), ..opts() };
@@ -66,20 +60,17 @@ async fn server_restarts_mid_apply_lose_and_double_nothing() {
         })
         .await;
         wait_for("new lines after the restart", Duration::from_secs(30), || async {
-            (line_count(&c, &logs_path).await > stored).then_some(())
+            (line_count(&c, build_id).await > stored).then_some(())
         })
         .await;
     }
     eprintln!("restart times: {restart_times:?}");
-    let b = wait_build(&c, &build_id, Duration::from_secs(120)).await;
-    assert_eq!(b["status"], "running", "the build completed once, successfully: {b}");
+    let b = wait_build(&c, build_id, Duration::from_secs(120)).await;
+    assert_eq!(b.status, "running", "the build completed once, successfully: {b:?}");
 
-    let logs = c.get(&logs_path).await.expect("logs");
+    let logs = log_outputs(&c, build_id).await;
     let numbered: Vec<usize> = logs
-        .as_array()
-        .expect("array")
         .iter()
-        .filter_map(|l| l["output"].as_str())
         .filter_map(|o| o.rsplit("line-").next().filter(|_| o.contains("(local-exec): line-")))
         .filter_map(|n| n.trim().parse().ok())
         .collect();
@@ -91,8 +82,8 @@ async fn server_restarts_mid_apply_lose_and_double_nothing() {
 }
 
 /// Lines of the build's log stored so far (0 while the server is away).
-async fn line_count(c: &provisionerd::demo::Client, logs_path: &str) -> usize {
-    c.get(logs_path).await.ok().and_then(|l| l.as_array().map(Vec::len)).unwrap_or(0)
+async fn line_count(c: &provisionerd::sdk::Client, build_id: uuid::Uuid) -> usize {
+    c.build_logs(build_id, Default::default()).await.map_or(0, |l| l.len())
 }
 
 const FLOOD: usize = 70_000;
@@ -152,16 +143,12 @@ async fn outage_buffers_in_bounded_memory_and_loses_nothing() {
         ),
     )
     .expect("write");
-    let (template_id, _) = create_template(&c, template.path(), "terraform", json!({})).await;
-    let ws = create_workspace(&c, &template_id).await;
-    let build_id = ws["latest_build"]["id"].as_str().expect("id").to_owned();
-    let logs_path = format!("/api/v2/workspacebuilds/{build_id}/logs");
+    let (template_id, _) = create_template(&c, template.path(), "terraform", plain).await;
+    let ws = create_workspace(&c, template_id).await;
+    let build_id = ws.latest_build.id;
     wait_for("the local-exec to start", Duration::from_secs(60), || async {
-        let logs = c.get(&logs_path).await.ok()?;
-        logs.as_array()?
-            .iter()
-            .any(|l| l["output"].as_str().is_some_and(|o| o.contains("Executing")))
-            .then_some(())
+        let logs = c.build_logs(build_id, Default::default()).await.ok()?;
+        logs.iter().any(|l| l.output.contains("Executing")).then_some(())
     })
     .await;
     let kept = server.stop().await;
@@ -186,14 +173,11 @@ async fn outage_buffers_in_bounded_memory_and_loses_nothing() {
     let server =
         TestServer::start(Opts { data_dir: Some(data_dir), address: Some(address), ..opts() })
             .await;
-    let b = wait_build(&c, &build_id, Duration::from_secs(300)).await;
-    assert_eq!(b["status"], "running", "{b}");
-    let logs = c.get(&logs_path).await.expect("logs");
+    let b = wait_build(&c, build_id, Duration::from_secs(300)).await;
+    assert_eq!(b.status, "running", "{b:?}");
+    let logs = log_outputs(&c, build_id).await;
     let numbered: Vec<usize> = logs
-        .as_array()
-        .expect("array")
         .iter()
-        .filter_map(|l| l["output"].as_str())
         .filter(|o| o.contains("(local-exec): n-"))
         .filter_map(|o| o.rsplit("n-").next()?.trim().parse().ok())
         .collect();

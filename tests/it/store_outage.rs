@@ -29,9 +29,9 @@ async fn rename_table(server: &TestServer, from: &str, to: &str) {
 /// The ids a test refers to: a template with an imported version, a
 /// workspace whose first build ended, and an uploaded archive.
 struct Fixture {
-    template: String,
-    workspace: String,
-    file: String,
+    template: Uuid,
+    workspace: Uuid,
+    file: Uuid,
 }
 
 /// The requests whose referenced-id lookup reads `table`: method, the field
@@ -90,13 +90,11 @@ async fn a_database_outage_is_a_500_not_a_missing_id() {
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
     let dir = echo_template(&json!({"resources": [{"name": "vm", "type": "echo_instance"}]}));
-    let (template, _) = create_template(&c, dir.path(), "echo", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let first = ws["latest_build"]["id"].as_str().expect("first build").to_owned();
-    wait_build(&c, &first, std::time::Duration::from_secs(60)).await;
+    let (template, _) = create_template(&c, dir.path(), "echo", plain).await;
+    let ws = create_workspace(&c, template).await;
+    wait_build(&c, ws.latest_build.id, std::time::Duration::from_secs(60)).await;
     let file = c.upload_tar(tar_dir(dir.path()).expect("tar")).await.expect("upload");
-    let workspace = ws["id"].as_str().expect("workspace id").to_owned();
-    let f = Fixture { template, workspace, file };
+    let f = Fixture { template, workspace: ws.id, file };
     let api = format!("{}/api/v2", server.url);
     for table in ["template_versions", "templates"] {
         for (method, field, url, body) in requests(&api, table, &f) {

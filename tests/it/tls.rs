@@ -24,21 +24,20 @@ async fn tls_for_the_api_and_the_daemon_connection() {
         TestServer::start(Opts { psk: Some(psk.clone()), tls: Some(tls), ..Opts::default() }).await;
     assert!(server.url.starts_with("https://"));
 
-    let plain = reqwest::Client::new().get(format!("{}/healthz", server.url)).send().await;
-    assert!(plain.is_err(), "a client that does not trust the certificate is refused");
+    let untrusted = reqwest::Client::new().get(format!("{}/healthz", server.url)).send().await;
+    assert!(untrusted.is_err(), "a client that does not trust the certificate is refused");
     let ca = reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).expect("ca");
     let http = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");
-    let c = provisionerd::demo::Client::login_with(http, &server.url, EMAIL, PASSWORD)
+    let c = provisionerd::sdk::Client::login_with(http, &server.url, EMAIL, PASSWORD)
         .await
         .expect("login over TLS");
 
     // The built-in daemon (on its loopback listener) runs untagged work...
     let echo = echo_template(&json!({}));
-    let (template, _) = create_template(&c, echo.path(), "echo", json!({})).await;
-    let ws = create_workspace(&c, &template).await;
-    let b = wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(30))
-        .await;
-    assert_eq!(b["status"], "running", "{b}");
+    let (template, _) = create_template(&c, echo.path(), "echo", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let b = wait_build(&c, ws.latest_build.id, Duration::from_secs(30)).await;
+    assert_eq!(b.status, "running", "{b:?}");
 
     // ...and an external daemon reaches the server over TLS with the CA.
     let ca_arg = cert.display().to_string();
@@ -49,12 +48,10 @@ async fn tls_for_the_api_and_the_daemon_connection() {
         server.path(),
         &["--ca-cert", &ca_arg],
     );
-    let (tagged, _) =
-        create_template(&c, echo.path(), "echo", json!({"tags": {"pool": "tls"}})).await;
-    let ws = create_workspace(&c, &tagged).await;
-    let b = wait_build(&c, ws["latest_build"]["id"].as_str().expect("id"), Duration::from_secs(30))
-        .await;
-    assert_eq!(b["status"], "running", "{b}");
+    let (with_tags, _) = create_template(&c, echo.path(), "echo", tagged(&[("pool", "tls")])).await;
+    let ws = create_workspace(&c, with_tags).await;
+    let b = wait_build(&c, ws.latest_build.id, Duration::from_secs(30)).await;
+    assert_eq!(b.status, "running", "{b:?}");
     daemon.stop().await;
     server.stop().await;
 }

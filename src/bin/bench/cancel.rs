@@ -6,18 +6,18 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use provisionerd::sdk::LogQuery;
+use uuid::Uuid;
 
 use crate::env::{self, Paths, ServerOpts};
 use crate::report::{fmt_num, Section};
 
 const GRACE: &str = "100ms";
 
-async fn apply_started(c: &provisionerd::demo::Client, build: &str) -> anyhow::Result<()> {
+async fn apply_started(c: &provisionerd::sdk::Client, build: Uuid) -> anyhow::Result<()> {
     for _ in 0..6000 {
-        let logs = c.get(&format!("/api/v2/workspacebuilds/{build}/logs")).await?;
-        let started = logs.as_array().is_some_and(|a| {
-            a.iter().any(|l| l["output"].as_str().is_some_and(|o| o.contains("fake apply started")))
-        });
+        let logs = c.build_logs(build, LogQuery::default()).await?;
+        let started = logs.iter().any(|l| l.output.contains("fake apply started"));
         if started {
             return Ok(());
         }
@@ -30,34 +30,20 @@ pub async fn run(p: &Paths, cancels: usize) -> anyhow::Result<Section> {
     let opts = ServerOpts { builtin: 1, terraform: p.fake_terraform(), cancel_grace: GRACE };
     let server = env::start_server(p, opts).await?;
     let c = server.client().await?;
-    let http = reqwest::Client::new();
     let template =
         env::create_template(&c, env::dir_with("main.tf", "# fake\n")?.path(), "terraform").await?;
     let (mut sigint, mut canceled) = (Vec::new(), Vec::new());
     for _ in 0..cancels {
-        let ws = env::create_workspace(&c, &template).await?;
-        let build = ws["latest_build"]["id"].as_str().context("build id")?.to_owned();
-        let marker =
-            server.tmp().join(format!("fake-terraform-sigint-{}", ws["id"].as_str().unwrap_or("")));
-        apply_started(&c, &build).await?;
+        let ws = env::create_workspace(&c, template).await?;
+        let build = ws.latest_build.id;
+        let marker = server.tmp().join(format!("fake-terraform-sigint-{}", ws.id));
+        apply_started(&c, build).await?;
         let asked = env::now_nanos();
-        let resp = http
-            .patch(format!("{}/api/v2/workspacebuilds/{build}/cancel", server.url))
-            .header("Coder-Session-Token", c.token())
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!("cancel answered {}", resp.status());
-        }
-        let b = env::wait_job(
-            &c,
-            &format!("/api/v2/workspacebuilds/{build}"),
-            Duration::from_millis(2),
-        )
-        .await?;
+        c.cancel_build(build).await.context("cancel")?;
+        let b = env::wait_build(&c, build, Duration::from_millis(2)).await?;
         canceled.push((env::now_nanos() - asked) as f64 / 1e6);
-        if b["job"]["status"] != "canceled" {
-            bail!("build ended {} instead of canceled", b["job"]["status"]);
+        if b.job.status != "canceled" {
+            bail!("build ended {} instead of canceled", b.job.status);
         }
         let got: i64 = std::fs::read_to_string(&marker)
             .with_context(|| format!("the fake did not record SIGINT in {}", marker.display()))?

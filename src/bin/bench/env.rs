@@ -9,10 +9,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use provisionerd::demo::{tar_dir, Client};
-use serde_json::{json, Value};
+use provisionerd::sdk::{
+    tar_dir, Client, CreateTemplateRequest, CreateTemplateVersionRequest, CreateWorkspaceRequest,
+    ProvisionerJob, TemplateVersion, Workspace, WorkspaceBuild,
+};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
+use uuid::Uuid;
 
 pub const PSK: &str = "bench-pre-shared-key";
 const EMAIL: &str = "bench@example.com";
@@ -70,7 +73,7 @@ impl Server {
     }
 
     pub async fn client(&self) -> anyhow::Result<Client> {
-        Client::login(&self.url, EMAIL, PASSWORD).await
+        Ok(Client::login(&self.url, EMAIL, PASSWORD).await?)
     }
 }
 
@@ -197,29 +200,57 @@ pub fn cpu_split(pid: &str) -> (Duration, Duration) {
 }
 
 /// Uploads a template directory; returns the file id.
-pub async fn upload(c: &Client, dir: &Path) -> anyhow::Result<String> {
-    c.upload_tar(tar_dir(dir)?).await
+pub async fn upload(c: &Client, dir: &Path) -> anyhow::Result<Uuid> {
+    Ok(c.upload_tar(tar_dir(dir)?).await?)
 }
 
 /// Queues a template-version import of an uploaded file; returns the version.
-pub async fn import(c: &Client, file: &str, provisioner: &str) -> anyhow::Result<Value> {
-    let body = json!({"file_id": file, "storage_method": "file", "provisioner": provisioner});
-    c.post("/api/v2/organizations/coder/templateversions", &body).await
+pub async fn import(c: &Client, file: Uuid, provisioner: &str) -> anyhow::Result<TemplateVersion> {
+    let req = CreateTemplateVersionRequest::new(file, provisioner);
+    Ok(c.create_template_version("coder", &req).await?)
 }
 
-/// Polls `path` every `every` until its `job.status` is final.
-pub async fn wait_job(c: &Client, path: &str, every: Duration) -> anyhow::Result<Value> {
+/// Polls `get` every `every` until the job it shows is final.
+async fn wait_final<T, F, Fut>(what: &str, every: Duration, get: F) -> anyhow::Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(T, ProvisionerJob)>>,
+{
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let v = c.get(path).await?;
-        if is_final(v["job"]["status"].as_str().unwrap_or("")) {
+        let (v, job) = get().await?;
+        if is_final(&job.status) {
             return Ok(v);
         }
         if Instant::now() > deadline {
-            bail!("{path} did not finish within 600 s");
+            bail!("{what} did not finish within 600 s");
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// Polls a template version every `every` until its import is final.
+pub async fn wait_version(
+    c: &Client,
+    id: Uuid,
+    every: Duration,
+) -> anyhow::Result<TemplateVersion> {
+    wait_final(&format!("template version {id}"), every, || async {
+        let v = c.template_version(id).await?;
+        let job = v.job.clone();
+        Ok((v, job))
+    })
+    .await
+}
+
+/// Polls a build every `every` until its job is final.
+pub async fn wait_build(c: &Client, id: Uuid, every: Duration) -> anyhow::Result<WorkspaceBuild> {
+    wait_final(&format!("build {id}"), every, || async {
+        let b = c.build(id).await?;
+        let job = b.job.clone();
+        Ok((b, job))
+    })
+    .await
 }
 
 pub fn is_final(s: &str) -> bool {
@@ -228,29 +259,23 @@ pub fn is_final(s: &str) -> bool {
 
 /// Pushes a template directory, waits for the import, creates a template;
 /// returns the template id.
-pub async fn create_template(c: &Client, dir: &Path, provisioner: &str) -> anyhow::Result<String> {
+pub async fn create_template(c: &Client, dir: &Path, provisioner: &str) -> anyhow::Result<Uuid> {
     let file = upload(c, dir).await?;
-    let v = import(c, &file, provisioner).await?;
-    let id = v["id"].as_str().context("version id")?;
-    let v =
-        wait_job(c, &format!("/api/v2/templateversions/{id}"), Duration::from_millis(20)).await?;
-    if v["job"]["status"] != "succeeded" {
-        bail!("template import failed: {}", v["job"]);
+    let v = import(c, file, provisioner).await?;
+    let v = wait_version(c, v.id, Duration::from_millis(20)).await?;
+    if v.job.status != "succeeded" {
+        bail!("template import failed: {:?}", v.job);
     }
     let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let t = c
-        .post(
-            "/api/v2/organizations/coder/templates",
-            &json!({"name": name, "template_version_id": v["id"]}),
-        )
-        .await?;
-    Ok(t["id"].as_str().context("template id")?.to_owned())
+    let req = CreateTemplateRequest { name, template_version_id: v.id, ..Default::default() };
+    Ok(c.create_template("coder", &req).await?.id)
 }
 
 /// Creates a workspace (which queues its first start build).
-pub async fn create_workspace(c: &Client, template: &str) -> anyhow::Result<Value> {
+pub async fn create_workspace(c: &Client, template: Uuid) -> anyhow::Result<Workspace> {
     let name = format!("ws-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    c.post("/api/v2/users/me/workspaces", &json!({"name": name, "template_id": template})).await
+    let req = CreateWorkspaceRequest { name, template_id: Some(template), ..Default::default() };
+    Ok(c.create_workspace("me", &req).await?)
 }
 
 /// A directory holding one file.
@@ -260,9 +285,9 @@ pub fn dir_with(name: &str, content: &str) -> anyhow::Result<TempDir> {
     Ok(dir)
 }
 
-/// Parses an RFC 3339 timestamp from the API into nanoseconds since 1970.
-pub fn ts_nanos(v: &Value) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(v.as_str()?).ok()?.timestamp_nanos_opt()
+/// A timestamp from the API in nanoseconds since 1970.
+pub fn ts_nanos(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<i64> {
+    t?.timestamp_nanos_opt()
 }
 
 pub fn now_nanos() -> i64 {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures::StreamExt;
+use provisionerd::sdk::LogQuery;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -90,14 +91,14 @@ pub async fn run(p: &Paths, lines: usize) -> anyhow::Result<Section> {
     let mut idle = Vec::new();
     for _ in 0..100 {
         let t = Instant::now();
-        c.get("/api/v2/workspaces").await?;
+        c.workspaces(None, None).await?;
         idle.push(env::ms(t.elapsed()));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let t0 = Instant::now();
-    let ws = env::create_workspace(&c, &template).await?;
-    let id = ws["latest_build"]["id"].as_str().context("build id")?.to_owned();
+    let ws = env::create_workspace(&c, template).await?;
+    let id = ws.latest_build.id;
     let url = format!(
         "{}/api/v2/workspacebuilds/{id}/logs?follow=true",
         server.url.replacen("http", "ws", 1)
@@ -122,7 +123,7 @@ pub async fn run(p: &Paths, lines: usize) -> anyhow::Result<Section> {
                 let mut took = Vec::new();
                 loop {
                     let t = Instant::now();
-                    c.get("/api/v2/workspaces").await?;
+                    c.workspaces(None, None).await?;
                     took.push(env::ms(t.elapsed()));
                     tokio::select! {
                         _ = done.notified() => return Ok::<_, anyhow::Error>(took),
@@ -144,15 +145,14 @@ pub async fn run(p: &Paths, lines: usize) -> anyhow::Result<Section> {
     let mut took = poller.join().map_err(|_| anyhow::anyhow!("the poller panicked"))??;
     let peak = env::status_kib(server.proc.pid, "VmHWM:") as f64 / 1024.0;
 
-    let b = env::wait_job(&c, &format!("/api/v2/workspacebuilds/{id}"), Duration::from_millis(100))
-        .await?;
-    if b["job"]["status"] != "succeeded" {
-        bail!("followed build failed: {}", b["job"]);
+    let b = env::wait_build(&c, id, Duration::from_millis(100)).await?;
+    if b.job.status != "succeeded" {
+        bail!("followed build failed: {:?}", b.job);
     }
-    let stored = c.get(&format!("/api/v2/workspacebuilds/{id}/logs")).await?;
+    let stored = c.build_logs(id, LogQuery::default()).await?;
     let (mut want, mut last) = (Seen::new(), None);
-    for l in stored.as_array().context("log listing")? {
-        want.add(l["id"].as_i64().context("log without id")?, &mut last);
+    for l in &stored {
+        want.add(l.id, &mut last);
     }
     let complete = results.iter().filter(|(s, _)| *s == want).count();
     let normal = results.iter().filter(|(_, code)| *code == Some(CloseCode::Normal)).count();

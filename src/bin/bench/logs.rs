@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use provisionerd::sdk::LogQuery;
+use uuid::Uuid;
 
 use crate::env::{self, Paths, ServerOpts};
 use crate::overhead::{raw_run, raw_run_to};
@@ -39,24 +41,24 @@ struct SysRun {
 
 /// One build through the system; with `follow`, a WebSocket client follows
 /// its logs meanwhile.
-async fn sys_run(server: &env::Server, template: &str, follow: bool) -> anyhow::Result<SysRun> {
+async fn sys_run(server: &env::Server, template: Uuid, follow: bool) -> anyhow::Result<SysRun> {
     let c = server.client().await?;
     let follower = server.client().await?;
     let cpu0 = env::cpu_time(server.proc.pid);
     let t0 = env::now_nanos();
     let ws = env::create_workspace(&c, template).await?;
-    let id = ws["latest_build"]["id"].as_str().context("build id")?.to_owned();
+    let id = ws.latest_build.id;
     let delays = Arc::new(Mutex::new(Vec::new()));
     let sink = delays.clone();
-    let path = format!("/api/v2/workspacebuilds/{id}/logs");
     let follow = tokio::spawn(async move {
         if !follow {
             return Ok(());
         }
         follower
-            .follow(&path, |l| {
+            .follow_build_logs(id, None, |l| {
                 let now = env::now_nanos();
-                if let (Some(created), Ok(mut d)) = (env::ts_nanos(&l["created_at"]), sink.lock()) {
+                if let (Some(created), Ok(mut d)) = (env::ts_nanos(Some(l.created_at)), sink.lock())
+                {
                     d.push((now - created) as f64 / 1e6);
                 }
             })
@@ -69,23 +71,22 @@ async fn sys_run(server: &env::Server, template: &str, follow: bool) -> anyhow::
     tokio::time::timeout(Duration::from_secs(600), follow)
         .await
         .context("the followed build did not finish within 600 s")???;
-    let b = env::wait_job(&c, &format!("/api/v2/workspacebuilds/{id}"), Duration::from_millis(100))
-        .await?;
-    if b["job"]["status"] != "succeeded" {
-        bail!("log build failed: {}", b["job"]);
+    let b = env::wait_build(&c, id, Duration::from_millis(100)).await?;
+    if b.job.status != "succeeded" {
+        bail!("log build failed: {:?}", b.job);
     }
-    let done = env::ts_nanos(&b["job"]["completed_at"]).context("completed_at")?;
+    let done = env::ts_nanos(b.job.completed_at).context("completed_at")?;
     let wall = Duration::from_nanos(u64::try_from(done - t0).context("completed before it began")?);
     let server_cpu = env::cpu_time(server.proc.pid) - cpu0;
     let (cpu1, t1) = (env::cpu_time(server.proc.pid), Instant::now());
-    let stored = c.get(&format!("/api/v2/workspacebuilds/{id}/logs")).await?;
+    let stored = c.build_logs(id, LogQuery::default()).await?;
     let listing = (t1.elapsed(), env::cpu_time(server.proc.pid) - cpu1);
     let delays_ms = std::mem::take(&mut *delays.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
     Ok(SysRun {
         wall,
         server_cpu,
         listing,
-        stored: stored.as_array().map_or(0, Vec::len),
+        stored: stored.len(),
         followed: delays_ms.len(),
         delays_ms,
     })
@@ -109,12 +110,12 @@ pub async fn run(p: &Paths, lines: usize, runs: usize) -> anyhow::Result<Section
         cpu[0] = env::cpu_split("self").1 - before;
         piped.push(env::ms(raw_run_to(p, src.path(), true).await?));
         let (d0, tf0) = env::cpu_split(&daemon.pid.to_string());
-        let s = sys_run(&server, &template, true).await?;
+        let s = sys_run(&server, template, true).await?;
         let (d1, tf1) = env::cpu_split(&daemon.pid.to_string());
         cpu[1..].copy_from_slice(&[tf1 - tf0, d1 - d0, s.server_cpu]);
         sys.push(env::ms(s.wall));
         last = Some(s);
-        unfollowed.push(env::ms(sys_run(&server, &template, false).await?.wall));
+        unfollowed.push(env::ms(sys_run(&server, template, false).await?.wall));
     }
     let mut s = last.context("no runs")?;
     // Each pair's added time: the machine's speed drifts between pairs.

@@ -71,14 +71,11 @@ pub async fn run(p: &Paths, runs: usize) -> anyhow::Result<Section> {
     // One warm-up of each (page cache, plugin discovery), then alternate.
     for i in 0..=runs {
         let t0 = Instant::now();
-        let ws = env::create_workspace(&c, &template).await?;
-        let id = ws["latest_build"]["id"].as_str().unwrap_or_default();
-        let b =
-            env::wait_job(&c, &format!("/api/v2/workspacebuilds/{id}"), Duration::from_millis(5))
-                .await?;
+        let ws = env::create_workspace(&c, template).await?;
+        let b = env::wait_build(&c, ws.latest_build.id, Duration::from_millis(5)).await?;
         let s = t0.elapsed();
-        if b["job"]["status"] != "succeeded" {
-            bail!("system build failed: {}", b["job"]);
+        if b.job.status != "succeeded" {
+            bail!("system build failed: {:?}", b.job);
         }
         let r = raw_run(p, src.path()).await?;
         if i > 0 {

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures::{stream, StreamExt, TryStreamExt};
-use provisionerd::demo::Client;
+use provisionerd::sdk::Client;
+use uuid::Uuid;
 
 use crate::env::{self, Paths, ServerOpts};
 use crate::report::{fmt_num, Section};
@@ -21,14 +22,11 @@ pub async fn acquire(p: &Paths, jobs: usize) -> anyhow::Result<Section> {
     let file = env::upload(&c, env::dir_with("echo.json", ECHO)?.path()).await?;
     let (mut from_created, mut from_response) = (Vec::new(), Vec::new());
     for _ in 0..jobs {
-        let v = env::import(&c, &file, "echo").await?;
+        let v = env::import(&c, file, "echo").await?;
         let answered = env::now_nanos();
-        let id = v["id"].as_str().context("version id")?;
-        let done =
-            env::wait_job(&c, &format!("/api/v2/templateversions/{id}"), Duration::from_millis(1))
-                .await?;
-        let started = env::ts_nanos(&done["job"]["started_at"]).context("started_at")?;
-        let created = env::ts_nanos(&v["job"]["created_at"]).context("created_at")?;
+        let done = env::wait_version(&c, v.id, Duration::from_millis(1)).await?;
+        let started = env::ts_nanos(done.job.started_at).context("started_at")?;
+        let created = env::ts_nanos(Some(v.job.created_at)).context("created_at")?;
         from_created.push((started - created) as f64 / 1e6);
         from_response.push((started - answered) as f64 / 1e6);
         // Let the daemon report and ask for work again: it waits idle.
@@ -75,12 +73,9 @@ pub async fn acquire(p: &Paths, jobs: usize) -> anyhow::Result<Section> {
 }
 
 /// Creates `n` imports, 8 requests in flight; returns the version ids.
-async fn queue(c: &Client, file: &str, n: usize) -> anyhow::Result<Vec<String>> {
+async fn queue(c: &Client, file: Uuid, n: usize) -> anyhow::Result<Vec<Uuid>> {
     stream::iter(0..n)
-        .map(|_| async {
-            let v = env::import(c, file, "echo").await?;
-            Ok::<_, anyhow::Error>(v["id"].as_str().context("version id")?.to_owned())
-        })
+        .map(|_| async { Ok::<_, anyhow::Error>(env::import(c, file, "echo").await?.id) })
         .buffered(8)
         .try_collect()
         .await
@@ -92,11 +87,11 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Waits until every version's job is final: polls the last one, then
 /// checks all (the queue is first-in first-out, so that is rarely needed).
-async fn drained(c: &Client, ids: &[String]) -> anyhow::Result<()> {
+async fn drained(c: &Client, ids: &[Uuid]) -> anyhow::Result<()> {
     let last = ids.last().context("no jobs")?;
-    env::wait_job(c, &format!("/api/v2/templateversions/{last}"), POLL).await?;
+    env::wait_version(c, *last, POLL).await?;
     for id in ids {
-        env::wait_job(c, &format!("/api/v2/templateversions/{id}"), POLL).await?;
+        env::wait_version(c, *id, POLL).await?;
     }
     Ok(())
 }
@@ -115,7 +110,7 @@ async fn drain_with(p: &Paths, daemons: usize, jobs: usize) -> anyhow::Result<Dr
     let server = env::start_server(p, opts).await?;
     let c = server.client().await?;
     let file = env::upload(&c, env::dir_with("echo.json", ECHO)?.path()).await?;
-    let ids = queue(&c, &file, jobs).await?;
+    let ids = queue(&c, file, jobs).await?;
     let cpu0 = env::cpu_time(server.proc.pid);
     let t0 = Instant::now();
     let mut procs = Vec::new();
@@ -129,13 +124,12 @@ async fn drain_with(p: &Paths, daemons: usize, jobs: usize) -> anyhow::Result<Dr
     let daemons_cpu = procs.iter().map(|d| env::cpu_time(d.pid)).sum();
     let mut run_ms = Vec::new();
     for id in ids.iter().rev().take(50) {
-        let v = c.get(&format!("/api/v2/templateversions/{id}")).await?;
-        if v["job"]["status"] != "succeeded" {
-            bail!("an echo job did not succeed: {}", v["job"]);
+        let v = c.template_version(*id).await?;
+        if v.job.status != "succeeded" {
+            bail!("an echo job did not succeed: {:?}", v.job);
         }
-        let job = &v["job"];
         if let (Some(s), Some(e)) =
-            (env::ts_nanos(&job["started_at"]), env::ts_nanos(&job["completed_at"]))
+            (env::ts_nanos(v.job.started_at), env::ts_nanos(v.job.completed_at))
         {
             run_ms.push((e - s) as f64 / 1e6);
         }

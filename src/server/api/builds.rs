@@ -10,28 +10,16 @@ use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::{json, uuid_param, Body, Query};
 use crate::app::BuildRequest;
-use crate::domain::{BuildReason, NameValue, Transition};
+use crate::domain::{BuildReason, Transition};
 use crate::server::AppState;
 use crate::store::BuildPage;
 
-#[derive(Deserialize)]
-pub struct CreateBuild {
-    transition: String,
-    template_version_id: Option<Uuid>,
-    #[serde(default)]
-    orphan: bool,
-    state: Option<Vec<u8>>,
-    rich_parameter_values: Option<Vec<NameValue>>,
-    log_level: Option<String>,
-    #[serde(default)]
-    dry_run: bool,
-}
+pub use crate::sdk::CreateWorkspaceBuildRequest as CreateBuild;
 
 pub async fn create(
     State(state): State<AppState>,
@@ -49,7 +37,7 @@ pub async fn create(
         transition,
         reason: BuildReason::Initiator,
         template_version_id: req.template_version_id,
-        parameters: req.rich_parameter_values.unwrap_or_default(),
+        parameters: json::name_values(req.rich_parameter_values.unwrap_or_default()),
         state: req.state,
         orphan: req.orphan,
         dry_run: req.dry_run,

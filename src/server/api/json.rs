@@ -1,37 +1,51 @@
-//! Response bodies in the seeds' shapes (codersdk's field names), and the
-//! functions that assemble them from store rows. Handlers never build JSON
-//! by hand.
+//! The functions that render store rows and domain values into the
+//! response bodies of [`crate::sdk`] (codersdk's field names), the only
+//! place the API's main resources (users, jobs, builds, workspaces,
+//! templates, versions, logs, daemons) are turned into their wire form.
+//! The body types themselves live in the SDK, shared with the client; the
+//! old names are re-exported here for the handlers. A few small answers
+//! (`{"message"}`, `{"hash"}`, `{"session_token"}`, lists with a count)
+//! are still written with `json!` in their handlers; their shapes are in
+//! the SDK too, and the integration tests read them through it.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use uuid::Uuid;
+use std::borrow::Cow;
 
 use super::error::ApiResult;
-use crate::domain::{build_status, Job, JobInput, NameValue, StoredLog, Tags, WorkspaceBuild};
+use crate::domain::{build_status, Job, JobInput, NameValue, StoredLog, WorkspaceBuild};
+use crate::sdk;
 use crate::server::daemons::{Connected, Matched};
 use crate::server::AppState;
 use crate::store::{Organization, Store, Template, TemplateVersion, User, Workspace};
 
-#[derive(Serialize)]
-pub struct UserJson {
-    pub id: Uuid,
-    pub username: String,
-    pub email: String,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-    pub status: &'static str,
-    pub organization_ids: Vec<Uuid>,
-    pub roles: Vec<RoleJson>,
-    pub avatar_url: String,
-    pub login_type: &'static str,
+pub use crate::sdk::{
+    DaemonJob, MinimalUser, Organization as OrganizationJson, ProvisionerDaemon as DaemonJson,
+    ProvisionerJob as JobJson, ProvisionerJobInput, ProvisionerJobLog as LogJson, Role as RoleJson,
+    Template as TemplateJson, TemplateVersion as TemplateVersionJson, User as UserJson,
+    Workspace as WorkspaceJson, WorkspaceBuild as BuildJson,
+    WorkspaceBuildParameter as ParameterJson,
+};
+
+/// Request bodies carry the SDK's parameter type; the domain has its own,
+/// so renaming either side cannot change the other's format.
+impl From<sdk::WorkspaceBuildParameter> for NameValue {
+    fn from(p: sdk::WorkspaceBuildParameter) -> Self {
+        NameValue { name: p.name, value: p.value }
+    }
 }
 
-#[derive(Serialize)]
-pub struct RoleJson {
-    pub name: &'static str,
-    pub display_name: &'static str,
+/// Converts a request's parameter list to the domain's.
+pub fn name_values(values: Vec<sdk::WorkspaceBuildParameter>) -> Vec<NameValue> {
+    values.into_iter().map(NameValue::from).collect()
+}
+
+impl From<Matched> for sdk::MatchedProvisioners {
+    fn from(m: Matched) -> Self {
+        sdk::MatchedProvisioners {
+            count: m.count,
+            available: m.available,
+            most_recently_seen: m.most_recently_seen,
+        }
+    }
 }
 
 pub fn user(u: &User, org: &Organization) -> UserJson {
@@ -39,7 +53,10 @@ pub fn user(u: &User, org: &Organization) -> UserJson {
     let roles = u
         .roles
         .iter()
-        .map(|r| RoleJson { name: r.as_str(), display_name: r.display_name() })
+        .map(|r| RoleJson {
+            name: r.as_str().to_owned(),
+            display_name: r.display_name().to_owned(),
+        })
         .collect();
     UserJson {
         id: u.id,
@@ -47,24 +64,12 @@ pub fn user(u: &User, org: &Organization) -> UserJson {
         email: u.email.clone(),
         name: u.name.clone(),
         created_at: u.created_at,
-        status: "active",
+        status: "active".to_owned(),
         organization_ids: vec![org.id],
         roles,
         avatar_url: String::new(),
-        login_type: "password",
+        login_type: "password".to_owned(),
     }
-}
-
-#[derive(Serialize)]
-pub struct OrganizationJson {
-    pub id: Uuid,
-    pub name: String,
-    pub display_name: String,
-    pub is_default: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub description: String,
-    pub icon: String,
 }
 
 pub fn organization(o: &Organization) -> OrganizationJson {
@@ -80,30 +85,6 @@ pub fn organization(o: &Organization) -> OrganizationJson {
     }
 }
 
-#[derive(Serialize)]
-pub struct JobJson {
-    pub id: Uuid,
-    #[serde(rename = "type")]
-    pub job_type: String,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub canceled_at: Option<DateTime<Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
-    pub status: &'static str,
-    pub worker_id: Option<Uuid>,
-    pub worker_name: Option<String>,
-    pub file_id: Uuid,
-    pub tags: Tags,
-    pub queue_position: i64,
-    pub queue_size: i64,
-    pub organization_id: Uuid,
-    pub input: serde_json::Value,
-}
-
 pub async fn job(store: &dyn Store, j: &Job) -> ApiResult<JobJson> {
     let (queue_position, queue_size) = store.queue_position(j.id).await?;
     Ok(JobJson {
@@ -115,7 +96,7 @@ pub async fn job(store: &dyn Store, j: &Job) -> ApiResult<JobJson> {
         canceled_at: j.canceled_at,
         error: j.error.clone(),
         error_code: j.error_code.clone(),
-        status: j.status().as_str(),
+        status: j.status().as_str().to_owned(),
         worker_id: j.worker_id,
         worker_name: j.worker_name.clone(),
         file_id: j.file_id,
@@ -129,64 +110,29 @@ pub async fn job(store: &dyn Store, j: &Job) -> ApiResult<JobJson> {
 
 /// Only the ids of a job's input: variable values may be secrets and never
 /// leave the server through the API.
-fn public_input(input: &serde_json::Value) -> serde_json::Value {
+fn public_input(input: &serde_json::Value) -> ProvisionerJobInput {
     match serde_json::from_value::<JobInput>(input.clone()) {
-        Ok(JobInput::WorkspaceBuild { workspace_build_id, .. }) => {
-            serde_json::json!({ "workspace_build_id": workspace_build_id })
-        }
-        Ok(JobInput::TemplateVersionImport { template_version_id, .. }) => {
-            serde_json::json!({ "template_version_id": template_version_id })
-        }
-        Err(_) => serde_json::json!({}),
+        Ok(JobInput::WorkspaceBuild { workspace_build_id, .. }) => ProvisionerJobInput {
+            workspace_build_id: Some(workspace_build_id),
+            ..Default::default()
+        },
+        Ok(JobInput::TemplateVersionImport { template_version_id, .. }) => ProvisionerJobInput {
+            template_version_id: Some(template_version_id),
+            ..Default::default()
+        },
+        Err(_) => ProvisionerJobInput::default(),
     }
-}
-
-#[derive(Serialize)]
-pub struct LogJson<'a> {
-    pub id: i64,
-    pub created_at: DateTime<Utc>,
-    pub log_source: &'static str,
-    pub log_level: &'static str,
-    pub stage: &'a str,
-    pub output: &'a str,
 }
 
 pub fn log(l: &StoredLog) -> LogJson<'_> {
     LogJson {
         id: l.id,
         created_at: l.line.created_at,
-        log_source: l.line.source.as_str(),
-        log_level: l.line.level.as_str(),
-        stage: &l.line.stage,
-        output: &l.line.output,
+        log_source: Cow::Borrowed(l.line.source.as_str()),
+        log_level: Cow::Borrowed(l.line.level.as_str()),
+        stage: Cow::Borrowed(&l.line.stage),
+        output: Cow::Borrowed(&l.line.output),
     }
-}
-
-#[derive(Serialize)]
-pub struct BuildJson {
-    pub id: Uuid,
-    pub build_number: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub workspace_id: Uuid,
-    pub workspace_name: String,
-    pub workspace_owner_id: Uuid,
-    pub workspace_owner_name: String,
-    pub workspace_owner_avatar_url: String,
-    pub template_version_id: Uuid,
-    pub template_version_name: String,
-    pub transition: String,
-    pub initiator_id: Uuid,
-    pub initiator_name: String,
-    pub reason: String,
-    pub job: JobJson,
-    pub status: &'static str,
-    pub resources: Vec<super::resources::ResourceJson>,
-    pub deadline: Option<DateTime<Utc>>,
-    pub max_deadline: Option<DateTime<Utc>>,
-    pub daily_cost: i32,
-    /// For a pending build: the connected daemons that could take it.
-    pub matched_provisioners: Option<Matched>,
 }
 
 pub async fn build(state: &AppState, b: &WorkspaceBuild) -> ApiResult<BuildJson> {
@@ -213,45 +159,15 @@ pub async fn build(state: &AppState, b: &WorkspaceBuild) -> ApiResult<BuildJson>
         initiator_id: b.initiator_id,
         initiator_name: initiator,
         reason: b.reason.to_string(),
-        status: build_status(job_row.status(), b.transition).as_str(),
+        status: build_status(job_row.status(), b.transition).as_str().to_owned(),
         job: job(store, &job_row).await?,
         resources: resources.iter().map(super::resources::stored).collect(),
         deadline: b.deadline,
         max_deadline: b.max_deadline,
         daily_cost: b.daily_cost,
         matched_provisioners: (job_row.status() == crate::domain::JobStatus::Pending)
-            .then(|| state.daemons.matching(&job_row.tags)),
+            .then(|| state.daemons.matching(&job_row.tags).into()),
     })
-}
-
-#[derive(Serialize)]
-pub struct WorkspaceJson {
-    pub id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub owner_id: Uuid,
-    pub owner_name: String,
-    pub owner_avatar_url: String,
-    pub organization_id: Uuid,
-    pub organization_name: String,
-    pub template_id: Uuid,
-    pub template_name: String,
-    pub template_display_name: String,
-    pub template_icon: String,
-    pub template_active_version_id: Uuid,
-    pub template_allow_user_cancel_workspace_jobs: bool,
-    pub latest_build: BuildJson,
-    pub outdated: bool,
-    pub name: String,
-    pub autostart_schedule: Option<String>,
-    pub ttl_ms: Option<i64>,
-    pub last_used_at: DateTime<Utc>,
-    pub deleting_at: Option<DateTime<Utc>>,
-    pub dormant_at: Option<DateTime<Utc>>,
-    pub health: serde_json::Value,
-    pub automatic_updates: &'static str,
-    pub allow_renames: bool,
-    pub favorite: bool,
 }
 
 pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJson> {
@@ -284,25 +200,11 @@ pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJ
         last_used_at: ws.updated_at,
         deleting_at: None,
         dormant_at: None,
-        health: serde_json::json!({"healthy": true, "failing_agents": []}),
-        automatic_updates: "never",
+        health: sdk::WorkspaceHealth { healthy: true, failing_agents: Vec::new() },
+        automatic_updates: "never".to_owned(),
         allow_renames: false,
         favorite: false,
     })
-}
-
-#[derive(Serialize)]
-pub struct TemplateJson {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub name: String,
-    pub display_name: String,
-    pub description: String,
-    pub active_version_id: Uuid,
-    pub created_by_id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub provisioner: String,
 }
 
 pub async fn template(store: &dyn Store, t: &Template) -> ApiResult<TemplateJson> {
@@ -322,20 +224,6 @@ pub async fn template(store: &dyn Store, t: &Template) -> ApiResult<TemplateJson
     })
 }
 
-#[derive(Serialize)]
-pub struct TemplateVersionJson {
-    pub id: Uuid,
-    pub template_id: Option<Uuid>,
-    pub organization_id: Uuid,
-    pub name: String,
-    pub message: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub created_by: BTreeMap<&'static str, String>,
-    pub job: JobJson,
-    pub readme: String,
-}
-
 pub async fn template_version(
     store: &dyn Store,
     v: &TemplateVersion,
@@ -350,33 +238,14 @@ pub async fn template_version(
         message: v.message.clone(),
         created_at: v.created_at,
         updated_at: v.updated_at,
-        created_by: BTreeMap::from([("id", v.created_by.to_string()), ("username", creator)]),
+        created_by: MinimalUser { id: v.created_by, username: creator },
         job: job(store, &j).await?,
         readme: String::new(),
     })
 }
 
-#[derive(Serialize)]
-pub struct ParameterJson {
-    pub name: String,
-    pub value: String,
-}
-
 pub fn parameters(values: &[NameValue]) -> Vec<ParameterJson> {
     values.iter().map(|p| ParameterJson { name: p.name.clone(), value: p.value.clone() }).collect()
-}
-
-#[derive(Serialize)]
-pub struct DaemonJson {
-    pub id: Uuid,
-    pub name: String,
-    pub version: String,
-    pub tags: Tags,
-    pub provisioners: Vec<String>,
-    pub created_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-    pub status: &'static str,
-    pub current_job: Option<serde_json::Value>,
 }
 
 pub fn daemon(d: &Connected) -> DaemonJson {
@@ -388,7 +257,7 @@ pub fn daemon(d: &Connected) -> DaemonJson {
         provisioners: d.provisioners.clone(),
         created_at: d.connected_at,
         last_seen_at: d.last_seen,
-        status: if d.jobs.is_empty() { "idle" } else { "busy" },
-        current_job: d.jobs.iter().next().map(|id| serde_json::json!({ "id": id })),
+        status: if d.jobs.is_empty() { "idle" } else { "busy" }.to_owned(),
+        current_job: d.jobs.iter().next().map(|id| DaemonJob { id: *id }),
     }
 }

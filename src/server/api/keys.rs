@@ -6,32 +6,16 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::ApiResult;
 use super::Body;
-use crate::domain::Tags;
 use crate::server::AppState;
 use crate::store::ProvisionerKey;
 
-#[derive(Deserialize)]
-pub struct CreateKey {
-    name: String,
-    #[serde(default)]
-    tags: Tags,
-}
+pub use crate::sdk::CreateProvisionerKeyRequest as CreateKey;
 
-#[derive(Serialize)]
-pub struct KeyJson {
-    id: Uuid,
-    organization: Uuid,
-    name: String,
-    tags: Tags,
-    created_at: DateTime<Utc>,
-}
+pub use crate::sdk::ProvisionerKey as KeyJson;
 
 fn key_json(k: &ProvisionerKey) -> KeyJson {
     KeyJson {

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -22,30 +21,9 @@ use crate::domain::{
 };
 use crate::server::AppState;
 
-#[derive(Serialize)]
-pub struct MetadataJson {
-    pub key: String,
-    pub value: String,
-    pub sensitive: bool,
-}
-
-#[derive(Serialize)]
-pub struct ResourceJson {
-    pub id: Uuid,
-    pub job_id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub workspace_transition: String,
-    pub name: String,
-    #[serde(rename = "type")]
-    pub resource_type: String,
-    pub module_path: String,
-    pub instance_type: Option<String>,
-    pub hide: bool,
-    pub icon: String,
-    pub daily_cost: i32,
-    pub metadata: Vec<MetadataJson>,
-    pub agents: Vec<Value>,
-}
+pub use crate::sdk::{
+    WorkspaceResource as ResourceJson, WorkspaceResourceMetadata as MetadataJson,
+};
 
 /// A stored resource row as the API shows it.
 pub fn stored(r: &StoredResource) -> ResourceJson {

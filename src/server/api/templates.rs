@@ -5,34 +5,14 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::ApiResult;
 use super::{json, uuid_param, Body};
 use crate::app::{NewTemplate, NewVersion};
-use crate::domain::{NameValue, Tags};
 use crate::server::AppState;
 
-#[derive(Deserialize)]
-pub struct CreateVersion {
-    file_id: Uuid,
-    #[serde(default = "file_storage")]
-    storage_method: String,
-    provisioner: String,
-    #[serde(default)]
-    tags: Tags,
-    name: Option<String>,
-    template_id: Option<Uuid>,
-    message: Option<String>,
-    #[serde(default)]
-    user_variable_values: Vec<NameValue>,
-}
-
-fn file_storage() -> String {
-    "file".to_owned()
-}
+pub use crate::sdk::CreateTemplateVersionRequest as CreateVersion;
 
 pub async fn create_version(
     State(state): State<AppState>,
@@ -48,7 +28,7 @@ pub async fn create_version(
         name: req.name,
         template_id: req.template_id,
         message: req.message,
-        user_variable_values: req.user_variable_values,
+        user_variable_values: json::name_values(req.user_variable_values),
     };
     let version = state.app().import_version(caller.subject(), &org, new).await?;
     Ok((StatusCode::CREATED, Json(json::template_version(state.store.as_ref(), &version).await?)))
@@ -64,15 +44,7 @@ pub async fn get_version(
     Ok(Json(json::template_version(state.store.as_ref(), &v).await?))
 }
 
-#[derive(Deserialize)]
-pub struct CreateTemplate {
-    name: String,
-    template_version_id: Uuid,
-    #[serde(default)]
-    display_name: String,
-    #[serde(default)]
-    description: String,
-}
+pub use crate::sdk::CreateTemplateRequest as CreateTemplate;
 
 pub async fn create_template(
     State(state): State<AppState>,
@@ -133,10 +105,7 @@ pub async fn list_versions(
     Ok(Json(out))
 }
 
-#[derive(Deserialize)]
-pub struct Promote {
-    id: Uuid,
-}
+pub use crate::sdk::UpdateActiveTemplateVersion as Promote;
 
 pub async fn promote(
     State(state): State<AppState>,

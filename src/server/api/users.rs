@@ -10,7 +10,6 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
 
 use super::auth::{new_session, Caller};
 use super::error::{ApiError, ApiResult};
@@ -20,14 +19,7 @@ use crate::app::NewUser;
 use crate::server::AppState;
 use crate::store::{StoreError, User};
 
-#[derive(Deserialize)]
-pub struct CreateUser {
-    username: String,
-    email: String,
-    password: String,
-    #[serde(default)]
-    name: String,
-}
+pub use crate::sdk::CreateUserRequest as CreateUser;
 
 impl From<CreateUser> for NewUser {
     fn from(r: CreateUser) -> Self {
@@ -55,11 +47,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json::user(&user, &org))))
 }
 
-#[derive(Deserialize)]
-pub struct Login {
-    email: String,
-    password: String,
-}
+pub use crate::sdk::LoginRequest as Login;
 
 /// Logs in with email and password. Failed logins are limited per account
 /// and per source address (`LoginLimits`); past the limit the answer is 429
@@ -139,10 +127,7 @@ pub async fn get(
     Ok(Json(json::user(&user, &org)))
 }
 
-#[derive(Deserialize)]
-pub struct UpdateRoles {
-    roles: Vec<String>,
-}
+pub use crate::sdk::UpdateRolesRequest as UpdateRoles;
 
 /// `PUT /users/{user}/roles`: replaces the user's site roles; each role
 /// granted or taken away must be one the caller may assign.

@@ -7,25 +7,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::ApiResult;
 use super::{json, uuid_param, Body, Query};
 use crate::app::NewWorkspace;
-use crate::domain::NameValue;
 use crate::server::AppState;
 
-#[derive(Deserialize)]
-pub struct CreateWorkspace {
-    name: String,
-    template_id: Option<Uuid>,
-    template_version_id: Option<Uuid>,
-    #[serde(default)]
-    rich_parameter_values: Vec<NameValue>,
-    autostart_schedule: Option<String>,
-    ttl_ms: Option<i64>,
-}
+pub use crate::sdk::CreateWorkspaceRequest as CreateWorkspace;
 
 pub async fn create_for_user(
     state: State<AppState>,
@@ -60,7 +49,7 @@ async fn create(
         name: req.name,
         template_id: req.template_id,
         template_version_id: req.template_version_id,
-        rich_parameter_values: req.rich_parameter_values,
+        rich_parameter_values: json::name_values(req.rich_parameter_values),
         autostart_schedule: req.autostart_schedule,
         ttl_ms: req.ttl_ms,
     };
