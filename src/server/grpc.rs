@@ -144,6 +144,7 @@ impl proto::provisioner_daemon_server::ProvisionerDaemon for DaemonService {
             owned: BTreeSet::new(),
             disowned: HashSet::new(),
             log_touched: HashMap::new(),
+            logs_stored: HashMap::new(),
             registration: 0,
             key,
         };
@@ -250,6 +251,9 @@ struct DaemonSession {
     disowned: HashSet<Uuid>,
     /// When each owned job was last marked alive for its logs.
     log_touched: HashMap<Uuid, Instant>,
+    /// The highest log `seq` stored for each owned job, as far as this
+    /// session has seen: a completion within it needs no store read.
+    logs_stored: HashMap<Uuid, i64>,
     /// This session's registration in the daemon registry.
     registration: u64,
     /// The provisioner key the daemon authenticated with, if any.
@@ -483,6 +487,7 @@ impl DaemonSession {
             self.log_touched.insert(job_id, now);
         }
         let up_to_seq = appended.up_to_seq;
+        self.logs_stored.insert(job_id, up_to_seq);
         if !appended.stored.is_empty() && self.state.events.has_log_followers() {
             self.state.events.publish_logs(StoredLogs { job_id, lines: appended.stored });
         }
@@ -522,6 +527,7 @@ impl DaemonSession {
         self.owned.remove(&job_id);
         self.disowned.remove(&job_id);
         self.log_touched.remove(&job_id);
+        self.logs_stored.remove(&job_id);
         self.send(protocol::complete_ack(job_id, note)).await
     }
 
@@ -531,10 +537,12 @@ impl DaemonSession {
     /// session ends, and on its next one the daemon resends its
     /// unacknowledged lines before the completion.
     async fn check_logs_stored(&self, job_id: Uuid, last_log_seq: i64) -> Result<(), SessionError> {
-        if last_log_seq <= 0 {
+        if last_log_seq <= self.logs_stored.get(&job_id).copied().unwrap_or(0) {
             return Ok(());
         }
-        // An empty batch stores nothing and answers the highest stored seq.
+        // Lines stored in an earlier session (before a reconnect) are known
+        // to the store only. An empty batch stores nothing and answers the
+        // highest stored seq.
         let batch = LogBatch { job_id, lines: Vec::new() };
         let stored = self.state.store.append_logs(batch).await?.up_to_seq;
         if last_log_seq > stored {
