@@ -1,7 +1,7 @@
 //! The store: the only module that contains SQL.
 //!
 //! [`Store`] is the contract the REST API, the gRPC service and the reaper
-//! use; each backend (SQLite today, PostgreSQL next) implements it in its own
+//! use; each backend (SQLite, PostgreSQL) implements it in its own
 //! file with its own migrations. Operations that must be atomic (create a
 //! build and its job, acquire a job, complete a job and update its build) are
 //! single methods so that every backend runs them in one transaction.
@@ -23,6 +23,7 @@ use crate::domain::{
     WorkspaceBuild,
 };
 
+pub mod postgres;
 pub mod sqlite;
 pub mod stored;
 
@@ -350,14 +351,16 @@ pub trait Store: Send + Sync + 'static {
 /// A shared handle to whichever backend the server runs on.
 pub type DynStore = Arc<dyn Store>;
 
-/// Opens the store named by a database URL (`sqlite://path` or a plain path).
+/// Opens the store named by a database URL: `postgres://` (or
+/// `postgresql://`) for PostgreSQL, `sqlite://path` or a plain path for SQLite.
 pub async fn open(url: &str) -> Result<DynStore> {
-    if let Some((scheme, _)) = url.split_once("://").filter(|(s, _)| *s != "sqlite") {
-        return Err(StoreError::Unsupported(format!(
-            "{scheme}:// databases are not supported yet; use sqlite:///path/to/db or --data-dir"
-        )));
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("postgres" | "postgresql") => Ok(Arc::new(postgres::PgStore::open(url).await?)),
+        Some("sqlite") | None => Ok(Arc::new(sqlite::SqliteStore::open(url).await?)),
+        Some(scheme) => Err(StoreError::Unsupported(format!(
+            "{scheme}:// databases are not supported; use postgres://user:pass@host:port/db, sqlite:///path/to/db or --data-dir"
+        ))),
     }
-    Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
 }
 
 #[cfg(test)]

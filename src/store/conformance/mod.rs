@@ -25,6 +25,7 @@ pub mod fixture;
 pub mod logs;
 pub mod queue;
 pub mod reaper;
+mod postgres;
 mod sqlite;
 pub mod templates;
 pub mod workspaces;
