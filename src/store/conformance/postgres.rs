@@ -34,10 +34,14 @@ async fn concurrent_opens_migrate_once() {
             .expect("create");
     }
     let url = crate::store::postgres::testdb::with_database(&admin, &empty);
-    let opens: Vec<_> = (0..4).map(|_| tokio::spawn({
-        let url = url.clone();
-        async move { open(&url).await.map(|_| ()) }
-    })).collect();
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn({
+                let url = url.clone();
+                async move { open(&url).await.map(|_| ()) }
+            })
+        })
+        .collect();
     for o in opens {
         o.await.expect("join").expect("every replica comes up");
     }

@@ -44,11 +44,12 @@ pub async fn insert_workspace(
 pub async fn insert_build(pool: &PgPool, build: &WorkspaceBuild, job: &Job) -> Result<()> {
     let mut tx = pool.begin().await.map_err(db)?;
     // The workspace's row lock serializes build inserts of one workspace.
-    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE")
-        .bind(build.workspace_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
+    let exists: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE")
+            .bind(build.workspace_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
     if exists.is_some() {
         // The workspace's latest build and its job, read under that lock.
         let latest = sqlx::query(
@@ -75,7 +76,10 @@ pub async fn insert_build(pool: &PgPool, build: &WorkspaceBuild, job: &Job) -> R
     Ok(())
 }
 
-async fn insert_build_row(tx: &mut Transaction<'static, Postgres>, b: &WorkspaceBuild) -> Result<()> {
+async fn insert_build_row(
+    tx: &mut Transaction<'static, Postgres>,
+    b: &WorkspaceBuild,
+) -> Result<()> {
     let params = rows::to_json(&b.rich_parameters[..], stored::encode_parameters)?;
     sqlx::query(
         "INSERT INTO workspace_builds (id, workspace_id, build_number, transition, template_version_id, initiator_id,

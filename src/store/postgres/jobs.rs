@@ -23,6 +23,9 @@ use crate::store::{
 
 type Tx = Transaction<'static, Postgres>;
 
+/// A newer build of a workspace: number, id, its job's start, its state.
+type NewerRow = (i32, Uuid, Option<DateTime<Utc>>, Vec<u8>);
+
 pub async fn insert_job(tx: &mut Tx, j: &Job) -> Result<()> {
     sqlx::query(
         "INSERT INTO provisioner_jobs (id, job_type, provisioner, organization_id, initiator_id, file_id, input, tags,
@@ -206,7 +209,11 @@ pub async fn append_logs(pool: &PgPool, batch: LogBatch) -> Result<AppendedLogs>
     ids.sort_unstable();
     // The lines stored are the batch's suffix above the stored seq.
     let skip = lines.len().checked_sub(ids.len()).ok_or_else(|| {
-        StoreError::Corrupt(format!("stored {} of {} log lines of job {job_id}", ids.len(), lines.len()))
+        StoreError::Corrupt(format!(
+            "stored {} of {} log lines of job {job_id}",
+            ids.len(),
+            lines.len()
+        ))
     })?;
     let stored = lines
         .into_iter()
@@ -342,13 +349,15 @@ async fn set_build_state(
     state: &[u8],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("UPDATE workspace_builds SET provisioner_state = $1, updated_at = $2 WHERE id = $3")
-        .bind(state)
-        .bind(now)
-        .bind(build_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
+    sqlx::query(
+        "UPDATE workspace_builds SET provisioner_state = $1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(state)
+    .bind(now)
+    .bind(build_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
@@ -389,7 +398,7 @@ async fn complete_late(
     let mut newer = Vec::new();
     if job.job_type == JobType::WorkspaceBuild {
         let b = build_of_job(tx, job.id).await?;
-        let rows: Vec<(i32, Uuid, Option<DateTime<Utc>>, Vec<u8>)> = sqlx::query_as(
+        let rows: Vec<NewerRow> = sqlx::query_as(
             "SELECT b.build_number, b.id, j.started_at, b.provisioner_state
              FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id
              WHERE b.workspace_id = $1 AND b.build_number > $2 ORDER BY b.build_number",

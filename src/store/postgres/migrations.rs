@@ -11,7 +11,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::SqlSafeStr;
 
 /// `(version, description, SQL)` of every file in `migrations/postgres`, in order.
-const MIGRATIONS: [(i64, &str, &str); 1] =
+pub(super) const MIGRATIONS: [(i64, &str, &str); 1] =
     [(1, "init", include_str!("../../../migrations/postgres/0001_init.sql"))];
 
 /// The migrator that brings a database to the current schema.

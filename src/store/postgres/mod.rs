@@ -100,7 +100,12 @@ impl PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn one<T, A>(&self, sql: &'static str, arg: A, decode: fn(&PgRow) -> Result<T>) -> Result<T>
+    async fn one<T, A>(
+        &self,
+        sql: &'static str,
+        arg: A,
+        decode: fn(&PgRow) -> Result<T>,
+    ) -> Result<T>
     where
         A: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + 'static,
     {
@@ -440,14 +445,15 @@ impl Store for PgStore {
 
     async fn set_active_version(&self, template_id: Uuid, version_id: Uuid) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let done =
-            sqlx::query("UPDATE templates SET active_version_id = $1, updated_at = $2 WHERE id = $3")
-                .bind(version_id)
-                .bind(clock())
-                .bind(template_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+        let done = sqlx::query(
+            "UPDATE templates SET active_version_id = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(version_id)
+        .bind(clock())
+        .bind(template_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -66,14 +66,49 @@ async fn server() -> &'static (String, String) {
                 Ok(url) if !url.is_empty() => url,
                 _ => tokio::task::spawn_blocking(start_cluster).await.expect("start a cluster"),
             };
-            let template = format!("provisionerd_template_{}", Uuid::new_v4().simple());
-            create(&admin, &template, None).await;
-            let url = with_database(&admin, &template);
-            let store = super::PgStore::open(&url).await.expect("migrate the template database");
-            store.pool.close().await;
+            let template = template(&admin).await;
             (admin, template)
         })
         .await
+}
+
+/// The migrated template database, named after the schema it holds, so
+/// test runs against a long-lived server reuse it instead of leaving one
+/// behind each; made once under an advisory lock (test binaries run at
+/// the same time).
+async fn template(admin: &str) -> String {
+    use sha2::Digest;
+    use sqlx::Connection;
+    let digest = sha2::Sha256::digest(
+        super::migrations::MIGRATIONS.iter().map(|m| m.2).collect::<String>().as_bytes(),
+    );
+    let name = format!("provisionerd_template_{}", &hex::encode(digest)[..16]);
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the test PostgreSQL server ({URL_ENV}): {e}"));
+    sqlx::query("SELECT pg_advisory_lock(7236108461)").execute(&mut conn).await.expect("lock");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await
+            .expect("look for the template");
+    if !exists {
+        // Migrated under a temporary name, then renamed: a run that dies
+        // half way never leaves a template that looks finished.
+        let building = format!("{name}_building");
+        let drop = format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)");
+        sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await.expect("drop");
+        create(admin, &building, None).await;
+        let store = super::PgStore::open(&with_database(admin, &building))
+            .await
+            .expect("migrate the template database");
+        store.pool.close().await;
+        let rename = format!("ALTER DATABASE {building} RENAME TO {name}");
+        sqlx::query(sqlx::AssertSqlSafe(rename)).execute(&mut conn).await.expect("rename");
+    }
+    let _ = conn.close().await;
+    name
 }
 
 async fn create(admin: &str, name: &str, template: Option<&str>) {
