@@ -97,6 +97,50 @@ impl Default for Opts {
     }
 }
 
+/// The database a server on `data_dir` uses: the SQLite file in it, or,
+/// with `PROVISIONERD_TEST_STORE=postgres`, a PostgreSQL database of its own
+/// on the server `PROVISIONERD_TEST_DATABASE_URL` names (`scripts/test`
+/// starts one). The PostgreSQL database's URL is kept in the data dir, so a
+/// test that restarts a server on the same data dir gets the same database.
+pub async fn store_url(data_dir: &Path) -> String {
+    let store = std::env::var("PROVISIONERD_TEST_STORE").unwrap_or_default();
+    if store != "postgres" {
+        return format!("sqlite://{}", data_dir.join("provisionerd.db").display());
+    }
+    let kept = data_dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&kept) {
+        return url;
+    }
+    let admin = std::env::var("PROVISIONERD_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "PROVISIONERD_TEST_STORE=postgres needs PROVISIONERD_TEST_DATABASE_URL: run the tests \
+             with scripts/test (it starts a throwaway cluster; install the PostgreSQL server \
+             binaries first, Debian/Ubuntu: apt-get install -y postgresql) or point it at a \
+             server whose user may create databases"
+        )
+    });
+    let name = format!("provisionerd_it_{}", Uuid::new_v4().simple());
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create a test database");
+    }
+    let (base, query) = admin.split_once('?').map_or((admin.as_str(), None), |(b, q)| (b, Some(q)));
+    let host_end = base
+        .rfind('/')
+        .filter(|&i| i > base.find("://").map_or(0, |s| s + 2))
+        .unwrap_or(base.len());
+    let mut url = format!("{}/{name}", &base[..host_end]);
+    if let Some(q) = query {
+        url = format!("{url}?{q}");
+    }
+    std::fs::write(&kept, &url).expect("keep the database URL");
+    url
+}
+
 /// A server running in this process.
 pub struct TestServer {
     pub url: String,
@@ -118,7 +162,7 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = opts.data_dir.clone().unwrap_or_else(|| dir.path().join("data"));
         std::fs::create_dir_all(&data_dir).expect("data dir");
-        let url = format!("sqlite://{}", data_dir.join("provisionerd.db").display());
+        let url = store_url(&data_dir).await;
         let store = provisionerd::store::open(&url).await.expect("open store");
         let address = opts.address.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
         let listener = tokio::net::TcpListener::bind(address).await.expect("bind");
