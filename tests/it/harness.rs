@@ -103,8 +103,7 @@ impl Default for Opts {
 /// starts one). The PostgreSQL database's URL is kept in the data dir, so a
 /// test that restarts a server on the same data dir gets the same database.
 pub async fn store_url(data_dir: &Path) -> String {
-    let store = std::env::var("PROVISIONERD_TEST_STORE").unwrap_or_default();
-    if store != "postgres" {
+    if !postgres_store() {
         return format!("sqlite://{}", data_dir.join("provisionerd.db").display());
     }
     let kept = data_dir.join("postgres-url");
@@ -139,6 +138,12 @@ pub async fn store_url(data_dir: &Path) -> String {
     }
     std::fs::write(&kept, &url).expect("keep the database URL");
     url
+}
+
+/// Whether the tests run on PostgreSQL (`PROVISIONERD_TEST_STORE=postgres`);
+/// the few tests that break the SQLite file on purpose skip themselves then.
+pub fn postgres_store() -> bool {
+    std::env::var("PROVISIONERD_TEST_STORE").is_ok_and(|s| s == "postgres")
 }
 
 /// A server running in this process.

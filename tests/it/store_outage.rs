@@ -87,6 +87,10 @@ fn requests(api: &str, table: &str, f: &Fixture) -> Vec<(Method, &'static str, S
 /// ..." before the use cases translated store errors in one place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_a_500_not_a_missing_id() {
+    if postgres_store() {
+        eprintln!("skipped: breaks the SQLite file under the server");
+        return;
+    }
     let server = TestServer::start(Opts::default()).await;
     let c = server.client().await;
     let dir = echo_template(&json!({"resources": [{"name": "vm", "type": "echo_instance"}]}));

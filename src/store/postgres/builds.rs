@@ -7,7 +7,7 @@
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{db, jobs, rows};
+use super::{db, finish, jobs, rows};
 use crate::domain::{job_state, Job, WorkspaceBuild};
 use crate::store::{stored, BuildPage, Result, StoreError, Workspace, WorkspaceFilter};
 
@@ -18,6 +18,7 @@ pub async fn insert_workspace(
     job: &Job,
 ) -> Result<()> {
     let mut tx = pool.begin().await.map_err(db)?;
+    let r: Result<()> = async {
     sqlx::query(
         "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, deleted, autostart_schedule, ttl_ms, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -37,43 +38,48 @@ pub async fn insert_workspace(
     .map_err(db)?;
     jobs::insert_job(&mut tx, job).await?;
     insert_build_row(&mut tx, build).await?;
-    tx.commit().await.map_err(db)?;
-    Ok(())
+        Ok(())
+    }
+    .await;
+    finish(tx, r).await
 }
 
 pub async fn insert_build(pool: &PgPool, build: &WorkspaceBuild, job: &Job) -> Result<()> {
     let mut tx = pool.begin().await.map_err(db)?;
-    // The workspace's row lock serializes build inserts of one workspace.
-    let exists: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE")
+    let r: Result<()> = async {
+        // The workspace's row lock serializes build inserts of one workspace.
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE")
+                .bind(build.workspace_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        if exists.is_some() {
+            // The workspace's latest build and its job, read under that lock.
+            let latest = sqlx::query(
+                "SELECT b.build_number AS latest_build_number, j.* FROM workspace_builds b
+             JOIN provisioner_jobs j ON j.id = b.job_id
+             WHERE b.workspace_id = $1 ORDER BY b.build_number DESC LIMIT 1",
+            )
             .bind(build.workspace_id)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
-    if exists.is_some() {
-        // The workspace's latest build and its job, read under that lock.
-        let latest = sqlx::query(
-            "SELECT b.build_number AS latest_build_number, j.* FROM workspace_builds b
-             JOIN provisioner_jobs j ON j.id = b.job_id
-             WHERE b.workspace_id = $1 ORDER BY b.build_number DESC LIMIT 1",
-        )
-        .bind(build.workspace_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        if let Some(row) = latest {
-            let (number, job) = rows::latest_build(&row)?;
-            let conflict = |e: &dyn std::fmt::Display| StoreError::Conflict(e.to_string());
-            job_state::ensure_no_active_build(number, &job).map_err(|e| conflict(&e))?;
-            job_state::ensure_build_number_free(number, build.build_number)
-                .map_err(|e| conflict(&e))?;
+            if let Some(row) = latest {
+                let (number, job) = rows::latest_build(&row)?;
+                let conflict = |e: &dyn std::fmt::Display| StoreError::Conflict(e.to_string());
+                job_state::ensure_no_active_build(number, &job).map_err(|e| conflict(&e))?;
+                job_state::ensure_build_number_free(number, build.build_number)
+                    .map_err(|e| conflict(&e))?;
+            }
         }
+        // An unknown workspace is refused by the build row's foreign key.
+        jobs::insert_job(&mut tx, job).await?;
+        insert_build_row(&mut tx, build).await?;
+        Ok(())
     }
-    // An unknown workspace is refused by the build row's foreign key.
-    jobs::insert_job(&mut tx, job).await?;
-    insert_build_row(&mut tx, build).await?;
-    tx.commit().await.map_err(db)?;
-    Ok(())
+    .await;
+    finish(tx, r).await
 }
 
 async fn insert_build_row(

@@ -10,7 +10,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::rows::{self, clock};
-use super::{db, found};
+use super::{db, finish, found};
 use crate::domain::job_state::{self, BuildHistory, Completion, Effect, NewerBuild, Reporter};
 use crate::domain::{
     ImportResult, Job, JobOutcome, JobType, Resource, StoredLog, Transition, WorkspaceBuild,
@@ -122,12 +122,15 @@ pub async fn acquire(pool: &PgPool, req: &AcquireRequest) -> Result<Option<Job>>
 
 pub async fn release(pool: &PgPool, job_id: Uuid, worker_id: Uuid) -> Result<()> {
     let mut tx = pool.begin().await.map_err(db)?;
-    let job = rows::job(&lock_job(&mut tx, job_id).await?)?;
-    if let Some(next) = job_state::release(&job, worker_id, clock()) {
-        write_job(&mut tx, &next).await?;
+    let r: Result<()> = async {
+        let job = rows::job(&lock_job(&mut tx, job_id).await?)?;
+        if let Some(next) = job_state::release(&job, worker_id, clock()) {
+            write_job(&mut tx, &next).await?;
+        }
+        Ok(())
     }
-    tx.commit().await.map_err(db)?;
-    Ok(())
+    .await;
+    finish(tx, r).await
 }
 
 /// Writes the columns of a job's row that change over its life, as a
@@ -273,13 +276,16 @@ pub async fn heartbeat(pool: &PgPool, worker_id: Uuid, job_ids: &[Uuid]) -> Resu
 
 pub async fn cancel(pool: &PgPool, job_id: Uuid) -> Result<CancelResult> {
     let mut tx = pool.begin().await.map_err(db)?;
-    let job = rows::job(&lock_job(&mut tx, job_id).await?)?;
-    let decision = job_state::cancel(&job, clock());
-    if let Some(next) = &decision.job {
-        write_job(&mut tx, next).await?;
+    let r = async {
+        let job = rows::job(&lock_job(&mut tx, job_id).await?)?;
+        let decision = job_state::cancel(&job, clock());
+        if let Some(next) = &decision.job {
+            write_job(&mut tx, next).await?;
+        }
+        Ok(decision.result)
     }
-    tx.commit().await.map_err(db)?;
-    Ok(decision.result)
+    .await;
+    finish(tx, r).await
 }
 
 /// Completes a job, as [`job_state::complete`] decides; `by` is
@@ -291,28 +297,31 @@ pub async fn complete(
     outcome: &JobOutcome,
 ) -> Result<CompleteResult> {
     let mut tx = pool.begin().await.map_err(db)?;
-    let row = lock_job(&mut tx, job_id).await?;
-    let (job, late_recorded) = (rows::job(&row)?, rows::late_result_recorded(&row)?);
-    let now = clock();
-    let completion = job_state::complete(&job, late_recorded, by, outcome, now)
-        .map_err(|e| StoreError::Conflict(e.to_string()))?;
-    let result = match completion {
-        Completion::AlreadyCompleted => return Ok(CompleteResult::AlreadyCompleted),
-        Completion::Late => complete_late(&mut tx, &job, outcome, now).await?,
-        Completion::Complete { job: next, effect } => {
-            write_job(&mut tx, &next).await?;
-            match (effect, &outcome.import) {
-                (Effect::Build, _) => complete_build(&mut tx, job_id, outcome, now).await?,
-                (Effect::Import, Some(import)) => {
-                    complete_import(&mut tx, job_id, outcome, import, now).await?;
+    let r = async {
+        let row = lock_job(&mut tx, job_id).await?;
+        let (job, late_recorded) = (rows::job(&row)?, rows::late_result_recorded(&row)?);
+        let now = clock();
+        let completion = job_state::complete(&job, late_recorded, by, outcome, now)
+            .map_err(|e| StoreError::Conflict(e.to_string()))?;
+        let result = match completion {
+            Completion::AlreadyCompleted => return Ok(CompleteResult::AlreadyCompleted),
+            Completion::Late => complete_late(&mut tx, &job, outcome, now).await?,
+            Completion::Complete { job: next, effect } => {
+                write_job(&mut tx, &next).await?;
+                match (effect, &outcome.import) {
+                    (Effect::Build, _) => complete_build(&mut tx, job_id, outcome, now).await?,
+                    (Effect::Import, Some(import)) => {
+                        complete_import(&mut tx, job_id, outcome, import, now).await?;
+                    }
+                    (Effect::Import | Effect::Nothing, _) => {}
                 }
-                (Effect::Import | Effect::Nothing, _) => {}
+                CompleteResult::Completed
             }
-            CompleteResult::Completed
-        }
-    };
-    tx.commit().await.map_err(db)?;
-    Ok(result)
+        };
+        Ok(result)
+    }
+    .await;
+    finish(tx, r).await
 }
 
 /// Stores an import's planned resources (start and stop) and findings.

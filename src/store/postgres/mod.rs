@@ -63,6 +63,26 @@ fn db(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// Ends a transaction: commits after success, and after an error rolls
+/// back before returning. A dropped transaction rolls back only when its
+/// connection is next used, and until then the rows it locked stay locked:
+/// acquire's `SKIP LOCKED` would pass over a job a failed completion had
+/// locked, and other writers would wait on it.
+async fn finish<T>(tx: sqlx::PgTransaction<'static>, r: Result<T>) -> Result<T> {
+    match r {
+        Ok(v) => {
+            tx.commit().await.map_err(db)?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "rolling back a failed transaction");
+            }
+            Err(e)
+        }
+    }
+}
+
 fn found<T>(row: Option<T>) -> Result<T> {
     row.ok_or(StoreError::NotFound)
 }
@@ -165,9 +185,8 @@ impl Store for PgStore {
         let sql =
             "INSERT INTO users (id, username, email, name, password_hash, rbac_roles, created_at)
              SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS (SELECT 1 FROM users)";
-        let inserted = self.insert_user_with(&mut *tx, sql, u).await?;
-        tx.commit().await.map_err(db)?;
-        match inserted {
+        let inserted = self.insert_user_with(&mut *tx, sql, u).await;
+        match finish(tx, inserted).await? {
             0 => Err(StoreError::Conflict("a first user exists already".into())),
             _ => Ok(()),
         }
@@ -355,6 +374,7 @@ impl Store for PgStore {
 
     async fn insert_template_version(&self, v: &TemplateVersion, job: &Job) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
+        let r: Result<()> = async {
         jobs::insert_job(&mut tx, job).await?;
         sqlx::query(
             "INSERT INTO template_versions (id, template_id, organization_id, name, message, job_id, created_by, created_at, updated_at)
@@ -372,8 +392,10 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(())
+            Ok(())
+        }
+        .await;
+        finish(tx, r).await
     }
 
     async fn template_version(&self, id: Uuid) -> Result<TemplateVersion> {
@@ -396,6 +418,7 @@ impl Store for PgStore {
 
     async fn insert_template(&self, t: &Template) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
+        let r: Result<()> = async {
         sqlx::query(
             "INSERT INTO templates (id, organization_id, name, display_name, description, active_version_id, created_by, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -414,8 +437,10 @@ impl Store for PgStore {
         .map_err(db)?;
         // A version backs at most one template: never take one over.
         Self::claim_version(&mut tx, t.id, t.active_version_id).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(())
+            Ok(())
+        }
+        .await;
+        finish(tx, r).await
     }
 
     async fn template(&self, id: Uuid) -> Result<Template> {
@@ -445,22 +470,25 @@ impl Store for PgStore {
 
     async fn set_active_version(&self, template_id: Uuid, version_id: Uuid) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let done = sqlx::query(
-            "UPDATE templates SET active_version_id = $1, updated_at = $2 WHERE id = $3",
-        )
-        .bind(version_id)
-        .bind(clock())
-        .bind(template_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        let r: Result<()> = async {
+            let done = sqlx::query(
+                "UPDATE templates SET active_version_id = $1, updated_at = $2 WHERE id = $3",
+            )
+            .bind(version_id)
+            .bind(clock())
+            .bind(template_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            // As in `insert_template`: a version another template owns stays there.
+            Self::claim_version(&mut tx, template_id, version_id).await?;
+            Ok(())
         }
-        // As in `insert_template`: a version another template owns stays there.
-        Self::claim_version(&mut tx, template_id, version_id).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(())
+        .await;
+        finish(tx, r).await
     }
 
     async fn insert_workspace(
