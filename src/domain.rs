@@ -16,6 +16,7 @@ use uuid::Uuid;
 mod agent;
 mod build_rules;
 pub mod job_state;
+pub mod schedule;
 mod template;
 
 pub use agent::{Agent, AgentMetadata, App, Healthcheck, Script};
@@ -148,6 +149,12 @@ wire_enum!(
 wire_enum!(
     /// Why a build was started.
     BuildReason { Initiator => "initiator", Autostart => "autostart", Autostop => "autostop" }
+);
+
+wire_enum!(
+    /// Whether the scheduler's start builds move a workspace to its
+    /// template's active version (`always`) or keep its version (`never`).
+    AutomaticUpdates { Never => "never", Always => "always" }
 );
 
 /// Tags a job requires or a daemon offers.

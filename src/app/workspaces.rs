@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::access::{self, Action, Resource, Subject};
 use super::builds::{initiator, NewBuild};
-use super::{referenced, validate, App, Error, Result};
-use crate::domain::{BuildReason, NameValue, Transition, WorkspaceBuild};
+use super::{referenced, schedules, validate, App, Error, Result};
+use crate::domain::{AutomaticUpdates, BuildReason, NameValue, Transition, WorkspaceBuild};
 use crate::server::Event;
 use crate::store::{StoreError, Template, TemplateVersion, User, Workspace, WorkspaceFilter};
 
@@ -22,6 +22,8 @@ pub struct NewWorkspace {
     pub rich_parameter_values: Vec<NameValue>,
     pub autostart_schedule: Option<String>,
     pub ttl_ms: Option<i64>,
+    /// `always` or `never`; `never` when not given.
+    pub automatic_updates: Option<String>,
 }
 
 impl App<'_> {
@@ -35,7 +37,11 @@ impl App<'_> {
         let ws = self.store.workspace(id).await?;
         who.may(Action::Read, Resource::Workspace { owner: ws.owner_id })?;
         if ws.deleted && !include_deleted {
-            return Err(Error::NotFound);
+            return Err(Error::gone(format!(
+                "Workspace {:?} was deleted, you can view this workspace by specifying \
+                 '?include_deleted=true' and trying again.",
+                ws.id.to_string()
+            )));
         }
         Ok(ws)
     }
@@ -89,6 +95,12 @@ impl App<'_> {
         validate::name("name", &req.name)?;
         let names: Vec<&str> = req.rich_parameter_values.iter().map(|v| v.name.as_str()).collect();
         validate::values("rich_parameter_values", &names)?;
+        let autostart_schedule = schedules::autostart_schedule(req.autostart_schedule.as_deref())?;
+        let ttl_ms = schedules::ttl_ms(req.ttl_ms)?;
+        let automatic_updates = match req.automatic_updates.as_deref() {
+            None | Some("") => AutomaticUpdates::Never,
+            Some(raw) => schedules::automatic_updates(raw)?,
+        };
         let (template, version) = self.workspace_template(&req).await?;
         let org = match organization {
             None => self.store.organization_by_id(template.organization_id).await?,
@@ -106,8 +118,10 @@ impl App<'_> {
             template_id: template.id,
             name: req.name,
             deleted: false,
-            autostart_schedule: req.autostart_schedule,
-            ttl_ms: req.ttl_ms,
+            autostart_schedule,
+            ttl_ms,
+            dormant_at: None,
+            automatic_updates,
             created_at: now,
             updated_at: now,
         };

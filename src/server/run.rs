@@ -111,6 +111,7 @@ pub async fn run(
     }
     daemons.close();
     let reaper = tokio::spawn(super::reaper::run(state.clone(), shutdown.clone()));
+    let autobuild = tokio::spawn(super::autobuild::run(state.clone(), shutdown.clone()));
     let tls = config.tls.is_some();
     tracing::info!(%addr, tls, builtin_daemons = config.builtin_daemons, "provisionerd server listening");
 
@@ -126,6 +127,7 @@ pub async fn run(
     sessions.cancel();
     stop_serving.cancel();
     let _ = reaper.await;
+    let _ = autobuild.await;
     for mut server in servers {
         match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
             Ok(joined) => joined??,

@@ -52,6 +52,7 @@ async fn create(
         rich_parameter_values: json::name_values(req.rich_parameter_values),
         autostart_schedule: req.autostart_schedule,
         ttl_ms: req.ttl_ms,
+        automatic_updates: req.automatic_updates,
     };
     let (ws, _) = app.create_workspace(caller.subject(), &owner, org.as_deref(), new).await?;
     Ok((StatusCode::CREATED, Json(json::workspace(&state, &ws).await?)))

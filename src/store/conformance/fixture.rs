@@ -155,6 +155,8 @@ pub fn workspace(f: &Fixture, name: &str) -> Workspace {
         deleted: false,
         autostart_schedule: None,
         ttl_ms: None,
+        dormant_at: None,
+        automatic_updates: crate::domain::AutomaticUpdates::Never,
         created_at: now,
         updated_at: now,
     }

@@ -5,7 +5,9 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::fixture::{build, fixture, new_workspace, take, user, workspace, Fixture};
-use crate::domain::{JobOutcome, JobStatus, JobType, NameValue, Transition, WorkspaceBuild};
+use crate::domain::{
+    AutomaticUpdates, JobOutcome, JobStatus, JobType, NameValue, Transition, WorkspaceBuild,
+};
 use crate::store::{BuildPage, CompleteResult, Store, StoreError, Workspace, WorkspaceFilter};
 
 /// Runs a queued job to success as a new daemon (it must be next in line).
@@ -225,4 +227,54 @@ pub async fn builds_are_paged_newest_first(store: &dyn Store) {
     assert_eq!(numbers(later).await, [0; 0]);
     let other = store.builds_of_workspace(Uuid::new_v4(), &BuildPage::default()).await;
     assert!(other.expect("an unknown workspace has no builds").is_empty());
+}
+
+/// A live workspace's settings are written and read back; a rename to a
+/// name the owner uses is a conflict; a deleted workspace is not updated.
+/// The scheduler's candidates are the live, not dormant workspaces with a
+/// schedule or a build with a deadline, and a build's deadline is set and
+/// cleared.
+pub async fn settings_deadlines_and_scheduler_candidates(store: &dyn Store) {
+    let f = fixture(store).await;
+    let (plain, plain_build, _) = new_workspace(store, &f, "plain").await;
+    let (sched, _, _) = new_workspace(store, &f, "sched").await;
+    assert!(store.autobuild_candidates().await.expect("none").is_empty());
+
+    let at = Utc::now() + Duration::hours(1);
+    let changed = Workspace {
+        name: "scheduled".into(),
+        autostart_schedule: Some("CRON_TZ=UTC 0 9 * * *".into()),
+        ttl_ms: Some(60_000),
+        automatic_updates: AutomaticUpdates::Always,
+        ..sched.clone()
+    };
+    store.update_workspace(&changed).await.expect("update");
+    let got = store.workspace(sched.id).await.expect("read back");
+    assert_eq!(
+        (got.name.as_str(), got.autostart_schedule.as_deref(), got.ttl_ms, got.automatic_updates),
+        ("scheduled", Some("CRON_TZ=UTC 0 9 * * *"), Some(60_000), AutomaticUpdates::Always)
+    );
+    let clash = Workspace { name: "PLAIN".into(), ..changed.clone() };
+    assert!(matches!(store.update_workspace(&clash).await, Err(StoreError::Conflict(_))));
+    let missing = Workspace { id: Uuid::new_v4(), ..changed.clone() };
+    assert!(matches!(store.update_workspace(&missing).await, Err(StoreError::NotFound)));
+
+    let ids = |l: Vec<Workspace>| l.into_iter().map(|w| w.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.autobuild_candidates().await.expect("one")), vec![sched.id]);
+    store.set_build_deadline(plain_build.id, Some(at), None).await.expect("deadline");
+    let b = store.build(plain_build.id).await.expect("build");
+    assert_eq!(b.deadline.map(|d| d.timestamp_micros()), Some(at.timestamp_micros()));
+    assert_eq!(ids(store.autobuild_candidates().await.expect("two")), vec![plain.id, sched.id]);
+    let dormant = Workspace { dormant_at: Some(Utc::now()), ..changed };
+    store.update_workspace(&dormant).await.expect("dormant");
+    assert!(store.workspace(sched.id).await.expect("ws").dormant_at.is_some());
+    assert_eq!(ids(store.autobuild_candidates().await.expect("not dormant")), vec![plain.id]);
+    store.set_build_deadline(plain_build.id, None, None).await.expect("cleared");
+    assert_eq!(store.build(plain_build.id).await.expect("build").deadline, None);
+    assert!(store.autobuild_candidates().await.expect("none again").is_empty());
+    let nobody = Uuid::new_v4();
+    assert!(matches!(
+        store.set_build_deadline(nobody, None, None).await,
+        Err(StoreError::NotFound)
+    ));
 }

@@ -3,6 +3,7 @@
 //! workspace's latest build and checks it against `domain::job_state`'s
 //! one-active-build rule.
 
+use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
@@ -19,8 +20,9 @@ pub async fn insert_workspace(
 ) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
     sqlx::query(
-        "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, deleted, autostart_schedule, ttl_ms, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, deleted, autostart_schedule, ttl_ms,
+            dormant_at, automatic_updates, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(ws.id.to_string())
     .bind(ws.organization_id.to_string())
@@ -30,6 +32,8 @@ pub async fn insert_workspace(
     .bind(ws.deleted)
     .bind(&ws.autostart_schedule)
     .bind(ws.ttl_ms)
+    .bind(ws.dormant_at.map(ts))
+    .bind(ws.automatic_updates.as_str())
     .bind(ts(ws.created_at))
     .bind(ts(ws.updated_at))
     .execute(&mut *tx)
@@ -139,4 +143,61 @@ pub async fn builds_of_workspace(
     .await
     .map_err(db)?;
     rows.iter().map(rows::build).collect()
+}
+
+pub async fn update_workspace(pool: &SqlitePool, ws: &Workspace) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE workspaces SET name = ?, autostart_schedule = ?, ttl_ms = ?, dormant_at = ?,
+            automatic_updates = ?, updated_at = ?
+         WHERE id = ? AND deleted = 0",
+    )
+    .bind(&ws.name)
+    .bind(&ws.autostart_schedule)
+    .bind(ws.ttl_ms)
+    .bind(ws.dormant_at.map(ts))
+    .bind(ws.automatic_updates.as_str())
+    .bind(ts(ws.updated_at))
+    .bind(ws.id.to_string())
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn autobuild_candidates(pool: &SqlitePool) -> Result<Vec<Workspace>> {
+    let rows = sqlx::query(
+        "SELECT * FROM workspaces w WHERE w.deleted = 0 AND w.dormant_at IS NULL
+            AND (w.autostart_schedule IS NOT NULL OR EXISTS (
+                SELECT 1 FROM workspace_builds b WHERE b.workspace_id = w.id AND b.deadline IS NOT NULL))
+         ORDER BY w.created_at, w.id",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(rows::workspace).collect()
+}
+
+pub async fn set_build_deadline(
+    pool: &SqlitePool,
+    build_id: Uuid,
+    deadline: Option<DateTime<Utc>>,
+    max_deadline: Option<DateTime<Utc>>,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE workspace_builds SET deadline = ?, max_deadline = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(deadline.map(ts))
+    .bind(max_deadline.map(ts))
+    .bind(rows::now())
+    .bind(build_id.to_string())
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
