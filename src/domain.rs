@@ -18,6 +18,7 @@ mod build_rules;
 pub mod job_state;
 pub mod schedule;
 mod template;
+pub mod workspace_query;
 
 pub use agent::{Agent, AgentMetadata, App, Healthcheck, Script};
 pub use build_rules::{check_imported, check_transition, NotImported};

@@ -9,3 +9,7 @@ CREATE INDEX workspaces_scheduled ON workspaces (id)
 -- Builds with a deadline, for the scheduler's autostop scan.
 CREATE INDEX workspace_builds_deadline ON workspace_builds (workspace_id)
     WHERE deadline IS NOT NULL;
+-- The owner's favorites come first in their lists; last_used_at is what
+-- POST /workspaces/{id}/usage records.
+ALTER TABLE workspaces ADD COLUMN favorite INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workspaces ADD COLUMN last_used_at TEXT;

@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    AutomaticUpdates, ImportResult, Job, JobOutcome, LogLine, Provisioner, Role, StoredLog,
-    StoredResource, Tags, WorkspaceBuild,
+    AutomaticUpdates, BuildStatus, ImportResult, Job, JobOutcome, LogLine, Provisioner, Role,
+    StoredLog, StoredResource, Tags, WorkspaceBuild,
 };
 
 pub mod sqlite;
@@ -149,6 +149,10 @@ pub struct Workspace {
     /// Set while the workspace is dormant: it cannot be started.
     pub dormant_at: Option<DateTime<Utc>>,
     pub automatic_updates: AutomaticUpdates,
+    /// Marked by its owner: first in the owner's lists.
+    pub favorite: bool,
+    /// When someone last used it (`POST usage`); `None` before any use.
+    pub last_used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -157,6 +161,22 @@ pub struct Workspace {
 #[derive(Debug, Clone, Default)]
 pub struct WorkspaceFilter {
     pub owner_id: Option<Uuid>,
+    /// The owner's username, any case.
+    pub owner_username: Option<String>,
+    /// A part of the name, any case.
+    pub name_contains: Option<String>,
+    /// The template's name, any case.
+    pub template_name: Option<String>,
+    /// The status of the latest build (`domain::build_status` of its job
+    /// and transition).
+    pub status: Option<BuildStatus>,
+    pub dormant: Option<bool>,
+    /// Whether the latest build is of another version than the active one.
+    pub outdated: Option<bool>,
+    /// Only deleted workspaces (Coder's `deleted:true`).
+    pub only_deleted: bool,
+    /// This user's favorite workspaces come first.
+    pub requester: Option<Uuid>,
     pub include_deleted: bool,
     pub limit: Option<i64>,
     pub offset: i64,
@@ -289,7 +309,7 @@ pub trait Store: Send + Sync + 'static {
     async fn workspace_by_owner_and_name(&self, owner_id: Uuid, name: &str) -> Result<Workspace>;
     async fn workspaces(&self, filter: &WorkspaceFilter) -> Result<(Vec<Workspace>, i64)>;
     /// Writes a live workspace's settings (name, schedule, ttl, dormancy,
-    /// automatic updates, updated_at). `NotFound` when it is deleted or
+    /// automatic updates, favorite, last use, updated_at). `NotFound` when it is deleted or
     /// missing, `Conflict` when the owner has a live workspace of the name.
     async fn update_workspace(&self, workspace: &Workspace) -> Result<()>;
     /// Live, not dormant workspaces the scheduler may owe a build: those

@@ -25,3 +25,4 @@ mod restart;
 mod schedules;
 mod store_outage;
 mod tls;
+mod workspace_lists;

@@ -216,6 +216,11 @@ async fn a_dormant_workspace_refuses_to_start_but_stops_and_deletes_then_is_gone
     assert_eq!(status, 410, "{body}");
     assert!(body["message"].as_str().unwrap_or("").contains("include_deleted=true"), "{body}");
     assert!(c.workspace_including_deleted(ws.id).await.is_ok());
+    let by_name = format!("/api/v2/users/me/workspace/{}", ws.name);
+    assert_eq!(c.raw(Method::GET, &by_name, None).await.expect("get").0, 404);
+    let (status, body) =
+        c.raw(Method::GET, &format!("{by_name}?include_deleted=true"), None).await.expect("get");
+    assert_eq!((status, body["id"].as_str()), (200, Some(ws.id.to_string().as_str())), "{body}");
     server.stop().await;
 }
 

@@ -147,6 +147,11 @@ pub fn router(state: AppState, grpc: Router) -> Router {
         .route("/workspaces/{id}/dormant", put(workspace_settings::dormant))
         .route("/workspaces/{id}/autoupdates", put(workspace_settings::autoupdates))
         .route("/workspaces/{id}/resolve-autostart", get(workspace_settings::resolve_autostart))
+        .route(
+            "/workspaces/{id}/favorite",
+            put(workspaces::put_favorite).delete(workspaces::delete_favorite),
+        )
+        .route("/workspaces/{id}/usage", post(workspaces::usage))
         .route("/workspaces/{id}/builds", post(builds::create).get(builds::list))
         .route("/workspacebuilds/{id}", get(builds::get))
         .route("/workspacebuilds/{id}/logs", get(logs::build_logs))

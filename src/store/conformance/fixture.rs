@@ -157,6 +157,8 @@ pub fn workspace(f: &Fixture, name: &str) -> Workspace {
         ttl_ms: None,
         dormant_at: None,
         automatic_updates: crate::domain::AutomaticUpdates::Never,
+        favorite: false,
+        last_used_at: None,
         created_at: now,
         updated_at: now,
     }

@@ -188,6 +188,8 @@ pub fn workspace(row: &SqliteRow) -> Result<Workspace> {
         ttl_ms: row.try_get("ttl_ms").map_err(|e| corrupt("ttl_ms", e))?,
         dormant_at: opt_time(row, "dormant_at")?,
         automatic_updates: parsed(row, "automatic_updates")?,
+        favorite: flag(row, "favorite")?,
+        last_used_at: opt_time(row, "last_used_at")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
