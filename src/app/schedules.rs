@@ -15,6 +15,7 @@ use crate::domain::{
     resolve_parameters, AutomaticUpdates, BuildReason, JobStatus, JobType, Transition,
     WorkspaceBuild,
 };
+use crate::server::Event;
 use crate::store::{StoreError, Workspace};
 
 /// A change to a workspace's settings; `None` leaves a setting as it is.
@@ -95,6 +96,7 @@ impl App<'_> {
                 self.store.set_build_deadline(last.id, None, last.max_deadline).await?;
             }
         }
+        self.events.publish(Event::WorkspaceUpdated(ws.id));
         Ok(ws)
     }
 
@@ -130,6 +132,7 @@ impl App<'_> {
             return Err(Error::bad_request("Cannot extend workspace beyond max deadline."));
         }
         self.store.set_build_deadline(build.id, Some(new), build.max_deadline).await?;
+        self.events.publish(Event::WorkspaceUpdated(ws.id));
         Ok(new)
     }
 

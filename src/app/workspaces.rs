@@ -131,7 +131,9 @@ impl App<'_> {
             return Err(Error::forbidden(format!("You can only {verb} workspaces that you own.")));
         }
         ws.favorite = favorite;
-        Ok(self.store.update_workspace(&ws).await?)
+        self.store.update_workspace(&ws).await?;
+        self.events.publish(Event::WorkspaceUpdated(ws.id));
+        Ok(())
     }
 
     /// Records a use of the workspace (`last_used_at`).
@@ -139,7 +141,9 @@ impl App<'_> {
         let mut ws = self.workspace(who, id, false).await?;
         who.may(Action::Update, Resource::Workspace { owner: ws.owner_id })?;
         ws.last_used_at = Some(Utc::now());
-        Ok(self.store.update_workspace(&ws).await?)
+        self.store.update_workspace(&ws).await?;
+        self.events.publish(Event::WorkspaceUpdated(ws.id));
+        Ok(())
     }
 
     /// Creates a workspace for `owner` and queues its first build (a start

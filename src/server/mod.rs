@@ -35,6 +35,9 @@ pub struct AppState {
     pub daemons: daemons::Registry,
     /// Failed-login limiter and the log followers' store read permits.
     pub limits: Arc<limits::Limits>,
+    /// Cancelled when the server stops serving: long-lived streams (watch)
+    /// end so connections can close.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {

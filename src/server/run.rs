@@ -60,6 +60,7 @@ pub async fn run(
         limits: Arc::new(Limits::new(config.settings.login_limits)),
         settings: Arc::new(config.settings),
         daemons: Default::default(),
+        closing: CancellationToken::new(),
     };
     if let Some(psk) = &config.psk {
         validate_psk(psk).map_err(anyhow::Error::msg)?;
@@ -125,6 +126,7 @@ pub async fn run(
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, daemons.wait()).await;
     }
     sessions.cancel();
+    state.closing.cancel();
     stop_serving.cancel();
     let _ = reaper.await;
     let _ = autobuild.await;

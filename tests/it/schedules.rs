@@ -256,3 +256,75 @@ async fn two_schedulers_on_one_database_queue_each_build_once() {
     assert_eq!((got.build_number, got.reason.as_str()), (2, "autostop"));
     server.stop().await;
 }
+
+/// Reads SSE events (`event`, `data`) from a streaming response.
+struct SseReader {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl SseReader {
+    async fn next(&mut self) -> (String, String) {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut event, mut data) = (String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                return (event, data);
+            }
+            let chunk = self.resp.chunk().await.expect("stream").expect("stream ended");
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+#[tokio::test]
+async fn watch_streams_the_workspace_until_its_autostop() {
+    let (server, c, ahead) = server_with_clock().await;
+    let template = echo(&c).await;
+    let (status, body) =
+        create(&c, json!({"name": workspace_name(), "template_id": template, "ttl_ms": 60_000}))
+            .await;
+    assert_eq!(status, 201, "{body}");
+    let ws: sdk::Workspace = serde_json::from_value(body).expect("workspace");
+    wait_latest(&c, ws.id, 1).await;
+
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/v2/workspaces/{}/watch", server.url, ws.id))
+        .header("Coder-Session-Token", c.token())
+        .send()
+        .await
+        .expect("watch");
+    assert_eq!(resp.status(), 200);
+    let kind = resp.headers()["content-type"].to_str().expect("type").to_owned();
+    assert!(kind.starts_with("text/event-stream"), "{kind}");
+    let mut events = SseReader { resp, buf: String::new() };
+    let (event, data) = events.next().await;
+    assert_eq!(event, "data");
+    let now: sdk::Workspace = serde_json::from_str(&data).expect("workspace json");
+    assert_eq!((now.id, now.latest_build.status.as_str()), (ws.id, "running"));
+
+    ahead.store(3600, Ordering::SeqCst);
+    let stopped = tokio::time::timeout(BUILD, async {
+        loop {
+            let (event, data) = events.next().await;
+            if event != "data" {
+                continue;
+            }
+            let w: sdk::Workspace = serde_json::from_str(&data).expect("workspace json");
+            if w.latest_build.reason == "autostop" && w.latest_build.status == "stopped" {
+                return w;
+            }
+        }
+    })
+    .await
+    .expect("the autostop reaches the watcher");
+    assert_eq!(stopped.latest_build.build_number, 2);
+    server.stop().await;
+}

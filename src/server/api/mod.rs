@@ -28,6 +28,7 @@ mod outer;
 pub mod resources;
 mod templates;
 mod users;
+mod watch;
 mod workspace_settings;
 mod workspaces;
 
@@ -152,6 +153,7 @@ pub fn router(state: AppState, grpc: Router) -> Router {
             put(workspaces::put_favorite).delete(workspaces::delete_favorite),
         )
         .route("/workspaces/{id}/usage", post(workspaces::usage))
+        .route("/workspaces/{id}/watch", get(watch::watch))
         .route("/workspaces/{id}/builds", post(builds::create).get(builds::list))
         .route("/workspacebuilds/{id}", get(builds::get))
         .route("/workspacebuilds/{id}/logs", get(logs::build_logs))
