@@ -328,3 +328,38 @@ async fn watch_streams_the_workspace_until_its_autostop() {
     assert_eq!(stopped.latest_build.build_number, 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_autostart_with_automatic_updates_always_builds_the_active_version() {
+    let (server, c, ahead) = server_with_clock().await;
+    let dir = echo_template(&json!({"logs": [{"output": "v1"}]}));
+    let (template, v1) = create_template(&c, dir.path(), "echo", plain).await;
+    let (status, body) = create(
+        &c,
+        json!({"name": workspace_name(), "template_id": template, "automatic_updates": "always"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let ws: sdk::Workspace = serde_json::from_value(body).expect("workspace");
+    assert_eq!(wait_latest(&c, ws.id, 1).await.template_version_id, v1.id);
+    let stop = build(&c, ws.id, "stop").await;
+    assert_eq!(wait_build(&c, stop.id, BUILD).await.status, "stopped");
+    let v2 = push_version(&c, dir.path(), "echo", |r| r.template_id = Some(template)).await;
+    c.promote(template, v2.id).await.expect("promote");
+
+    let base = format!("/api/v2/workspaces/{}", ws.id);
+    let (status, body) =
+        c.raw(Method::GET, &format!("{base}/resolve-autostart"), None).await.expect("resolve");
+    assert_eq!((status, &body), (200, &json!({"parameter_mismatch": false})));
+    let (status, _) =
+        call(&c, Method::PUT, &format!("{base}/autostart"), json!({"schedule": "* * * * *"})).await;
+    assert_eq!(status, 204);
+    ahead.store(120, Ordering::SeqCst);
+    let start = wait_latest(&c, ws.id, 3).await;
+    assert_eq!(
+        (start.reason.as_str(), start.status.as_str(), start.template_version_id),
+        ("autostart", "running", v2.id),
+        "the scheduler moved it to the active version"
+    );
+    server.stop().await;
+}
