@@ -96,6 +96,10 @@ pub struct ServerArgs {
     /// A daemon connection whose ping is not answered within this long is closed.
     #[arg(long, env = "PROVISIONERD_KEEPALIVE_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration)]
     pub keepalive_timeout: Duration,
+    /// How often the scheduler queues the autostart and autostop builds
+    /// workspace schedules owe.
+    #[arg(long, env = "PROVISIONERD_AUTOBUILD_POLL_INTERVAL", default_value = "1m", value_parser = parse_positive_duration)]
+    pub autobuild_poll_interval: Duration,
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }

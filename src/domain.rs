@@ -16,7 +16,9 @@ use uuid::Uuid;
 mod agent;
 mod build_rules;
 pub mod job_state;
+pub mod schedule;
 mod template;
+pub mod workspace_query;
 
 pub use agent::{Agent, AgentMetadata, App, Healthcheck, Script};
 pub use build_rules::{check_imported, check_transition, NotImported};
@@ -148,6 +150,12 @@ wire_enum!(
 wire_enum!(
     /// Why a build was started.
     BuildReason { Initiator => "initiator", Autostart => "autostart", Autostop => "autostop" }
+);
+
+wire_enum!(
+    /// Whether the scheduler's start builds move a workspace to its
+    /// template's active version (`always`) or keep its version (`never`).
+    AutomaticUpdates { Never => "never", Always => "always" }
 );
 
 /// Tags a job requires or a daemon offers.

@@ -177,6 +177,7 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             offer_ack_timeout: args.offer_ack_timeout,
             keepalive_interval: args.keepalive_interval,
             keepalive_timeout: args.keepalive_timeout,
+            autobuild_poll_interval: args.autobuild_poll_interval,
             ..ServerSettings::default()
         },
     };

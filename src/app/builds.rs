@@ -135,6 +135,11 @@ impl App<'_> {
         check_request(&req)?;
         let ws = self.workspace(who, workspace_id, true).await?;
         authorize_build(who, &ws, &req)?;
+        if ws.dormant_at.is_some() && req.transition == Transition::Start {
+            return Err(Error::forbidden("Workspace is dormant and cannot be started.").detail(
+                "activate it first: PUT /api/v2/workspaces/{id}/dormant with {\"dormant\": false}",
+            ));
+        }
         let last = self.store.latest_build(ws.id).await?;
         let last_job = self.store.job(last.job_id).await?;
         check_no_active_build(&last, &last_job)?;

@@ -48,6 +48,9 @@ pub enum Error {
     /// The request clashes with the current state (an active build, a name taken).
     #[error("{}: {}", .0.message, .0.detail)]
     Conflict(Refusal),
+    /// The resource existed and was deleted (a workspace): `410 Gone`.
+    #[error("{}", .0.message)]
+    Gone(Refusal),
     /// The store cannot take writes right now (no space); it recovers by itself.
     #[error("the database cannot store writes: {0}")]
     Unavailable(String),
@@ -75,13 +78,21 @@ impl Error {
         Self::Conflict(Refusal::new(message))
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(Refusal::new(message))
+    }
+
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::Gone(Refusal::new(message))
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
     }
 
     fn refusal_mut(&mut self) -> Option<&mut Refusal> {
         match self {
-            Self::Forbidden(r) | Self::Invalid(r) | Self::Conflict(r) => Some(r),
+            Self::Forbidden(r) | Self::Invalid(r) | Self::Conflict(r) | Self::Gone(r) => Some(r),
             _ => None,
         }
     }
@@ -105,7 +116,9 @@ impl Error {
     /// The fields a refusal names (none for other errors).
     pub fn validations(&self) -> &[Validation] {
         match self {
-            Self::Forbidden(r) | Self::Invalid(r) | Self::Conflict(r) => &r.validations,
+            Self::Forbidden(r) | Self::Invalid(r) | Self::Conflict(r) | Self::Gone(r) => {
+                &r.validations
+            }
             _ => &[],
         }
     }

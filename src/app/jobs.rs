@@ -34,6 +34,13 @@ impl App<'_> {
             }
             other => other?,
         };
+        if result == CompleteResult::Completed {
+            // The job is complete either way: a deadline that could not be
+            // written is logged, and the workspace shuts down manually.
+            if let Err(e) = self.record_deadline(job_id).await {
+                tracing::error!(job = %job_id, error = %e, "could not set the build's deadline");
+            }
+        }
         if !matches!(result, CompleteResult::AlreadyCompleted) {
             self.events.publish(Event::JobUpdated(job_id));
         }

@@ -9,6 +9,8 @@
 //! - `builds.rs`: queue a build (the one path for every build: REST, a new
 //!   workspace's first build, a scheduler), cancel one, read builds.
 //! - `workspaces.rs`: create a workspace, read and list them.
+//! - `schedules.rs`: a workspace's settings (autostart, ttl, deadline,
+//!   dormancy, automatic updates, name) and the scheduler's tick.
 //! - `templates.rs`: import a template version, create a template, promote
 //!   a version, the "import succeeded" gate.
 //! - `jobs.rs`: complete or fail a job (the daemon service and the reaper).
@@ -32,6 +34,7 @@ mod files;
 mod jobs;
 pub mod passwords;
 mod provisioners;
+pub mod schedules;
 mod templates;
 mod users;
 pub mod validate;
@@ -40,6 +43,7 @@ mod workspaces;
 pub use access::Subject;
 pub use builds::BuildRequest;
 pub use error::{referenced, Error, Refusal, Result, Validation};
+pub use schedules::WorkspaceChange;
 pub use templates::{NewTemplate, NewVersion};
 pub use users::NewUser;
 pub use workspaces::NewWorkspace;

@@ -104,6 +104,7 @@ async fn world() -> (World, Uuid) {
         rich_parameter_values: Vec::new(),
         autostart_schedule: None,
         ttl_ms: None,
+        automatic_updates: None,
     };
     let (ws, first) =
         app.create_workspace(as_member, &w.member, None, new).await.expect("workspace");

@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::access::{self, Action, Resource, Subject};
 use super::builds::{initiator, NewBuild};
-use super::{referenced, validate, App, Error, Result};
-use crate::domain::{BuildReason, NameValue, Transition, WorkspaceBuild};
+use super::{referenced, schedules, validate, App, Error, Result};
+use crate::domain::workspace_query::WorkspaceQuery;
+use crate::domain::{AutomaticUpdates, BuildReason, NameValue, Transition, WorkspaceBuild};
 use crate::server::Event;
 use crate::store::{StoreError, Template, TemplateVersion, User, Workspace, WorkspaceFilter};
 
@@ -22,6 +23,8 @@ pub struct NewWorkspace {
     pub rich_parameter_values: Vec<NameValue>,
     pub autostart_schedule: Option<String>,
     pub ttl_ms: Option<i64>,
+    /// `always` or `never`; `never` when not given.
+    pub automatic_updates: Option<String>,
 }
 
 impl App<'_> {
@@ -35,43 +38,112 @@ impl App<'_> {
         let ws = self.store.workspace(id).await?;
         who.may(Action::Read, Resource::Workspace { owner: ws.owner_id })?;
         if ws.deleted && !include_deleted {
-            return Err(Error::NotFound);
+            return Err(Error::gone(format!(
+                "Workspace {:?} was deleted, you can view this workspace by specifying \
+                 '?include_deleted=true' and trying again.",
+                ws.id.to_string()
+            )));
         }
         Ok(ws)
     }
 
-    /// The owner's live workspace of that name, if the subject may see it.
+    /// The owner's live workspace of that name, if the subject may see it;
+    /// with `include_deleted`, the most recent deleted one when no live
+    /// one has the name.
     pub async fn workspace_by_name(
         &self,
         who: Subject<'_>,
         owner: Uuid,
         name: &str,
+        include_deleted: bool,
     ) -> Result<Workspace> {
-        let ws = self.store.workspace_by_owner_and_name(owner, name).await?;
-        self.workspace(who, ws.id, false).await
+        let ws = match self.store.workspace_by_owner_and_name(owner, name).await {
+            Err(StoreError::NotFound) if include_deleted => {
+                self.deleted_by_name(owner, name).await?.ok_or(Error::NotFound)?
+            }
+            other => other?,
+        };
+        self.workspace(who, ws.id, include_deleted).await
     }
 
-    /// A page of the live workspaces the subject may see, and their count.
+    /// The owner's most recently created deleted workspace of that name.
+    async fn deleted_by_name(&self, owner: Uuid, name: &str) -> Result<Option<Workspace>> {
+        let filter = WorkspaceFilter {
+            owner_id: Some(owner),
+            only_deleted: true,
+            name_contains: Some(name.to_owned()),
+            ..WorkspaceFilter::default()
+        };
+        let (list, _) = self.store.workspaces(&filter).await?;
+        Ok(list
+            .into_iter()
+            .filter(|w| w.name.eq_ignore_ascii_case(name))
+            .max_by_key(|w| w.created_at))
+    }
+
+    /// A page of the workspaces the subject may see that match `q`
+    /// (Coder's search grammar) and the separate query parameters
+    /// (`owner`, `template`, `name`, `status`), and their count. Every
+    /// refused term is one validation.
     pub async fn workspaces(
         &self,
         who: Subject<'_>,
+        q: &str,
+        params: Vec<(&str, String)>,
         limit: Option<i64>,
         offset: i64,
     ) -> Result<(Vec<Workspace>, i64)> {
         if limit.is_some_and(|l| l < 0) || offset < 0 {
             return Err(Error::bad_request("limit and offset must not be negative"));
         }
-        let owner_id = match who {
+        let query = parse_query(q, params)?;
+        let visible = match who {
             Subject::User(actor) => (!access::reads_all_workspaces(actor)).then_some(actor.id),
             Subject::System => None,
         };
-        let filter = WorkspaceFilter {
-            owner_id,
-            include_deleted: false,
+        let mut filter = WorkspaceFilter {
+            owner_id: visible,
+            name_contains: query.name,
+            template_name: query.template,
+            status: query.status,
+            dormant: query.dormant,
+            outdated: query.outdated,
+            only_deleted: query.deleted,
+            requester: who.user_id(),
             limit: limit.filter(|l| *l > 0),
             offset,
+            ..WorkspaceFilter::default()
         };
+        match (query.owner.as_deref(), who.user_id()) {
+            (Some("me"), Some(me)) if visible.is_none_or(|v| v == me) => filter.owner_id = Some(me),
+            (Some("me"), _) => return Ok((Vec::new(), 0)),
+            (Some(name), _) => filter.owner_username = Some(name.to_owned()),
+            (None, _) => {}
+        }
         Ok(self.store.workspaces(&filter).await?)
+    }
+
+    /// Marks or unmarks the owner's favorite; only the owner may, as in Coder.
+    pub async fn set_favorite(&self, who: Subject<'_>, id: Uuid, favorite: bool) -> Result<()> {
+        let mut ws = self.workspace(who, id, false).await?;
+        if who.user_id() != Some(ws.owner_id) {
+            let verb = if favorite { "favorite" } else { "un-favorite" };
+            return Err(Error::forbidden(format!("You can only {verb} workspaces that you own.")));
+        }
+        ws.favorite = favorite;
+        self.store.update_workspace(&ws).await?;
+        self.events.publish(Event::WorkspaceUpdated(ws.id));
+        Ok(())
+    }
+
+    /// Records a use of the workspace (`last_used_at`).
+    pub async fn workspace_used(&self, who: Subject<'_>, id: Uuid) -> Result<()> {
+        let mut ws = self.workspace(who, id, false).await?;
+        who.may(Action::Update, Resource::Workspace { owner: ws.owner_id })?;
+        ws.last_used_at = Some(Utc::now());
+        self.store.update_workspace(&ws).await?;
+        self.events.publish(Event::WorkspaceUpdated(ws.id));
+        Ok(())
     }
 
     /// Creates a workspace for `owner` and queues its first build (a start
@@ -89,6 +161,12 @@ impl App<'_> {
         validate::name("name", &req.name)?;
         let names: Vec<&str> = req.rich_parameter_values.iter().map(|v| v.name.as_str()).collect();
         validate::values("rich_parameter_values", &names)?;
+        let autostart_schedule = schedules::autostart_schedule(req.autostart_schedule.as_deref())?;
+        let ttl_ms = schedules::ttl_ms(req.ttl_ms)?;
+        let automatic_updates = match req.automatic_updates.as_deref() {
+            None | Some("") => AutomaticUpdates::Never,
+            Some(raw) => schedules::automatic_updates(raw)?,
+        };
         let (template, version) = self.workspace_template(&req).await?;
         let org = match organization {
             None => self.store.organization_by_id(template.organization_id).await?,
@@ -106,8 +184,12 @@ impl App<'_> {
             template_id: template.id,
             name: req.name,
             deleted: false,
-            autostart_schedule: req.autostart_schedule,
-            ttl_ms: req.ttl_ms,
+            autostart_schedule,
+            ttl_ms,
+            dormant_at: None,
+            automatic_updates,
+            favorite: false,
+            last_used_at: None,
             created_at: now,
             updated_at: now,
         };
@@ -166,4 +248,24 @@ impl App<'_> {
             }
         }
     }
+}
+
+/// The search query and the separate parameters as one query; every
+/// refused term is a validation of the 400.
+fn parse_query(q: &str, params: Vec<(&str, String)>) -> Result<WorkspaceQuery> {
+    let (mut query, mut issues) = match WorkspaceQuery::parse(q) {
+        Ok(query) => (query, Vec::new()),
+        Err(issues) => (WorkspaceQuery::default(), issues),
+    };
+    for (key, value) in params {
+        if let Err(issue) = query.set(key, value) {
+            issues.push(issue);
+        }
+    }
+    if issues.is_empty() {
+        return Ok(query);
+    }
+    let detail = issues.iter().map(|i| i.detail.as_str()).collect::<Vec<_>>().join("; ");
+    let refusal = Error::bad_request("Invalid workspace search query.").detail(detail);
+    Err(issues.into_iter().fold(refusal, |e, i| e.field(&i.field, i.detail)))
 }

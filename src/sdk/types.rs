@@ -197,6 +197,9 @@ pub struct Workspace {
     pub automatic_updates: String,
     pub allow_renames: bool,
     pub favorite: bool,
+    /// When the autostart schedule next starts the workspace.
+    #[serde(default)]
+    pub next_start_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /workspaces`.
@@ -440,6 +443,54 @@ pub struct CreateWorkspaceRequest {
     pub autostart_schedule: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_ms: Option<i64>,
+    /// `always` or `never` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic_updates: Option<String>,
+}
+
+/// `PUT /workspaces/{id}/autostart`: empty or null clears the schedule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateWorkspaceAutostartRequest {
+    #[serde(default)]
+    pub schedule: Option<String>,
+}
+
+/// `PUT /workspaces/{id}/ttl`: null clears the ttl.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateWorkspaceTtlRequest {
+    #[serde(default)]
+    pub ttl_ms: Option<i64>,
+}
+
+/// `PUT /workspaces/{id}/extend`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutExtendWorkspaceRequest {
+    pub deadline: DateTime<Utc>,
+}
+
+/// `PUT /workspaces/{id}/dormant`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateWorkspaceDormancy {
+    pub dormant: bool,
+}
+
+/// `PUT /workspaces/{id}/autoupdates`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateWorkspaceAutomaticUpdatesRequest {
+    pub automatic_updates: String,
+}
+
+/// `PATCH /workspaces/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateWorkspaceRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `GET /workspaces/{id}/resolve-autostart`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolveAutostartResponse {
+    pub parameter_mismatch: bool,
 }
 
 /// `POST /workspaces/{id}/builds`.

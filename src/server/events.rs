@@ -30,6 +30,9 @@ pub enum Event {
     JobUpdated(Uuid),
     /// A provisioner key was deleted: daemons using it must go.
     KeyRevoked(Uuid),
+    /// A workspace's settings changed (schedule, ttl, deadline, dormancy,
+    /// name, favorite, last use): its watchers look again.
+    WorkspaceUpdated(Uuid),
 }
 
 /// Log lines of one job as they were stored, in sequence order.

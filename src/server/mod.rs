@@ -11,6 +11,7 @@ use crate::store::DynStore;
 /// Who may do what; it lives with the use cases that ask it.
 pub use crate::app::access;
 pub mod api;
+pub mod autobuild;
 pub mod background;
 pub mod daemon_keys;
 pub mod daemons;
@@ -34,6 +35,9 @@ pub struct AppState {
     pub daemons: daemons::Registry,
     /// Failed-login limiter and the log followers' store read permits.
     pub limits: Arc<limits::Limits>,
+    /// Cancelled when the server stops serving: long-lived streams (watch)
+    /// end so connections can close.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -67,6 +71,10 @@ pub struct ServerSettings {
     pub follow_stall_timeout: std::time::Duration,
     /// Failed logins allowed per account and per source address.
     pub login_limits: limits::LoginLimits,
+    /// How often the scheduler looks for autostarts and autostops due.
+    pub autobuild_poll_interval: std::time::Duration,
+    /// The scheduler's clock (tests move it ahead).
+    pub clock: autobuild::Clock,
 }
 
 impl Default for ServerSettings {
@@ -81,6 +89,8 @@ impl Default for ServerSettings {
             keepalive_timeout: std::time::Duration::from_secs(5),
             follow_stall_timeout: std::time::Duration::from_secs(10),
             login_limits: limits::LoginLimits::default(),
+            autobuild_poll_interval: std::time::Duration::from_secs(60),
+            clock: autobuild::Clock::system(),
         }
     }
 }

@@ -60,6 +60,7 @@ pub async fn run(
         limits: Arc::new(Limits::new(config.settings.login_limits)),
         settings: Arc::new(config.settings),
         daemons: Default::default(),
+        closing: CancellationToken::new(),
     };
     if let Some(psk) = &config.psk {
         validate_psk(psk).map_err(anyhow::Error::msg)?;
@@ -111,6 +112,7 @@ pub async fn run(
     }
     daemons.close();
     let reaper = tokio::spawn(super::reaper::run(state.clone(), shutdown.clone()));
+    let autobuild = tokio::spawn(super::autobuild::run(state.clone(), shutdown.clone()));
     let tls = config.tls.is_some();
     tracing::info!(%addr, tls, builtin_daemons = config.builtin_daemons, "provisionerd server listening");
 
@@ -124,8 +126,10 @@ pub async fn run(
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, daemons.wait()).await;
     }
     sessions.cancel();
+    state.closing.cancel();
     stop_serving.cancel();
     let _ = reaper.await;
+    let _ = autobuild.await;
     for mut server in servers {
         match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
             Ok(joined) => joined??,

@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    ImportResult, Job, JobOutcome, LogLine, Provisioner, Role, StoredLog, StoredResource, Tags,
-    WorkspaceBuild,
+    AutomaticUpdates, BuildStatus, ImportResult, Job, JobOutcome, LogLine, Provisioner, Role,
+    StoredLog, StoredResource, Tags, WorkspaceBuild,
 };
 
 pub mod postgres;
@@ -147,6 +147,13 @@ pub struct Workspace {
     pub deleted: bool,
     pub autostart_schedule: Option<String>,
     pub ttl_ms: Option<i64>,
+    /// Set while the workspace is dormant: it cannot be started.
+    pub dormant_at: Option<DateTime<Utc>>,
+    pub automatic_updates: AutomaticUpdates,
+    /// Marked by its owner: first in the owner's lists.
+    pub favorite: bool,
+    /// When someone last used it (`POST usage`); `None` before any use.
+    pub last_used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -155,6 +162,22 @@ pub struct Workspace {
 #[derive(Debug, Clone, Default)]
 pub struct WorkspaceFilter {
     pub owner_id: Option<Uuid>,
+    /// The owner's username, any case.
+    pub owner_username: Option<String>,
+    /// A part of the name, any case.
+    pub name_contains: Option<String>,
+    /// The template's name, any case.
+    pub template_name: Option<String>,
+    /// The status of the latest build (`domain::build_status` of its job
+    /// and transition).
+    pub status: Option<BuildStatus>,
+    pub dormant: Option<bool>,
+    /// Whether the latest build is of another version than the active one.
+    pub outdated: Option<bool>,
+    /// Only deleted workspaces (Coder's `deleted:true`).
+    pub only_deleted: bool,
+    /// This user's favorite workspaces come first.
+    pub requester: Option<Uuid>,
     pub include_deleted: bool,
     pub limit: Option<i64>,
     pub offset: i64,
@@ -286,6 +309,20 @@ pub trait Store: Send + Sync + 'static {
     /// The owner's workspace of that name that is not deleted.
     async fn workspace_by_owner_and_name(&self, owner_id: Uuid, name: &str) -> Result<Workspace>;
     async fn workspaces(&self, filter: &WorkspaceFilter) -> Result<(Vec<Workspace>, i64)>;
+    /// Writes a live workspace's settings (name, schedule, ttl, dormancy,
+    /// automatic updates, favorite, last use, updated_at). `NotFound` when it is deleted or
+    /// missing, `Conflict` when the owner has a live workspace of the name.
+    async fn update_workspace(&self, workspace: &Workspace) -> Result<()>;
+    /// Live, not dormant workspaces the scheduler may owe a build: those
+    /// with an autostart schedule or a build with a deadline.
+    async fn autobuild_candidates(&self) -> Result<Vec<Workspace>>;
+    /// Sets a build's deadline and max deadline (`None` clears them).
+    async fn set_build_deadline(
+        &self,
+        build_id: Uuid,
+        deadline: Option<DateTime<Utc>>,
+        max_deadline: Option<DateTime<Utc>>,
+    ) -> Result<()>;
     /// Inserts a build and its job. `Conflict` when the workspace's latest
     /// build's job has not completed, or `build.build_number` is taken.
     async fn insert_build(&self, build: &WorkspaceBuild, job: &Job) -> Result<()>;

@@ -73,6 +73,9 @@ pub struct Opts {
     /// How long a log follower's socket may take no lines before it is closed.
     pub follow_stall_timeout: Duration,
     pub login_limits: LoginLimits,
+    /// The scheduler's poll interval and clock.
+    pub autobuild_poll_interval: Duration,
+    pub clock: provisionerd::server::autobuild::Clock,
 }
 
 impl Default for Opts {
@@ -93,6 +96,8 @@ impl Default for Opts {
             keepalive_timeout: Duration::from_secs(5),
             follow_stall_timeout: ServerSettings::default().follow_stall_timeout,
             login_limits: LoginLimits::default(),
+            autobuild_poll_interval: Duration::from_secs(60),
+            clock: provisionerd::server::autobuild::Clock::system(),
         }
     }
 }
@@ -196,6 +201,8 @@ impl TestServer {
                 keepalive_timeout: opts.keepalive_timeout,
                 follow_stall_timeout: opts.follow_stall_timeout,
                 login_limits: opts.login_limits,
+                autobuild_poll_interval: opts.autobuild_poll_interval,
+                clock: opts.clock.clone(),
                 ..ServerSettings::default()
             },
             tls: opts.tls.clone(),

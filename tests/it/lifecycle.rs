@@ -110,7 +110,7 @@ async fn full_lifecycle_carries_state_and_runs_destroy_provisioners() {
         None,
     )
     .await;
-    assert_eq!(status, 404, "a deleted workspace is gone");
+    assert_eq!(status, 410, "a deleted workspace is gone (Coder's 410)");
     server.stop().await;
 }
 
@@ -148,7 +148,7 @@ async fn orphan_delete_destroys_nothing_but_deletes_the_workspace() {
         None,
     )
     .await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 410, "a deleted workspace is gone (Coder's 410)");
     server.stop().await;
 }
 

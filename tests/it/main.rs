@@ -22,5 +22,7 @@ mod protocol;
 mod proxy;
 mod queue;
 mod restart;
+mod schedules;
 mod store_outage;
 mod tls;
+mod workspace_lists;

@@ -103,6 +103,7 @@ impl From<app::Error> for ApiError {
             app::Error::Forbidden(r) => refusal(StatusCode::FORBIDDEN, r),
             app::Error::Invalid(r) => refusal(StatusCode::BAD_REQUEST, r),
             app::Error::Conflict(r) => refusal(StatusCode::CONFLICT, r),
+            app::Error::Gone(r) => refusal(StatusCode::GONE, r),
             app::Error::Unavailable(why) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "The server cannot store changes right now.")
                     .detail(format!("the database refused the write ({why}): free disk space on the server's data volume, then retry; the server recovers by itself"))

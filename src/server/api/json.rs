@@ -197,13 +197,14 @@ pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJ
         name: ws.name.clone(),
         autostart_schedule: ws.autostart_schedule.clone(),
         ttl_ms: ws.ttl_ms,
-        last_used_at: ws.updated_at,
+        last_used_at: ws.last_used_at.unwrap_or(ws.created_at),
         deleting_at: None,
-        dormant_at: None,
+        dormant_at: ws.dormant_at,
         health: sdk::WorkspaceHealth { healthy: true, failing_agents: Vec::new() },
-        automatic_updates: "never".to_owned(),
-        allow_renames: false,
-        favorite: false,
+        automatic_updates: ws.automatic_updates.to_string(),
+        allow_renames: true,
+        favorite: ws.favorite,
+        next_start_at: crate::app::schedules::next_start_at(ws, chrono::Utc::now()),
     })
 }
 

@@ -28,6 +28,8 @@ mod outer;
 pub mod resources;
 mod templates;
 mod users;
+mod watch;
+mod workspace_settings;
 mod workspaces;
 
 use crate::app::validate;
@@ -139,7 +141,19 @@ pub fn router(state: AppState, grpc: Router) -> Router {
         .route("/users/{user}/workspace/{name}", get(workspaces::by_owner_and_name))
         .route("/users/{user}/workspace/{name}/builds/{number}", get(builds::by_number))
         .route("/workspaces", get(workspaces::list))
-        .route("/workspaces/{id}", get(workspaces::get))
+        .route("/workspaces/{id}", get(workspaces::get).patch(workspace_settings::rename))
+        .route("/workspaces/{id}/autostart", put(workspace_settings::autostart))
+        .route("/workspaces/{id}/ttl", put(workspace_settings::ttl))
+        .route("/workspaces/{id}/extend", put(workspace_settings::extend))
+        .route("/workspaces/{id}/dormant", put(workspace_settings::dormant))
+        .route("/workspaces/{id}/autoupdates", put(workspace_settings::autoupdates))
+        .route("/workspaces/{id}/resolve-autostart", get(workspace_settings::resolve_autostart))
+        .route(
+            "/workspaces/{id}/favorite",
+            put(workspaces::put_favorite).delete(workspaces::delete_favorite),
+        )
+        .route("/workspaces/{id}/usage", post(workspaces::usage))
+        .route("/workspaces/{id}/watch", get(watch::watch))
         .route("/workspaces/{id}/builds", post(builds::create).get(builds::list))
         .route("/workspacebuilds/{id}", get(builds::get))
         .route("/workspacebuilds/{id}/logs", get(logs::build_logs))

@@ -52,6 +52,7 @@ async fn create(
         rich_parameter_values: json::name_values(req.rich_parameter_values),
         autostart_schedule: req.autostart_schedule,
         ttl_ms: req.ttl_ms,
+        automatic_updates: req.automatic_updates,
     };
     let (ws, _) = app.create_workspace(caller.subject(), &owner, org.as_deref(), new).await?;
     Ok((StatusCode::CREATED, Json(json::workspace(&state, &ws).await?)))
@@ -78,10 +79,11 @@ pub async fn by_owner_and_name(
     State(state): State<AppState>,
     caller: Caller,
     Path((user, name)): Path<(String, String)>,
+    Query(q): Query<GetQuery>,
 ) -> ApiResult<Json<json::WorkspaceJson>> {
     let app = state.app();
     let owner = app.user_by_ref(&caller.user, &user).await?;
-    let ws = app.workspace_by_name(caller.subject(), owner.id, &name).await?;
+    let ws = app.workspace_by_name(caller.subject(), owner.id, &name, q.include_deleted).await?;
     Ok(Json(json::workspace(&state, &ws).await?))
 }
 
@@ -90,6 +92,14 @@ pub struct ListQuery {
     limit: Option<i64>,
     #[serde(default)]
     offset: i64,
+    #[serde(default)]
+    q: String,
+    // Seed 003's separate filters.
+    owner: Option<String>,
+    template: Option<String>,
+    name: Option<String>,
+    status: Option<String>,
+    has_agent: Option<String>,
 }
 
 pub async fn list(
@@ -97,10 +107,55 @@ pub async fn list(
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let (list, count) = state.app().workspaces(caller.subject(), q.limit, q.offset).await?;
+    let params: Vec<(&str, String)> = [
+        ("owner", q.owner),
+        ("template", q.template),
+        ("name", q.name),
+        ("status", q.status),
+        ("has-agent", q.has_agent),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect();
+    let app = state.app();
+    let (list, count) = app.workspaces(caller.subject(), &q.q, params, q.limit, q.offset).await?;
     let mut out = Vec::with_capacity(list.len());
     for ws in &list {
         out.push(json::workspace(&state, ws).await?);
     }
     Ok(Json(serde_json::json!({"workspaces": out, "count": count})))
+}
+
+async fn favorite(state: AppState, caller: Caller, id: String, on: bool) -> ApiResult<StatusCode> {
+    let id = uuid_param("workspace", &id)?;
+    state.app().set_favorite(caller.subject(), id, on).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn put_favorite(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    favorite(state, caller, id, true).await
+}
+
+pub async fn delete_favorite(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    favorite(state, caller, id, false).await
+}
+
+/// `POST usage`: any body (Coder's agent and app names) is accepted and
+/// not needed; the use is what counts.
+pub async fn usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = uuid_param("workspace", &id)?;
+    state.app().workspace_used(caller.subject(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -155,6 +155,10 @@ pub fn workspace(f: &Fixture, name: &str) -> Workspace {
         deleted: false,
         autostart_schedule: None,
         ttl_ms: None,
+        dormant_at: None,
+        automatic_updates: crate::domain::AutomaticUpdates::Never,
+        favorite: false,
+        last_used_at: None,
         created_at: now,
         updated_at: now,
     }

@@ -5,7 +5,10 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::fixture::{build, fixture, new_workspace, take, user, workspace, Fixture};
-use crate::domain::{JobOutcome, JobStatus, JobType, NameValue, Transition, WorkspaceBuild};
+use crate::domain::{
+    build_status, AutomaticUpdates, BuildStatus, JobOutcome, JobStatus, JobType, NameValue,
+    Transition, WorkspaceBuild,
+};
 use crate::store::{BuildPage, CompleteResult, Store, StoreError, Workspace, WorkspaceFilter};
 
 /// Runs a queued job to success as a new daemon (it must be next in line).
@@ -225,4 +228,124 @@ pub async fn builds_are_paged_newest_first(store: &dyn Store) {
     assert_eq!(numbers(later).await, [0; 0]);
     let other = store.builds_of_workspace(Uuid::new_v4(), &BuildPage::default()).await;
     assert!(other.expect("an unknown workspace has no builds").is_empty());
+}
+
+/// A live workspace's settings are written and read back; a rename to a
+/// name the owner uses is a conflict; a deleted workspace is not updated.
+/// The scheduler's candidates are the live, not dormant workspaces with a
+/// schedule or a build with a deadline, and a build's deadline is set and
+/// cleared.
+pub async fn settings_deadlines_and_scheduler_candidates(store: &dyn Store) {
+    let f = fixture(store).await;
+    let (plain, plain_build, _) = new_workspace(store, &f, "plain").await;
+    let (sched, _, _) = new_workspace(store, &f, "sched").await;
+    assert!(store.autobuild_candidates().await.expect("none").is_empty());
+
+    let at = Utc::now() + Duration::hours(1);
+    let changed = Workspace {
+        name: "scheduled".into(),
+        autostart_schedule: Some("CRON_TZ=UTC 0 9 * * *".into()),
+        ttl_ms: Some(60_000),
+        automatic_updates: AutomaticUpdates::Always,
+        ..sched.clone()
+    };
+    store.update_workspace(&changed).await.expect("update");
+    let got = store.workspace(sched.id).await.expect("read back");
+    assert_eq!(
+        (got.name.as_str(), got.autostart_schedule.as_deref(), got.ttl_ms, got.automatic_updates),
+        ("scheduled", Some("CRON_TZ=UTC 0 9 * * *"), Some(60_000), AutomaticUpdates::Always)
+    );
+    let clash = Workspace { name: "PLAIN".into(), ..changed.clone() };
+    assert!(matches!(store.update_workspace(&clash).await, Err(StoreError::Conflict(_))));
+    let missing = Workspace { id: Uuid::new_v4(), ..changed.clone() };
+    assert!(matches!(store.update_workspace(&missing).await, Err(StoreError::NotFound)));
+
+    let ids = |l: Vec<Workspace>| l.into_iter().map(|w| w.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.autobuild_candidates().await.expect("one")), vec![sched.id]);
+    store.set_build_deadline(plain_build.id, Some(at), None).await.expect("deadline");
+    let b = store.build(plain_build.id).await.expect("build");
+    assert_eq!(b.deadline.map(|d| d.timestamp_micros()), Some(at.timestamp_micros()));
+    assert_eq!(ids(store.autobuild_candidates().await.expect("two")), vec![plain.id, sched.id]);
+    let dormant = Workspace { dormant_at: Some(Utc::now()), ..changed };
+    store.update_workspace(&dormant).await.expect("dormant");
+    assert!(store.workspace(sched.id).await.expect("ws").dormant_at.is_some());
+    assert_eq!(ids(store.autobuild_candidates().await.expect("not dormant")), vec![plain.id]);
+    store.set_build_deadline(plain_build.id, None, None).await.expect("cleared");
+    assert_eq!(store.build(plain_build.id).await.expect("build").deadline, None);
+    assert!(store.autobuild_candidates().await.expect("none again").is_empty());
+    let nobody = Uuid::new_v4();
+    assert!(matches!(
+        store.set_build_deadline(nobody, None, None).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Lists filter by owner name, a part of the name, template, the latest
+/// build's status (as `domain::build_status` derives it), dormancy,
+/// outdatedness and deletion, and the requester's favorites come first.
+pub async fn workspaces_are_filtered_by_query(store: &dyn Store) {
+    let f = fixture(store).await;
+    let base = Utc::now() - Duration::hours(1);
+    let beta = insert_at(store, &f, "beta", f.user.id, base).await;
+    let beta_job = store.latest_build(beta).await.expect("b").job_id;
+    succeed(store, beta_job).await;
+    let alpha = insert_at(store, &f, "alpha-DEV", f.user.id, base + Duration::seconds(1)).await;
+    let bob = user("bob", vec![]);
+    store.insert_user(&bob).await.expect("bob");
+    let gamma = insert_at(store, &f, "gamma", bob.id, base + Duration::seconds(2)).await;
+    let mut sleepy = store.workspace(gamma).await.expect("gamma");
+    sleepy.dormant_at = Some(Utc::now());
+    store.update_workspace(&sleepy).await.expect("dormant");
+
+    let ids = |filter: WorkspaceFilter| async move {
+        let (page, count) = store.workspaces(&filter).await.expect("list");
+        let ids: Vec<Uuid> = page.into_iter().map(|w| w.id).collect();
+        assert_eq!(ids.len() as i64, count, "no paging here: {filter:?}");
+        ids
+    };
+    let all = WorkspaceFilter::default;
+    assert_eq!(ids(all()).await, vec![beta, alpha, gamma]);
+    let named = WorkspaceFilter { name_contains: Some("dev".into()), ..all() };
+    assert_eq!(ids(named).await, vec![alpha]);
+    let bobs = WorkspaceFilter { owner_username: Some("BOB".into()), ..all() };
+    assert_eq!(ids(bobs).await, vec![gamma]);
+    let tpl = WorkspaceFilter { template_name: Some(f.template.name.to_uppercase()), ..all() };
+    assert_eq!(ids(tpl).await, vec![beta, alpha, gamma]);
+    let other_tpl = WorkspaceFilter { template_name: Some("nope".into()), ..all() };
+    assert_eq!(ids(other_tpl).await, Vec::<Uuid>::new());
+    for (status, expected) in [
+        (BuildStatus::Running, vec![beta]),
+        (BuildStatus::Pending, vec![alpha, gamma]),
+        (BuildStatus::Failed, vec![]),
+    ] {
+        let by_status = WorkspaceFilter { status: Some(status), ..all() };
+        assert_eq!(ids(by_status).await, expected, "{status}");
+    }
+    let job = store.job(beta_job).await.expect("job");
+    assert_eq!(
+        build_status(job.status(), Transition::Start),
+        BuildStatus::Running,
+        "the domain agrees"
+    );
+    let dormant = WorkspaceFilter { dormant: Some(true), ..all() };
+    assert_eq!(ids(dormant).await, vec![gamma]);
+    let awake = WorkspaceFilter { dormant: Some(false), ..all() };
+    assert_eq!(ids(awake).await, vec![beta, alpha]);
+    let outdated = WorkspaceFilter { outdated: Some(true), ..all() };
+    assert_eq!(ids(outdated).await, Vec::<Uuid>::new());
+    let current = WorkspaceFilter { outdated: Some(false), ..all() };
+    assert_eq!(ids(current).await.len(), 3);
+    let deleted = WorkspaceFilter { only_deleted: true, ..all() };
+    assert_eq!(ids(deleted).await, Vec::<Uuid>::new());
+
+    let mut fav = store.workspace(alpha).await.expect("alpha");
+    fav.favorite = true;
+    fav.last_used_at = Some(Utc::now());
+    store.update_workspace(&fav).await.expect("favorite");
+    let got = store.workspace(alpha).await.expect("alpha");
+    assert!(got.favorite && got.last_used_at.is_some());
+    let mine_first = WorkspaceFilter { requester: Some(f.user.id), ..all() };
+    assert_eq!(ids(mine_first).await, vec![alpha, beta, gamma], "the requester's favorite first");
+    let bobs_view = WorkspaceFilter { requester: Some(bob.id), ..all() };
+    assert_eq!(ids(bobs_view).await, vec![beta, alpha, gamma], "another's favorite is not theirs");
 }

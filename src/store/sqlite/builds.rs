@@ -3,7 +3,8 @@
 //! workspace's latest build and checks it against `domain::job_state`'s
 //! one-active-build rule.
 
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use chrono::{DateTime, Utc};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
 use super::rows::{self, ts};
@@ -19,8 +20,9 @@ pub async fn insert_workspace(
 ) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
     sqlx::query(
-        "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, deleted, autostart_schedule, ttl_ms, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, deleted, autostart_schedule, ttl_ms,
+            dormant_at, automatic_updates, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(ws.id.to_string())
     .bind(ws.organization_id.to_string())
@@ -30,6 +32,8 @@ pub async fn insert_workspace(
     .bind(ws.deleted)
     .bind(&ws.autostart_schedule)
     .bind(ws.ttl_ms)
+    .bind(ws.dormant_at.map(ts))
+    .bind(ws.automatic_updates.as_str())
     .bind(ts(ws.created_at))
     .bind(ts(ws.updated_at))
     .execute(&mut *tx)
@@ -94,29 +98,71 @@ async fn insert_build_row(tx: &mut Transaction<'static, Sqlite>, b: &WorkspaceBu
     Ok(())
 }
 
+/// The status of a workspace's latest build, in SQL: `Job::status` and
+/// `domain::build_status` spelled as a CASE, so lists filter by status in
+/// the database. The conformance suite checks it against the domain's.
+const LATEST_STATUS: &str = "(SELECT CASE
+        WHEN j.error IS NOT NULL THEN 'failed'
+        WHEN j.completed_at IS NOT NULL AND j.canceled_at IS NOT NULL THEN 'canceled'
+        WHEN j.completed_at IS NOT NULL THEN
+            CASE b.transition WHEN 'start' THEN 'running' WHEN 'stop' THEN 'stopped' ELSE 'deleted' END
+        WHEN j.canceled_at IS NOT NULL THEN 'canceling'
+        WHEN j.started_at IS NULL THEN 'pending'
+        ELSE CASE b.transition WHEN 'start' THEN 'starting' WHEN 'stop' THEN 'stopping' ELSE 'deleting' END
+    END
+    FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id
+    WHERE b.workspace_id = w.id ORDER BY b.build_number DESC LIMIT 1)";
+
+/// Whether the latest build runs another version than the active one.
+const LATEST_OUTDATED: &str = "(SELECT b.template_version_id != t.active_version_id
+    FROM workspace_builds b JOIN templates t ON t.id = w.template_id
+    WHERE b.workspace_id = w.id ORDER BY b.build_number DESC LIMIT 1)";
+
 pub async fn workspaces(pool: &SqlitePool, f: &WorkspaceFilter) -> Result<(Vec<Workspace>, i64)> {
-    let owner = f.owner_id.map(|o| o.to_string());
-    let where_clause = "(? IS NULL OR owner_id = ?) AND (? OR deleted = 0)";
-    let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM workspaces WHERE {where_clause}"
-    )))
-    .bind(&owner)
-    .bind(&owner)
-    .bind(f.include_deleted)
-    .fetch_one(pool)
-    .await
-    .map_err(db)?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT * FROM workspaces WHERE {where_clause} ORDER BY created_at, id LIMIT ? OFFSET ?"
-    )))
-    .bind(&owner)
-    .bind(&owner)
-    .bind(f.include_deleted)
-    .bind(f.limit.unwrap_or(-1))
-    .bind(f.offset)
-    .fetch_all(pool)
-    .await
-    .map_err(db)?;
+    let where_clause = format!(
+        "(?1 IS NULL OR w.owner_id = ?1)
+        AND (?2 OR w.deleted = 0) AND (NOT ?3 OR w.deleted = 1)
+        AND (?4 IS NULL OR w.owner_id IN (SELECT id FROM users WHERE lower(username) = lower(?4)))
+        AND (?5 IS NULL OR instr(lower(w.name), lower(?5)) > 0)
+        AND (?6 IS NULL OR w.template_id IN (SELECT id FROM templates WHERE lower(name) = lower(?6)))
+        AND (?7 IS NULL OR (w.dormant_at IS NOT NULL) = ?7)
+        AND (?8 IS NULL OR {LATEST_STATUS} = ?8)
+        AND (?9 IS NULL OR {LATEST_OUTDATED} = ?9)"
+    );
+    type Q = sqlx::query::Query<'static, Sqlite, <Sqlite as sqlx::Database>::Arguments>;
+    let bind = |q: Q| {
+        q.bind(f.owner_id.map(|o| o.to_string()))
+            .bind(f.include_deleted || f.only_deleted)
+            .bind(f.only_deleted)
+            .bind(f.owner_username.clone())
+            .bind(f.name_contains.clone())
+            .bind(f.template_name.clone())
+            .bind(f.dormant)
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(f.outdated)
+            .bind(f.requester.map(|r| r.to_string()))
+    };
+    // `?10 IS ?10` only names the requester, bound for the list's order, so
+    // both queries take the same parameters.
+    let count_sql =
+        format!("SELECT COUNT(*) AS n FROM workspaces w WHERE {where_clause} AND ?10 IS ?10");
+    let count: i64 = bind(sqlx::query(sqlx::AssertSqlSafe(count_sql)))
+        .fetch_one(pool)
+        .await
+        .map_err(db)?
+        .try_get("n")
+        .map_err(db)?;
+    // The requester's own favorites first, then oldest first.
+    let list_sql = format!(
+        "SELECT w.* FROM workspaces w WHERE {where_clause}
+         ORDER BY (w.favorite = 1 AND w.owner_id = ?10) DESC, w.created_at, w.id LIMIT ?11 OFFSET ?12"
+    );
+    let rows = bind(sqlx::query(sqlx::AssertSqlSafe(list_sql)))
+        .bind(f.limit.unwrap_or(-1))
+        .bind(f.offset)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
     let list = rows.iter().map(rows::workspace).collect::<Result<_>>()?;
     Ok((list, count))
 }
@@ -139,4 +185,63 @@ pub async fn builds_of_workspace(
     .await
     .map_err(db)?;
     rows.iter().map(rows::build).collect()
+}
+
+pub async fn update_workspace(pool: &SqlitePool, ws: &Workspace) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE workspaces SET name = ?, autostart_schedule = ?, ttl_ms = ?, dormant_at = ?,
+            automatic_updates = ?, favorite = ?, last_used_at = ?, updated_at = ?
+         WHERE id = ? AND deleted = 0",
+    )
+    .bind(&ws.name)
+    .bind(&ws.autostart_schedule)
+    .bind(ws.ttl_ms)
+    .bind(ws.dormant_at.map(ts))
+    .bind(ws.automatic_updates.as_str())
+    .bind(ws.favorite)
+    .bind(ws.last_used_at.map(ts))
+    .bind(ts(ws.updated_at))
+    .bind(ws.id.to_string())
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn autobuild_candidates(pool: &SqlitePool) -> Result<Vec<Workspace>> {
+    let rows = sqlx::query(
+        "SELECT * FROM workspaces w WHERE w.deleted = 0 AND w.dormant_at IS NULL
+            AND (w.autostart_schedule IS NOT NULL OR EXISTS (
+                SELECT 1 FROM workspace_builds b WHERE b.workspace_id = w.id AND b.deadline IS NOT NULL))
+         ORDER BY w.created_at, w.id",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(rows::workspace).collect()
+}
+
+pub async fn set_build_deadline(
+    pool: &SqlitePool,
+    build_id: Uuid,
+    deadline: Option<DateTime<Utc>>,
+    max_deadline: Option<DateTime<Utc>>,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE workspace_builds SET deadline = ?, max_deadline = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(deadline.map(ts))
+    .bind(max_deadline.map(ts))
+    .bind(rows::now())
+    .bind(build_id.to_string())
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::SqlSafeStr;
 
 /// `(version, description, SQL)` of every file in `migrations/sqlite`, in order.
-const MIGRATIONS: [(i64, &str, &str); 8] = [
+const MIGRATIONS: [(i64, &str, &str); 9] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "provisioner keys", include_str!("../../../migrations/sqlite/0002_provisioner_keys.sql")),
     (3, "template imports", include_str!("../../../migrations/sqlite/0003_template_imports.sql")),
@@ -21,6 +21,11 @@ const MIGRATIONS: [(i64, &str, &str); 8] = [
     (6, "user roles", include_str!("../../../migrations/sqlite/0006_user_roles.sql")),
     (7, "late results", include_str!("../../../migrations/sqlite/0007_late_results.sql")),
     (8, "queue match", include_str!("../../../migrations/sqlite/0008_queue_match.sql")),
+    (
+        10,
+        "workspace schedules",
+        include_str!("../../../migrations/sqlite/0010_workspace_schedules.sql"),
+    ),
 ];
 
 /// The migrator that brings a database to the current schema.

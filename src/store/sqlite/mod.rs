@@ -620,6 +620,28 @@ impl Store for SqliteStore {
         builds::workspaces(&self.pool, filter).await
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn update_workspace(&self, ws: &Workspace) -> Result<()> {
+        let r = builds::update_workspace(&self.writer, ws).await;
+        self.watch(r, true)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn autobuild_candidates(&self) -> Result<Vec<Workspace>> {
+        builds::autobuild_candidates(&self.pool).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_build_deadline(
+        &self,
+        build_id: Uuid,
+        deadline: Option<chrono::DateTime<chrono::Utc>>,
+        max_deadline: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<()> {
+        let r = builds::set_build_deadline(&self.writer, build_id, deadline, max_deadline).await;
+        self.watch(r, true)
+    }
+
     async fn insert_build(&self, build: &WorkspaceBuild, job: &Job) -> Result<()> {
         let r = builds::insert_build(&self.writer, build, job).await;
         self.watch(r, true)

@@ -186,6 +186,10 @@ pub fn workspace(row: &SqliteRow) -> Result<Workspace> {
         deleted: flag(row, "deleted")?,
         autostart_schedule: opt_text(row, "autostart_schedule")?,
         ttl_ms: row.try_get("ttl_ms").map_err(|e| corrupt("ttl_ms", e))?,
+        dormant_at: opt_time(row, "dormant_at")?,
+        automatic_updates: parsed(row, "automatic_updates")?,
+        favorite: flag(row, "favorite")?,
+        last_used_at: opt_time(row, "last_used_at")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
