@@ -18,7 +18,7 @@ mod build_rules;
 pub mod job_state;
 mod template;
 
-pub use agent::{Agent, AgentMetadata, App, Healthcheck, Script};
+pub use agent::{slim_window, Agent, AgentMetadata, App, Healthcheck, Script};
 pub use build_rules::{check_imported, check_transition, NotImported};
 pub use template::{
     resolve_parameters, ImportResult, ParameterIssue, ParameterOption, TemplateParameter,

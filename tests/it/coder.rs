@@ -185,7 +185,7 @@ async fn agents_attach_to_the_nearest_dependent_resource() {
     let far = &resource(&build.resources, "far_vm").agents[0];
     assert_eq!(far["operating_system"], "windows");
     assert_eq!(far["auth"], "token");
-    // coder_agent_instance switches db to instance identity.
+    // db uses instance identity; coder_agent_instance names its instance.
     let db_vm = resource(&build.resources, "db_vm");
     let db = &db_vm.agents[0];
     assert_eq!(db["auth"], "instance_id");
@@ -374,15 +374,6 @@ resource "coder_app" "two" {
 resource "coder_metadata" "a" { resource_id = terraform_data.vm.id }
 resource "coder_metadata" "b" { resource_id = terraform_data.vm.id }"#,
         &["terraform_data.vm has two coder_metadata", "coder_metadata.a", "coder_metadata.b"],
-    ),
-    (
-        "an agent nothing depends on",
-        r#"resource "coder_agent" "lonely" {
-  os = "linux"
-  arch = "amd64"
-}
-resource "terraform_data" "vm" { input = "x" }"#,
-        &["no resource depends on agent \"lonely\"", "coder_agent.lonely"],
     ),
 ];
 

@@ -159,6 +159,7 @@ fn app(p: &App) -> Value {
         },
         "order": p.order,
         "hidden": p.hidden,
+        "open_in": p.open_in,
     })
 }
 

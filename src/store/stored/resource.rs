@@ -97,6 +97,8 @@ struct App {
     healthcheck: Option<Healthcheck>,
     order: i64,
     hidden: bool,
+    #[serde(default = "domain::slim_window")]
+    open_in: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,7 +208,7 @@ convert!(AgentMetadata <-> domain::AgentMetadata {
 });
 convert!(App <-> domain::App {
     id, slug, display_name, command, url, icon, subdomain, sharing_level, external,
-    healthcheck via opt, order, hidden,
+    healthcheck via opt, order, hidden, open_in,
 });
 convert!(Healthcheck <-> domain::Healthcheck { url, interval, threshold });
 convert!(Script <-> domain::Script {
