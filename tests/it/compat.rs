@@ -133,3 +133,50 @@ async fn creating_a_workspace_with_both_template_and_version_is_a_400() {
     assert_eq!(workspaces.count, 0, "no workspace was created: {workspaces:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_coder_clients_call_and_trailing_slashes() {
+    let server = TestServer::start(Opts::default()).await;
+    let c = server.client().await;
+    let (template, version) = create_template(&c, &template_dir("basic"), "terraform", plain).await;
+    let get =
+        |path: String| raw(Method::GET, format!("{}{path}", server.url), Some(c.token()), None);
+
+    let (status, orgs) = get("/api/v2/organizations".into()).await;
+    assert_eq!(status, 200, "{orgs}");
+    let org_id = orgs[0]["id"].as_str().expect("an organization").to_owned();
+    assert_eq!(orgs.as_array().map(Vec::len), Some(1), "{orgs}");
+
+    let (status, templates) = get("/api/v2/templates".into()).await;
+    assert_eq!(status, 200, "{templates}");
+    let ids: Vec<&str> =
+        templates.as_array().into_iter().flatten().filter_map(|t| t["id"].as_str()).collect();
+    assert_eq!(ids, [template.to_string()], "{templates}");
+
+    let (status, by_name) =
+        get(format!("/api/v2/templates/{template}/versions/{}", version.name)).await;
+    assert_eq!(status, 200, "{by_name}");
+    assert_eq!(by_name["id"], version.id.to_string());
+    let (status, body) = get(format!("/api/v2/templates/{template}/versions/no-such")).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["message"].as_str().unwrap_or("").contains("no-such"), "{body}");
+
+    let (status, examples) =
+        get(format!("/api/v2/organizations/{org_id}/templates/examples")).await;
+    assert_eq!((status, examples), (200, json!([])));
+    let (status, _) = get("/api/v2/organizations/nope/templates/examples".into()).await;
+    assert_eq!(status, 404);
+
+    // A trailing slash reaches the same handler, query kept.
+    let (status, versions) = get(format!("/api/v2/templates/{template}/versions/")).await;
+    assert_eq!(status, 200, "{versions}");
+    assert_eq!(versions[0]["id"], version.id.to_string());
+    let (status, me) = get("/api/v2/users/me/".into()).await;
+    assert_eq!((status, me["email"].is_string()), (200, true), "{me}");
+    let (status, page) = get("/api/v2/workspaces/?limit=1".into()).await;
+    assert_eq!((status, page["count"].as_i64()), (200, Some(0)), "{page}");
+    // Unknown paths stay 404 with or without the slash.
+    let (status, body) = get("/api/v2/nothing/".into()).await;
+    assert_eq!(status, 404, "{body}");
+    server.stop().await;
+}
