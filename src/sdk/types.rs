@@ -239,6 +239,9 @@ pub struct TemplateVersion {
     pub created_by: MinimalUser,
     pub job: ProvisionerJob,
     pub readme: String,
+    /// For a pending import: the connected daemons that could take it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_provisioners: Option<MatchedProvisioners>,
 }
 
 /// A name and value: a build's parameter, a variable's value at import.

@@ -180,3 +180,41 @@ async fn routes_coder_clients_call_and_trailing_slashes() {
     assert_eq!(status, 404, "{body}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_import_no_daemon_can_run_says_so() {
+    use provisionerd::domain::Provisioner;
+    // The built-in daemon found no terraform: it runs echo jobs only.
+    let opts = Opts { builtin_provisioners: Some(vec![Provisioner::Echo]), ..Opts::default() };
+    let server = TestServer::start(opts).await;
+    let c = server.client().await;
+    let file = c
+        .upload_tar(provisionerd::sdk::tar_dir(&template_dir("basic")).expect("tar"))
+        .await
+        .expect("upload");
+    let req = provisionerd::sdk::CreateTemplateVersionRequest::new(file, "terraform");
+    let v = c.create_template_version("coder", &req).await.expect("create version");
+    // The daemon is connected (it has tags that fit), yet counts for nothing.
+    wait_for("the built-in daemon", TIMEOUT, || async {
+        let url = format!("{}/api/v2/organizations/coder/provisionerdaemons", server.url);
+        let (_, daemons) = raw(Method::GET, url, Some(c.token()), None).await;
+        daemons.as_array().is_some_and(|d| !d.is_empty()).then_some(())
+    })
+    .await;
+    let got = c.template_version(v.id).await.expect("version");
+    assert_eq!(got.job.status, "pending");
+    let matched = got.matched_provisioners.expect("a pending import shows matched_provisioners");
+    assert_eq!((matched.count, matched.available), (0, 0), "{matched:?}");
+    assert_eq!(matched.most_recently_seen, None);
+    // Raw JSON as a Coder client reads it.
+    let url = format!("{}/api/v2/templateversions/{}", server.url, v.id);
+    let (_, body) = raw(Method::GET, url, Some(c.token()), None).await;
+    assert_eq!(body["matched_provisioners"]["count"], 0, "{body}");
+
+    // An echo import the daemon can run is taken; a finished job carries
+    // no matched_provisioners.
+    let done = push_version(&c, &template_dir("basic"), "echo", plain).await;
+    assert_ne!(done.job.status, "pending", "{done:?}");
+    assert!(done.matched_provisioners.is_none(), "only pending jobs carry it");
+    server.stop().await;
+}

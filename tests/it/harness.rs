@@ -73,6 +73,8 @@ pub struct Opts {
     /// How long a log follower's socket may take no lines before it is closed.
     pub follow_stall_timeout: Duration,
     pub login_limits: LoginLimits,
+    /// The built-in daemons' provisioner types (default: terraform and echo).
+    pub builtin_provisioners: Option<Vec<provisionerd::domain::Provisioner>>,
 }
 
 impl Default for Opts {
@@ -93,6 +95,7 @@ impl Default for Opts {
             keepalive_timeout: Duration::from_secs(5),
             follow_stall_timeout: ServerSettings::default().follow_stall_timeout,
             login_limits: LoginLimits::default(),
+            builtin_provisioners: None,
         }
     }
 }
@@ -133,6 +136,9 @@ impl TestServer {
         builtin.work_dir = dir.path().join("work");
         builtin.cache_dir = dir.path().join("cache");
         builtin.name = "test".into();
+        if let Some(p) = &opts.builtin_provisioners {
+            builtin.provisioners.clone_from(p);
+        }
         let config = ServerConfig {
             store,
             psk: opts.psk,

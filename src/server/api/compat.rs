@@ -72,7 +72,7 @@ pub async fn version_by_name(
         ApiError::new(StatusCode::NOT_FOUND, format!("No template version found by name {name:?}."))
             .detail("list the template's versions at /api/v2/templates/{id}/versions")
     })?;
-    Ok(Json(json::template_version(state.store.as_ref(), version).await?))
+    Ok(Json(json::template_version(&state, version).await?))
 }
 
 /// `GET /organizations/{org}/templates/examples`: this server ships no

@@ -166,7 +166,7 @@ pub async fn build(state: &AppState, b: &WorkspaceBuild) -> ApiResult<BuildJson>
         max_deadline: b.max_deadline,
         daily_cost: b.daily_cost,
         matched_provisioners: (job_row.status() == crate::domain::JobStatus::Pending)
-            .then(|| state.daemons.matching(&job_row.tags).into()),
+            .then(|| state.daemons.matching(&job_row.tags, job_row.provisioner.as_str()).into()),
     })
 }
 
@@ -225,9 +225,10 @@ pub async fn template(store: &dyn Store, t: &Template) -> ApiResult<TemplateJson
 }
 
 pub async fn template_version(
-    store: &dyn Store,
+    state: &AppState,
     v: &TemplateVersion,
 ) -> ApiResult<TemplateVersionJson> {
+    let store = state.store.as_ref();
     let j = store.job(v.job_id).await?;
     let creator = store.user_by_id(v.created_by).await.map(|u| u.username).unwrap_or_default();
     Ok(TemplateVersionJson {
@@ -241,6 +242,9 @@ pub async fn template_version(
         created_by: MinimalUser { id: v.created_by, username: creator },
         job: job(store, &j).await?,
         readme: String::new(),
+        // As on builds: why a pending import waits (Coder shows it too).
+        matched_provisioners: (j.status() == crate::domain::JobStatus::Pending)
+            .then(|| state.daemons.matching(&j.tags, j.provisioner.as_str()).into()),
     })
 }
 
