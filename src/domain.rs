@@ -21,8 +21,8 @@ mod template;
 pub use agent::{slim_window, Agent, AgentMetadata, App, Healthcheck, Script};
 pub use build_rules::{check_imported, check_transition, NotImported};
 pub use template::{
-    resolve_parameters, ImportResult, ParameterIssue, ParameterOption, TemplateParameter,
-    TemplateVariable,
+    resolve_parameters, ExternalAuthProvider, ImportResult, ParameterIssue, ParameterOption,
+    Preset, TemplateParameter, TemplateVariable,
 };
 
 /// A string enum that round-trips through its wire name.

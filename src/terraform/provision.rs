@@ -222,10 +222,18 @@ impl Job<'_> {
         self.plan(DETECTING_EPHEMERAL, Transition::Start).await?;
         let (show, resources) = self.planned().await?;
         let parameters = convert::parameters(&show).map_err(|e| failure(e.to_string()))?;
+        let presets = convert::presets(&show).map_err(|e| failure(e.to_string()))?;
+        let external_auth = convert::external_auth(&show).map_err(|e| failure(e.to_string()))?;
         Ok(ProvisionOutcome {
             state: Vec::new(),
             resources,
-            import: Some(ImportResult { parameters, variables: config.variables, stop_resources }),
+            import: Some(ImportResult {
+                parameters,
+                variables: config.variables,
+                external_auth,
+                presets,
+                stop_resources,
+            }),
         })
     }
 

@@ -218,3 +218,82 @@ async fn a_pending_import_no_daemon_can_run_says_so() {
     assert!(done.matched_provisioners.is_none(), "only pending jobs carry it");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_serves_external_auth_presets_and_coder_app_and_script_rules() {
+    let server = TestServer::start(Opts::default()).await;
+    let c = server.client().await;
+    let v = push_version(&c, &template_dir("coder-compat"), "terraform", plain).await;
+    assert_eq!(v.job.status, "succeeded", "import failed: {v:?}");
+    let get =
+        |path: String| raw(Method::GET, format!("{}{path}", server.url), Some(c.token()), None);
+
+    let (status, auth) = get(format!("/api/v2/templateversions/{}/external-auth", v.id)).await;
+    assert_eq!(status, 200, "{auth}");
+    let ids: Vec<(&str, bool, bool)> = auth
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let id = a["id"].as_str().unwrap_or("");
+            (id, a["optional"] == true, a["authenticated"] == true)
+        })
+        .collect();
+    assert_eq!(ids, [("github", true, false), ("gitlab", false, false)], "{auth}");
+
+    let (status, presets) = get(format!("/api/v2/templateversions/{}/presets", v.id)).await;
+    assert_eq!(status, 200, "{presets}");
+    assert_eq!(presets[0]["Name"], "Large", "{presets}");
+    assert_eq!(presets[0]["Parameters"], json!([{"Name": "size", "Value": "l"}]));
+    assert_eq!(presets[0]["DesiredPrebuildInstances"], 1);
+    assert_eq!(presets[0]["Description"], "for big builds");
+    let (_, again) = get(format!("/api/v2/templateversions/{}/presets", v.id)).await;
+    assert_eq!(again[0]["ID"], presets[0]["ID"], "a preset's id is stable");
+
+    let (status, resources) = get(format!("/api/v2/templateversions/{}/resources", v.id)).await;
+    assert_eq!(status, 200, "{resources}");
+    let vm = resources
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == "vm" && r["workspace_transition"] == "start")
+        .unwrap_or_else(|| panic!("no vm in {resources}"));
+    let agent = &vm["agents"][0];
+    let apps: Vec<(&str, &str, &str)> = agent["apps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap_or("");
+            (s("slug"), s("display_name"), s("open_in"))
+        })
+        .collect();
+    let mut apps = apps;
+    apps.sort();
+    assert_eq!(apps, [("bare", "bare", "slim-window"), ("named", "Legacy Name", "tab")]);
+    let scripts: Vec<(&str, &str, bool, bool, bool)> = agent["scripts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let t = |k: &str| s[k].as_str().unwrap_or("");
+            (
+                t("display_name"),
+                t("log_path"),
+                s["run_on_start"] == true,
+                s["run_on_stop"] == true,
+                s["start_blocks_login"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        scripts,
+        [
+            ("Startup Script", "coder-startup-script.log", true, false, true),
+            ("Shutdown Script", "coder-shutdown-script.log", false, true, false)
+        ],
+        "{agent}"
+    );
+    assert_eq!(agent["startup_script_behavior"], "blocking");
+    server.stop().await;
+}

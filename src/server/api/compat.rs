@@ -85,3 +85,67 @@ pub async fn examples(
     state.app().organization(caller.subject(), &org).await?;
     Ok(Json(Vec::new()))
 }
+
+/// `GET /templateversions/{id}/external-auth`: the providers the template
+/// asks for. No provider is configured on this server, so none is
+/// authenticated and there is nowhere to log in.
+pub async fn version_external_auth(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let job = super::resources::imported(&state, &caller, &id).await?;
+    let result = super::resources::import_result(&state, &job).await?;
+    Ok(Json(
+        result
+            .external_auth
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "id": p.id,
+                    "type": p.id,
+                    "display_name": p.id,
+                    "display_icon": "",
+                    "authenticate_url": "",
+                    "authenticated": false,
+                    "optional": p.optional,
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /templateversions/{id}/presets`, in Coder's shape (its Go type has
+/// no JSON tags: the keys are capitalised). A preset's id is derived from
+/// the version and its name, so it is stable across requests.
+pub async fn version_presets(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let job = super::resources::imported(&state, &caller, &id).await?;
+    let result = super::resources::import_result(&state, &job).await?;
+    let version = uuid_param("templateversion", &id)?;
+    Ok(Json(
+        result
+            .presets
+            .iter()
+            .map(|p| {
+                let parameters: Vec<serde_json::Value> = p
+                    .parameters
+                    .iter()
+                    .map(|(name, value)| serde_json::json!({"Name": name, "Value": value}))
+                    .collect();
+                serde_json::json!({
+                    "ID": uuid::Uuid::new_v5(&version, p.name.as_bytes()),
+                    "Name": p.name,
+                    "Parameters": parameters,
+                    "Default": p.default,
+                    "DesiredPrebuildInstances": p.prebuild_instances,
+                    "Description": p.description,
+                    "Icon": p.icon,
+                })
+            })
+            .collect(),
+    ))
+}

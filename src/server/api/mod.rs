@@ -153,6 +153,8 @@ pub fn router(state: AppState, grpc: Router) -> Router {
         .route("/templates", get(compat::templates))
         .route("/templates/{id}/versions/{name}", get(compat::version_by_name))
         .route("/organizations/{organization}/templates/examples", get(compat::examples))
+        .route("/templateversions/{id}/external-auth", get(compat::version_external_auth))
+        .route("/templateversions/{id}/presets", get(compat::version_presets))
         .fallback(outer::not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES));
     let app = Router::new()

@@ -164,13 +164,13 @@ fn app(p: &App) -> Value {
 }
 
 /// The import job of a version the caller may read, once it has succeeded.
-async fn imported(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
+pub(super) async fn imported(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
     let id = uuid_param("templateversion", id)?;
     Ok(state.app().imported_version(caller.subject(), id).await?)
 }
 
 /// What the succeeded import of a version found.
-async fn import_result(state: &AppState, job: &Job) -> ApiResult<ImportResult> {
+pub(super) async fn import_result(state: &AppState, job: &Job) -> ApiResult<ImportResult> {
     Ok(state.store.import_result(job.id).await?.unwrap_or_default())
 }
 

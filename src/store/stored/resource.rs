@@ -127,6 +127,26 @@ struct Script {
 struct ImportResult {
     parameters: Vec<TemplateParameter>,
     variables: Vec<TemplateVariable>,
+    #[serde(default)]
+    external_auth: Vec<ExternalAuthProvider>,
+    #[serde(default)]
+    presets: Vec<Preset>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ExternalAuthProvider {
+    id: String,
+    optional: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Preset {
+    name: String,
+    parameters: BTreeMap<String, String>,
+    default: bool,
+    description: String,
+    icon: String,
+    prebuild_instances: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +241,10 @@ convert!(TemplateParameter <-> domain::TemplateParameter {
     validation_monotonic, required, ephemeral, order,
 });
 convert!(ParameterOption <-> domain::ParameterOption { name, description, value, icon });
+convert!(ExternalAuthProvider <-> domain::ExternalAuthProvider { id, optional });
+convert!(Preset <-> domain::Preset {
+    name, parameters, default, description, icon, prebuild_instances,
+});
 convert!(TemplateVariable <-> domain::TemplateVariable {
     name, description, kind, default_value, required, sensitive,
 });
@@ -239,6 +263,8 @@ pub fn encode_import(i: &domain::ImportResult) -> Result<String> {
     let stored = ImportResult {
         parameters: i.parameters.iter().map(Into::into).collect(),
         variables: i.variables.iter().map(Into::into).collect(),
+        external_auth: i.external_auth.iter().map(Into::into).collect(),
+        presets: i.presets.iter().map(Into::into).collect(),
     };
     Ok(serde_json::to_string(&stored)?)
 }
@@ -249,6 +275,8 @@ pub fn decode_import(text: &str) -> Result<domain::ImportResult> {
     Ok(domain::ImportResult {
         parameters: stored.parameters.into_iter().map(Into::into).collect(),
         variables: stored.variables.into_iter().map(Into::into).collect(),
+        external_auth: stored.external_auth.into_iter().map(Into::into).collect(),
+        presets: stored.presets.into_iter().map(Into::into).collect(),
         stop_resources: Vec::new(),
     })
 }

@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::Resource;
 pub use graph::{Graph, GraphError};
-pub use parameters::parameters;
+pub use parameters::{external_auth, parameters, presets};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConvertError {

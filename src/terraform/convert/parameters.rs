@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use super::coder::text;
 use super::{entries, ConvertError};
-use crate::domain::{ParameterOption, TemplateParameter};
+use std::collections::BTreeMap;
+
+use crate::domain::{ExternalAuthProvider, ParameterOption, Preset, TemplateParameter};
 
 /// The template's parameters in the order Coder serves them: by `order`,
 /// then by name ignoring case. Two parameters with one name are an error.
@@ -111,6 +113,57 @@ fn default_form_type(kind: &str, has_options: bool) -> &'static str {
     }
 }
 
+/// The template's `coder_workspace_preset` data sources, by address. Two
+/// presets with one name are an error, as in Coder.
+pub fn presets(show: &Value) -> Result<Vec<Preset>, ConvertError> {
+    let mut found: Vec<Preset> = Vec::new();
+    for e in entries(show)?.iter().filter(|e| !e.managed && e.kind == "coder_workspace_preset") {
+        let v = &e.values;
+        let parameters = v["parameters"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, val)| {
+                (k.clone(), val.as_str().map_or_else(|| val.to_string(), str::to_owned))
+            })
+            .collect();
+        let prebuild_instances =
+            v["prebuilds"].as_array().and_then(|a| a.first()).and_then(|p| p["instances"].as_i64());
+        let preset = Preset {
+            name: text(v, "name"),
+            parameters,
+            default: v["default"].as_bool().unwrap_or(false),
+            description: text(v, "description"),
+            icon: text(v, "icon"),
+            prebuild_instances,
+        };
+        if found.iter().any(|f| f.name == preset.name) {
+            return Err(ConvertError::Invalid(format!(
+                "coder_workspace_preset names must be unique: {:?} appears twice",
+                preset.name
+            )));
+        }
+        found.push(preset);
+    }
+    Ok(found)
+}
+
+/// The external auth providers the template asks for (`coder_external_auth`
+/// and the legacy `coder_git_auth` data sources), one per id, by id.
+pub fn external_auth(show: &Value) -> Result<Vec<ExternalAuthProvider>, ConvertError> {
+    let mut by_id: BTreeMap<String, bool> = BTreeMap::new();
+    for e in entries(show)?.iter().filter(|e| {
+        !e.managed && matches!(e.kind.as_str(), "coder_external_auth" | "coder_git_auth")
+    }) {
+        let id = text(&e.values, "id");
+        if id.is_empty() {
+            return Err(ConvertError::Invalid(format!("{} has no id", e.address)));
+        }
+        by_id.insert(id, e.values["optional"].as_bool().unwrap_or(false));
+    }
+    Ok(by_id.into_iter().map(|(id, optional)| ExternalAuthProvider { id, optional }).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value};
@@ -127,6 +180,40 @@ mod tests {
             })
             .collect();
         json!({"prior_state": {"values": {"root_module": {"resources": resources}}}})
+    }
+
+    fn data(kind: &str, name: &str, values: Value) -> Value {
+        json!({"address": format!("data.{kind}.{name}"), "mode": "data", "type": kind,
+               "name": name, "values": values})
+    }
+
+    #[test]
+    fn presets_and_external_auth_are_read() {
+        let show = json!({"prior_state": {"values": {"root_module": {"resources": [
+            data("coder_workspace_preset", "small", json!({"name": "Small", "parameters": {"cpu": "1"},
+                "default": true, "description": "d", "icon": "/i.svg", "prebuilds": [{"instances": 2}]})),
+            data("coder_workspace_preset", "big", json!({"name": "Big", "parameters": {"cpu": "8"}})),
+            data("coder_external_auth", "gh", json!({"id": "github", "optional": true})),
+            data("coder_external_auth", "gl", json!({"id": "gitlab"})),
+            data("coder_git_auth", "old", json!({"id": "bitbucket"})),
+            data("coder_external_auth", "gh2", json!({"id": "github", "optional": true})),
+        ]}}}});
+        let ps = presets(&show).expect("presets");
+        let names: Vec<&str> = ps.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["Big", "Small"], "by address");
+        let small = &ps[1];
+        assert_eq!(small.parameters["cpu"], "1");
+        assert_eq!((small.default, small.prebuild_instances), (true, Some(2)));
+        let auth = external_auth(&show).expect("auth");
+        let ids: Vec<(&str, bool)> = auth.iter().map(|a| (a.id.as_str(), a.optional)).collect();
+        assert_eq!(ids, [("bitbucket", false), ("github", true), ("gitlab", false)]);
+
+        let twice = json!({"prior_state": {"values": {"root_module": {"resources": [
+            data("coder_workspace_preset", "a", json!({"name": "Same"})),
+            data("coder_workspace_preset", "b", json!({"name": "Same"})),
+        ]}}}});
+        let err = presets(&twice).expect_err("duplicate");
+        assert!(err.to_string().contains("\"Same\" appears twice"), "{err}");
     }
 
     #[test]
