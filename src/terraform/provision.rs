@@ -348,6 +348,12 @@ impl Job<'_> {
             })?;
             env.push(("TF_PLUGIN_CACHE_DIR".into(), cache.display().to_string()));
         }
+        // `log_level: debug` on the build: terraform's own debug log goes to
+        // its stderr, which the job log shows, as in Coder.
+        env.retain(|(k, _)| k != "TF_LOG");
+        if request.debug {
+            env.push(("TF_LOG".into(), "debug".into()));
+        }
         if let Some(workspace) = &request.workspace {
             let transition = match &request.kind {
                 ProvisionKind::Build { transition, .. } => Some(*transition),

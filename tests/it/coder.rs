@@ -527,6 +527,7 @@ resource "terraform_data" "vm" {
             workspace: None,
             parameters,
             variables: Vec::new(),
+            debug: false,
         };
         let config = config.clone();
         async move { provision(&config, request, &tx, Default::default()).await }

@@ -297,3 +297,24 @@ async fn import_serves_external_auth_presets_and_coder_app_and_script_rules() {
     assert_eq!(agent["startup_script_behavior"], "blocking");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_level_debug_makes_terraform_log_at_debug_level() {
+    let server = TestServer::start(Opts::default()).await;
+    let c = server.client().await;
+    let (template, _) = create_template(&c, &template_dir("basic"), "terraform", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let first = wait_build(&c, ws.latest_build.id, TIMEOUT).await;
+    assert_eq!(first.job.status, "succeeded", "{first:?}");
+    let debug_lines = |logs: &[String]| logs.iter().filter(|l| l.contains("[DEBUG]")).count();
+    assert_eq!(debug_lines(&log_outputs(&c, first.id).await), 0, "no debug log by default");
+
+    let mut req = provisionerd::sdk::CreateWorkspaceBuildRequest::new("stop");
+    req.log_level = Some("debug".into());
+    let b = c.create_build(ws.id, &req).await.expect("debug build");
+    let done = wait_build(&c, b.id, TIMEOUT).await;
+    assert_eq!(done.job.status, "succeeded", "{done:?}");
+    let logs = log_outputs(&c, b.id).await;
+    assert!(debug_lines(&logs) > 0, "terraform's debug log is in the job log: {logs:?}");
+    server.stop().await;
+}

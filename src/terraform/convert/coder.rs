@@ -161,13 +161,12 @@ pub(super) fn attach(entries: &[Entry], graph: &Graph) -> Result<Vec<Resource>, 
         let Some(host) = candidates.first() else { continue };
         // Every instance of a counted resource runs the agent; each copy
         // after the first gets ids of its own so the API can tell them apart.
-        let mut copies = 0;
-        for (e, r) in resources.iter_mut().filter(|(e, _)| &e.node() == host) {
+        let instances = resources.iter_mut().filter(|(e, _)| &e.node() == host);
+        for (copy, (e, r)) in instances.enumerate() {
             let mut agent = found.agent.clone();
-            if copies > 0 {
+            if copy > 0 {
                 renumber(&mut agent, &e.address);
             }
-            copies += 1;
             link_instance(e, &mut agent);
             r.agents.push(agent);
         }
