@@ -318,3 +318,39 @@ async fn log_level_debug_makes_terraform_log_at_debug_level() {
     assert!(debug_lines(&logs) > 0, "terraform's debug log is in the job log: {logs:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_cost_workspace_health_and_script_ids() {
+    let server = TestServer::start(Opts::default()).await;
+    let c = server.client().await;
+    let (template, _) =
+        create_template(&c, &template_dir("coder-compat"), "terraform", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let done = wait_build(&c, ws.latest_build.id, TIMEOUT).await;
+    assert_eq!(done.job.status, "succeeded", "{done:?}");
+    assert_eq!(done.daily_cost, 5, "the sum of the resources' costs");
+
+    let url = format!("{}/api/v2/workspaces/{}", server.url, ws.id);
+    let (status, body) = raw(Method::GET, url, Some(c.token()), None).await;
+    assert_eq!(status, 200, "{body}");
+    let vm = body["latest_build"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == "vm")
+        .unwrap_or_else(|| panic!("no vm in {body}"))
+        .clone();
+    let agent = &vm["agents"][0];
+    assert_eq!(agent["health"]["healthy"], false);
+    // The workspace agrees with its agent.
+    assert_eq!(body["health"], json!({"healthy": false, "failing_agents": [agent["id"]]}));
+    let ids: Vec<&str> = agent["scripts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 2, "every script has an id: {agent}");
+    assert_ne!(ids[0], ids[1]);
+    server.stop().await;
+}

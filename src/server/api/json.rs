@@ -164,7 +164,8 @@ pub async fn build(state: &AppState, b: &WorkspaceBuild) -> ApiResult<BuildJson>
         resources: resources.iter().map(super::resources::stored).collect(),
         deadline: b.deadline,
         max_deadline: b.max_deadline,
-        daily_cost: b.daily_cost,
+        // Coder's build cost: the sum of its resources' coder_metadata costs.
+        daily_cost: resources.iter().fold(0i32, |sum, r| sum.saturating_add(r.resource.daily_cost)),
         matched_provisioners: (job_row.status() == crate::domain::JobStatus::Pending)
             .then(|| state.daemons.matching(&job_row.tags, job_row.provisioner.as_str()).into()),
     })
@@ -177,6 +178,15 @@ pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJ
     let template = store.template(ws.template_id).await?;
     let latest = store.latest_build(ws.id).await?;
     let latest_build = build(state, &latest).await?;
+    // Healthy only when every agent of the latest build is; no agent
+    // connects to this server yet, so each reported agent is failing.
+    let failing_agents: Vec<uuid::Uuid> = latest_build
+        .resources
+        .iter()
+        .flat_map(|r| &r.agents)
+        .filter(|a| a["health"]["healthy"] != true)
+        .filter_map(|a| a["id"].as_str().and_then(|id| id.parse().ok()))
+        .collect();
     Ok(WorkspaceJson {
         id: ws.id,
         created_at: ws.created_at,
@@ -200,7 +210,7 @@ pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJ
         last_used_at: ws.updated_at,
         deleting_at: None,
         dormant_at: None,
-        health: sdk::WorkspaceHealth { healthy: true, failing_agents: Vec::new() },
+        health: sdk::WorkspaceHealth { healthy: failing_agents.is_empty(), failing_agents },
         automatic_updates: "never".to_owned(),
         allow_renames: false,
         favorite: false,

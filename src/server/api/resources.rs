@@ -71,6 +71,9 @@ fn agent(a: &Agent, resource_id: Uuid, created_at: DateTime<Utc>) -> Value {
         .iter()
         .map(|s| {
             serde_json::json!({
+                // Derived from the log source, so it is stable without a
+                // stored column of its own.
+                "id": Uuid::new_v5(&s.log_source_id, b"script"),
                 "log_source_id": s.log_source_id,
                 "display_name": s.display_name,
                 "icon": s.icon,

@@ -61,3 +61,19 @@ resource "coder_app" "bare" {
   agent_id = coder_agent.main.id
   slug     = "bare"
 }
+
+resource "coder_metadata" "vm" {
+  count       = data.coder_workspace.me.start_count
+  resource_id = terraform_data.vm[0].id
+  daily_cost  = 3
+}
+
+# A second costed resource: the build's daily_cost is the sum.
+resource "terraform_data" "disk" {
+  input = "disk"
+}
+
+resource "coder_metadata" "disk" {
+  resource_id = terraform_data.disk.id
+  daily_cost  = 2
+}
