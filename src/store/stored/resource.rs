@@ -97,7 +97,9 @@ struct App {
     healthcheck: Option<Healthcheck>,
     order: i64,
     hidden: bool,
-    #[serde(default = "domain::slim_window")]
+    // Left out when it is the default, so rows written before the field
+    // existed keep their exact bytes.
+    #[serde(default = "domain::slim_window", skip_serializing_if = "is_slim_window")]
     open_in: String,
 }
 
@@ -127,10 +129,16 @@ struct Script {
 struct ImportResult {
     parameters: Vec<TemplateParameter>,
     variables: Vec<TemplateVariable>,
-    #[serde(default)]
+    // Left out when empty, so results written before these existed keep
+    // their exact bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     external_auth: Vec<ExternalAuthProvider>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     presets: Vec<Preset>,
+}
+
+fn is_slim_window(open_in: &str) -> bool {
+    open_in == "slim-window"
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
