@@ -20,11 +20,11 @@ pub mod schedule;
 mod template;
 pub mod workspace_query;
 
-pub use agent::{Agent, AgentMetadata, App, Healthcheck, Script};
+pub use agent::{slim_window, Agent, AgentMetadata, App, Healthcheck, Script};
 pub use build_rules::{check_imported, check_transition, NotImported};
 pub use template::{
-    resolve_parameters, ImportResult, ParameterIssue, ParameterOption, TemplateParameter,
-    TemplateVariable,
+    resolve_parameters, ExternalAuthProvider, ImportResult, ParameterIssue, ParameterOption,
+    Preset, TemplateParameter, TemplateVariable,
 };
 
 /// A string enum that round-trips through its wire name.

@@ -56,6 +56,8 @@ pub struct ProvisionRequest {
     pub parameters: Vec<NameValue>,
     /// Template input variables.
     pub variables: Vec<NameValue>,
+    /// The build asked for `log_level: debug`: terraform logs at debug level.
+    pub debug: bool,
 }
 
 /// What a successful run produced.

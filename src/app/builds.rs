@@ -130,8 +130,11 @@ impl App<'_> {
         &self,
         who: Subject<'_>,
         workspace_id: Uuid,
-        req: BuildRequest,
+        mut req: BuildRequest,
     ) -> Result<WorkspaceBuild> {
+        // An empty state is no state, as Coder ignores it: a build told to
+        // start from nothing would re-create every resource.
+        req.state = req.state.filter(|s| !s.is_empty());
         check_request(&req)?;
         let ws = self.workspace(who, workspace_id, true).await?;
         authorize_build(who, &ws, &req)?;
@@ -305,10 +308,26 @@ impl App<'_> {
         &self,
         who: Subject<'_>,
         workspace_id: Uuid,
-        page: &BuildPage,
+        mut page: BuildPage,
+        after_id: Option<Uuid>,
     ) -> Result<Vec<WorkspaceBuild>> {
         let ws = self.workspace(who, workspace_id, true).await?;
-        Ok(self.store.builds_of_workspace(ws.id, page).await?)
+        // The cursor is a build of this workspace; Coder answers 400 for
+        // one that does not exist rather than an empty page.
+        if let Some(after) = after_id {
+            let cursor = match self.store.build(after).await {
+                Ok(b) if b.workspace_id == ws.id => b,
+                Ok(_) | Err(StoreError::NotFound) => {
+                    return Err(Error::bad_request(format!(
+                        "Record at \"after_id\" ({after:?}) does not exist."
+                    ))
+                    .field("after_id", "no build of this workspace has this id"));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            page.after_number = Some(i64::from(cursor.build_number));
+        }
+        Ok(self.store.builds_of_workspace(ws.id, &page).await?)
     }
 
     /// A build's raw terraform state. State can hold secrets: like Coder,

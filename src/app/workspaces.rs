@@ -225,7 +225,12 @@ impl App<'_> {
     /// The template and version a new workspace is built from.
     async fn workspace_template(&self, req: &NewWorkspace) -> Result<(Template, TemplateVersion)> {
         match (req.template_id, req.template_version_id) {
-            (_, Some(v)) => {
+            // Seed 002: one or the other, not both.
+            (Some(_), Some(_)) => Err(Error::invalid(
+                "template_version_id",
+                "give template_id or template_version_id, not both",
+            )),
+            (None, Some(v)) => {
                 let field = "template_version_id";
                 let version = referenced(
                     self.store.template_version(v).await,

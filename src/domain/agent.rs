@@ -71,6 +71,14 @@ pub struct App {
     pub healthcheck: Option<Healthcheck>,
     pub order: i64,
     pub hidden: bool,
+    /// Where a client opens the app: `slim-window` (Coder's default) or `tab`.
+    #[serde(default = "slim_window")]
+    pub open_in: String,
+}
+
+/// The `open_in` of apps stored before it was read.
+pub fn slim_window() -> String {
+    "slim-window".into()
 }
 
 /// An app's `healthcheck` block.

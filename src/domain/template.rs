@@ -62,10 +62,40 @@ pub struct TemplateVariable {
 pub struct ImportResult {
     pub parameters: Vec<TemplateParameter>,
     pub variables: Vec<TemplateVariable>,
+    /// `data "coder_external_auth"` (and the legacy `coder_git_auth`).
+    #[serde(default)]
+    pub external_auth: Vec<ExternalAuthProvider>,
+    /// `data "coder_workspace_preset"`.
+    #[serde(default)]
+    pub presets: Vec<Preset>,
     /// The resources a stopped workspace keeps (the `stop` plan); the job's
     /// own resources are those of the `start` plan. Stored as resource rows.
     #[serde(skip)]
     pub stop_resources: Vec<super::Resource>,
+}
+
+/// An external auth provider a template asks its users to log in with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ExternalAuthProvider {
+    pub id: String,
+    pub optional: bool,
+}
+
+/// A named set of parameter values a workspace can be created from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Preset {
+    pub name: String,
+    /// Parameter name to value.
+    pub parameters: BTreeMap<String, String>,
+    #[serde(default)]
+    pub default: bool,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub icon: String,
+    /// Prebuilt workspaces wanted (`prebuilds { instances }`), if any.
+    #[serde(default)]
+    pub prebuild_instances: Option<i64>,
 }
 
 /// A value that breaks a parameter's rules: the field is the parameter name.

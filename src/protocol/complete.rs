@@ -205,6 +205,11 @@ mod tests {
             import: Some(ImportResult {
                 parameters: vec![TemplateParameter { name: "region".into(), ..Default::default() }],
                 variables: vec![TemplateVariable { name: "image".into(), ..Default::default() }],
+                external_auth: vec![crate::domain::ExternalAuthProvider {
+                    id: "github".into(),
+                    optional: false,
+                }],
+                presets: vec![crate::domain::Preset { name: "big".into(), ..Default::default() }],
                 stop_resources: vec![resource("stop", 1)],
             }),
             ..Default::default()

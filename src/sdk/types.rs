@@ -242,6 +242,9 @@ pub struct TemplateVersion {
     pub created_by: MinimalUser,
     pub job: ProvisionerJob,
     pub readme: String,
+    /// For a pending import: the connected daemons that could take it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_provisioners: Option<MatchedProvisioners>,
 }
 
 /// A name and value: a build's parameter, a variable's value at import.
@@ -501,7 +504,12 @@ pub struct CreateWorkspaceBuildRequest {
     pub template_version_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub orphan: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A byte array, or the base64 text Coder's Go SDK sends for bytes.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bytes_or_base64"
+    )]
     pub state: Option<Vec<u8>>,
     /// `None` inherits the previous build's values; `Some` overrides them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -559,6 +567,29 @@ impl std::fmt::Debug for LoginRequest {
             .field("email", &self.email)
             .field("password", &"<redacted>")
             .finish()
+    }
+}
+
+/// Bytes as a JSON array of numbers or as standard base64 text (Go's
+/// `encoding/json` writes `[]byte` that way); `null` is none.
+fn bytes_or_base64<'de, D>(d: D) -> Result<Option<Vec<u8>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use base64::Engine as _;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Bytes {
+        Array(Vec<u8>),
+        Text(String),
+    }
+    match Option::<Bytes>::deserialize(d)? {
+        None => Ok(None),
+        Some(Bytes::Array(bytes)) => Ok(Some(bytes)),
+        Some(Bytes::Text(text)) => base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("state is not base64: {e}"))),
     }
 }
 

@@ -131,11 +131,16 @@ impl Registry {
         all
     }
 
-    /// Connected daemons that could take a job with these tags.
-    pub fn matching(&self, job_tags: &Tags) -> Matched {
+    /// Connected daemons that could take a job with these tags and this
+    /// provisioner type (a daemon without terraform cannot run a terraform
+    /// job, whatever its tags).
+    pub fn matching(&self, job_tags: &Tags, provisioner: &str) -> Matched {
         let map = self.lock();
-        let fit: Vec<&Connected> =
-            map.values().filter(|c| tags_satisfy(&c.tags, job_tags)).collect();
+        let fit: Vec<&Connected> = map
+            .values()
+            .filter(|c| tags_satisfy(&c.tags, job_tags))
+            .filter(|c| c.provisioners.iter().any(|p| p == provisioner))
+            .collect();
         Matched {
             count: fit.len(),
             available: fit.iter().filter(|c| c.jobs.is_empty()).count(),
@@ -155,15 +160,20 @@ mod tests {
             crate::domain::with_default_scope(Tags::from([("pool".into(), "gpu".into())]));
         let plain = crate::domain::default_tags();
         let a = Uuid::new_v4();
-        let first = r.register(a, "a", "1", &gpu, vec![]);
+        let first = r.register(a, "a", "1", &gpu, vec!["echo".into()]);
         let b = Uuid::new_v4();
-        r.register(b, "b", "1", &plain, vec![]);
-        assert_eq!(r.matching(&gpu).count, 1);
-        assert_eq!(r.matching(&plain).count, 1, "untagged jobs only match untagged daemons");
+        r.register(b, "b", "1", &plain, vec!["echo".into()]);
+        assert_eq!(r.matching(&gpu, "echo").count, 1);
+        assert_eq!(
+            r.matching(&plain, "echo").count,
+            1,
+            "untagged jobs only match untagged daemons"
+        );
+        assert_eq!(r.matching(&plain, "terraform").count, 0, "nor a provisioner it lacks");
         r.seen(b, &BTreeSet::from([Uuid::new_v4()]));
-        assert_eq!(r.matching(&plain).available, 0, "a busy daemon is not available");
+        assert_eq!(r.matching(&plain, "echo").available, 0, "a busy daemon is not available");
         // A reconnect registers again before the old session ends.
-        r.register(a, "a", "1", &gpu, vec![]);
+        r.register(a, "a", "1", &gpu, vec!["echo".into()]);
         r.unregister(a, first);
         assert_eq!(r.list().len(), 2, "the old session's end keeps the new registration");
     }
@@ -173,7 +183,7 @@ mod tests {
         let r = Registry::default();
         let (a, job, ws) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let plain = crate::domain::default_tags();
-        let first = r.register(a, "a", "1", &plain, vec![]);
+        let first = r.register(a, "a", "1", &plain, vec!["echo".into()]);
         assert!(!r.any_running_ended());
         r.running_ended(a, job, ws);
         assert!(r.any_running_ended());

@@ -76,9 +76,13 @@ async fn reap_pending(state: &AppState) {
     };
     for job in stale {
         let tags = serde_json::to_string(&job.tags).unwrap_or_default();
-        let matched = state.daemons.matching(&job.tags);
+        let provisioner = job.provisioner.as_str();
+        let matched = state.daemons.matching(&job.tags, provisioner);
         let why = if matched.count == 0 {
-            format!("no connected provisioner daemon has the tags {tags}: start one with matching --tag flags")
+            format!(
+                "no connected provisioner daemon has the tags {tags} and runs {provisioner} jobs: \
+                 start one with matching --tag flags (and {provisioner} installed)"
+            )
         } else {
             format!("{} matching provisioner daemon(s) stayed busy", matched.count)
         };

@@ -188,7 +188,11 @@ pub struct WorkspaceFilter {
 pub struct BuildPage {
     pub limit: Option<i64>,
     pub offset: i64,
+    /// Only builds created strictly after this time (Coder's `since`).
     pub since: Option<DateTime<Utc>>,
+    /// Only builds numbered above this one (Coder's `after_id` cursor,
+    /// resolved to the cursor build's number).
+    pub after_number: Option<i64>,
 }
 
 /// Which logs of a job to read: ids strictly between `after` and `before`,

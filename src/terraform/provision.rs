@@ -222,10 +222,18 @@ impl Job<'_> {
         self.plan(DETECTING_EPHEMERAL, Transition::Start).await?;
         let (show, resources) = self.planned().await?;
         let parameters = convert::parameters(&show).map_err(|e| failure(e.to_string()))?;
+        let presets = convert::presets(&show).map_err(|e| failure(e.to_string()))?;
+        let external_auth = convert::external_auth(&show).map_err(|e| failure(e.to_string()))?;
         Ok(ProvisionOutcome {
             state: Vec::new(),
             resources,
-            import: Some(ImportResult { parameters, variables: config.variables, stop_resources }),
+            import: Some(ImportResult {
+                parameters,
+                variables: config.variables,
+                external_auth,
+                presets,
+                stop_resources,
+            }),
         })
     }
 
@@ -339,6 +347,12 @@ impl Job<'_> {
                 failure(format!("failed to create plugin cache {}: {e}", cache.display()))
             })?;
             env.push(("TF_PLUGIN_CACHE_DIR".into(), cache.display().to_string()));
+        }
+        // `log_level: debug` on the build: terraform's own debug log goes to
+        // its stderr, which the job log shows, as in Coder.
+        env.retain(|(k, _)| k != "TF_LOG");
+        if request.debug {
+            env.push(("TF_LOG".into(), "debug".into()));
         }
         if let Some(workspace) = &request.workspace {
             let transition = match &request.kind {

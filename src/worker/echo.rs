@@ -233,6 +233,7 @@ mod tests {
             workspace: None,
             parameters: vec![],
             variables: vec![],
+            debug: false,
         }
     }
 

@@ -168,6 +168,10 @@ fn request_from_offer(offer: &JobOffer, archive: Bytes) -> ProvisionRequest {
             workspace: Some(workspace(b)),
             parameters: b.parameters.clone(),
             variables: b.variables.clone(),
+            debug: matches!(
+                b.log_level,
+                Some(crate::domain::LogLevel::Debug | crate::domain::LogLevel::Trace)
+            ),
         },
         OfferInput::TemplateImport(t) => ProvisionRequest {
             archive,
@@ -175,6 +179,7 @@ fn request_from_offer(offer: &JobOffer, archive: Bytes) -> ProvisionRequest {
             workspace: None,
             parameters: Vec::new(),
             variables: t.user_variable_values.clone(),
+            debug: false,
         },
     }
 }
@@ -242,6 +247,7 @@ mod tests {
             workspace: None,
             parameters: vec![],
             variables: vec![],
+            debug: false,
         };
         let (events, mut rx) = mpsc::channel(16);
         let job_id = Uuid::new_v4();

@@ -89,9 +89,11 @@ async fn agents_apps_scripts_and_metadata_are_reported_under_their_resource() {
     assert_eq!(build.job.status, "succeeded", "build failed: {build:?}");
 
     let resources = c.build_resources(build_id).await.expect("resources");
+    // coder_env is listed as a resource of its own, as Coder lists it.
     assert_eq!(
         placement(&resources),
         [
+            ("coder_env.region".to_owned(), vec![]),
             ("terraform_data.home".to_owned(), vec![]),
             ("terraform_data.vm".to_owned(), vec!["main".to_owned()])
         ]
@@ -150,7 +152,10 @@ async fn agents_apps_scripts_and_metadata_are_reported_under_their_resource() {
         c.create_build(ws.id, &CreateWorkspaceBuildRequest::new("stop")).await.expect("stop");
     let stop = wait_build(&c, stop.id, TIMEOUT).await;
     assert_eq!(stop.job.status, "succeeded", "stop failed: {stop:?}");
-    assert_eq!(placement(&stop.resources), [("terraform_data.home".to_owned(), vec![])]);
+    assert_eq!(
+        placement(&stop.resources),
+        [("coder_env.region".to_owned(), vec![]), ("terraform_data.home".to_owned(), vec![])]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,7 +190,7 @@ async fn agents_attach_to_the_nearest_dependent_resource() {
     let far = &resource(&build.resources, "far_vm").agents[0];
     assert_eq!(far["operating_system"], "windows");
     assert_eq!(far["auth"], "token");
-    // coder_agent_instance switches db to instance identity.
+    // db uses instance identity; coder_agent_instance names its instance.
     let db_vm = resource(&build.resources, "db_vm");
     let db = &db_vm.agents[0];
     assert_eq!(db["auth"], "instance_id");
@@ -224,8 +229,8 @@ async fn import_lists_resources_parameters_and_variables() {
         names.sort();
         names
     };
-    assert_eq!(of("start"), ["home", "vm"]);
-    assert_eq!(of("stop"), ["home"]);
+    assert_eq!(of("start"), ["home", "region", "vm"], "coder_env is listed");
+    assert_eq!(of("stop"), ["home", "region"]);
     assert_eq!(resource(&resources, "vm").agents[0]["apps"].as_array().map(Vec::len), Some(2));
 
     let params = Value::Array(c.template_version_rich_parameters(id).await.expect("params"));
@@ -375,15 +380,6 @@ resource "coder_metadata" "a" { resource_id = terraform_data.vm.id }
 resource "coder_metadata" "b" { resource_id = terraform_data.vm.id }"#,
         &["terraform_data.vm has two coder_metadata", "coder_metadata.a", "coder_metadata.b"],
     ),
-    (
-        "an agent nothing depends on",
-        r#"resource "coder_agent" "lonely" {
-  os = "linux"
-  arch = "amd64"
-}
-resource "terraform_data" "vm" { input = "x" }"#,
-        &["no resource depends on agent \"lonely\"", "coder_agent.lonely"],
-    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -531,6 +527,7 @@ resource "terraform_data" "vm" {
             workspace: None,
             parameters,
             variables: Vec::new(),
+            debug: false,
         };
         let config = config.clone();
         async move { provision(&config, request, &tx, Default::default()).await }

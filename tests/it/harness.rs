@@ -76,6 +76,8 @@ pub struct Opts {
     /// The scheduler's poll interval and clock.
     pub autobuild_poll_interval: Duration,
     pub clock: provisionerd::server::autobuild::Clock,
+    /// The built-in daemons' provisioner types (default: terraform and echo).
+    pub builtin_provisioners: Option<Vec<provisionerd::domain::Provisioner>>,
 }
 
 impl Default for Opts {
@@ -98,6 +100,7 @@ impl Default for Opts {
             login_limits: LoginLimits::default(),
             autobuild_poll_interval: Duration::from_secs(60),
             clock: provisionerd::server::autobuild::Clock::system(),
+            builtin_provisioners: None,
         }
     }
 }
@@ -187,6 +190,9 @@ impl TestServer {
         builtin.work_dir = dir.path().join("work");
         builtin.cache_dir = dir.path().join("cache");
         builtin.name = "test".into();
+        if let Some(p) = &opts.builtin_provisioners {
+            builtin.provisioners.clone_from(p);
+        }
         let config = ServerConfig {
             store,
             psk: opts.psk,

@@ -8,6 +8,7 @@ mod access;
 mod api_errors;
 mod big;
 mod coder;
+mod compat;
 mod daemon_death;
 mod daemons;
 mod drain;

@@ -18,6 +18,7 @@ use crate::app::BuildRequest;
 use crate::domain::{BuildReason, Transition};
 use crate::server::AppState;
 use crate::store::BuildPage;
+use uuid::Uuid;
 
 pub use crate::sdk::CreateWorkspaceBuildRequest as CreateBuild;
 
@@ -76,6 +77,7 @@ pub struct ListQuery {
     #[serde(default)]
     offset: i64,
     since: Option<DateTime<Utc>>,
+    after_id: Option<String>,
 }
 
 pub async fn list(
@@ -84,10 +86,21 @@ pub async fn list(
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<json::BuildJson>>> {
-    let page =
-        BuildPage { limit: q.limit.filter(|l| *l > 0), offset: q.offset.max(0), since: q.since };
+    let page = BuildPage {
+        limit: q.limit.filter(|l| *l > 0),
+        offset: q.offset.max(0),
+        since: q.since,
+        after_number: None,
+    };
+    let after = match q.after_id.as_deref().filter(|a| !a.is_empty()) {
+        Some(a) => Some(
+            a.parse::<Uuid>()
+                .map_err(|_| ApiError::invalid("after_id", format!("{a:?} is not a UUID")))?,
+        ),
+        None => None,
+    };
     let ws = uuid_param("workspace", &id)?;
-    let builds = state.app().builds_of_workspace(caller.subject(), ws, &page).await?;
+    let builds = state.app().builds_of_workspace(caller.subject(), ws, page, after).await?;
     let mut out = Vec::with_capacity(builds.len());
     for b in &builds {
         out.push(json::build(&state, b).await?);

@@ -164,9 +164,10 @@ pub async fn build(state: &AppState, b: &WorkspaceBuild) -> ApiResult<BuildJson>
         resources: resources.iter().map(super::resources::stored).collect(),
         deadline: b.deadline,
         max_deadline: b.max_deadline,
-        daily_cost: b.daily_cost,
+        // Coder's build cost: the sum of its resources' coder_metadata costs.
+        daily_cost: resources.iter().fold(0i32, |sum, r| sum.saturating_add(r.resource.daily_cost)),
         matched_provisioners: (job_row.status() == crate::domain::JobStatus::Pending)
-            .then(|| state.daemons.matching(&job_row.tags).into()),
+            .then(|| state.daemons.matching(&job_row.tags, job_row.provisioner.as_str()).into()),
     })
 }
 
@@ -177,6 +178,15 @@ pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJ
     let template = store.template(ws.template_id).await?;
     let latest = store.latest_build(ws.id).await?;
     let latest_build = build(state, &latest).await?;
+    // Healthy only when every agent of the latest build is; no agent
+    // connects to this server yet, so each reported agent is failing.
+    let failing_agents: Vec<uuid::Uuid> = latest_build
+        .resources
+        .iter()
+        .flat_map(|r| &r.agents)
+        .filter(|a| a["health"]["healthy"] != true)
+        .filter_map(|a| a["id"].as_str().and_then(|id| id.parse().ok()))
+        .collect();
     Ok(WorkspaceJson {
         id: ws.id,
         created_at: ws.created_at,
@@ -200,7 +210,7 @@ pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJ
         last_used_at: ws.last_used_at.unwrap_or(ws.created_at),
         deleting_at: None,
         dormant_at: ws.dormant_at,
-        health: sdk::WorkspaceHealth { healthy: true, failing_agents: Vec::new() },
+        health: sdk::WorkspaceHealth { healthy: failing_agents.is_empty(), failing_agents },
         automatic_updates: ws.automatic_updates.to_string(),
         allow_renames: true,
         favorite: ws.favorite,
@@ -226,9 +236,10 @@ pub async fn template(store: &dyn Store, t: &Template) -> ApiResult<TemplateJson
 }
 
 pub async fn template_version(
-    store: &dyn Store,
+    state: &AppState,
     v: &TemplateVersion,
 ) -> ApiResult<TemplateVersionJson> {
+    let store = state.store.as_ref();
     let j = store.job(v.job_id).await?;
     let creator = store.user_by_id(v.created_by).await.map(|u| u.username).unwrap_or_default();
     Ok(TemplateVersionJson {
@@ -242,6 +253,9 @@ pub async fn template_version(
         created_by: MinimalUser { id: v.created_by, username: creator },
         job: job(store, &j).await?,
         readme: String::new(),
+        // As on builds: why a pending import waits (Coder shows it too).
+        matched_provisioners: (j.status() == crate::domain::JobStatus::Pending)
+            .then(|| state.daemons.matching(&j.tags, j.provisioner.as_str()).into()),
     })
 }
 

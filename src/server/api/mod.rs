@@ -18,6 +18,7 @@ use error::{ApiError, ApiResult};
 
 mod auth;
 mod builds;
+mod compat;
 mod daemons;
 mod error;
 mod files;
@@ -161,6 +162,13 @@ pub fn router(state: AppState, grpc: Router) -> Router {
         .route("/workspacebuilds/{id}/state", get(builds::raw_state))
         .route("/workspacebuilds/{id}/parameters", get(builds::parameters))
         .route("/workspacebuilds/{id}/cancel", patch(builds::cancel))
+        // Coder compatibility (compat.rs).
+        .route("/organizations", get(compat::organizations))
+        .route("/templates", get(compat::templates))
+        .route("/templates/{id}/versions/{name}", get(compat::version_by_name))
+        .route("/organizations/{organization}/templates/examples", get(compat::examples))
+        .route("/templateversions/{id}/external-auth", get(compat::version_external_auth))
+        .route("/templateversions/{id}/presets", get(compat::version_presets))
         .fallback(outer::not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES));
     let app = Router::new()
@@ -168,5 +176,9 @@ pub fn router(state: AppState, grpc: Router) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(state);
-    outer::wrap(app, grpc)
+    // The slash is trimmed before the routes are matched: an outer router
+    // whose only service is the whole app.
+    Router::new()
+        .fallback_service(outer::wrap(app, grpc))
+        .layer(axum::middleware::map_request(compat::trim_trailing_slash))
 }

@@ -71,6 +71,9 @@ fn agent(a: &Agent, resource_id: Uuid, created_at: DateTime<Utc>) -> Value {
         .iter()
         .map(|s| {
             serde_json::json!({
+                // Derived from the log source, so it is stable without a
+                // stored column of its own.
+                "id": Uuid::new_v5(&s.log_source_id, b"script"),
                 "log_source_id": s.log_source_id,
                 "display_name": s.display_name,
                 "icon": s.icon,
@@ -159,17 +162,18 @@ fn app(p: &App) -> Value {
         },
         "order": p.order,
         "hidden": p.hidden,
+        "open_in": p.open_in,
     })
 }
 
 /// The import job of a version the caller may read, once it has succeeded.
-async fn imported(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
+pub(super) async fn imported(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
     let id = uuid_param("templateversion", id)?;
     Ok(state.app().imported_version(caller.subject(), id).await?)
 }
 
 /// What the succeeded import of a version found.
-async fn import_result(state: &AppState, job: &Job) -> ApiResult<ImportResult> {
+pub(super) async fn import_result(state: &AppState, job: &Job) -> ApiResult<ImportResult> {
     Ok(state.store.import_result(job.id).await?.unwrap_or_default())
 }
 

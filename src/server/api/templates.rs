@@ -31,7 +31,7 @@ pub async fn create_version(
         user_variable_values: json::name_values(req.user_variable_values),
     };
     let version = state.app().import_version(caller.subject(), &org, new).await?;
-    Ok((StatusCode::CREATED, Json(json::template_version(state.store.as_ref(), &version).await?)))
+    Ok((StatusCode::CREATED, Json(json::template_version(&state, &version).await?)))
 }
 
 pub async fn get_version(
@@ -41,7 +41,7 @@ pub async fn get_version(
 ) -> ApiResult<Json<json::TemplateVersionJson>> {
     let id = uuid_param("templateversion", &id)?;
     let v = state.app().template_version(caller.subject(), id).await?;
-    Ok(Json(json::template_version(state.store.as_ref(), &v).await?))
+    Ok(Json(json::template_version(&state, &v).await?))
 }
 
 pub use crate::sdk::CreateTemplateRequest as CreateTemplate;
@@ -100,7 +100,7 @@ pub async fn list_versions(
     let template = uuid_param("template", &id)?;
     let mut out = Vec::new();
     for v in state.app().versions_of(caller.subject(), template).await? {
-        out.push(json::template_version(state.store.as_ref(), &v).await?);
+        out.push(json::template_version(&state, &v).await?);
     }
     Ok(Json(out))
 }

@@ -23,6 +23,15 @@ pub async fn import_result_and_resources_by_transition(store: &dyn Store) {
     let found = ImportResult {
         parameters: vec![TemplateParameter { name: "cpu".into(), ..Default::default() }],
         variables: vec![],
+        external_auth: vec![crate::domain::ExternalAuthProvider {
+            id: "github".into(),
+            optional: true,
+        }],
+        presets: vec![crate::domain::Preset {
+            name: "small".into(),
+            parameters: [("cpu".to_owned(), "1".to_owned())].into(),
+            ..Default::default()
+        }],
         stop_resources: vec![resource("home", "terraform_data")],
     };
     let imported = JobOutcome {

@@ -190,8 +190,9 @@ async fn insert_at(
     ws.id
 }
 
-/// A workspace's builds list newest first, paged by limit and offset, and
-/// `since` keeps those created at or after it.
+/// A workspace's builds list newest first, paged by limit and offset;
+/// `since` keeps those created after it and `after_number` those numbered
+/// above it (both exclusive, as Coder's).
 pub async fn builds_are_paged_newest_first(store: &dyn Store) {
     let f = fixture(store).await;
     let base = Utc::now() - Duration::hours(1);
@@ -215,15 +216,20 @@ pub async fn builds_are_paged_newest_first(store: &dyn Store) {
         builds.into_iter().map(|b| b.build_number).collect::<Vec<_>>()
     };
     assert_eq!(numbers(BuildPage::default()).await, [5, 4, 3, 2, 1], "newest first");
-    let page = |limit, offset| BuildPage { limit, offset, since: None };
+    let page = |limit, offset| BuildPage { limit, offset, ..BuildPage::default() };
     assert_eq!(numbers(page(Some(2), 0)).await, [5, 4]);
     assert_eq!(numbers(page(Some(2), 2)).await, [3, 2]);
     assert_eq!(numbers(page(None, 3)).await, [2, 1], "offset without a limit");
     assert_eq!(numbers(page(Some(2), 5)).await, [0; 0], "past the end");
     let since = BuildPage { since: Some(created[2]), ..BuildPage::default() };
-    assert_eq!(numbers(since.clone()).await, [5, 4, 3], "since is inclusive");
+    assert_eq!(numbers(since.clone()).await, [5, 4], "since is exclusive");
     let paged = BuildPage { limit: Some(1), offset: 1, ..since };
     assert_eq!(numbers(paged).await, [4]);
+    let after = BuildPage { after_number: Some(2), ..BuildPage::default() };
+    assert_eq!(numbers(after.clone()).await, [5, 4, 3], "after_number is exclusive");
+    assert_eq!(numbers(BuildPage { limit: Some(2), ..after }).await, [5, 4]);
+    let past = BuildPage { after_number: Some(5), ..BuildPage::default() };
+    assert_eq!(numbers(past).await, [0; 0]);
     let later = BuildPage { since: Some(Utc::now() + Duration::hours(1)), ..BuildPage::default() };
     assert_eq!(numbers(later).await, [0; 0]);
     let other = store.builds_of_workspace(Uuid::new_v4(), &BuildPage::default()).await;

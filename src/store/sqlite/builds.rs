@@ -173,12 +173,15 @@ pub async fn builds_of_workspace(
     page: &BuildPage,
 ) -> Result<Vec<WorkspaceBuild>> {
     let rows = sqlx::query(
-        "SELECT * FROM workspace_builds WHERE workspace_id = ? AND (? IS NULL OR created_at >= ?)
+        "SELECT * FROM workspace_builds WHERE workspace_id = ? AND (? IS NULL OR created_at > ?)
+         AND (? IS NULL OR build_number > ?)
          ORDER BY build_number DESC LIMIT ? OFFSET ?",
     )
     .bind(workspace_id.to_string())
     .bind(page.since.map(ts))
     .bind(page.since.map(ts))
+    .bind(page.after_number)
+    .bind(page.after_number)
     .bind(page.limit.unwrap_or(-1))
     .bind(page.offset)
     .fetch_all(pool)

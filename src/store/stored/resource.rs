@@ -97,6 +97,10 @@ struct App {
     healthcheck: Option<Healthcheck>,
     order: i64,
     hidden: bool,
+    // Left out when it is the default, so rows written before the field
+    // existed keep their exact bytes.
+    #[serde(default = "domain::slim_window", skip_serializing_if = "is_slim_window")]
+    open_in: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +129,32 @@ struct Script {
 struct ImportResult {
     parameters: Vec<TemplateParameter>,
     variables: Vec<TemplateVariable>,
+    // Left out when empty, so results written before these existed keep
+    // their exact bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    external_auth: Vec<ExternalAuthProvider>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    presets: Vec<Preset>,
+}
+
+fn is_slim_window(open_in: &str) -> bool {
+    open_in == "slim-window"
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ExternalAuthProvider {
+    id: String,
+    optional: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Preset {
+    name: String,
+    parameters: BTreeMap<String, String>,
+    default: bool,
+    description: String,
+    icon: String,
+    prebuild_instances: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,7 +236,7 @@ convert!(AgentMetadata <-> domain::AgentMetadata {
 });
 convert!(App <-> domain::App {
     id, slug, display_name, command, url, icon, subdomain, sharing_level, external,
-    healthcheck via opt, order, hidden,
+    healthcheck via opt, order, hidden, open_in,
 });
 convert!(Healthcheck <-> domain::Healthcheck { url, interval, threshold });
 convert!(Script <-> domain::Script {
@@ -219,6 +249,10 @@ convert!(TemplateParameter <-> domain::TemplateParameter {
     validation_monotonic, required, ephemeral, order,
 });
 convert!(ParameterOption <-> domain::ParameterOption { name, description, value, icon });
+convert!(ExternalAuthProvider <-> domain::ExternalAuthProvider { id, optional });
+convert!(Preset <-> domain::Preset {
+    name, parameters, default, description, icon, prebuild_instances,
+});
 convert!(TemplateVariable <-> domain::TemplateVariable {
     name, description, kind, default_value, required, sensitive,
 });
@@ -237,6 +271,8 @@ pub fn encode_import(i: &domain::ImportResult) -> Result<String> {
     let stored = ImportResult {
         parameters: i.parameters.iter().map(Into::into).collect(),
         variables: i.variables.iter().map(Into::into).collect(),
+        external_auth: i.external_auth.iter().map(Into::into).collect(),
+        presets: i.presets.iter().map(Into::into).collect(),
     };
     Ok(serde_json::to_string(&stored)?)
 }
@@ -247,6 +283,8 @@ pub fn decode_import(text: &str) -> Result<domain::ImportResult> {
     Ok(domain::ImportResult {
         parameters: stored.parameters.into_iter().map(Into::into).collect(),
         variables: stored.variables.into_iter().map(Into::into).collect(),
+        external_auth: stored.external_auth.into_iter().map(Into::into).collect(),
+        presets: stored.presets.into_iter().map(Into::into).collect(),
         stop_resources: Vec::new(),
     })
 }

@@ -57,14 +57,39 @@ fn is_plain(kind: &str) -> bool {
     !kind.starts_with("coder_")
 }
 
+/// Managed `coder_*` types that are folded into the resources they belong to
+/// and never listed themselves; every other managed type (`coder_env`
+/// included) is a resource of the build, as in Coder.
+const FOLDED: [&str; 5] =
+    ["coder_agent", "coder_agent_instance", "coder_app", "coder_metadata", "coder_script"];
+
+/// Whether a managed resource of this type is listed in the build's resources.
+fn is_listed(kind: &str) -> bool {
+    !FOLDED.contains(&kind)
+}
+
+/// Cloud VM types whose attributes name the instance an agent authenticates
+/// as (instance identity), as Coder links them automatically.
+fn instance_id_attribute(kind: &str) -> Option<&'static str> {
+    match kind {
+        "google_compute_instance" => Some("instance_id"),
+        "aws_instance" => Some("id"),
+        "aws_spot_instance_request" => Some("spot_instance_id"),
+        "azurerm_linux_virtual_machine" | "azurerm_windows_virtual_machine" => {
+            Some("virtual_machine_id")
+        }
+        _ => None,
+    }
+}
+
 /// An agent being assembled, with where it came from.
 struct Found {
     entry: Entry,
     agent: Agent,
 }
 
-/// Resolves which agent an app, script, env or instance belongs to: the one
-/// whose id its `agent_id` names, else (in a plan, where ids are unknown) the
+/// Resolves which agent an app, script or env belongs to: the one whose id
+/// its `agent_id` names, else (in a plan, where ids are unknown) the
 /// nearest agent it depends on in the graph (ties: the smallest address).
 fn owner_of(e: &Entry, agents: &[Found], graph: &Graph) -> Result<usize, ConvertError> {
     let by_id = e.values["agent_id"]
@@ -81,21 +106,27 @@ fn owner_of(e: &Entry, agents: &[Found], graph: &Graph) -> Result<usize, Convert
     })
 }
 
-/// Every entry converted: plain resources with their agents and metadata.
+/// Every entry converted: listed resources with their agents and metadata.
 pub(super) fn attach(entries: &[Entry], graph: &Graph) -> Result<Vec<Resource>, ConvertError> {
     let of_kind = |kind: &'static str| entries.iter().filter(move |e| e.managed && e.kind == kind);
     let mut agents: Vec<Found> =
         of_kind("coder_agent").map(|e| Found { entry: e.clone(), agent: agent(e) }).collect();
     check_agent_names(&agents)?;
+    // Only by `agent_id`, as Coder: in a plan the id is unknown and the
+    // instance stays unset; an agent authenticating by token ignores it.
     for e in of_kind("coder_agent_instance") {
-        let i = owner_of(e, &agents, graph)?;
-        agents[i].agent.auth = "instance_id".into();
-        agents[i].agent.instance_id = Some(text(&e.values, "instance_id"));
+        let Some(id) = e.values["agent_id"].as_str().filter(|id| !id.is_empty()) else {
+            continue;
+        };
+        let owner = agents.iter_mut().find(|a| a.entry.values["id"].as_str() == Some(id));
+        if let Some(found) = owner.filter(|a| a.agent.auth != "token") {
+            found.agent.instance_id = Some(text(&e.values, "instance_id"));
+        }
     }
     let mut app_owners: BTreeMap<(usize, String), String> = BTreeMap::new();
     for e in of_kind("coder_app") {
         let i = owner_of(e, &agents, graph)?;
-        let app = app(&e.values);
+        let app = app(e);
         if let Some(first) = app_owners.insert((i, app.slug.clone()), e.address.clone()) {
             return Err(invalid(format!(
                 "duplicate app slug {:?} on agent {:?}: {first} and {}",
@@ -115,29 +146,57 @@ pub(super) fn attach(entries: &[Entry], graph: &Graph) -> Result<Vec<Resource>, 
 
     let mut resources: Vec<(Entry, Resource)> = entries
         .iter()
-        .filter(|e| e.managed && is_plain(&e.kind))
+        .filter(|e| e.managed && is_listed(&e.kind))
         .map(|e| (e.clone(), plain_resource(e)))
         .collect();
     attach_metadata(entries, &mut resources, graph)?;
     for found in agents {
-        let node = found.entry.node();
-        let candidates = graph.nearest_dependents(&node, |n| managed_type(n).is_some_and(is_plain));
-        if candidates.is_empty() {
-            return Err(invalid(format!(
-                "no resource depends on agent {:?} ({}): use its token or init_script in the \
-                 resource the agent runs on",
-                found.agent.name, found.entry.address
-            )));
-        }
-        // The first candidate with an instance; none when the workspace is
-        // stopped (count 0), and then the agent has nowhere to run.
-        let host =
-            candidates.iter().find_map(|c| resources.iter().position(|(e, _)| &e.node() == c));
-        if let Some(i) = host {
-            resources[i].1.agents.push(found.agent);
+        // The nearest plain resource that depends on the agent and has
+        // instances (ties: the smallest address). An agent nothing depends
+        // on has nowhere to run and is left out, as Coder leaves it out.
+        let has_instances = |n: &str| {
+            managed_type(n).is_some_and(is_plain) && resources.iter().any(|(e, _)| e.node() == n)
+        };
+        let candidates = graph.nearest_dependents(&found.entry.node(), has_instances);
+        let Some(host) = candidates.first() else { continue };
+        // Every instance of a counted resource runs the agent; each copy
+        // after the first gets ids of its own so the API can tell them apart.
+        let instances = resources.iter_mut().filter(|(e, _)| &e.node() == host);
+        for (copy, (e, r)) in instances.enumerate() {
+            let mut agent = found.agent.clone();
+            if copy > 0 {
+                renumber(&mut agent, &e.address);
+            }
+            link_instance(e, &mut agent);
+            r.agents.push(agent);
         }
     }
     Ok(resources.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Instance identity from the cloud VM an agent runs on, unless the agent
+/// uses a token or a `coder_agent_instance` named its instance already.
+fn link_instance(host: &Entry, agent: &mut Agent) {
+    if agent.auth == "token" || agent.instance_id.as_deref().is_some_and(|i| !i.is_empty()) {
+        return;
+    }
+    let id = instance_id_attribute(&host.kind).and_then(|k| host.values[k].as_str());
+    if let Some(id) = id {
+        agent.instance_id = Some(id.to_owned());
+    }
+}
+
+/// Fresh ids, derived from the old ones and the instance address, for the
+/// copy of an agent on another instance of its resource.
+fn renumber(agent: &mut Agent, address: &str) {
+    let derive = |id: &Uuid| Uuid::new_v5(id, address.as_bytes());
+    agent.id = derive(&agent.id);
+    for app in &mut agent.apps {
+        app.id = derive(&app.id);
+    }
+    for script in &mut agent.scripts {
+        script.log_source_id = derive(&script.log_source_id);
+    }
 }
 
 fn check_agent_names(agents: &[Found]) -> Result<(), ConvertError> {
@@ -172,37 +231,47 @@ fn attach_metadata(
     let mut owners: BTreeMap<usize, &str> = BTreeMap::new();
     for e in entries.iter().filter(|e| e.managed && e.kind == "coder_metadata") {
         let target = e.values["resource_id"].as_str().filter(|id| !id.is_empty());
-        let node = e.node();
-        let index = target
+        let by_id: Vec<usize> = target
             .and_then(|id| resources.iter().position(|(r, _)| r.values["id"].as_str() == Some(id)))
-            .or_else(|| {
-                let nodes =
-                    graph.nearest_dependencies(&node, |n| managed_type(n).is_some_and(is_plain));
-                nodes.iter().find_map(|n| resources.iter().position(|(r, _)| &r.node() == n))
-            });
-        // Metadata of a resource that has no instance (stopped) has no place.
-        let Some(i) = index else { continue };
-        if let Some(first) = owners.insert(i, &e.address) {
-            return Err(invalid(format!(
-                "resource {} has two coder_metadata: {first} and {}",
-                resources[i].0.address, e.address
-            )));
-        }
-        let resource = &mut resources[i].1;
-        resource.hide = flag(&e.values, "hide");
-        resource.icon = text(&e.values, "icon");
-        resource.daily_cost = i32::try_from(int(&e.values, "daily_cost")).unwrap_or(i32::MAX);
-        resource.metadata = blocks(&e.values, "item")
-            .map(|item| {
-                let sensitive = flag(item, "sensitive");
-                ResourceMetadata {
-                    key: text(item, "key"),
-                    // A sensitive value never leaves the daemon.
-                    value: if sensitive { String::new() } else { text(item, "value") },
-                    sensitive,
-                }
-            })
+            .into_iter()
             .collect();
+        // Without an id (a plan): the nearest plain resource it depends on
+        // that has instances, and then every instance of it, as Coder.
+        let targets = if by_id.is_empty() {
+            let has_instances = |n: &str| {
+                managed_type(n).is_some_and(is_plain)
+                    && resources.iter().any(|(r, _)| r.node() == n)
+            };
+            let nodes = graph.nearest_dependencies(&e.node(), has_instances);
+            let host = nodes.first();
+            (0..resources.len()).filter(|&i| Some(&resources[i].0.node()) == host).collect()
+        } else {
+            by_id
+        };
+        // Metadata of a resource that has no instance (stopped) has no place.
+        for i in targets {
+            if let Some(first) = owners.insert(i, &e.address) {
+                return Err(invalid(format!(
+                    "resource {} has two coder_metadata: {first} and {}",
+                    resources[i].0.address, e.address
+                )));
+            }
+            let resource = &mut resources[i].1;
+            resource.hide = flag(&e.values, "hide");
+            resource.icon = text(&e.values, "icon");
+            resource.daily_cost = i32::try_from(int(&e.values, "daily_cost")).unwrap_or(i32::MAX);
+            resource.metadata = blocks(&e.values, "item")
+                .map(|item| {
+                    let sensitive = flag(item, "sensitive");
+                    ResourceMetadata {
+                        key: text(item, "key"),
+                        // A sensitive value never leaves the daemon.
+                        value: if sensitive { String::new() } else { text(item, "value") },
+                        sensitive,
+                    }
+                })
+                .collect();
+        }
     }
     Ok(())
 }
@@ -225,6 +294,13 @@ fn agent(e: &Entry) -> Agent {
         }
     };
     let timeout = v["connection_timeout"].as_i64().unwrap_or(120);
+    // Coder: `auth = "token"` is a token; any other value is instance
+    // identity. A missing attribute (hand-written output) is the
+    // provider's default, a token.
+    let auth = match v["auth"].as_str() {
+        None | Some("token") => "token",
+        Some(_) => "instance_id",
+    };
     Agent {
         id: v["id"].as_str().and_then(|id| id.parse().ok()).unwrap_or_else(Uuid::new_v4),
         name: e.name.clone(),
@@ -246,20 +322,77 @@ fn agent(e: &Entry) -> Agent {
                 order: int(m, "order"),
             })
             .collect(),
-        auth: "token".into(),
+        auth: auth.into(),
         instance_id: None,
         order: int(v, "order"),
         apps: Vec::new(),
-        scripts: Vec::new(),
+        scripts: legacy_scripts(v),
     }
 }
 
-fn app(v: &Value) -> App {
+/// The deprecated `startup_script` / `shutdown_script` of an agent as the
+/// scripts Coder makes of them; they come before any `coder_script`.
+fn legacy_scripts(v: &Value) -> Vec<Script> {
+    // Blocking when `startup_script_behavior` says so or, with providers
+    // older than that attribute, when `login_before_ready` is present and false.
+    let blocking = match v["startup_script_behavior"].as_str().filter(|b| !b.is_empty()) {
+        Some(behavior) => behavior == "blocking",
+        None => v["login_before_ready"] == Value::Bool(false),
+    };
+    let legacy = |key: &str, name: &str, icon: &str, log: &str, on_start: bool| {
+        let body = text(v, key);
+        (!body.is_empty()).then(|| Script {
+            log_source_id: Uuid::new_v4(),
+            display_name: name.into(),
+            script: body,
+            icon: icon.into(),
+            cron: String::new(),
+            log_path: log.into(),
+            run_on_start: on_start,
+            run_on_stop: !on_start,
+            start_blocks_login: on_start && blocking,
+            timeout_seconds: 0,
+        })
+    };
+    [
+        legacy(
+            "startup_script",
+            "Startup Script",
+            "/emojis/25b6.png",
+            "coder-startup-script.log",
+            true,
+        ),
+        legacy(
+            "shutdown_script",
+            "Shutdown Script",
+            "/emojis/25c0.png",
+            "coder-shutdown-script.log",
+            false,
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn app(e: &Entry) -> App {
+    let v = &e.values;
     let share = text(v, "share");
+    // Coder's fallbacks: the slug defaults to the resource name; the display
+    // name to the deprecated `name`, then to the slug.
+    let slug = Some(text(v, "slug")).filter(|s| !s.is_empty()).unwrap_or_else(|| e.name.clone());
+    let display_name = [text(v, "display_name"), text(v, "name")]
+        .into_iter()
+        .find(|n| !n.is_empty())
+        .unwrap_or_else(|| slug.clone());
+    let open_in = match text(v, "open_in").to_lowercase().as_str() {
+        "tab" => "tab".to_owned(),
+        _ => crate::domain::slim_window(),
+    };
     App {
         id: v["id"].as_str().and_then(|id| id.parse().ok()).unwrap_or_else(Uuid::new_v4),
-        slug: text(v, "slug"),
-        display_name: text(v, "display_name"),
+        slug,
+        display_name,
         command: text(v, "command"),
         url: text(v, "url"),
         icon: text(v, "icon"),
@@ -273,6 +406,7 @@ fn app(v: &Value) -> App {
         }),
         order: int(v, "order"),
         hidden: flag(v, "hidden"),
+        open_in,
     }
 }
 

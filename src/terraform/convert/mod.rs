@@ -1,17 +1,21 @@
 //! Turns `terraform show -json` output (of a state or of a saved plan) and
-//! `terraform graph -type=plan` output into the resources a build reports:
-//! every managed resource that is not a `coder_*` type, with its module path
-//! and non-sensitive attributes, and the `coder` provider's agents, apps,
-//! scripts, env and metadata attached where Coder attaches them:
+//! `terraform graph -type=plan` output into the resources a build reports,
+//! by Coder's rules:
 //!
-//! - a `coder_agent` goes to the nearest managed non-`coder_*` resource that
-//!   depends on it in the graph (ties: the smallest address); when that
-//!   resource has no instance (a stopped workspace) the agent is not reported;
-//! - `coder_app`, `coder_script`, `coder_env`, `coder_agent_instance` go to the
-//!   agent their `agent_id` names, or (in a plan, where ids are unknown) the
-//!   agent they depend on directly;
-//! - `coder_metadata` goes to the resource its `resource_id` names, or the
-//!   one it depends on directly.
+//! - every managed resource is listed except the `coder_*` types folded into
+//!   others (`coder_agent`, `coder_agent_instance`, `coder_app`,
+//!   `coder_metadata`, `coder_script`): `coder_env` is listed, as in Coder;
+//! - a `coder_agent` goes to every instance of the nearest managed
+//!   non-`coder_*` resource with instances that depends on it in the graph
+//!   (ties: the smallest address); an agent nothing depends on is left out;
+//! - `coder_app`, `coder_script`, `coder_env` go to the agent their
+//!   `agent_id` names, or (in a plan, where ids are unknown) the agent they
+//!   depend on; `coder_agent_instance` only by `agent_id`, and only for an
+//!   agent that does not use a token; agents on Google, AWS and Azure VMs
+//!   take the VM's instance id, and those VMs report their size;
+//! - `coder_metadata` goes to the resource its `resource_id` names, or every
+//!   instance of the one it depends on;
+//! - an agent's legacy `startup_script`/`shutdown_script` become scripts.
 //!
 //! Templates that break Coder's rules fail with an error naming the offender.
 //! Pure functions over JSON and DOT text; no I/O.
@@ -26,7 +30,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::Resource;
 pub use graph::{Graph, GraphError};
-pub use parameters::parameters;
+pub use parameters::{external_auth, parameters, presets};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConvertError {
@@ -110,12 +114,17 @@ fn collect(module: &Value, path: &str, out: &mut Vec<Entry>) {
     }
 }
 
-/// A managed resource that is not a `coder_*` type, as a build reports it.
+/// A listed managed resource, as a build reports it.
 fn plain_resource(e: &Entry) -> Resource {
-    let instance_type = ["instance_type", "machine_type", "vm_size"]
-        .iter()
-        .find_map(|k| e.values.get(k).and_then(Value::as_str))
-        .map(str::to_owned);
+    // Only the cloud VM types Coder knows report their size.
+    let size_attribute = match e.kind.as_str() {
+        "google_compute_instance" => Some("machine_type"),
+        "aws_instance" | "aws_spot_instance_request" => Some("instance_type"),
+        "azurerm_linux_virtual_machine" | "azurerm_windows_virtual_machine" => Some("size"),
+        _ => None,
+    };
+    let instance_type =
+        size_attribute.and_then(|k| e.values.get(k).and_then(Value::as_str)).map(str::to_owned);
     Resource {
         name: e.name.clone(),
         resource_type: e.kind.clone(),

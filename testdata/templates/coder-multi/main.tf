@@ -15,6 +15,7 @@ resource "coder_agent" "dev" {
 resource "coder_agent" "db" {
   os   = "linux"
   arch = "arm64"
+  auth = "aws-instance-identity"
 }
 
 resource "coder_agent" "far" {
@@ -67,7 +68,7 @@ resource "terraform_data" "outer" {
   input = module.box.token
 }
 
-# db authenticates by its instance id instead of a token.
+# db authenticates by its instance id instead of a token (its auth says so).
 resource "coder_agent_instance" "db" {
   agent_id    = coder_agent.db.id
   instance_id = terraform_data.db_vm.id

@@ -18,7 +18,29 @@ pub fn schemas() -> Vec<(&'static str, Block)> {
         ("coder_workspace_owner", workspace_owner()),
         ("coder_provisioner", provisioner()),
         ("coder_parameter", parameter()),
+        ("coder_external_auth", external_auth()),
+        ("coder_workspace_preset", workspace_preset()),
     ]
+}
+
+fn external_auth() -> Block {
+    Block::new(vec![
+        Attr::required("id", Ty::String),
+        Attr::with_default("optional", Ty::Bool, false),
+        Attr::computed("access_token", Ty::String).sensitive(),
+    ])
+}
+
+fn workspace_preset() -> Block {
+    let prebuilds = Block::new(vec![Attr::required("instances", Ty::Number)]);
+    Block::new(vec![
+        Attr::required("name", Ty::String),
+        Attr::optional("parameters", Ty::MapOfString),
+        Attr::with_default("default", Ty::Bool, false),
+        Attr::optional("description", Ty::String),
+        Attr::optional("icon", Ty::String),
+    ])
+    .with_block("prebuilds", 1, prebuilds)
 }
 
 fn workspace() -> Block {
@@ -156,6 +178,10 @@ pub fn read(name: &str, block: &Block, config: &Value, env: &dyn Env) -> Result<
             ],
         ),
         "coder_parameter" => read_parameter(&mut state, env)?,
+        // No provider is configured in tests: there is never a token.
+        "coder_external_auth" => value::set(&mut state, "access_token", value::string("")),
+        // Everything a preset has is configuration.
+        "coder_workspace_preset" => {}
         other => return Err(format!("unknown data source {other:?}")),
     }
     Ok(state)
