@@ -528,6 +528,7 @@ impl ConnectionManager {
         send_on(&conn.tx, protocol::ack(job_id)).await?;
         let slot = self.free_slots.pop().unwrap_or_default();
         self.slot_of.insert(job_id, slot);
+        self.settings.health.set_running_jobs(self.slot_of.len());
         let cancel = CancellationToken::new();
         self.jobs.insert(
             job_id,
@@ -637,6 +638,7 @@ impl ConnectionManager {
     fn record(&mut self, ev: JobEvent) {
         self.record_event(ev);
         self.settings.health.set_buffered_lines(self.buffered_lines());
+        self.settings.health.set_running_jobs(self.slot_of.len());
     }
 
     fn record_event(&mut self, ev: JobEvent) {

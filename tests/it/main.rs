@@ -24,3 +24,6 @@ mod queue;
 mod restart;
 mod store_outage;
 mod tls;
+
+// ops (issue 18)
+mod metrics;
