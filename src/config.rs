@@ -20,8 +20,18 @@ pub struct Cli {
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `provisionerd=debug`.
     #[arg(long, env = "PROVISIONERD_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Log format: `text` (coloured on a terminal) or `json` (one object a line).
+    #[arg(long, env = "PROVISIONERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

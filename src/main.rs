@@ -27,8 +27,8 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn run() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    init_logging(&cli);
+    let json = cli.log_format == config::LogFormat::Json;
     let result = match cli.command {
         Command::Server(args) => run_server(args).await,
         Command::Start(args) => run_daemon(args).await,
@@ -38,8 +38,31 @@ async fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // In JSON every line of stderr is an object, the last one too.
+            if json {
+                tracing::error!(error = format!("{e:#}"), "exiting on an error");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr: text, coloured only on a terminal without `NO_COLOR`,
+/// or JSON, one object a line with the time, level, message, target and the
+/// fields of the spans it happened in (job, daemon).
+fn init_logging(cli: &Cli) {
+    use std::io::IsTerminal;
+    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        config::LogFormat::Json => {
+            fmt.json().flatten_event(true).with_current_span(true).with_span_list(true).init()
+        }
+        config::LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            fmt.with_ansi(colour).init()
         }
     }
 }
@@ -223,7 +246,9 @@ async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
             }
         });
     }
-    let result = worker::run(settings, shutdown).await;
+    // Every line the daemon logs carries its name (a span field in JSON).
+    let span = tracing::info_span!("daemon", daemon = %settings.name);
+    let result = tracing::Instrument::instrument(worker::run(settings, shutdown), span).await;
     probes.cancel();
     Ok(result?)
 }

@@ -557,7 +557,10 @@ impl ConnectionManager {
             tracing::info!(max_jobs = ?self.settings.stop.max_jobs, "reached --max-jobs: taking no more work");
             self.apply_stop(Stop::Drain);
         }
-        self.tasks.spawn(super::job::run(job_id, offer, ctx));
+        // Everything logged for the job carries its id (a field in JSON logs).
+        let span = tracing::info_span!("job", job = %job_id, daemon = %self.settings.name);
+        self.tasks
+            .spawn(tracing::Instrument::instrument(super::job::run(job_id, offer, ctx), span));
         Ok(())
     }
 

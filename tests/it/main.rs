@@ -26,4 +26,5 @@ mod store_outage;
 mod tls;
 
 // ops (issue 18)
+mod logformat;
 mod metrics;
