@@ -29,6 +29,7 @@ pub mod terraform;
 pub mod worker;
 // ops (issue 18)
 pub mod metrics;
+pub mod notify;
 
 /// The generated protocol types, for raw clients (the integration tests
 /// drive sessions by hand); the crate itself converts only in [`protocol`].

@@ -112,6 +112,7 @@ fn spawn_signal_handler(shutdown: Shutdown) {
             }
             match count {
                 1 => {
+                    provisionerd::notify::stopping("shutting down: finishing running jobs");
                     tracing::info!(
                         "shutdown requested: finishing running jobs (signal again to cancel them)"
                     );
@@ -206,7 +207,13 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     // The server stops on the first signal; its built-in daemons drain and
     // are canceled if they do not finish within the shutdown grace.
     let stop: CancellationToken = shutdown.drain.clone();
-    server::run(listener, config, stop).await
+    // Listening: connections that come now wait in the backlog until the
+    // router takes them, so systemd may start what depends on the API.
+    provisionerd::notify::ready(&format!("listening on {}", args.address));
+    provisionerd::notify::spawn_watchdog(stop.clone());
+    let result = server::run(listener, config, stop).await;
+    provisionerd::notify::stopping("stopped");
+    result
 }
 
 async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
@@ -246,11 +253,36 @@ async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
             }
         });
     }
+    let watchdog = CancellationToken::new();
+    provisionerd::notify::spawn_watchdog(watchdog.clone());
+    spawn_ready_when_connected(settings.health.clone(), watchdog.clone());
     // Every line the daemon logs carries its name (a span field in JSON).
     let span = tracing::info_span!("daemon", daemon = %settings.name);
     let result = tracing::Instrument::instrument(worker::run(settings, shutdown), span).await;
     probes.cancel();
+    watchdog.cancel();
+    provisionerd::notify::stopping("stopped");
     Ok(result?)
+}
+
+/// Tells systemd the daemon is ready once it first connects to its server
+/// (the health state is plain atomics: looked at every 100 ms until then).
+fn spawn_ready_when_connected(
+    health: provisionerd::worker::health::Health,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            if health.ready() {
+                provisionerd::notify::ready("connected to the server");
+                return;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            }
+        }
+    });
 }
 
 /// Hides a password in a database URL.

@@ -250,3 +250,78 @@ fn image_runs_as_a_non_root_user() {
     let name = user.split(':').next().unwrap_or_default();
     assert!(!name.is_empty() && name != "root" && name != "0", "runtime USER is {user:?}");
 }
+
+/// A systemd time span as the units write them (`30s`, `5min`, `1h`).
+fn span_secs(s: &str) -> u64 {
+    let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+    let n: u64 = digits.parse().unwrap_or_else(|_| panic!("bad time span {s:?}"));
+    match &s[digits.len()..] {
+        "" | "s" => n,
+        "min" | "m" => n * 60,
+        "h" => n * 3600,
+        other => panic!("unit {other:?} of {s:?} not handled here"),
+    }
+}
+
+#[test]
+fn systemd_units_notify_and_are_hardened() {
+    let dir = deploy_dir().join("systemd");
+    for file in ["provisionerd-server.service", "provisionerd-daemon.service"] {
+        let sections = unit(&dir.join(file));
+        let service = &sections["Service"];
+        let get = |key: &str| service.get(key).and_then(|v| v.last()).map(String::as_str);
+        assert_eq!(get("Type"), Some("notify"), "{file}: the binary says READY=1");
+        assert_eq!(get("NotifyAccess"), Some("main"), "{file}");
+        assert!(get("WatchdogSec").is_some(), "{file}: the binary pings the watchdog");
+        for (key, want) in [
+            ("NoNewPrivileges", "yes"),
+            ("ProtectSystem", "strict"),
+            ("PrivateTmp", "yes"),
+            ("ProtectHome", "yes"),
+        ] {
+            assert_eq!(get(key), Some(want), "{file}: {key}");
+        }
+        assert!(get("StateDirectory").is_some() && get("CacheDirectory").is_some(), "{file}");
+    }
+    // The daemon's own drain must end before systemd's SIGKILL: the stop
+    // timeout exceeds the drain timeout it sets, plus the cancel grace
+    // (60 s by default) and the 10 s report window.
+    let daemon = unit(&dir.join("provisionerd-daemon.service"));
+    let service = &daemon["Service"];
+    let stop = span_secs(&service["TimeoutStopSec"][0]);
+    let drain = service["Environment"]
+        .iter()
+        .find_map(|e| e.strip_prefix("PROVISIONERD_DRAIN_TIMEOUT="))
+        .map(span_secs)
+        .expect("the daemon unit sets PROVISIONERD_DRAIN_TIMEOUT");
+    assert!(stop > drain + 70, "TimeoutStopSec {stop}s does not cover a {drain}s drain");
+}
+
+/// `systemd-analyze verify` on each unit, with ExecStart pointed at the
+/// binary this build made (verify checks that it exists). Its warnings go
+/// to stderr with a zero exit code, so any output fails the test.
+#[test]
+fn systemd_units_pass_systemd_analyze_verify() {
+    if std::process::Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("systemd-analyze not installed: skipping the verify of deploy/systemd");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut units = Vec::new();
+    for path in files(&deploy_dir().join("systemd"), &[".service"]) {
+        let text =
+            read(&path).replace("/usr/local/bin/provisionerd", env!("CARGO_BIN_EXE_provisionerd"));
+        let copy = tmp.path().join(path.file_name().expect("file name"));
+        std::fs::write(&copy, text).expect("write unit");
+        units.push(copy);
+    }
+    assert_eq!(units.len(), 2);
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .output()
+        .expect("run systemd-analyze");
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+}

@@ -28,3 +28,4 @@ mod tls;
 // ops (issue 18)
 mod logformat;
 mod metrics;
+mod notify;
