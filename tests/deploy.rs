@@ -474,3 +474,48 @@ fn image_installs_terraform_verified_not_through_python() {
         assert!(!text.contains(gone), "the image still uses {gone}");
     }
 }
+
+/// A Go duration as the manifests write them (`60s`, `55m`, `1h`).
+fn go_secs(s: &str) -> i64 {
+    let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+    let n: i64 = digits.parse().unwrap_or_else(|_| panic!("bad duration {s:?}"));
+    match &s[digits.len()..] {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        other => panic!("unit {other:?} of {s:?} not handled here"),
+    }
+}
+
+#[test]
+fn daemon_pods_drain_before_they_are_killed_and_probe_the_daemon() {
+    let docs = kubernetes_docs();
+    let deployment = workload(&docs, "daemon.yaml", "Deployment");
+    let pod = pod_spec(deployment).expect("pod spec");
+    let grace = pod["terminationGracePeriodSeconds"].as_i64().expect("grace period");
+    let daemon = containers(pod)[0];
+    let env = |name| {
+        env_var(daemon, name)
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or_else(|| panic!("the daemon container sets no {name}"))
+    };
+    let drain = go_secs(env("PROVISIONERD_DRAIN_TIMEOUT"));
+    let cancel = go_secs(env("PROVISIONERD_CANCEL_GRACE"));
+    assert!(
+        grace > drain + cancel + 10,
+        "grace {grace}s does not cover drain {drain}s + {cancel}s"
+    );
+    let port = env("PROVISIONERD_HEALTH_ADDRESS").rsplit(':').next().expect("port");
+    let named = daemon["ports"]
+        .as_vec()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"].as_str() == Some("health"));
+    assert_eq!(
+        named.and_then(|p| p["containerPort"].as_i64()).map(|p| p.to_string()).as_deref(),
+        Some(port)
+    );
+    assert_eq!(str_at(daemon, &["livenessProbe", "httpGet", "path"]), Some("/healthz"));
+    assert_eq!(str_at(daemon, &["readinessProbe", "httpGet", "path"]), Some("/readyz"));
+    assert_eq!(str_at(daemon, &["livenessProbe", "httpGet", "port"]), Some("health"));
+}
