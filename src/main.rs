@@ -21,6 +21,13 @@ fn main() -> ExitCode {
     if let Ok(exe) = std::env::current_exe() {
         provisionerd::terraform::watchdog::use_exe(&exe);
     }
+    // Before the runtime's threads: the file's settings become environment
+    // variables (see `config::apply_config_file`).
+    let args: Vec<_> = std::env::args_os().collect();
+    if let Err(e) = config::apply_config_file(&args) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     run()
 }
 

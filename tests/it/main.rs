@@ -26,6 +26,7 @@ mod store_outage;
 mod tls;
 
 // ops (issue 18)
+mod configfile;
 mod logformat;
 mod metrics;
 mod notify;
