@@ -20,8 +20,23 @@ pub struct Cli {
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `provisionerd=debug`.
     #[arg(long, env = "PROVISIONERD_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Log format: `text` (coloured on a terminal) or `json` (one object a line).
+    #[arg(long, env = "PROVISIONERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// YAML file of settings: keys are flag names without `--` (`address`,
+    /// `terraform-path`, `tag`), values scalars or lists. Flags win over
+    /// environment variables, which win over the file.
+    #[arg(long, env = "PROVISIONERD_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,6 +268,94 @@ pub fn tags_from(pairs: &[(String, String)]) -> Tags {
         return crate::domain::default_tags();
     }
     pairs.iter().cloned().collect()
+}
+
+/// The `--config` file named on the command line (or in
+/// `PROVISIONERD_CONFIG`), if any.
+fn config_file(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let a = a.to_string_lossy();
+        if a == "--" {
+            break;
+        }
+        if a == "--config" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(v) = a.strip_prefix("--config=") {
+            return Some(PathBuf::from(v));
+        }
+    }
+    std::env::var_os("PROVISIONERD_CONFIG").map(PathBuf::from)
+}
+
+/// The environment variable of each flag (long name) of every subcommand.
+fn flag_envs() -> std::collections::HashMap<String, String> {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, out: &mut std::collections::HashMap<String, String>) {
+        for arg in cmd.get_arguments() {
+            if let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) {
+                out.insert(long.to_owned(), env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = std::collections::HashMap::new();
+    walk(&Cli::command(), &mut out);
+    out
+}
+
+/// Reads the `--config` file and turns each setting into its flag's
+/// environment variable when that variable is not set already, so clap's
+/// own order applies: flags, then environment, then the file, then
+/// defaults. Must run before any thread starts (it sets variables).
+pub fn apply_config_file(args: &[std::ffi::OsString]) -> Result<(), String> {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let Some(path) = config_file(args) else { return Ok(()) };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read --config {}: {e}", path.display()))?;
+    let docs = YamlLoader::load_from_str(&text)
+        .map_err(|e| format!("--config {} is not valid YAML: {e}", path.display()))?;
+    let Some(doc) = docs.into_iter().next() else { return Ok(()) };
+    let Yaml::Hash(map) = doc else {
+        return Err(format!(
+            "--config {}: expected a mapping of flag names to values",
+            path.display()
+        ));
+    };
+    let envs = flag_envs();
+    let scalar = |v: &Yaml| match v {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    };
+    for (key, value) in map {
+        let Some(name) = key.as_str() else {
+            return Err(format!("--config {}: keys are flag names", path.display()));
+        };
+        let env = envs.get(name).filter(|_| name != "config").ok_or_else(|| {
+            format!(
+                "--config {}: unknown setting {name:?} (keys are flag names without --)",
+                path.display()
+            )
+        })?;
+        let value = match &value {
+            Yaml::Array(items) => {
+                items.iter().map(scalar).collect::<Option<Vec<_>>>().map(|v| v.join(","))
+            }
+            other => scalar(other),
+        }
+        .ok_or_else(|| {
+            format!("--config {}: {name} must be a scalar or a list of scalars", path.display())
+        })?;
+        if std::env::var_os(env).is_none() {
+            std::env::set_var(env, value);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

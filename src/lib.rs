@@ -27,6 +27,9 @@ pub mod server;
 pub mod store;
 pub mod terraform;
 pub mod worker;
+// ops (issue 18)
+pub mod metrics;
+pub mod notify;
 
 /// The generated protocol types, for raw clients (the integration tests
 /// drive sessions by hand); the crate itself converts only in [`protocol`].

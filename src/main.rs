@@ -21,14 +21,21 @@ fn main() -> ExitCode {
     if let Ok(exe) = std::env::current_exe() {
         provisionerd::terraform::watchdog::use_exe(&exe);
     }
+    // Before the runtime's threads: the file's settings become environment
+    // variables (see `config::apply_config_file`).
+    let args: Vec<_> = std::env::args_os().collect();
+    if let Err(e) = config::apply_config_file(&args) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     run()
 }
 
 #[tokio::main]
 async fn run() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    init_logging(&cli);
+    let json = cli.log_format == config::LogFormat::Json;
     let result = match cli.command {
         Command::Server(args) => run_server(args).await,
         Command::Start(args) => run_daemon(args).await,
@@ -38,8 +45,31 @@ async fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // In JSON every line of stderr is an object, the last one too.
+            if json {
+                tracing::error!(error = format!("{e:#}"), "exiting on an error");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr: text, coloured only on a terminal without `NO_COLOR`,
+/// or JSON, one object a line with the time, level, message, target and the
+/// fields of the spans it happened in (job, daemon).
+fn init_logging(cli: &Cli) {
+    use std::io::IsTerminal;
+    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        config::LogFormat::Json => {
+            fmt.json().flatten_event(true).with_current_span(true).with_span_list(true).init()
+        }
+        config::LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            fmt.with_ansi(colour).init()
         }
     }
 }
@@ -89,6 +119,7 @@ fn spawn_signal_handler(shutdown: Shutdown) {
             }
             match count {
                 1 => {
+                    provisionerd::notify::stopping("shutting down: finishing running jobs");
                     tracing::info!(
                         "shutdown requested: finishing running jobs (signal again to cancel them)"
                     );
@@ -184,7 +215,13 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     // The server stops on the first signal; its built-in daemons drain and
     // are canceled if they do not finish within the shutdown grace.
     let stop: CancellationToken = shutdown.drain.clone();
-    server::run(listener, config, stop).await
+    // Listening: connections that come now wait in the backlog until the
+    // router takes them, so systemd may start what depends on the API.
+    provisionerd::notify::ready(&format!("listening on {}", args.address));
+    provisionerd::notify::spawn_watchdog(stop.clone());
+    let result = server::run(listener, config, stop).await;
+    provisionerd::notify::stopping("stopped");
+    result
 }
 
 async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
@@ -224,9 +261,36 @@ async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
             }
         });
     }
-    let result = worker::run(settings, shutdown).await;
+    let watchdog = CancellationToken::new();
+    provisionerd::notify::spawn_watchdog(watchdog.clone());
+    spawn_ready_when_connected(settings.health.clone(), watchdog.clone());
+    // Every line the daemon logs carries its name (a span field in JSON).
+    let span = tracing::info_span!("daemon", daemon = %settings.name);
+    let result = tracing::Instrument::instrument(worker::run(settings, shutdown), span).await;
     probes.cancel();
+    watchdog.cancel();
+    provisionerd::notify::stopping("stopped");
     Ok(result?)
+}
+
+/// Tells systemd the daemon is ready once it first connects to its server
+/// (the health state is plain atomics: looked at every 100 ms until then).
+fn spawn_ready_when_connected(
+    health: provisionerd::worker::health::Health,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            if health.ready() {
+                provisionerd::notify::ready("connected to the server");
+                return;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            }
+        }
+    });
 }
 
 /// Hides a password in a database URL.

@@ -2,7 +2,8 @@
 //! the daemon has heard from its server within the timeout (503 after), and
 //! `GET /readyz` answers 200 while it is connected and taking work. Meant
 //! for Kubernetes probes and load checks on a local address. What they
-//! report is kept by `worker::health`, which knows no HTTP.
+//! report is kept by `worker::health`, which knows no HTTP. `GET /metrics`
+//! serves the process's Prometheus metrics (`crate::metrics`).
 
 use std::time::Duration;
 
@@ -41,6 +42,13 @@ async fn readyz(State(p): State<Probe>) -> (StatusCode, &'static str) {
     }
 }
 
+async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::get().encode(),
+    )
+}
+
 /// Serves the probes on `listener` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
@@ -51,6 +59,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(Probe { health, timeout });
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }

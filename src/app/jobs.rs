@@ -44,6 +44,10 @@ impl App<'_> {
         if !matches!(result, CompleteResult::AlreadyCompleted) {
             self.events.publish(Event::JobUpdated(job_id));
         }
+        // A late result leaves the job failed as counted when it was failed.
+        if matches!(result, CompleteResult::Completed) {
+            self.count_ended(job_id).await;
+        }
         Ok(result)
     }
 
@@ -57,6 +61,26 @@ impl App<'_> {
     ) -> Result<CompleteResult> {
         let result = self.store.fail_job(job_id, message, code).await?;
         self.events.publish(Event::JobUpdated(job_id));
+        if matches!(result, CompleteResult::Completed) {
+            self.count_ended(job_id).await;
+        }
         Ok(result)
+    }
+
+    /// Counts an ended job in the metrics. Reads the job back (and its
+    /// build, for the transition): once per job, and a read that fails
+    /// only leaves the job uncounted.
+    async fn count_ended(&self, job_id: Uuid) {
+        let Ok(job) = self.store.job(job_id).await else { return };
+        let transition = match job.job_type {
+            crate::domain::JobType::WorkspaceBuild => self
+                .store
+                .build_by_job(job_id)
+                .await
+                .map(|b| b.transition.as_str())
+                .unwrap_or_default(),
+            _ => "",
+        };
+        crate::metrics::get().job_ended(&job, transition);
     }
 }

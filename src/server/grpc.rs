@@ -480,6 +480,8 @@ impl DaemonSession {
         let lines =
             batch.lines.into_iter().map(protocol::log_from_proto).collect::<Result<Vec<_>, _>>()?;
         let appended = self.state.store.append_logs(LogBatch { job_id, lines }).await?;
+        let bytes = appended.stored.iter().map(|l| l.line.output.len() as u64).sum();
+        crate::metrics::get().logs_stored(appended.stored.len() as u64, bytes);
         // A daemon that streams logs is alive.
         let now = Instant::now();
         if self.log_touched.get(&job_id).is_none_or(|t| now.duration_since(*t) >= LOG_TOUCH_EVERY) {

@@ -430,7 +430,9 @@ impl Job<'_> {
                 let _ = self.logs.send(batch).await;
             }
         };
+        let started = std::time::Instant::now();
         let (exit, ()) = tokio::join!(process.wait(self.cancel, self.config.cancel_grace), consume);
+        crate::metrics::get().terraform_command(&args[0], started.elapsed());
         let exit = exit.map_err(|e| failure(e.to_string()))?;
         self.outcome(&args[0], exit, errors).await
     }
@@ -490,7 +492,9 @@ impl Job<'_> {
                 errors.extend(lines);
             }
         };
+        let started = std::time::Instant::now();
         let (exit, ()) = tokio::join!(process.wait(self.cancel, self.config.cancel_grace), consume);
+        crate::metrics::get().terraform_command(&args[0], started.elapsed());
         self.outcome(&args[0], exit.map_err(|e| failure(e.to_string()))?, errors).await?;
         let command = args.join(" ");
         match captured.await {

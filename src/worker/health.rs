@@ -15,6 +15,17 @@ struct Inner {
     draining: AtomicBool,
     /// Log lines waiting for the server's acknowledgement.
     buffered_lines: AtomicU64,
+    /// Jobs running now.
+    running_jobs: AtomicU64,
+}
+
+impl Drop for Inner {
+    /// A daemon that is gone takes its share out of the process's gauges.
+    fn drop(&mut self) {
+        let m = crate::metrics::get();
+        m.daemon_buffered_log_lines.dec_by(*self.buffered_lines.get_mut() as i64);
+        m.daemon_running_jobs.dec_by(*self.running_jobs.get_mut() as i64);
+    }
 }
 
 /// A cheap, cloneable view of the daemon's health.
@@ -42,7 +53,16 @@ impl Health {
     }
 
     pub fn set_buffered_lines(&self, n: usize) {
-        self.0.buffered_lines.store(n as u64, Ordering::Relaxed);
+        let old = self.0.buffered_lines.swap(n as u64, Ordering::Relaxed);
+        // The gauge sums every daemon of the process (a server runs several
+        // built-in ones): each adds its change.
+        crate::metrics::get().daemon_buffered_log_lines.inc_by(n as i64 - old as i64);
+    }
+
+    /// The number of jobs this daemon runs now.
+    pub fn set_running_jobs(&self, n: usize) {
+        let old = self.0.running_jobs.swap(n as u64, Ordering::Relaxed);
+        crate::metrics::get().daemon_running_jobs.inc_by(n as i64 - old as i64);
     }
 
     pub fn buffered_lines(&self) -> u64 {

@@ -528,6 +528,7 @@ impl ConnectionManager {
         send_on(&conn.tx, protocol::ack(job_id)).await?;
         let slot = self.free_slots.pop().unwrap_or_default();
         self.slot_of.insert(job_id, slot);
+        self.settings.health.set_running_jobs(self.slot_of.len());
         let cancel = CancellationToken::new();
         self.jobs.insert(
             job_id,
@@ -556,7 +557,10 @@ impl ConnectionManager {
             tracing::info!(max_jobs = ?self.settings.stop.max_jobs, "reached --max-jobs: taking no more work");
             self.apply_stop(Stop::Drain);
         }
-        self.tasks.spawn(super::job::run(job_id, offer, ctx));
+        // Everything logged for the job carries its id (a field in JSON logs).
+        let span = tracing::info_span!("job", job = %job_id, daemon = %self.settings.name);
+        self.tasks
+            .spawn(tracing::Instrument::instrument(super::job::run(job_id, offer, ctx), span));
         Ok(())
     }
 
@@ -637,6 +641,7 @@ impl ConnectionManager {
     fn record(&mut self, ev: JobEvent) {
         self.record_event(ev);
         self.settings.health.set_buffered_lines(self.buffered_lines());
+        self.settings.health.set_running_jobs(self.slot_of.len());
     }
 
     fn record_event(&mut self, ev: JobEvent) {

@@ -75,6 +75,11 @@ impl DaemonProcess {
         Self { child, log }
     }
 
+    /// Everything the daemon wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
     /// How often the daemon's log says `needle`.
     pub fn log_count(&self, needle: &str) -> usize {
         self.log.lock().expect("log lock").matches(needle).count()

@@ -27,3 +27,9 @@ mod schedules;
 mod store_outage;
 mod tls;
 mod workspace_lists;
+
+// ops (issue 18)
+mod configfile;
+mod logformat;
+mod metrics;
+mod notify;

@@ -100,6 +100,28 @@ async fn readyz(
     }
 }
 
+/// `GET /metrics`: sets the gauges of the server's current state (pending
+/// jobs, which of them no daemon can take, connected daemons), then writes
+/// every metric in Prometheus' text format.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let m = crate::metrics::get();
+    match state.store.pending_jobs_before(chrono::Utc::now()).await {
+        Ok(pending) => {
+            let unmatched =
+                pending.iter().filter(|j| state.daemons.matching(&j.tags).count == 0).count();
+            m.jobs_pending.set(pending.len() as i64);
+            m.jobs_pending_unmatched.set(unmatched as i64);
+        }
+        // The other metrics are still worth a scrape; these keep their last values.
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count pending jobs"),
+    }
+    m.daemons_connected.set(state.daemons.list().len() as i64);
+    ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], m.encode()).into_response()
+}
+
 /// All routes, plus `/healthz` and `/readyz` at the root; requests that
 /// match none go to `grpc` when they are gRPC and get a JSON 404 otherwise.
 pub fn router(state: AppState, grpc: Router) -> Router {
@@ -175,6 +197,7 @@ pub fn router(state: AppState, grpc: Router) -> Router {
         .nest("/api/v2", api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state);
     // The slash is trimmed before the routes are matched: an outer router
     // whose only service is the whole app.

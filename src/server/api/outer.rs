@@ -6,7 +6,7 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode, Version};
+use axum::http::{header, HeaderValue, Method, StatusCode, Version};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -56,6 +56,41 @@ pub fn wrap(app: Router, grpc: Router) -> Router {
     })
     .layer(middleware::map_response(json_errors))
     .layer(middleware::from_fn(limit_uri))
+    .layer(middleware::from_fn(count_request))
+}
+
+/// Counts each request by method, matched route and status, and observes
+/// how long the answer took to start. Unmatched paths are one `other`
+/// route (and gRPC calls one `grpc` route), so a scan of random paths
+/// cannot make a series per path.
+async fn count_request(req: Request, next: Next) -> Response {
+    let route = match req.extensions().get::<axum::extract::MatchedPath>() {
+        Some(p) => p.as_str().to_owned(),
+        None if is_grpc(&req) => "grpc".to_owned(),
+        None => "other".to_owned(),
+    };
+    // Only the methods the API knows: any token is a valid method.
+    let method = match *req.method() {
+        Method::GET | Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+            req.method().as_str().to_owned()
+        }
+        _ => "other".to_owned(),
+    };
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let m = crate::metrics::get();
+    let took = started.elapsed().as_secs_f64();
+    m.http_duration
+        .get_or_create(&crate::metrics::HttpLabels { method: method.clone(), route: route.clone() })
+        .observe(took);
+    m.http_requests
+        .get_or_create(&crate::metrics::HttpStatusLabels {
+            method,
+            route,
+            status: resp.status().as_str().to_owned(),
+        })
+        .inc();
+    resp
 }
 
 async fn limit_uri(req: Request, next: Next) -> Response {
