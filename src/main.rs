@@ -27,6 +27,10 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn run() -> ExitCode {
     let cli = Cli::parse();
+    // Client commands print for a person: no tracing output on stderr.
+    if let Command::Client(cmd) = cli.command {
+        return provisionerd::cli::run(cmd).await;
+    }
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.command {
@@ -34,6 +38,7 @@ async fn run() -> ExitCode {
         Command::Start(args) => run_daemon(args).await,
         Command::Demo(args) => provisionerd::demo::run(args).await,
         Command::Resources(args) => print_resources(&args),
+        Command::Client(_) => unreachable!("client commands returned above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

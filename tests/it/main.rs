@@ -7,6 +7,7 @@ mod harness;
 mod access;
 mod api_errors;
 mod big;
+mod cli;
 mod coder;
 mod daemon_death;
 mod daemons;
