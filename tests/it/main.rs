@@ -8,6 +8,7 @@ mod access;
 mod api_errors;
 mod big;
 mod cli;
+mod cli_tty;
 mod coder;
 mod daemon_death;
 mod daemons;
