@@ -101,3 +101,32 @@ pub fn workspace(w: &Workspace, format: Format) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Agents sit under their resource and apps under their agent.
+    #[test]
+    fn the_tree_nests_agents_and_apps() {
+        let a = serde_json::json!({
+            "name": "main", "operating_system": "linux", "architecture": "amd64",
+            "apps": [{"slug": "code", "display_name": "VS Code", "url": "http://localhost:8080"}],
+        });
+        let nodes = vec![
+            Node { label: "docker_container.dev".into(), children: vec![agent(&a)] },
+            leaf("docker_volume.home".into()),
+        ];
+        let mut lines = Vec::new();
+        render(&nodes, "", &mut lines);
+        assert_eq!(
+            lines,
+            [
+                "├─ docker_container.dev",
+                "│  └─ agent main (linux/amd64)",
+                "│     └─ app VS Code: http://localhost:8080",
+                "└─ docker_volume.home",
+            ]
+        );
+    }
+}

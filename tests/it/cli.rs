@@ -88,7 +88,7 @@ impl Cli {
 
 /// A template with a required parameter (no default) and a terraform
 /// resource whose provisioner prints it.
-fn parameter_template(command: &str) -> TempDir {
+pub fn parameter_template(command: &str) -> TempDir {
     let dir = tempfile::tempdir().expect("template dir");
     let tf = format!(
         r#"terraform {{
@@ -194,12 +194,42 @@ async fn a_workspace_lifecycle_through_the_cli() {
         serde_json::from_str(&builds.stdout).expect("builds as JSON");
     assert_eq!(builds.len(), 2);
 
+    // The server's refusal: exit 1 with its message and validations.
+    let refused = cli
+        .expect(1, &["ws", "create", "box2", "-t", "boxes", "--parameter", "size=huge", "-y"])
+        .await;
+    assert!(refused.stderr.contains("size") && refused.stderr.contains("(400)"), "{refused:#?}");
+
+    // A new active version makes the workspace outdated; update moves it.
+    let v2 = cli.expect(0, &["templates", "push", "boxes", "-d", dir, "-y", "-m", "v2"]).await;
+    assert!(v2.stdout.contains("is now active"), "{v2:#?}");
+    let shown = cli.expect(0, &["ws", "show", "box1", "-o", "json"]).await;
+    let w: provisionerd::sdk::Workspace = serde_json::from_str(&shown.stdout).expect("json");
+    assert!(w.outdated, "{shown:#?}");
+    let updated = cli.expect(0, &["ws", "update", "box1", "-y"]).await;
+    assert!(updated.stdout.contains("✔ build #3 (start) succeeded"), "{updated:#?}");
+    let kept =
+        cli.expect(0, &["templates", "push", "boxes", "-d", dir, "-y", "--activate=false"]).await;
+    assert!(kept.stdout.contains("active version is unchanged"), "{kept:#?}");
+    let versions = cli.expect(0, &["templates", "versions", "boxes", "-o", "json"]).await;
+    let versions: Vec<provisionerd::sdk::TemplateVersion> =
+        serde_json::from_str(&versions.stdout).expect("versions as JSON");
+    assert_eq!(versions.len(), 3);
+    let table = cli.expect(0, &["templates", "versions", "boxes"]).await;
+    assert_eq!(table.stdout.matches("active").count(), 1, "{table:#?}");
+
+    // Logging in with a token (an API key or another session).
+    let other = Cli::new(&server.url);
+    let c = server.client().await;
+    other.expect(0, &["login", &server.url, "--token", c.token()]).await;
+    let who = other.expect(0, &["whoami", "-o", "json"]).await;
+    assert!(who.stdout.contains(EMAIL), "{who:#?}");
+
     let unknown = cli.expect(1, &["ws", "show", "nope"]).await;
     assert!(unknown.stderr.contains("workspace \"nope\" not found"), "{unknown:#?}");
     let unknown = cli.expect(1, &["ws", "create", "x", "-t", "nope", "-y"]).await;
     assert!(unknown.stderr.contains("template \"nope\" not found"), "{unknown:#?}");
     cli.expect(0, &["ws", "delete", "box1", "-y"]).await;
-    let c = server.client().await;
     assert!(c.workspaces(None, None).await.expect("list").workspaces.is_empty());
 
     let bash = cli.expect(0, &["completion", "bash"]).await;

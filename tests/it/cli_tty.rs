@@ -90,6 +90,20 @@ async fn a_person_logs_in_and_follows_a_build_on_a_terminal() {
     let screen = tmux.wait_for("logged in to", long).await;
     assert!(!screen.contains(PASSWORD), "the password showed on the terminal:\n{screen}");
 
+    // Missing parameters are asked for, with description and options.
+    let boxes = crate::cli::parameter_template("echo box is ${self.input}");
+    tmux.type_line(&format!("{bin} templates push boxes -d {} -y", boxes.path().display()));
+    tmux.wait_for("created template boxes", long).await;
+    tmux.type_line(&format!("{bin} ws create p1 -t boxes"));
+    let screen = tmux.wait_for("value:", long).await;
+    assert!(screen.contains("How big the box is"), "the description shows:\n{screen}");
+    assert!(screen.contains("2) Large (large)"), "the options show:\n{screen}");
+    tmux.type_line("2");
+    tmux.wait_for("Create workspace p1 from template boxes? [y/N]", long).await;
+    tmux.type_line("y");
+    tmux.wait_for("box is large", long).await;
+    tmux.wait_for("✔ build #1 (start) succeeded", long).await;
+
     let slow = harness::template_dir("slow");
     tmux.type_line(&format!("{bin} templates push slow -d {} -y", slow.display()));
     tmux.wait_for("created template slow", long).await;
