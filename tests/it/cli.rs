@@ -208,6 +208,10 @@ async fn a_workspace_lifecycle_through_the_cli() {
     assert!(w.outdated, "{shown:#?}");
     let updated = cli.expect(0, &["ws", "update", "box1", "-y"]).await;
     assert!(updated.stdout.contains("✔ build #3 (start) succeeded"), "{updated:#?}");
+    let restarted = cli.expect(0, &["ws", "restart", "box1", "-y"]).await;
+    for shown in ["✔ build #4 (stop) succeeded", "✔ build #5 (start) succeeded"] {
+        assert!(restarted.stdout.contains(shown), "{shown:?} missing: {restarted:#?}");
+    }
     let kept =
         cli.expect(0, &["templates", "push", "boxes", "-d", dir, "-y", "--activate=false"]).await;
     assert!(kept.stdout.contains("active version is unchanged"), "{kept:#?}");

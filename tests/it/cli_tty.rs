@@ -44,6 +44,15 @@ impl Tmux {
         self.keys(&["Enter"]);
     }
 
+    /// The visible screen with its colours as escape codes.
+    fn colored_screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-e"])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p", "-J", "-S", "-"])
@@ -103,6 +112,18 @@ async fn a_person_logs_in_and_follows_a_build_on_a_terminal() {
     tmux.type_line("y");
     tmux.wait_for("box is large", long).await;
     tmux.wait_for("✔ build #1 (start) succeeded", long).await;
+
+    // Colours on a terminal, none with NO_COLOR. The end markers are
+    // computed by the shell so the typed command line does not match them.
+    tmux.type_line(&format!("clear; {bin} ws logs p1; echo colored-$((1+1))"));
+    tmux.wait_for("colored-2", long).await;
+    let colored = tmux.colored_screen();
+    assert!(colored.contains("\x1b[1m"), "headers are bold on a terminal:\n{colored}");
+    tmux.type_line(&format!("clear; NO_COLOR=1 {bin} ws logs p1; echo plain-$((1+1))"));
+    tmux.wait_for("plain-2", long).await;
+    let plain = tmux.colored_screen();
+    assert!(plain.contains("=== ✔ Setting up"), "{plain}");
+    assert!(!plain.contains("\x1b[1m") && !plain.contains("\x1b[3"), "NO_COLOR:\n{plain}");
 
     let slow = harness::template_dir("slow");
     tmux.type_line(&format!("{bin} templates push slow -d {} -y", slow.display()));
