@@ -128,6 +128,16 @@ pub async fn build(c: &Client, b: &WorkspaceBuild, workspace: &str) -> anyhow::R
     let what = format!("build #{} ({})", b.build_number, b.transition);
     say!("{}", paint(colors(), Tone::Bold, &format!("{workspace}: {what}")));
     let mut r = Renderer::new();
+    if matches!(b.job.status.as_str(), "pending" | "running") {
+        // Time in the queue (until the first line) is a stage of its own,
+        // as in Coder's output; a daemon may have taken the job already.
+        r.begin_stage("Queued", b.job.created_at);
+        if b.matched_provisioners.is_some_and(|m| m.count == 0) {
+            let warning = "warning: no connected provisioner daemon can take this build \
+                           (none has its tags); it waits until one connects";
+            r.print(&format!("    {}", paint(r.color, Tone::Warn, warning)));
+        }
+    }
     loop {
         let after = r.last_id;
         let followed = tokio::select! {

@@ -169,8 +169,13 @@ async fn a_workspace_lifecycle_through_the_cli() {
     let created = cli
         .expect(0, &["ws", "create", "box1", "-t", "boxes", "--parameter", "size=large", "-y"])
         .await;
-    for shown in ["==> ⧗ Starting workspace", "box is large", "✔ build #1 (start) succeeded in"]
-    {
+    for shown in [
+        "==> ⧗ Queued",
+        "=== ✔ Queued [",
+        "==> ⧗ Starting workspace",
+        "box is large",
+        "✔ build #1 (start) succeeded in",
+    ] {
         assert!(created.stdout.contains(shown), "{shown:?} missing: {created:#?}");
     }
     let list = cli.expect(0, &["ws", "list", "-o", "json"]).await;
