@@ -321,8 +321,35 @@ async fn ctrl_c_detaches_and_the_build_continues() {
     let c = server.client().await;
     let w = c.workspace_by_owner_and_name("me", "s1").await.expect("workspace");
     assert_eq!(w.latest_build.job.status, "running", "the build goes on after detaching");
+    // Following again replays the lines and waits for the end, which the
+    // cancel brings: a canceled build exits 1.
+    let mut again = cli.command(&["ws", "logs", "-f", "s1"]).spawn().expect("spawn");
+    let mut lines = BufReader::new(again.stdout.take().expect("stdout")).lines();
+    let replayed = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            if line.contains("slow step started") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the replayed lines show within 60s");
+    assert!(replayed, "logs -f replays the build's lines");
     let cancel = cli.expect(0, &["ws", "cancel", "s1", "-y"]).await;
     assert!(cancel.stdout.contains("canceling build #1"), "{cancel:#?}");
+    let rest = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut rest = Vec::new();
+        while let Some(line) = lines.next_line().await.expect("read") {
+            rest.push(line);
+        }
+        rest.join("\n")
+    })
+    .await
+    .expect("logs -f ends with the build");
+    let status = again.wait().await.expect("logs -f exits");
+    assert_eq!(status.code(), Some(1), "a canceled build exits 1: {rest}");
+    assert!(rest.contains("✘ build #1 (start) canceled after"), "{rest}");
     let done = harness::wait_build(&c, w.latest_build.id, Duration::from_secs(60)).await;
     assert_eq!(done.job.status, "canceled");
 }
