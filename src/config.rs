@@ -52,6 +52,9 @@ pub enum Command {
     /// them, agents and apps attached (reads `terraform show -json` and
     /// `terraform graph -type=plan` output from any terraform).
     Resources(ResourcesArgs),
+    // The command-line client: login, templates, workspaces (`ws`), ...
+    #[command(flatten)]
+    Client(crate::cli::ClientCommand),
 }
 
 #[derive(Debug, Args)]

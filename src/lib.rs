@@ -14,8 +14,10 @@
 //!   proto ⇄ domain conversion, for both the server and the worker.
 //! - [`sdk`]: the REST API's request and response types and a typed client.
 //! - [`config`]: command line and environment.
+//! - [`cli`]: the command-line client (`login`, `templates`, `workspaces`).
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;

@@ -34,6 +34,10 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn run() -> ExitCode {
     let cli = Cli::parse();
+    // Client commands print for a person: no tracing output on stderr.
+    if let Command::Client(cmd) = cli.command {
+        return provisionerd::cli::run(cmd).await;
+    }
     init_logging(&cli);
     let json = cli.log_format == config::LogFormat::Json;
     let result = match cli.command {
@@ -41,6 +45,7 @@ async fn run() -> ExitCode {
         Command::Start(args) => run_daemon(args).await,
         Command::Demo(args) => provisionerd::demo::run(args).await,
         Command::Resources(args) => print_resources(&args),
+        Command::Client(_) => unreachable!("client commands returned above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -619,3 +619,23 @@ pub fn tar_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
     })?;
     builder.into_inner()
 }
+
+// ------------------------------------------------ for the command line
+
+impl Client {
+    /// Whether the server has its first user. There is no read route for
+    /// it, so this asks `POST /users/first` with an empty user: the server
+    /// answers 409 when a user exists before it looks at the body, and
+    /// refuses the empty fields (400) otherwise, creating nothing.
+    pub async fn has_first_user(&self) -> Result<bool> {
+        let probe = CreateUserRequest::default();
+        match self.submit::<serde_json::Value>("/api/v2/users/first", &probe).await {
+            Err(e) if e.status() == Some(409) => Ok(true),
+            Err(e) if e.status() == Some(400) => Ok(false),
+            Err(e) => Err(e),
+            // Unreachable with this server (an empty user is invalid), but
+            // a user now exists either way.
+            Ok(_) => Ok(true),
+        }
+    }
+}

@@ -7,6 +7,8 @@ mod harness;
 mod access;
 mod api_errors;
 mod big;
+mod cli;
+mod cli_tty;
 mod coder;
 mod compat;
 mod daemon_death;
