@@ -110,8 +110,10 @@ async fn metrics(
     let m = crate::metrics::get();
     match state.store.pending_jobs_before(chrono::Utc::now()).await {
         Ok(pending) => {
-            let unmatched =
-                pending.iter().filter(|j| state.daemons.matching(&j.tags).count == 0).count();
+            let unmatched = pending
+                .iter()
+                .filter(|j| state.daemons.matching(&j.tags, j.provisioner.as_str()).count == 0)
+                .count();
             m.jobs_pending.set(pending.len() as i64);
             m.jobs_pending_unmatched.set(unmatched as i64);
         }

@@ -4,9 +4,11 @@
 //! latest build and checks it against `domain::job_state`'s one-active-build
 //! rule.
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::rows::clock;
 use super::{db, finish, jobs, rows};
 use crate::domain::{job_state, Job, WorkspaceBuild};
 use crate::store::{stored, BuildPage, Result, StoreError, Workspace, WorkspaceFilter};
@@ -20,8 +22,9 @@ pub async fn insert_workspace(
     let mut tx = pool.begin().await.map_err(db)?;
     let r: Result<()> = async {
     sqlx::query(
-        "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, deleted, autostart_schedule, ttl_ms, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO workspaces (id, organization_id, owner_id, template_id, name, deleted, autostart_schedule, ttl_ms,
+            dormant_at, automatic_updates, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(ws.id)
     .bind(ws.organization_id)
@@ -31,6 +34,8 @@ pub async fn insert_workspace(
     .bind(ws.deleted)
     .bind(&ws.autostart_schedule)
     .bind(ws.ttl_ms)
+    .bind(ws.dormant_at)
+    .bind(ws.automatic_updates.as_str())
     .bind(ws.created_at)
     .bind(ws.updated_at)
     .execute(&mut *tx)
@@ -113,32 +118,80 @@ async fn insert_build_row(
     Ok(())
 }
 
+/// The status of a workspace's latest build, in SQL: `Job::status` and
+/// `domain::build_status` spelled as a CASE, so lists filter by status in
+/// the database (the same CASE as SQLite's). The conformance suite checks
+/// it against the domain's.
+const LATEST_STATUS: &str = "(SELECT CASE
+        WHEN j.error IS NOT NULL THEN 'failed'
+        WHEN j.completed_at IS NOT NULL AND j.canceled_at IS NOT NULL THEN 'canceled'
+        WHEN j.completed_at IS NOT NULL THEN
+            CASE b.transition WHEN 'start' THEN 'running' WHEN 'stop' THEN 'stopped' ELSE 'deleted' END
+        WHEN j.canceled_at IS NOT NULL THEN 'canceling'
+        WHEN j.started_at IS NULL THEN 'pending'
+        ELSE CASE b.transition WHEN 'start' THEN 'starting' WHEN 'stop' THEN 'stopping' ELSE 'deleting' END
+    END
+    FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id
+    WHERE b.workspace_id = w.id ORDER BY b.build_number DESC LIMIT 1)";
+
+/// Whether the latest build runs another version than the active one.
+const LATEST_OUTDATED: &str = "(SELECT b.template_version_id <> t.active_version_id
+    FROM workspace_builds b JOIN templates t ON t.id = w.template_id
+    WHERE b.workspace_id = w.id ORDER BY b.build_number DESC LIMIT 1)";
+
+type PgQuery = sqlx::query::Query<'static, Postgres, <Postgres as sqlx::Database>::Arguments>;
+
+/// Binds `$1`..`$9` of `where_clause` below.
+fn bind_filter(q: PgQuery, f: &WorkspaceFilter) -> PgQuery {
+    q.bind(f.owner_id)
+        .bind(f.include_deleted || f.only_deleted)
+        .bind(f.only_deleted)
+        .bind(f.owner_username.clone())
+        .bind(f.name_contains.clone())
+        .bind(f.template_name.clone())
+        .bind(f.dormant)
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(f.outdated)
+}
+
 pub async fn workspaces(pool: &PgPool, f: &WorkspaceFilter) -> Result<(Vec<Workspace>, i64)> {
+    // A part of the name matches literally (no LIKE wildcards), as SQLite's instr.
+    let where_clause = format!(
+        "($1::uuid IS NULL OR w.owner_id = $1)
+        AND ($2::boolean OR NOT w.deleted) AND (NOT $3::boolean OR w.deleted)
+        AND ($4::text IS NULL OR w.owner_id IN (SELECT id FROM users WHERE lower(username) = lower($4)))
+        AND ($5::text IS NULL OR strpos(lower(w.name), lower($5)) > 0)
+        AND ($6::text IS NULL OR w.template_id IN (SELECT id FROM templates WHERE lower(name) = lower($6)))
+        AND ($7::boolean IS NULL OR (w.dormant_at IS NOT NULL) = $7)
+        AND ($8::text IS NULL OR {LATEST_STATUS} = $8)
+        AND ($9::boolean IS NULL OR {LATEST_OUTDATED} = $9)"
+    );
     // The page and the total in one query: the count is a window over the
-    // filtered rows, computed before LIMIT cuts them.
-    let rows = sqlx::query(
-        "SELECT *, COUNT(*) OVER () AS total FROM workspaces
-         WHERE ($1::uuid IS NULL OR owner_id = $1) AND ($2 OR NOT deleted)
-         ORDER BY created_at, id LIMIT $3 OFFSET $4",
-    )
-    .bind(f.owner_id)
-    .bind(f.include_deleted)
-    .bind(f.limit)
-    .bind(f.offset)
-    .fetch_all(pool)
-    .await
-    .map_err(db)?;
+    // filtered rows, computed before LIMIT cuts them. The requester's own
+    // favorites first, then oldest first; without a requester, no favorites.
+    let list_sql = format!(
+        "SELECT w.*, COUNT(*) OVER () AS total FROM workspaces w WHERE {where_clause}
+         ORDER BY (w.favorite AND w.owner_id IS NOT DISTINCT FROM $10) DESC, w.created_at, w.id
+         LIMIT $11 OFFSET $12"
+    );
+    let rows = bind_filter(sqlx::query(sqlx::AssertSqlSafe(list_sql)), f)
+        .bind(f.requester)
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
     let total = match rows.first() {
         Some(row) => sqlx::Row::try_get::<i64, _>(row, "total").map_err(db)?,
         // An empty page (or one past the end) still reports the total.
-        None => sqlx::query_scalar(
-            "SELECT COUNT(*) FROM workspaces WHERE ($1::uuid IS NULL OR owner_id = $1) AND ($2 OR NOT deleted)",
-        )
-        .bind(f.owner_id)
-        .bind(f.include_deleted)
-        .fetch_one(pool)
-        .await
-        .map_err(db)?,
+        None => {
+            let count_sql = format!("SELECT COUNT(*) AS n FROM workspaces w WHERE {where_clause}");
+            let row = bind_filter(sqlx::query(sqlx::AssertSqlSafe(count_sql)), f)
+                .fetch_one(pool)
+                .await
+                .map_err(db)?;
+            sqlx::Row::try_get::<i64, _>(&row, "n").map_err(db)?
+        }
     };
     let list = rows.iter().map(rows::workspace).collect::<Result<_>>()?;
     Ok((list, total))
@@ -149,16 +202,81 @@ pub async fn builds_of_workspace(
     workspace_id: Uuid,
     page: &BuildPage,
 ) -> Result<Vec<WorkspaceBuild>> {
+    // `since` and `after_number` both exclude their boundary, as Coder's.
     let rows = sqlx::query(
-        "SELECT * FROM workspace_builds WHERE workspace_id = $1 AND ($2::timestamptz IS NULL OR created_at >= $2)
-         ORDER BY build_number DESC LIMIT $3 OFFSET $4",
+        "SELECT * FROM workspace_builds WHERE workspace_id = $1
+         AND ($2::timestamptz IS NULL OR created_at > $2)
+         AND ($3::bigint IS NULL OR build_number > $3)
+         ORDER BY build_number DESC LIMIT $4 OFFSET $5",
     )
     .bind(workspace_id)
     .bind(page.since)
+    .bind(page.after_number)
     .bind(page.limit)
     .bind(page.offset)
     .fetch_all(pool)
     .await
     .map_err(db)?;
     rows.iter().map(rows::build).collect()
+}
+
+/// Writes a live workspace's settings; a rename onto a live name of the
+/// owner's breaks `workspaces_live_name`, which `db` turns into `Conflict`.
+pub async fn update_workspace(pool: &PgPool, ws: &Workspace) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE workspaces SET name = $1, autostart_schedule = $2, ttl_ms = $3, dormant_at = $4,
+            automatic_updates = $5, favorite = $6, last_used_at = $7, updated_at = $8
+         WHERE id = $9 AND NOT deleted",
+    )
+    .bind(&ws.name)
+    .bind(&ws.autostart_schedule)
+    .bind(ws.ttl_ms)
+    .bind(ws.dormant_at)
+    .bind(ws.automatic_updates.as_str())
+    .bind(ws.favorite)
+    .bind(ws.last_used_at)
+    .bind(ws.updated_at)
+    .bind(ws.id)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn autobuild_candidates(pool: &PgPool) -> Result<Vec<Workspace>> {
+    let rows = sqlx::query(
+        "SELECT * FROM workspaces w WHERE NOT w.deleted AND w.dormant_at IS NULL
+            AND (w.autostart_schedule IS NOT NULL OR EXISTS (
+                SELECT 1 FROM workspace_builds b WHERE b.workspace_id = w.id AND b.deadline IS NOT NULL))
+         ORDER BY w.created_at, w.id",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(rows::workspace).collect()
+}
+
+pub async fn set_build_deadline(
+    pool: &PgPool,
+    build_id: Uuid,
+    deadline: Option<DateTime<Utc>>,
+    max_deadline: Option<DateTime<Utc>>,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE workspace_builds SET deadline = $1, max_deadline = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(deadline)
+    .bind(max_deadline)
+    .bind(clock())
+    .bind(build_id)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }

@@ -11,8 +11,14 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::SqlSafeStr;
 
 /// `(version, description, SQL)` of every file in `migrations/postgres`, in order.
-pub(super) const MIGRATIONS: [(i64, &str, &str); 1] =
-    [(1, "init", include_str!("../../../migrations/postgres/0001_init.sql"))];
+pub(super) const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        "workspace schedules",
+        include_str!("../../../migrations/postgres/0002_workspace_schedules.sql"),
+    ),
+];
 
 /// The migrator that brings a database to the current schema.
 pub(super) fn migrator() -> Migrator {

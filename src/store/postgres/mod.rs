@@ -520,6 +520,23 @@ impl Store for PgStore {
         builds::workspaces(&self.pool, filter).await
     }
 
+    async fn update_workspace(&self, ws: &Workspace) -> Result<()> {
+        builds::update_workspace(&self.pool, ws).await
+    }
+
+    async fn autobuild_candidates(&self) -> Result<Vec<Workspace>> {
+        builds::autobuild_candidates(&self.pool).await
+    }
+
+    async fn set_build_deadline(
+        &self,
+        build_id: Uuid,
+        deadline: Option<chrono::DateTime<chrono::Utc>>,
+        max_deadline: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<()> {
+        builds::set_build_deadline(&self.pool, build_id, deadline, max_deadline).await
+    }
+
     async fn insert_build(&self, build: &WorkspaceBuild, job: &Job) -> Result<()> {
         builds::insert_build(&self.pool, build, job).await
     }

@@ -154,6 +154,10 @@ pub fn workspace(row: &PgRow) -> Result<Workspace> {
         deleted: get(row, "deleted")?,
         autostart_schedule: get(row, "autostart_schedule")?,
         ttl_ms: get(row, "ttl_ms")?,
+        dormant_at: get(row, "dormant_at")?,
+        automatic_updates: parsed(row, "automatic_updates")?,
+        favorite: get(row, "favorite")?,
+        last_used_at: get(row, "last_used_at")?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
     })

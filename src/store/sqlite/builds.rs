@@ -155,7 +155,7 @@ pub async fn workspaces(pool: &SqlitePool, f: &WorkspaceFilter) -> Result<(Vec<W
     // The requester's own favorites first, then oldest first.
     let list_sql = format!(
         "SELECT w.* FROM workspaces w WHERE {where_clause}
-         ORDER BY (w.favorite = 1 AND w.owner_id = ?10) DESC, w.created_at, w.id LIMIT ?11 OFFSET ?12"
+         ORDER BY (w.favorite = 1 AND w.owner_id IS ?10) DESC, w.created_at, w.id LIMIT ?11 OFFSET ?12"
     );
     let rows = bind(sqlx::query(sqlx::AssertSqlSafe(list_sql)))
         .bind(f.limit.unwrap_or(-1))
