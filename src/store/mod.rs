@@ -23,6 +23,7 @@ use crate::domain::{
     StoredLog, StoredResource, Tags, WorkspaceBuild,
 };
 
+mod migrations;
 pub mod postgres;
 pub mod sqlite;
 pub mod stored;

@@ -6,13 +6,10 @@
 //! macro derives from the file names and contents, so databases migrated by
 //! earlier builds stay valid.
 
-use std::borrow::Cow;
-
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::SqlSafeStr;
+use sqlx::migrate::Migrator;
 
 /// `(version, description, SQL)` of every file in `migrations/sqlite`, in order.
-const MIGRATIONS: [(i64, &str, &str); 9] = [
+const MIGRATIONS: [crate::store::migrations::Embedded; 9] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "provisioner keys", include_str!("../../../migrations/sqlite/0002_provisioner_keys.sql")),
     (3, "template imports", include_str!("../../../migrations/sqlite/0003_template_imports.sql")),
@@ -35,22 +32,7 @@ pub(super) fn migrator() -> Migrator {
 
 /// The migrator that brings a database to schema `version`.
 fn migrator_up_to(version: i64) -> Migrator {
-    Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
-            .filter(|m| m.0 <= version)
-            .map(|&(version, description, sql)| {
-                let no_tx = sql.starts_with("-- no-transaction");
-                Migration::new(
-                    version,
-                    Cow::Borrowed(description),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    no_tx,
-                )
-            })
-            .collect(),
-    )
+    crate::store::migrations::migrator(&MIGRATIONS, version)
 }
 
 #[cfg(test)]
@@ -198,21 +180,6 @@ mod tests {
     /// description its name gives (as `sqlx migrate` reads them).
     #[test]
     fn every_migration_file_is_embedded() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
-        let mut files: Vec<(i64, String, String)> = std::fs::read_dir(dir)
-            .expect("migrations directory")
-            .map(|entry| {
-                let path = entry.expect("directory entry").path();
-                let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 name");
-                let stem = name.strip_suffix(".sql").expect("only .sql files");
-                let (version, description) = stem.split_once('_').expect("<version>_<name>.sql");
-                let sql = std::fs::read_to_string(&path).expect("readable migration");
-                (version.parse().expect("numeric version"), description.replace('_', " "), sql)
-            })
-            .collect();
-        files.sort();
-        let embedded: Vec<(i64, String, String)> =
-            MIGRATIONS.iter().map(|&(v, d, sql)| (v, d.to_owned(), sql.to_owned())).collect();
-        assert_eq!(files, embedded);
+        crate::store::migrations::assert_every_file_embedded("migrations/sqlite", &MIGRATIONS);
     }
 }
