@@ -141,7 +141,14 @@ async fn a_ttl_gives_a_deadline_that_extends_and_the_scheduler_stops_then_starts
             .await;
     assert_eq!(status, 201, "{body}");
     let ws: sdk::Workspace = serde_json::from_value(body).expect("workspace");
-    let first = wait_latest(&c, ws.id, 1).await;
+    wait_latest(&c, ws.id, 1).await;
+    // The deadline is written just after the job's completion commits (not
+    // in its transaction), so a read in between sees none yet.
+    let first = wait_for("the start build's deadline", BUILD, || async {
+        let b = c.workspace(ws.id).await.ok()?.latest_build;
+        b.deadline.is_some().then_some(b)
+    })
+    .await;
     assert_eq!(first.status, "running");
     let completed = first.job.completed_at.expect("completed");
     let deadline = first.deadline.expect("a start build with a ttl has a deadline");
@@ -238,7 +245,7 @@ async fn two_schedulers_on_one_database_queue_each_build_once() {
     wait_latest(&c, ws.id, 1).await;
 
     // Two replicas: their own store handles and event buses, one database.
-    let url = format!("sqlite://{}", server.data_dir.join("provisionerd.db").display());
+    let url = store_url(&server.data_dir).await;
     let (one, two) = (
         provisionerd::store::open(&url).await.expect("store"),
         provisionerd::store::open(&url).await.expect("store"),
