@@ -9,7 +9,7 @@
 use uuid::Uuid;
 
 use super::{App, Error, Refusal, Result};
-use crate::domain::JobOutcome;
+use crate::domain::{Job, JobOutcome, JobType, WorkspaceBuild};
 use crate::server::Event;
 use crate::store::{CompleteResult, StoreError};
 
@@ -34,10 +34,16 @@ impl App<'_> {
             }
             other => other?,
         };
-        if result == CompleteResult::Completed {
+        // Read back once for what follows a completion: the deadline of a
+        // start build and the metrics.
+        let ended = match result {
+            CompleteResult::Completed => self.ended(job_id).await,
+            _ => None,
+        };
+        if let Some((job, Some(build))) = &ended {
             // The job is complete either way: a deadline that could not be
             // written is logged, and the workspace shuts down manually.
-            if let Err(e) = self.record_deadline(job_id).await {
+            if let Err(e) = self.record_deadline(job, build).await {
                 tracing::error!(job = %job_id, error = %e, "could not set the build's deadline");
             }
         }
@@ -45,8 +51,8 @@ impl App<'_> {
             self.events.publish(Event::JobUpdated(job_id));
         }
         // A late result leaves the job failed as counted when it was failed.
-        if matches!(result, CompleteResult::Completed) {
-            self.count_ended(job_id).await;
+        if let Some((job, build)) = &ended {
+            count_ended(job, build.as_ref());
         }
         Ok(result)
     }
@@ -62,25 +68,27 @@ impl App<'_> {
         let result = self.store.fail_job(job_id, message, code).await?;
         self.events.publish(Event::JobUpdated(job_id));
         if matches!(result, CompleteResult::Completed) {
-            self.count_ended(job_id).await;
+            if let Some((job, build)) = self.ended(job_id).await {
+                count_ended(&job, build.as_ref());
+            }
         }
         Ok(result)
     }
 
-    /// Counts an ended job in the metrics. Reads the job back (and its
-    /// build, for the transition): once per job, and a read that fails
-    /// only leaves the job uncounted.
-    async fn count_ended(&self, job_id: Uuid) {
-        let Ok(job) = self.store.job(job_id).await else { return };
-        let transition = match job.job_type {
-            crate::domain::JobType::WorkspaceBuild => self
-                .store
-                .build_by_job(job_id)
-                .await
-                .map(|b| b.transition.as_str())
-                .unwrap_or_default(),
-            _ => "",
+    /// A job that just ended, read back once, with its build when it is a
+    /// workspace build. A read that fails only leaves the job uncounted (and
+    /// without a deadline).
+    async fn ended(&self, job_id: Uuid) -> Option<(Job, Option<WorkspaceBuild>)> {
+        let job = self.store.job(job_id).await.ok()?;
+        let build = match job.job_type {
+            JobType::WorkspaceBuild => self.store.build_by_job(job_id).await.ok(),
+            _ => None,
         };
-        crate::metrics::get().job_ended(&job, transition);
+        Some((job, build))
     }
+}
+
+/// Counts an ended job in the metrics, by the transition of its build.
+fn count_ended(job: &Job, build: Option<&WorkspaceBuild>) {
+    crate::metrics::get().job_ended(job, build.map_or("", |b| b.transition.as_str()));
 }

@@ -12,8 +12,7 @@ use super::access::{Action, Resource, Subject};
 use super::{validate, App, BuildRequest, Error, Result};
 use crate::domain::schedule::{self, LatestBuild, Weekly};
 use crate::domain::{
-    resolve_parameters, AutomaticUpdates, BuildReason, JobStatus, JobType, Transition,
-    WorkspaceBuild,
+    resolve_parameters, AutomaticUpdates, BuildReason, Job, JobStatus, Transition, WorkspaceBuild,
 };
 use crate::server::Event;
 use crate::store::{StoreError, Workspace};
@@ -160,13 +159,8 @@ impl App<'_> {
 
     /// After a job completed: a start build that succeeded gets its
     /// deadline, the workspace's ttl after the job's completion.
-    pub(super) async fn record_deadline(&self, job_id: Uuid) -> Result<()> {
-        let job = self.store.job(job_id).await?;
-        if job.job_type != JobType::WorkspaceBuild || job.status() != JobStatus::Succeeded {
-            return Ok(());
-        }
-        let build = self.store.build_by_job(job_id).await?;
-        if build.transition != Transition::Start {
+    pub(super) async fn record_deadline(&self, job: &Job, build: &WorkspaceBuild) -> Result<()> {
+        if job.status() != JobStatus::Succeeded || build.transition != Transition::Start {
             return Ok(());
         }
         let ws = self.store.workspace(build.workspace_id).await?;
