@@ -25,6 +25,7 @@ use crate::domain::{
 
 mod migrations;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 pub mod stored;
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::rows::clock;
 use super::{db, finish, jobs, rows};
 use crate::domain::{job_state, Job, WorkspaceBuild};
+use crate::store::sql::{LATEST_OUTDATED, LATEST_STATUS};
 use crate::store::{stored, BuildPage, Result, StoreError, Workspace, WorkspaceFilter};
 
 pub async fn insert_workspace(
@@ -117,27 +118,6 @@ async fn insert_build_row(
     .map_err(db)?;
     Ok(())
 }
-
-/// The status of a workspace's latest build, in SQL: `Job::status` and
-/// `domain::build_status` spelled as a CASE, so lists filter by status in
-/// the database (the same CASE as SQLite's). The conformance suite checks
-/// it against the domain's.
-const LATEST_STATUS: &str = "(SELECT CASE
-        WHEN j.error IS NOT NULL THEN 'failed'
-        WHEN j.completed_at IS NOT NULL AND j.canceled_at IS NOT NULL THEN 'canceled'
-        WHEN j.completed_at IS NOT NULL THEN
-            CASE b.transition WHEN 'start' THEN 'running' WHEN 'stop' THEN 'stopped' ELSE 'deleted' END
-        WHEN j.canceled_at IS NOT NULL THEN 'canceling'
-        WHEN j.started_at IS NULL THEN 'pending'
-        ELSE CASE b.transition WHEN 'start' THEN 'starting' WHEN 'stop' THEN 'stopping' ELSE 'deleting' END
-    END
-    FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id
-    WHERE b.workspace_id = w.id ORDER BY b.build_number DESC LIMIT 1)";
-
-/// Whether the latest build runs another version than the active one.
-const LATEST_OUTDATED: &str = "(SELECT b.template_version_id <> t.active_version_id
-    FROM workspace_builds b JOIN templates t ON t.id = w.template_id
-    WHERE b.workspace_id = w.id ORDER BY b.build_number DESC LIMIT 1)";
 
 type PgQuery = sqlx::query::Query<'static, Postgres, <Postgres as sqlx::Database>::Arguments>;
 
