@@ -367,6 +367,41 @@ fn machine_arch() -> &'static str {
     }
 }
 
+fn gpg_installed() -> bool {
+    std::process::Command::new("gpg").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+fn gpg(home: &Path, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new("gpg")
+        .args(["--batch", "--homedir"])
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("run gpg");
+    assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A throwaway signing key: its gpg home and its armored public key.
+fn signing_key(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let home = tempfile::tempdir().expect("gpg home");
+    let uid = format!("{name} <{name}@example.com>");
+    gpg(home.path(), &["--passphrase", "", "--quick-gen-key", &uid, "ed25519", "sign", "never"]);
+    let public = gpg(home.path(), &["--armor", "--export", &uid]);
+    let path = home.path().join("public.asc");
+    std::fs::write(&path, public.stdout).expect("write public key");
+    (home, path)
+}
+
+/// Signs `{version}`'s SUMS file with the key in `home` (as HashiCorp's
+/// `.sig`).
+fn sign(mirror: &Path, version: &str, home: &Path) {
+    let sums = mirror.join(version).join(format!("terraform_{version}_SHA256SUMS"));
+    let sig = format!("{}.sig", sums.display());
+    let _ = std::fs::remove_file(&sig);
+    gpg(home, &["--detach-sign", "-o", &sig, sums.to_str().expect("utf-8")]);
+}
+
 /// Writes `{mirror}/{version}/` with a zip holding a `terraform` script that
 /// prints `says`, and a SUMS file listing the zip's sha256.
 fn release(mirror: &Path, version: &str, says: &str) -> PathBuf {
@@ -418,17 +453,26 @@ fn install_terraform_verifies_what_it_downloads() {
     let mirror = tempfile::tempdir().expect("temp dir");
     let zip = release(mirror.path(), "1.9.8", "Terraform v1.9.8");
     let url = serve_dir(mirror.path().to_owned());
+    // With gpg installed the script insists on a good signature: the test
+    // signs its releases with its own key and passes that key.
+    let signer = gpg_installed().then(|| signing_key("release"));
+    let key_arg = signer.as_ref().map(|(_, key)| key.to_string_lossy().into_owned());
+    let key: Vec<&str> = key_arg.iter().flat_map(|k| ["--gpg-key", k.as_str()]).collect();
+    if let Some((home, _)) = &signer {
+        sign(mirror.path(), "1.9.8", home.path());
+    }
 
     // A matching archive installs, and the binary runs.
     let dest = tempfile::tempdir().expect("temp dir");
-    let out = install(&url, dest.path(), &[]);
+    let out = install(&url, dest.path(), &key);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let ran = std::process::Command::new(dest.path().join("terraform")).output().expect("run");
     assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "Terraform v1.9.8");
 
     // A pinned checksum that differs is refused.
     let pinned = tempfile::tempdir().expect("temp dir");
-    let out = install(&url, pinned.path(), &["--sha256", &"0".repeat(64)]);
+    let pin = "0".repeat(64);
+    let out = install(&url, pinned.path(), &[&key[..], &["--sha256", &pin]].concat());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing"));
     assert!(!pinned.path().join("terraform").exists(), "installed despite the pin");
@@ -441,7 +485,7 @@ fn install_terraform_verifies_what_it_downloads() {
     assert!(zip.exists());
     let fresh = tempfile::tempdir().expect("temp dir");
     for dir in [fresh.path(), dest.path()] {
-        let out = install(&url, dir, &[]);
+        let out = install(&url, dir, &key);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains("refusing"), "{err}");
     }
@@ -449,6 +493,35 @@ fn install_terraform_verifies_what_it_downloads() {
     let ran = std::process::Command::new(dest.path().join("terraform")).output().expect("run");
     assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "Terraform v1.9.8");
     assert_eq!(std::fs::read_dir(dest.path()).expect("dest").count(), 1, "leftovers in dest");
+
+    if let Some((home, _)) = &signer {
+        // The archive and the SUMS file swapped together: the old
+        // signature no longer matches.
+        let sig = mirror.path().join("1.9.8/terraform_1.9.8_SHA256SUMS.sig");
+        let old = std::fs::read(&sig).expect("sig");
+        release(mirror.path(), "1.9.8", "evil");
+        std::fs::write(&sig, old).expect("old sig");
+        let out = install(&url, fresh.path(), &key);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("does not verify"), "{err}");
+        // Signed by someone else: refused; by the key, accepted.
+        let (other, _) = signing_key("someone-else");
+        sign(mirror.path(), "1.9.8", other.path());
+        let out = install(&url, fresh.path(), &key);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
+        // Without --gpg-key the script checks against HashiCorp's key,
+        // which did not sign this.
+        sign(mirror.path(), "1.9.8", home.path());
+        let out = install(&url, fresh.path(), &[]);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("deploy/hashicorp.asc"));
+        assert!(!fresh.path().join("terraform").exists(), "installed with a bad signature");
+        std::fs::remove_file(&sig).expect("remove sig");
+        let out = install(&url, fresh.path(), &key);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("has no signature"));
+        assert!(!fresh.path().join("terraform").exists(), "installed without a signature");
+    } else {
+        eprintln!("gpg not installed: the signature cases of install-terraform are skipped");
+    }
 
     // A version the mirror does not have fails without installing.
     let out = std::process::Command::new(
@@ -460,6 +533,37 @@ fn install_terraform_verifies_what_it_downloads() {
     .expect("run");
     assert!(!out.status.success());
     assert!(!fresh.path().join("terraform").exists());
+}
+
+/// deploy/hashicorp.asc (used by scripts/install-terraform and built into
+/// the daemon) is HashiCorp's release key, and not expired.
+#[test]
+fn vendored_hashicorp_key_has_the_published_fingerprint() {
+    if !gpg_installed() {
+        eprintln!("gpg not installed: skipping the check of deploy/hashicorp.asc");
+        return;
+    }
+    let home = tempfile::tempdir().expect("gpg home");
+    let key = deploy_dir().join("hashicorp.asc");
+    let out =
+        gpg(home.path(), &["--with-colons", "--show-keys", key.to_str().expect("utf-8 path")]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let fingerprint = listing
+        .lines()
+        .find_map(|l| l.strip_prefix("fpr:").map(|r| r.trim_matches(':').to_owned()))
+        .expect("a fingerprint");
+    assert_eq!(fingerprint, "C874011F0AB405110D02105534365D9472D7468F");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    // The primary key and the signing subkey: field 7 is the expiry.
+    for line in listing.lines().filter(|l| l.starts_with("pub:") || l.starts_with("sub:")) {
+        let fields: Vec<&str> = line.split(':').collect();
+        assert_ne!(fields[1], "e", "expired: {line}");
+        let expires: u64 = fields[6].parse().unwrap_or(u64::MAX);
+        assert!(expires > now, "expired: {line}");
+    }
 }
 
 #[test]
