@@ -128,6 +128,13 @@ impl Install {
             tracing::info!(path = %target.display(), "using terraform installed earlier");
             return Ok(target);
         }
+        // One download per cache: daemons starting together wait for the
+        // first, then use what it installed.
+        let _lock = self.lock().await?;
+        if executor::version(&target).await.is_ok() {
+            tracing::info!(path = %target.display(), "using terraform another daemon installed");
+            return Ok(target);
+        }
         let zip_name = format!("terraform_{}_linux_{}.zip", self.version, release_arch());
         let sums_name = format!("terraform_{}_SHA256SUMS", self.version);
         let base = format!("{}/{}", self.mirror.trim_end_matches('/'), self.version);
@@ -162,6 +169,27 @@ impl Install {
             })?;
         tracing::info!(version = %self.version, sha256 = %got, path = %target.display(), "installed terraform");
         Ok(target)
+    }
+
+    /// An exclusive lock on `{dir}/{version}/.lock`, held until dropped.
+    async fn lock(&self) -> Result<nix::fcntl::Flock<std::fs::File>, InstallError> {
+        let dir = self.dir.join(&self.version);
+        let path = dir.join(".lock");
+        let io = |source| InstallError::Io { path: path.clone(), source };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        let locked = tokio::task::spawn_blocking(move || {
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+                .map_err(|(_, errno)| std::io::Error::from(errno))
+        })
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?;
+        locked.map_err(io)
     }
 
     fn refused(&self, detail: String) -> InstallError {
@@ -330,7 +358,11 @@ fn unpack(zip: &[u8], dest: &Path) -> Result<(), Unpack> {
     tmp.as_file_mut().flush().map_err(Unpack::Io)?;
     tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o755)).map_err(Unpack::Io)?;
     tmp.as_file().sync_all().map_err(Unpack::Io)?;
-    tmp.persist(dest).map_err(|e| Unpack::Io(e.error))?;
+    // Closed before the rename: a file still open for writing cannot be
+    // executed (ETXTBSY), and another daemon may run it the moment it has
+    // its final name.
+    let closed = tmp.into_temp_path();
+    closed.persist(dest).map_err(|e| Unpack::Io(e.error))?;
     Ok(())
 }
 

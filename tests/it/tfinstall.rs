@@ -195,7 +195,7 @@ fn assert_nothing_installed(cache: &Path) {
     assert!(!installed(cache).exists(), "a refused terraform was installed");
     let dir = cache.join("terraform").join(VERSION);
     let left: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .map(|d| d.flatten().map(|e| e.file_name()).filter(|n| n != ".lock").collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "leftovers in {}: {left:?}", dir.display());
 }
@@ -287,4 +287,51 @@ async fn daemon_refuses_a_tampered_terraform_and_installs_nothing() {
     assert!(err.contains("has no signature"), "{err}");
     assert_nothing_installed(&cache);
     assert!(key.exists());
+}
+
+/// Daemons starting together on one cache dir each install (or reuse) the
+/// release; the binary they end up with is whole, and no temporary file is
+/// left beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_sharing_a_cache_install_without_corrupting_it() {
+    let mirror = Mirror::new();
+    mirror.publish();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = mirror.config(dir.path());
+    let missing = dir.path().join("no-terraform-here");
+    let extra = [
+        "--terraform-path",
+        missing.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+    ];
+    // Nothing listens at the URL: the daemons resolve terraform, then keep
+    // retrying the connection until they are dropped (killed).
+    let daemons: Vec<_> = (0..3)
+        .map(|_| {
+            DaemonProcess::spawn_with(
+                "http://127.0.0.1:9",
+                "psk-0123456789ab",
+                &[],
+                dir.path(),
+                &extra,
+            )
+        })
+        .collect();
+    for daemon in &daemons {
+        daemon.wait_for_log("found terraform").await;
+    }
+    let downloads: usize = daemons.iter().map(|d| d.log_count("installed terraform")).sum();
+    assert_eq!(downloads, 1, "one daemon downloads, the others wait for it");
+    drop(daemons);
+    let cache = dir.path().join("cache");
+    let want = format!("#!/bin/sh\nexec '{}' \"$@\"\n", terraform().display());
+    assert_eq!(std::fs::read_to_string(installed(&cache)).expect("installed"), want);
+    let names: Vec<_> = std::fs::read_dir(cache.join("terraform").join(VERSION))
+        .expect("version dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "leftovers beside the binary: {names:?}");
+    assert!(names.contains(&".lock".into()), "{names:?}");
 }
