@@ -138,17 +138,10 @@ fn psk_comes_from_a_secret_never_a_literal() {
 #[test]
 fn daemons_reach_the_server_service() {
     let docs = kubernetes_docs();
-    let service = workload(&docs, "server.yaml", "Service");
+    let service = workload(&docs, "kubernetes/server.yaml", "Service");
     let name = str_at(service, &["metadata", "name"]).expect("service name");
     let ports = service["spec"]["ports"].as_vec().expect("service ports");
     assert!(ports.iter().any(|p| p["port"].as_i64() == Some(3000)), "service not on port 3000");
-
-    let server = workload(&docs, "server.yaml", "Deployment");
-    assert_eq!(server["spec"]["replicas"].as_i64(), Some(1), "SQLite allows one server replica");
-    let server_container = containers(pod_spec(server).expect("pod template"))[0];
-    for probe in ["readinessProbe", "livenessProbe"] {
-        assert_eq!(str_at(server_container, &[probe, "httpGet", "path"]), Some("/healthz"));
-    }
 
     let daemon = workload(&docs, "daemon.yaml", "Deployment");
     let pod = pod_spec(daemon).expect("pod template");
@@ -157,22 +150,191 @@ fn daemons_reach_the_server_service() {
     let url = format!("http://{name}:3000");
     assert!(args.starts_with(&["start"]), "daemon args {args:?} do not start with `start`");
     assert!(args.windows(2).any(|w| w == ["--url", url.as_str()]), "daemon args {args:?}");
+
+    // The SQLite variant keeps the names the daemons use.
+    let sqlite = workload(&docs, "sqlite/server.yaml", "Service");
+    assert_eq!(str_at(sqlite, &["metadata", "name"]), Some(name));
 }
 
+/// The replicated server: two or more replicas on the PostgreSQL URL from
+/// the Secret, no volume for data, probes on /readyz and /healthz.
 #[test]
-fn compose_runs_a_server_and_a_daemon() {
-    let path = deploy_dir().join("docker/compose.yaml");
-    let doc = yaml(&path).into_iter().next().expect("a compose document");
-    let services = &doc["services"];
-    for (service, subcommand) in [("server", "server"), ("daemon", "start")] {
-        let s = &services[service];
-        assert!(s.is_hash(), "compose has no {service} service");
-        assert!(s["image"].as_str().is_some() || s["build"].is_hash(), "{service}: no image");
-        assert_eq!(strings(&s["command"]).first(), Some(&subcommand), "{service} command");
-        let psk = s["environment"]["PROVISIONERD_PSK"].as_str().unwrap_or_default();
-        assert!(psk.starts_with("${"), "{service}: PSK must come from the environment");
+fn server_replicas_share_postgres_from_a_secret() {
+    let docs = kubernetes_docs();
+    let server = workload(&docs, "kubernetes/server.yaml", "Deployment");
+    assert!(server["spec"]["replicas"].as_i64().unwrap_or(0) >= 2, "one replica is no HA");
+    assert_ne!(str_at(server, &["spec", "strategy", "type"]), Some("Recreate"));
+    let pod = pod_spec(server).expect("pod template");
+    let container = containers(pod)[0];
+    let url = env_var(container, "PROVISIONERD_DATABASE_URL").expect("a database URL");
+    let from = &url["valueFrom"]["secretKeyRef"];
+    assert!(url["value"].is_badvalue(), "a literal database URL (it holds a password)");
+    let (secret, key) = (from["name"].as_str(), from["key"].as_str());
+    assert!(secret.is_some() && key.is_some(), "the database URL comes from a Secret");
+    let example = workload(&docs, "secret.example.yaml", "Secret");
+    assert_eq!(str_at(example, &["metadata", "name"]), secret);
+    let value = example["stringData"][key.unwrap_or_default()].as_str().unwrap_or_default();
+    assert!(value.starts_with("postgres://"), "the example Secret's {key:?} is {value:?}");
+    let args = strings(&container["args"]);
+    assert!(!args.contains(&"--data-dir"), "replicas keep no data on disk: {args:?}");
+    for volume in pod["volumes"].as_vec().into_iter().flatten() {
+        assert!(volume["persistentVolumeClaim"].is_badvalue(), "a replica mounts a claim");
     }
-    assert!(doc["volumes"]["data"].is_null() || doc["volumes"]["data"].is_hash());
+    assert_eq!(str_at(container, &["readinessProbe", "httpGet", "path"]), Some("/readyz"));
+    assert_eq!(str_at(container, &["livenessProbe", "httpGet", "path"]), Some("/healthz"));
+    assert!(docs.iter().any(|(p, d)| p.ends_with("kubernetes/server.yaml")
+        && d["kind"].as_str() == Some("PodDisruptionBudget")));
+
+    // SQLite: one replica, never two during a rollout, its data on a claim.
+    let sqlite = workload(&docs, "sqlite/server.yaml", "Deployment");
+    assert_eq!(sqlite["spec"]["replicas"].as_i64(), Some(1), "SQLite allows one server replica");
+    assert_eq!(str_at(sqlite, &["spec", "strategy", "type"]), Some("Recreate"));
+    let pod = pod_spec(sqlite).expect("pod template");
+    assert!(env_var(containers(pod)[0], "PROVISIONERD_DATABASE_URL").is_none());
+    assert!(pod["volumes"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .any(|v| v["persistentVolumeClaim"].is_hash()));
+}
+
+/// A compose file with YAML merge keys (`<<: *anchor`) resolved, as
+/// compose reads it.
+fn compose(file: &str) -> Yaml {
+    fn merged(node: &Yaml) -> Yaml {
+        match node {
+            Yaml::Hash(h) => {
+                let mut out = yaml_rust2::yaml::Hash::new();
+                for (k, v) in h {
+                    if k.as_str() != Some("<<") {
+                        out.insert(k.clone(), merged(v));
+                    }
+                }
+                let bases = match h.get(&Yaml::String("<<".into())) {
+                    Some(Yaml::Array(a)) => a.clone(),
+                    Some(base) => vec![base.clone()],
+                    None => vec![],
+                };
+                for base in bases {
+                    if let Yaml::Hash(b) = merged(&base) {
+                        for (k, v) in b {
+                            out.entry(k).or_insert(v);
+                        }
+                    }
+                }
+                Yaml::Hash(out)
+            }
+            Yaml::Array(a) => Yaml::Array(a.iter().map(merged).collect()),
+            other => other.clone(),
+        }
+    }
+    let path = deploy_dir().join("docker").join(file);
+    merged(&yaml(&path).into_iter().next().expect("a compose document"))
+}
+
+fn env_of<'a>(service: &'a Yaml, name: &str) -> &'a str {
+    service["environment"][name].as_str().unwrap_or_default()
+}
+
+/// The replicated compose file: PostgreSQL, two servers on it, two daemons
+/// that know both servers.
+#[test]
+fn compose_runs_postgres_two_servers_and_two_daemons() {
+    let doc = compose("compose.yaml");
+    let services = &doc["services"];
+    let pg = &services["postgres"];
+    assert!(pg["image"].as_str().unwrap_or_default().starts_with("postgres:"), "no PostgreSQL");
+    assert!(pg["healthcheck"]["test"].is_array(), "postgres has no healthcheck to wait on");
+    let user = env_of(pg, "POSTGRES_USER");
+    let db = env_of(pg, "POSTGRES_DB");
+    let mut host_ports = Vec::new();
+    for name in ["server-1", "server-2"] {
+        let s = &services[name];
+        assert_eq!(strings(&s["command"]).first(), Some(&"server"), "{name} command");
+        let url = env_of(s, "PROVISIONERD_DATABASE_URL");
+        assert!(
+            url.starts_with(&format!("postgres://{user}:"))
+                && url.ends_with(&format!("@postgres:5432/{db}")),
+            "{name} database URL {url:?}"
+        );
+        assert_eq!(str_at(s, &["depends_on", "postgres", "condition"]), Some("service_healthy"));
+        assert_eq!(env_of(s, "PROVISIONERD_BUILTIN_DAEMONS"), "0", "{name}");
+        assert!(s["healthcheck"]["test"].is_array(), "{name}: daemons wait on its health");
+        host_ports.extend(
+            strings(&s["ports"]).into_iter().map(|p| p.rsplit_once(':').map(|(h, _)| h.to_owned())),
+        );
+    }
+    host_ports.sort();
+    host_ports.dedup();
+    assert_eq!(host_ports.len(), 2, "the servers need distinct host ports: {host_ports:?}");
+
+    for name in ["daemon-1", "daemon-2"] {
+        let d = &services[name];
+        assert_eq!(strings(&d["command"]).first(), Some(&"start"), "{name} command");
+        let urls: Vec<&str> = env_of(d, "PROVISIONERD_URL").split(',').collect();
+        assert_eq!(urls, ["http://server-1:3000", "http://server-2:3000"], "{name}");
+        for server in ["server-1", "server-2"] {
+            assert_eq!(str_at(d, &["depends_on", server, "condition"]), Some("service_healthy"));
+        }
+        let stop = go_secs(d["stop_grace_period"].as_str().expect("stop grace"));
+        let drain = go_secs(env_of(d, "PROVISIONERD_DRAIN_TIMEOUT"));
+        let cancel = go_secs(env_of(d, "PROVISIONERD_CANCEL_GRACE"));
+        assert!(
+            stop > drain + cancel + 10,
+            "{name}: stop grace {stop}s < drain {drain}s + {cancel}s"
+        );
+    }
+    assert_ne!(
+        env_of(&services["daemon-1"], "PROVISIONERD_NAME"),
+        env_of(&services["daemon-2"], "PROVISIONERD_NAME")
+    );
+    compose_common(&doc);
+}
+
+/// The SQLite compose file: one server (SQLite serves one process) and a
+/// daemon.
+#[test]
+fn compose_sqlite_runs_one_server_and_a_daemon() {
+    let doc = compose("compose.sqlite.yaml");
+    let services = doc["services"].as_hash().expect("services");
+    let servers: Vec<_> =
+        services.values().filter(|s| strings(&s["command"]).first() == Some(&"server")).collect();
+    assert_eq!(servers.len(), 1, "SQLite serves one server process");
+    assert!(env_of(servers[0], "PROVISIONERD_DATABASE_URL").is_empty());
+    assert!(strings(&servers[0]["volumes"]).iter().any(|v| v.ends_with(":/var/lib/provisionerd")));
+    assert!(services.values().any(|s| strings(&s["command"]).first() == Some(&"start")));
+    compose_common(&doc);
+}
+
+/// What every compose file gets right: secrets from the environment,
+/// named volumes declared, healthchecks run tools the image has.
+fn compose_common(doc: &Yaml) {
+    let declared = doc["volumes"]
+        .as_hash()
+        .map(|h| h.keys().filter_map(Yaml::as_str).collect::<Vec<_>>())
+        .unwrap_or_default();
+    // The runtime image is debian:bookworm-slim plus tini and provisionerd:
+    // no curl, wget or python (compose healthchecks once called python3).
+    let in_image = ["bash", "sh", "provisionerd", "/usr/local/bin/provisionerd", "tini"];
+    for (name, s) in doc["services"].as_hash().expect("services") {
+        let name = name.as_str().unwrap_or_default();
+        for var in ["PROVISIONERD_PSK", "POSTGRES_PASSWORD"] {
+            let value = env_of(s, var);
+            assert!(value.is_empty() || value.starts_with("${"), "{name}: literal {var}");
+        }
+        let url = env_of(s, "PROVISIONERD_DATABASE_URL");
+        assert!(url.is_empty() || url.contains(":${POSTGRES_PASSWORD"), "{name}: literal password");
+        for volume in strings(&s["volumes"]) {
+            let source = volume.split(':').next().unwrap_or_default();
+            assert!(declared.contains(&source), "{name}: volume {source} not declared");
+        }
+        let ours = s["image"].as_str().unwrap_or_default().starts_with("provisionerd:");
+        let test = strings(&s["healthcheck"]["test"]);
+        if ours && !test.is_empty() {
+            assert_eq!(test[0], "CMD", "{name}: healthcheck without a shell form");
+            assert!(in_image.contains(&test[1]), "{name}: the image has no {}", test[1]);
+        }
+    }
 }
 
 /// A systemd unit as section -> key -> values (keys may repeat).
