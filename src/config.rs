@@ -184,6 +184,34 @@ pub struct DaemonArgs {
     /// (default: a `provisionerd-cache` directory in the system temp dir).
     #[arg(long, env = "PROVISIONERD_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// When no usable terraform is found at --terraform-path, install this
+    /// HashiCorp release (e.g. 1.9.8) into the cache dir, verified.
+    #[arg(long, env = "PROVISIONERD_TERRAFORM_VERSION", value_parser = crate::terraform::install::parse_version)]
+    pub terraform_version: Option<String>,
+    /// Where --terraform-version downloads from: a copy of HashiCorp's
+    /// release layout ({mirror}/{V}/terraform_{V}_linux_{arch}.zip).
+    #[arg(long, env = "PROVISIONERD_TERRAFORM_MIRROR", default_value = crate::terraform::install::DEFAULT_MIRROR)]
+    pub terraform_mirror: String,
+    /// The OpenPGP public key (armored) that must sign the mirror's
+    /// SHA256SUMS when gpg is installed (default: HashiCorp's, built in).
+    #[arg(long, env = "PROVISIONERD_TERRAFORM_SIGNING_KEY")]
+    pub terraform_signing_key: Option<PathBuf>,
+}
+
+impl DaemonArgs {
+    /// The terraform install `--terraform-version` asks for, into
+    /// `{cache_dir}/terraform`.
+    pub fn terraform_install(
+        &self,
+        cache_dir: &std::path::Path,
+    ) -> Option<crate::terraform::install::Install> {
+        Some(crate::terraform::install::Install {
+            version: self.terraform_version.clone()?,
+            mirror: self.terraform_mirror.clone(),
+            dir: cache_dir.join("terraform"),
+            signing_key: self.terraform_signing_key.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Args)]

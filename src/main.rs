@@ -185,8 +185,12 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("failed to open the database {}", redact_url(&url)))?;
     let mut builtin = worker_settings(String::new(), &args.daemon);
     builtin.provisioners = vec![Provisioner::Echo];
-    match worker::check_terraform(&builtin.terraform_path).await {
-        Ok(version) => {
+    // --terraform-version installs terraform when none is found.
+    let install = args.daemon.terraform_install(&builtin.cache_dir);
+    match provisionerd::terraform::install::resolve(&builtin.terraform_path, install.as_ref()).await
+    {
+        Ok((path, version)) => {
+            builtin.terraform_path = path;
             tracing::info!(%version, "built-in daemons run terraform");
             builtin.provisioners.insert(0, Provisioner::Terraform);
         }
@@ -248,7 +252,12 @@ async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
         drain_timeout: Some(args.drain_timeout),
         ..StopPolicy::default()
     };
-    let version = worker::check_terraform(&settings.terraform_path).await?;
+    // --terraform-version installs terraform when none is found.
+    let install = args.daemon.terraform_install(&settings.cache_dir);
+    let (path, version) =
+        provisionerd::terraform::install::resolve(&settings.terraform_path, install.as_ref())
+            .await?;
+    settings.terraform_path = path;
     tracing::info!(%version, path = %settings.terraform_path.display(), "found terraform");
     let shutdown = Shutdown::default();
     spawn_signal_handler(shutdown.clone());

