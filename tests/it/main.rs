@@ -35,3 +35,6 @@ mod configfile;
 mod logformat;
 mod metrics;
 mod notify;
+
+// failover (issue 14 point 5)
+mod failover;
