@@ -68,6 +68,13 @@ impl Servers {
         &self.list[self.current]
     }
 
+    /// A client for each server, the current one first, then the others
+    /// in the order they are tried.
+    pub fn clients_from_current(&self) -> Vec<ProvisionerDaemonClient<Channel>> {
+        let n = self.list.len();
+        (0..n).map(|i| self.list[(self.current + i) % n].client.clone()).collect()
+    }
+
     /// Every server's URL, in the order they are tried.
     pub fn urls(&self) -> impl Iterator<Item = &str> {
         self.list.iter().map(|s| s.url.as_str())

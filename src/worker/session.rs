@@ -557,7 +557,7 @@ impl ConnectionManager {
         );
         let ctx = JobContext {
             daemon_id: self.id,
-            client: self.servers.current().client.clone(),
+            clients: self.servers.clients_from_current(),
             credentials: self.settings.credentials.clone(),
             cache: self.cache.clone(),
             terraform: self.settings.terraform(slot),
