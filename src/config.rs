@@ -124,9 +124,11 @@ pub struct ServerArgs {
 
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// URL of the provisionerd server.
-    #[arg(long, env = "PROVISIONERD_URL", default_value = "http://127.0.0.1:3000")]
-    pub url: String,
+    /// URL of the provisionerd server. Repeat it (or list several,
+    /// comma-separated) for replicas of one control plane: the daemon
+    /// connects to the first, and to the next when it loses one.
+    #[arg(long = "url", env = "PROVISIONERD_URL", value_delimiter = ',', default_value = "http://127.0.0.1:3000", value_parser = parse_server_url)]
+    pub urls: Vec<String>,
     /// Pre-shared key (the server's --psk).
     #[arg(long, env = "PROVISIONERD_PSK", hide_env_values = true, value_parser = parse_psk)]
     pub psk: Option<String>,
@@ -241,6 +243,23 @@ pub fn parse_tag(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
         _ => Err(format!("tag {s:?} is not of the form key=value")),
     }
+}
+
+/// Accepts an `http://` or `https://` server URL (spaces around it, as
+/// after a comma in a list, are dropped).
+pub fn parse_server_url(s: &str) -> Result<String, String> {
+    let url = s.trim();
+    if url.is_empty() {
+        return Err("a server URL is empty: give each server as http://host:port, \
+                    several separated by commas without an empty one"
+            .into());
+    }
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(format!(
+            "server URL {url:?} must start with http:// or https:// (e.g. http://server-1:3000)"
+        ));
+    }
+    Ok(url.to_owned())
 }
 
 /// Accepts a pre-shared key unless it is empty or whitespace.
@@ -473,6 +492,30 @@ mod tests {
             }
             let ok = Cli::try_parse_from(["provisionerd", verb, "--psk", "s3cret-value"]);
             assert!(ok.is_ok(), "{verb}: a real key is accepted");
+        }
+    }
+
+    /// `--url` repeated or comma-separated gives the daemon's servers in
+    /// order; an empty entry or a URL without a scheme is refused.
+    #[test]
+    fn start_takes_several_server_urls() {
+        use clap::Parser;
+        let urls = |args: &[&str]| -> Result<Vec<String>, clap::Error> {
+            let cli = Cli::try_parse_from(["provisionerd", "start"].iter().chain(args))?;
+            match cli.command {
+                Command::Start(a) => Ok(a.urls),
+                _ => unreachable!("parsed as start"),
+            }
+        };
+        let two = vec!["http://server-1:3000".to_owned(), "http://server-2:3000".to_owned()];
+        let repeated = urls(&["--url", "http://server-1:3000", "--url", "http://server-2:3000"]);
+        assert_eq!(repeated.expect("repeated --url"), two);
+        let listed = urls(&["--url", "http://server-1:3000, http://server-2:3000"]);
+        assert_eq!(listed.expect("comma-separated"), two);
+        assert_eq!(urls(&[]).expect("default"), ["http://127.0.0.1:3000"]);
+        for bad in ["http://server-1:3000,,http://server-2:3000", "server-1:3000", ""] {
+            let e = urls(&["--url", bad]).expect_err(bad).to_string();
+            assert!(e.contains("--url") && e.contains("http://"), "{bad:?}: {e}");
         }
     }
 

@@ -234,7 +234,10 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 async fn run_daemon(args: StartArgs) -> anyhow::Result<()> {
-    let mut settings = worker_settings(args.url, &args.daemon);
+    // Clap gives at least one URL (the default); the rest are fallbacks.
+    let mut urls = args.urls.into_iter();
+    let mut settings = worker_settings(urls.next().unwrap_or_default(), &args.daemon);
+    settings.fallback_urls = urls.collect();
     settings.credentials.psk = args.psk;
     if let Some(path) = &args.ca_cert {
         let pem = std::fs::read(path)

@@ -1,9 +1,10 @@
 //! The daemon's health probes over HTTP: `GET /healthz` answers 200 while
 //! the daemon has heard from its server within the timeout (503 after), and
-//! `GET /readyz` answers 200 while it is connected and taking work. Meant
-//! for Kubernetes probes and load checks on a local address. What they
-//! report is kept by `worker::health`, which knows no HTTP. `GET /metrics`
-//! serves the process's Prometheus metrics (`crate::metrics`).
+//! `GET /readyz` answers 200 while it is connected (to any of its servers,
+//! named in the body) and taking work. Meant for Kubernetes probes and load
+//! checks on a local address. What they report is kept by `worker::health`,
+//! which knows no HTTP. `GET /metrics` serves the process's Prometheus
+//! metrics (`crate::metrics`).
 
 use std::time::Duration;
 
@@ -34,11 +35,13 @@ async fn healthz(State(p): State<Probe>) -> (StatusCode, String) {
     }
 }
 
-async fn readyz(State(p): State<Probe>) -> (StatusCode, &'static str) {
+async fn readyz(State(p): State<Probe>) -> (StatusCode, String) {
     if p.health.ready() {
-        (StatusCode::OK, "ready\n")
+        // Of several servers, the one the daemon is connected to.
+        let server = p.health.server().unwrap_or_default();
+        (StatusCode::OK, format!("ready\nserver {server}\n"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not connected, or draining\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "not connected, or draining\n".into())
     }
 }
 

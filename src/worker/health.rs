@@ -1,10 +1,11 @@
 //! What the daemon knows about its own health, as plain atomics the
 //! connection manager updates and anyone may read: when it last heard from
-//! the server, whether a session is open, whether it is draining. Serving
+//! the server, whether a session is open (and with which of its servers),
+//! whether it is draining. Serving
 //! it over HTTP is `crate::probes`' job; the worker does not know HTTP.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Default)]
@@ -12,6 +13,8 @@ struct Inner {
     /// Milliseconds since the epoch of the last message from the server.
     last_contact_ms: AtomicU64,
     connected: AtomicBool,
+    /// The URL of the server of the open session, or of the last one.
+    server: Mutex<String>,
     draining: AtomicBool,
     /// Log lines waiting for the server's acknowledgement.
     buffered_lines: AtomicU64,
@@ -46,6 +49,21 @@ impl Health {
         if connected {
             self.contact();
         }
+    }
+
+    /// The server the daemon connected to (of several, the one it uses).
+    pub fn set_server(&self, url: &str) {
+        if let Ok(mut server) = self.0.server.lock() {
+            url.clone_into(&mut server);
+        }
+    }
+
+    /// The server the daemon is connected to; `None` while it is not.
+    pub fn server(&self) -> Option<String> {
+        if !self.0.connected.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.0.server.lock().ok().map(|s| s.clone())
     }
 
     pub fn set_draining(&self) {
@@ -96,11 +114,14 @@ mod tests {
     fn states() {
         let h = Health::default();
         assert!(!h.healthy(Duration::from_secs(30)) && !h.ready(), "never connected");
+        h.set_server("http://server-1:3000");
         h.set_connected(true);
         assert!(h.healthy(Duration::from_secs(30)) && h.ready());
+        assert_eq!(h.server().as_deref(), Some("http://server-1:3000"));
         h.set_draining();
         assert!(h.healthy(Duration::from_secs(30)) && !h.ready());
         h.set_connected(false);
         assert!(h.healthy(Duration::from_secs(30)), "recent contact still counts");
+        assert_eq!(h.server(), None, "not connected to any server");
     }
 }

@@ -30,7 +30,8 @@ use crate::terraform::{self, Terraform};
 pub struct JobContext {
     /// The id this daemon says hello with (archives are served per daemon).
     pub daemon_id: Uuid,
-    pub client: ProvisionerDaemonClient<Channel>,
+    /// The daemon's servers, the one that offered the job first.
+    pub clients: Vec<ProvisionerDaemonClient<Channel>>,
     pub credentials: super::credentials::Credentials,
     pub cache: ArchiveCache,
     pub terraform: terraform::TerraformConfig,
@@ -122,7 +123,7 @@ async fn execute(
         let file = protocol::Download { file_id: offer.file.id, daemon_id: ctx.daemon_id, job_id };
         let archive = ctx
             .cache
-            .fetch(&ctx.client, &ctx.credentials, &file, &offer.file.hash)
+            .fetch(&ctx.clients, &ctx.credentials, &file, &offer.file.hash)
             .await
             .map_err(|e| failure(format!("failed to fetch the template archive: {e}")))?;
         let request = ProvisionRequest { archive, ..request };

@@ -1,5 +1,6 @@
-//! The provisioner daemon: connect to a server, acquire jobs whose tags this
-//! daemon satisfies, run them, report back. Built-in daemons in the server
+//! The provisioner daemon: connect to a server (one of several replicas,
+//! failing over between them), acquire jobs whose tags this daemon
+//! satisfies, run them, report back. Built-in daemons in the server
 //! and `provisionerd start` run this same code over the same protocol.
 //!
 //! The worker does not know HTTP or the store; it speaks the gRPC protocol
@@ -20,12 +21,18 @@ mod echo;
 pub mod health;
 mod job;
 pub mod lifecycle;
+mod servers;
 mod session;
 
 /// What a daemon needs to know.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
+    /// The server to connect to first.
     pub url: String,
+    /// Other servers of the same control plane (replicas on one database):
+    /// when the connection to one is lost the daemon connects to the next
+    /// in turn and resumes its running jobs there.
+    pub fallback_urls: Vec<String>,
     pub credentials: credentials::Credentials,
     pub name: String,
     pub tags: Tags,
@@ -51,6 +58,7 @@ impl WorkerSettings {
         let tmp = std::env::temp_dir();
         Self {
             url: url.into(),
+            fallback_urls: Vec::new(),
             credentials: credentials::Credentials::default(),
             name: hostname(),
             tags: crate::domain::default_tags(),

@@ -7,7 +7,10 @@
 //! When the connection drops, jobs keep running, their logs are kept, and the
 //! manager reconnects with backoff, says hello with the jobs it still runs,
 //! and resends everything unacknowledged; the server drops duplicates by
-//! sequence number, so no line is lost or doubled. A server that refuses
+//! sequence number, so no line is lost or doubled. With several servers
+//! (replicas on one database, [`super::servers`]) it reconnects to the next
+//! one: the jobs, their owner and their stored lines are in the database,
+//! so any replica takes the resumed session. A server that refuses
 //! this daemon's protocol version stops the daemon: retrying cannot help.
 //!
 //! Messages are read and built by [`crate::protocol`].
@@ -21,16 +24,15 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::Streaming;
 use uuid::Uuid;
 
 use super::cache::ArchiveCache;
 use super::job::{JobContext, JobReport};
 use super::lifecycle::{Due, Lifecycle, StopPolicy};
+use super::servers::{AfterFailure, Servers};
 use super::{Shutdown, WorkerError, WorkerSettings};
 use crate::domain::{JobType, LogLine};
-use crate::proto::provisioner_daemon_client::ProvisionerDaemonClient;
 use crate::proto::{self, daemon_message::Msg as Out, server_message::Msg as In};
 use crate::protocol::{self, log_to_proto, Wire, PROTOCOL_VERSION};
 
@@ -133,7 +135,8 @@ enum Disconnect {
 pub struct ConnectionManager {
     settings: WorkerSettings,
     id: Uuid,
-    client: ProvisionerDaemonClient<Channel>,
+    /// The servers it may connect to, and the one it uses now.
+    servers: Servers,
     jobs: HashMap<Uuid, RunningJob>,
     events_tx: mpsc::Sender<JobEvent>,
     events_rx: mpsc::Receiver<JobEvent>,
@@ -150,26 +153,7 @@ pub struct ConnectionManager {
 
 impl ConnectionManager {
     pub fn new(settings: WorkerSettings) -> Result<Self, WorkerError> {
-        let endpoint = Endpoint::from_shared(settings.url.clone())
-            .map_err(|source| WorkerError::Url { url: settings.url.clone(), source })?
-            .connect_timeout(Duration::from_secs(5))
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true);
-        let endpoint = if settings.url.starts_with("https://") {
-            let tls = match &settings.ca_pem {
-                Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
-                None => ClientTlsConfig::new().with_webpki_roots(),
-            };
-            endpoint
-                .tls_config(tls)
-                .map_err(|source| WorkerError::Tls { url: settings.url.clone(), source })?
-        } else {
-            endpoint
-        };
-        let client = ProvisionerDaemonClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(protocol::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(protocol::MAX_MESSAGE_BYTES);
+        let servers = Servers::new(&settings)?;
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let cache = ArchiveCache::new(settings.cache_dir.join("archives"));
         let free_slots = (0..settings.concurrency.max(1) as usize).rev().collect();
@@ -178,7 +162,7 @@ impl ConnectionManager {
         Ok(Self {
             settings,
             id: Uuid::new_v4(),
-            client,
+            servers,
             jobs: HashMap::new(),
             events_tx,
             events_rx,
@@ -195,7 +179,8 @@ impl ConnectionManager {
     /// Runs until the daemon stops; fails when it could not report every job
     /// or the server refused its protocol version.
     pub async fn run(mut self, shutdown: Shutdown) -> Result<(), WorkerError> {
-        tracing::info!(name = %self.settings.name, url = %self.settings.url, tags = ?self.settings.tags, "provisioner daemon starting");
+        let urls: Vec<&str> = self.servers.urls().collect();
+        tracing::info!(name = %self.settings.name, servers = ?urls, tags = ?self.settings.tags, "provisioner daemon starting");
         // A session that ends soon after it opened (the server welcomes the
         // daemon, then fails) is followed by a pause that grows with each
         // such session in a row. Reconnecting at once after each made
@@ -205,21 +190,28 @@ impl ConnectionManager {
         loop {
             let Some(conn) = self.connect(&shutdown, pause.take()).await else { break };
             let opened = Instant::now();
-            match self.serve(conn, &shutdown).await {
+            let ended = self.serve(conn, &shutdown).await;
+            let url = self.servers.current().url.clone();
+            if !matches!(ended, Disconnect::Exit) {
+                self.settings.health.set_connected(false);
+                // Running jobs go on; the next server (the same one when it
+                // is the only one) hears of them in the next hello.
+                self.servers.lost();
+            }
+            let next = &self.servers.current().url;
+            match ended {
                 Disconnect::Exit => break,
                 Disconnect::Closed => {
-                    self.settings.health.set_connected(false);
                     pauses = session_backoff();
-                    tracing::info!("the server closed the session; reconnecting");
+                    tracing::info!(%url, %next, "the server closed the session; reconnecting");
                 }
                 Disconnect::Lost(why) => {
-                    self.settings.health.set_connected(false);
                     if opened.elapsed() >= STABLE_SESSION {
                         pauses = session_backoff();
-                        tracing::warn!(%why, "lost the server; reconnecting");
+                        tracing::warn!(%url, %why, %next, "lost the server; reconnecting");
                     } else {
                         let delay = pauses.next().unwrap_or(MAX_SESSION_PAUSE);
-                        tracing::warn!(%why, ?delay, "the session ended soon after it opened; reconnecting after a pause");
+                        tracing::warn!(%url, %why, %next, ?delay, "the session ended soon after it opened; reconnecting after a pause");
                         pause = Some(delay);
                     }
                 }
@@ -292,7 +284,9 @@ impl ConnectionManager {
     }
 
     /// Connects with backoff, first waiting `pause` if given, keeping job
-    /// events flowing meanwhile. `None` when the daemon should exit instead.
+    /// events flowing meanwhile. Each server is tried in turn; the pause
+    /// (growing, with jitter) comes after every one of them failed. `None`
+    /// when the daemon should exit instead.
     async fn connect(
         &mut self,
         shutdown: &Shutdown,
@@ -308,19 +302,35 @@ impl ConnectionManager {
             if self.should_exit() {
                 return None;
             }
-            match self.open().await {
-                Ok(conn) => return Some(conn),
-                Err(e) if protocol::is_version_refusal(&e) => {
-                    tracing::error!(error = %e.message(), "the server refused this daemon's protocol version; stopping");
-                    self.incompatible = Some(e.message().to_owned());
-                    return None;
+            let url = self.servers.current().url.clone();
+            let after = match self.open().await {
+                Ok(conn) => {
+                    self.servers.connected();
+                    return Some(conn);
                 }
+                Err(e) if protocol::is_version_refusal(&e) => match self.servers.refused() {
+                    Some(after) => {
+                        tracing::error!(%url, error = %e.message(), "this server refused this daemon's protocol version; trying the next");
+                        after
+                    }
+                    None => {
+                        tracing::error!(%url, error = %e.message(), "the server refused this daemon's protocol version; stopping");
+                        self.incompatible = Some(e.message().to_owned());
+                        return None;
+                    }
+                },
                 Err(e) if e.code() == tonic::Code::Unauthenticated => {
-                    tracing::error!(error = %e.message(), "the server rejected this daemon's credentials; retrying")
+                    tracing::error!(%url, error = %e.message(), "the server rejected this daemon's credentials; retrying");
+                    self.servers.failed()
                 }
-                Err(e) => tracing::debug!(error = %e, "connect failed"),
+                Err(e) => {
+                    tracing::debug!(%url, error = %e, "connect failed");
+                    self.servers.failed()
+                }
+            };
+            if after == AfterFailure::Pause {
+                pause = Some(retries.next().unwrap_or(MAX_CONNECT_DELAY));
             }
-            pause = Some(retries.next().unwrap_or(MAX_CONNECT_DELAY));
         }
     }
 
@@ -356,7 +366,8 @@ impl ConnectionManager {
         send_on(&tx, protocol::hello_to_proto(hello)).await?;
         let mut request = tonic::Request::new(ReceiverStream::new(rx));
         self.settings.credentials.apply(&mut request)?;
-        let mut inbound = self.client.session(request).await?.into_inner();
+        let mut inbound =
+            self.servers.current().client.clone().session(request).await?.into_inner();
         let welcome = match inbound.message().await? {
             Some(proto::ServerMessage { msg: Some(In::Welcome(w)) }) => {
                 protocol::welcome_from_proto(w)
@@ -366,7 +377,9 @@ impl ConnectionManager {
         let (heartbeat, server_id) = (welcome.heartbeat_interval, welcome.daemon_id);
         let server_protocol = welcome.protocol.map_or_else(|| "unknown".into(), |v| v.to_string());
         // The server's id for this daemon, as its daemon list and jobs show it.
-        tracing::info!(url = %self.settings.url, daemon_id = %server_id, protocol = %server_protocol, "connected to server");
+        let url = &self.servers.current().url;
+        tracing::info!(%url, daemon_id = %server_id, protocol = %server_protocol, resumed = self.jobs.len(), "connected to server");
+        self.settings.health.set_server(url);
         self.settings.health.set_connected(true);
         let conn = Connection { tx, inbound, heartbeat };
         self.resend(&conn).await?;
@@ -544,7 +557,7 @@ impl ConnectionManager {
         );
         let ctx = JobContext {
             daemon_id: self.id,
-            client: self.client.clone(),
+            clients: self.servers.clients_from_current(),
             credentials: self.settings.credentials.clone(),
             cache: self.cache.clone(),
             terraform: self.settings.terraform(slot),

@@ -36,3 +36,6 @@ mod logformat;
 mod metrics;
 mod notify;
 mod tfinstall;
+
+// failover (issue 14 point 5)
+mod failover;
