@@ -35,3 +35,6 @@ mod configfile;
 mod logformat;
 mod metrics;
 mod notify;
+
+// replicas (issue 14)
+mod replicas;

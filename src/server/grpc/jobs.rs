@@ -86,6 +86,7 @@ impl DaemonSession {
         self.disowned.remove(&job_id);
         self.log_touched.remove(&job_id);
         self.logs_stored.remove(&job_id);
+        self.cancel_sent.remove(&job_id);
         self.send(protocol::complete_ack(job_id, note)).await
     }
 

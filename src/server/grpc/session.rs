@@ -6,7 +6,7 @@
 //! `mod.rs`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,10 @@ use crate::proto::{self, daemon_message::Msg as In, server_message::Msg as Out};
 use crate::protocol::{self, cancel};
 use crate::server::{AppState, Event};
 use crate::store::StoreError;
+
+/// How often a session looks for work and for cancels of its jobs without
+/// being told: a notice from another replica may come late or not at all.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// One daemon's session: the task that owns its bookkeeping.
 pub(super) struct DaemonSession {
@@ -48,7 +52,10 @@ pub(super) struct DaemonSession {
     /// session has seen: a completion within it needs no store read.
     pub(super) logs_stored: HashMap<Uuid, i64>,
     /// This session's registration in the daemon registry.
-    pub(super) registration: u64,
+    pub(super) registration: Uuid,
+    /// Owned jobs the daemon was told to cancel, so the re-check does not
+    /// tell it again every time.
+    pub(super) cancel_sent: HashSet<Uuid>,
     /// The provisioner key the daemon authenticated with, if any.
     pub(super) key: Option<Uuid>,
 }
@@ -95,7 +102,8 @@ impl DaemonSession {
             disowned: HashSet::new(),
             log_touched: HashMap::new(),
             logs_stored: HashMap::new(),
-            registration: 0,
+            registration: Uuid::nil(),
+            cancel_sent: HashSet::new(),
             key,
         }
     }
@@ -108,6 +116,9 @@ impl DaemonSession {
         tracing::info!(id = %self.daemon.id, claimed_id = %self.daemon.claimed, tags = ?self.daemon.tags, protocol = %self.daemon.protocol, "daemon connected");
         let result = async {
             self.start().await?;
+            let mut recheck = tokio::time::interval(RECHECK_EVERY);
+            recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            recheck.reset();
             loop {
                 let offer_due = self.next_offer_due();
                 tokio::select! {
@@ -119,6 +130,7 @@ impl DaemonSession {
                     },
                     ev = self.events.recv() => self.on_event(ev).await?,
                     _ = sleep_until_due(offer_due) => self.expire_offers().await?,
+                    _ = recheck.tick() => self.recheck().await?,
                 }
             }
         }
@@ -139,7 +151,7 @@ impl DaemonSession {
             }
         }
         self.release_offers().await;
-        self.state.daemons.unregister(self.daemon.id, self.registration);
+        self.state.daemons.unregister(self.daemon.id, self.registration).await;
         tracing::info!(daemon = %self.daemon.name, "daemon disconnected");
     }
 
@@ -153,7 +165,7 @@ impl DaemonSession {
         let d = &self.daemon;
         let provisioners = d.provisioners.iter().map(|p| p.to_string()).collect();
         self.registration =
-            self.state.daemons.register(d.id, &d.name, &d.version, &d.tags, provisioners);
+            self.state.daemons.register(d.id, &d.name, &d.version, &d.tags, provisioners).await?;
         let interval = self.state.settings.heartbeat_interval;
         self.send(protocol::welcome(interval, self.daemon.id)).await?;
         for job_id in std::mem::take(&mut self.daemon.resume) {
@@ -185,7 +197,7 @@ impl DaemonSession {
                 // Not a hold on the job's workspace either: a daemon naming
                 // jobs that are not its own must not hold back their builds.
                 self.send(cancel(job_id, "the job is not this daemon's")).await?;
-            } else if job.canceled_at.is_some() {
+            } else if job.canceled_at.is_some() && self.cancel_sent.insert(job_id) {
                 self.send(cancel(job_id, "")).await?;
             }
         }
@@ -194,8 +206,21 @@ impl DaemonSession {
 
     async fn on_message(&mut self, msg: proto::DaemonMessage) -> Result<(), SessionError> {
         let result = self.handle(msg).await;
-        self.state.daemons.seen(self.daemon.id, &self.owned);
+        self.state.daemons.seen(self.daemon.id, self.registration, &self.owned).await?;
         result
+    }
+
+    /// What the event bus may have missed (a notice from another replica
+    /// lost or late): offers queued work while the daemon has credits,
+    /// pushes cancels of its jobs, and tells the registry it is alive.
+    async fn recheck(&mut self) -> Result<(), SessionError> {
+        self.state.daemons.seen(self.daemon.id, self.registration, &self.owned).await?;
+        for job_id in self.owned.clone() {
+            if !self.cancel_sent.contains(&job_id) {
+                self.push_cancel_if_canceled(job_id).await?;
+            }
+        }
+        self.offer_jobs().await
     }
 
     async fn handle(&mut self, msg: proto::DaemonMessage) -> Result<(), SessionError> {
@@ -288,17 +313,13 @@ impl DaemonSession {
         match ev {
             Ok(Event::JobQueued) => self.offer_jobs().await,
             Ok(Event::KeyRevoked(id)) if self.key == Some(id) => Err(SessionError::Revoked),
+            Ok(Event::Missed) => self.recheck().await,
             Ok(Event::JobUpdated(job_id)) if self.owned.contains(&job_id) => {
                 self.push_cancel_if_canceled(job_id).await
             }
             Ok(_) => Ok(()),
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                // We may have missed anything: look at everything again.
-                for job_id in self.owned.clone() {
-                    self.push_cancel_if_canceled(job_id).await?;
-                }
-                self.offer_jobs().await
-            }
+            // We may have missed anything: look at everything again.
+            Err(broadcast::error::RecvError::Lagged(_)) => self.recheck().await,
             Err(broadcast::error::RecvError::Closed) => Err(SessionError::Gone),
         }
     }
@@ -307,8 +328,12 @@ impl DaemonSession {
         &mut self,
         job_id: Uuid,
     ) -> Result<(), SessionError> {
+        if self.cancel_sent.contains(&job_id) {
+            return Ok(());
+        }
         let job = self.state.store.job(job_id).await?;
         if job.canceled_at.is_some() && job.completed_at.is_none() {
+            self.cancel_sent.insert(job_id);
             tracing::info!(job = %job_id, "pushing cancel to daemon");
             self.send(cancel(job_id, "")).await?;
         } else if job.completed_at.is_some() && job.error_code.as_deref() == Some(DAEMON_LOST) {
@@ -324,6 +349,7 @@ impl DaemonSession {
     /// it, so two applies of one workspace never run at once while the
     /// server can see it.
     async fn cancel_ended(&mut self, job: &Job) -> Result<(), SessionError> {
+        self.cancel_sent.insert(job.id);
         if job.error_code.as_deref() == Some(DAEMON_LOST) {
             let reason = "the server gave up on this job while the daemon was away";
             tracing::warn!(job = %job.id, daemon = %self.daemon.name, "{reason}: telling the daemon to cancel it");
