@@ -74,6 +74,13 @@ pub async fn run(
         daemons: daemons.clone(),
         closing: CancellationToken::new(),
     };
+    if state.store.broadcast().is_none() {
+        // One server per database without a broadcast channel (SQLite):
+        // daemon rows an earlier process left are stale now, not in 30 s.
+        if let Err(e) = state.store.expire_daemons(chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "could not clear the daemons of an earlier run");
+        }
+    }
     let registry = tokio::spawn(daemons.keep_fresh(bus_stop.clone()));
     if let Some(psk) = &config.psk {
         validate_psk(psk).map_err(anyhow::Error::msg)?;
