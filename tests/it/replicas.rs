@@ -221,6 +221,38 @@ async fn logs_followed_through_the_other_replica_arrive_complete_and_in_order() 
     runner.stop().await;
 }
 
+/// A provisioner key deleted through one replica ends the session of the
+/// daemon that uses it on the other, and both replicas stop listing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_on_one_replica_disconnects_its_daemon_on_the_other() {
+    let Some(db) = fresh_database().await else { return };
+    let a = replica(&db, 0).await;
+    let b = replica(&db, 0).await;
+    let ca = a.client().await;
+    let cb = same_session(&b, &ca);
+    let req = provisionerd::sdk::CreateProvisionerKeyRequest {
+        name: "edge".into(),
+        tags: tags(&[("pool", "edge")]),
+    };
+    let key = ca.create_key("coder", &req).await.expect("create key").key;
+    let daemon =
+        crate::daemons::DaemonProcess::spawn_with(&b.url, "", &[], b.path(), &["--key", &key]);
+    wait_for("both replicas to list the keyed daemon", Duration::from_secs(20), || async {
+        let (la, lb) = (ca.daemons("coder").await.ok()?, cb.daemons("coder").await.ok()?);
+        (la.len() == 1 && lb.len() == 1).then_some(())
+    })
+    .await;
+    ca.delete_key("coder", "edge").await.expect("delete the key through A");
+    daemon.wait_for_log("rejected this daemon's credentials").await;
+    wait_for("neither replica to list it", Duration::from_secs(20), || async {
+        let (la, lb) = (ca.daemons("coder").await.ok()?, cb.daemons("coder").await.ok()?);
+        (la.is_empty() && lb.is_empty()).then_some(())
+    })
+    .await;
+    b.stop().await;
+    a.stop().await;
+}
+
 /// Two replicas started at the same moment on an empty database both
 /// migrate (one waits for the other's lock) and serve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -211,9 +211,16 @@ impl DaemonSession {
     }
 
     /// What the event bus may have missed (a notice from another replica
-    /// lost or late): offers queued work while the daemon has credits,
-    /// pushes cancels of its jobs, and tells the registry it is alive.
+    /// lost or late): ends the session if its provisioner key was deleted,
+    /// offers queued work while the daemon has credits, pushes cancels of
+    /// its jobs, and tells the registry it is alive.
     async fn recheck(&mut self) -> Result<(), SessionError> {
+        if let Some(key) = self.key {
+            match self.state.store.provisioner_key(key).await {
+                Err(StoreError::NotFound) => return Err(SessionError::Revoked),
+                other => drop(other?),
+            }
+        }
         self.state.daemons.seen(self.daemon.id, self.registration, &self.owned).await?;
         for job_id in self.owned.clone() {
             if !self.cancel_sent.contains(&job_id) {
