@@ -71,7 +71,8 @@ impl App<'_> {
         Ok(())
     }
 
-    /// The daemons connected to this server that serve the organization.
+    /// The daemons connected to any server on this store that serve the
+    /// organization.
     pub async fn daemons(
         &self,
         who: Subject<'_>,
@@ -80,6 +81,6 @@ impl App<'_> {
     ) -> Result<Vec<Connected>> {
         who.may(Action::Read, Resource::ProvisionerDaemon)?;
         self.organization_by_ref(organization).await?;
-        Ok(registry.list())
+        Ok(registry.current().await)
     }
 }

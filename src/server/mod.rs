@@ -31,7 +31,7 @@ pub struct AppState {
     pub store: DynStore,
     pub events: Events,
     pub settings: Arc<ServerSettings>,
-    /// Daemons connected to this server process.
+    /// Daemons connected to any server process on this store.
     pub daemons: daemons::Registry,
     /// Failed-login limiter and the log followers' store read permits.
     pub limits: Arc<limits::Limits>,

@@ -74,6 +74,11 @@ async fn reap_pending(state: &AppState) {
         Ok(jobs) => jobs,
         Err(e) => return tracing::error!(error = %e, "reaper could not list pending jobs"),
     };
+    if !stale.is_empty() {
+        // Every replica's daemons as they are now, so the message names the
+        // same daemons whichever replica sends it.
+        let _ = state.daemons.current().await;
+    }
     for job in stale {
         let tags = serde_json::to_string(&job.tags).unwrap_or_default();
         let provisioner = job.provisioner.as_str();

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::daemon_keys::{random_key, validate_psk, DaemonAuth};
+use super::daemons::Registry;
 use super::grpc::DaemonService;
 use super::limits::Limits;
 use super::{api, AppState, Events, ServerSettings};
@@ -54,14 +55,33 @@ pub async fn run(
         interval: config.settings.keepalive_interval,
         timeout: config.settings.keepalive_timeout,
     };
+    // This process among the replicas on the store: its daemons' rows and
+    // its events name it.
+    let replica = uuid::Uuid::new_v4();
+    // Stopped last, after the built-in daemons' final reports were published.
+    let bus_stop = CancellationToken::new();
+    let _bus_guard = bus_stop.clone().drop_guard();
+    let events = match config.store.broadcast() {
+        Some(channel) => Events::shared(channel, replica, bus_stop.clone()),
+        None => Events::new(),
+    };
+    let daemons = Registry::new(config.store.clone(), replica);
     let state = AppState {
         store: config.store,
-        events: Events::new(),
+        events,
         limits: Arc::new(Limits::new(config.settings.login_limits)),
         settings: Arc::new(config.settings),
-        daemons: Default::default(),
+        daemons: daemons.clone(),
         closing: CancellationToken::new(),
     };
+    if state.store.broadcast().is_none() {
+        // One server per database without a broadcast channel (SQLite):
+        // daemon rows an earlier process left are stale now, not in 30 s.
+        if let Err(e) = state.store.expire_daemons(chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "could not clear the daemons of an earlier run");
+        }
+    }
+    let registry = tokio::spawn(daemons.keep_fresh(bus_stop.clone()));
     if let Some(psk) = &config.psk {
         validate_psk(psk).map_err(anyhow::Error::msg)?;
     }
@@ -114,7 +134,7 @@ pub async fn run(
     let reaper = tokio::spawn(super::reaper::run(state.clone(), shutdown.clone()));
     let autobuild = tokio::spawn(super::autobuild::run(state.clone(), shutdown.clone()));
     let tls = config.tls.is_some();
-    tracing::info!(%addr, tls, builtin_daemons = config.builtin_daemons, "provisionerd server listening");
+    tracing::info!(%addr, tls, builtin_daemons = config.builtin_daemons, %replica, "provisionerd server listening");
 
     shutdown.cancelled().await;
     daemon_drain.cancel();
@@ -130,6 +150,8 @@ pub async fn run(
     stop_serving.cancel();
     let _ = reaper.await;
     let _ = autobuild.await;
+    bus_stop.cancel();
+    let _ = registry.await;
     for mut server in servers {
         match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
             Ok(joined) => joined??,

@@ -23,11 +23,14 @@ use crate::domain::{
     StoredLog, StoredResource, Tags, WorkspaceBuild,
 };
 
+mod daemons;
 mod migrations;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
 pub mod stored;
+
+pub use daemons::{Broadcast, DaemonRow, Listener, Replicas, MAX_TEXT};
 
 /// What cancelling and completing a job did; the rules that decide it are in
 /// `domain::job_state`, which every backend applies.
@@ -235,7 +238,7 @@ pub struct AppendedLogs {
 
 /// The contract every backend implements. All methods are transactional.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Replicas + Send + Sync + 'static {
     /// `Unwritable` while the store cannot take writes: after a write failed
     /// for lack of space, until a probe write succeeds again (`/readyz`).
     async fn check_writable(&self) -> Result<()> {

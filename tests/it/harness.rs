@@ -78,6 +78,8 @@ pub struct Opts {
     pub clock: provisionerd::server::autobuild::Clock,
     /// The built-in daemons' provisioner types (default: terraform and echo).
     pub builtin_provisioners: Option<Vec<provisionerd::domain::Provisioner>>,
+    /// Open this database instead of the data dir's (replicas share one).
+    pub database_url: Option<String>,
 }
 
 impl Default for Opts {
@@ -101,6 +103,7 @@ impl Default for Opts {
             autobuild_poll_interval: Duration::from_secs(60),
             clock: provisionerd::server::autobuild::Clock::system(),
             builtin_provisioners: None,
+            database_url: None,
         }
     }
 }
@@ -175,7 +178,10 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = opts.data_dir.clone().unwrap_or_else(|| dir.path().join("data"));
         std::fs::create_dir_all(&data_dir).expect("data dir");
-        let url = store_url(&data_dir).await;
+        let url = match &opts.database_url {
+            Some(url) => url.clone(),
+            None => store_url(&data_dir).await,
+        };
         let store = provisionerd::store::open(&url).await.expect("open store");
         let address = opts.address.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
         let listener = tokio::net::TcpListener::bind(address).await.expect("bind");

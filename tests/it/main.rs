@@ -39,3 +39,6 @@ mod tfinstall;
 
 // failover (issue 14 point 5)
 mod failover;
+
+// replicas (issue 14)
+mod replicas;

@@ -66,7 +66,7 @@ async fn follow(
             _ = tx.closed() => return,
             _ = state.closing.cancelled() => return,
             ev = bus.recv() => match ev {
-                Ok(Event::KeyRevoked(_)) => continue,
+                Ok(Event::KeyRevoked(_) | Event::LogsStored(_)) => continue,
                 Ok(Event::WorkspaceUpdated(w)) if w != id => continue,
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,

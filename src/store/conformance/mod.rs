@@ -21,6 +21,7 @@ use super::Store;
 
 pub mod accounts;
 pub mod completion;
+pub mod daemons;
 pub mod fixture;
 pub mod logs;
 mod postgres;
@@ -74,6 +75,8 @@ macro_rules! for_each_case {
             reaper::heartbeat_marks_only_the_daemons_own_jobs,
             reaper::stale_jobs_by_last_heard_of_time,
             reaper::pending_jobs_before_a_time,
+            daemons::daemons_belong_to_their_latest_session,
+            daemons::stale_daemons_expire,
         }
     };
 }
@@ -120,10 +123,16 @@ macro_rules! tests_per_case {
 }
 pub(crate) use tests_per_case;
 
-/// The trait's methods, as declared in `store/mod.rs`.
+/// The trait's methods, as declared in `store/mod.rs`, and those of its
+/// supertrait `Replicas` in `store/daemons.rs`.
 fn trait_methods() -> Vec<&'static str> {
-    let source = include_str!("../mod.rs");
-    let start = source.find("pub trait Store").expect("the trait");
+    let mut methods = methods_of(include_str!("../mod.rs"), "pub trait Store");
+    methods.extend(methods_of(include_str!("../daemons.rs"), "pub trait Replicas"));
+    methods
+}
+
+fn methods_of(source: &'static str, header: &str) -> Vec<&'static str> {
+    let start = source.find(header).expect("the trait");
     let body = &source[start..];
     let end = body.find("\n}\n").expect("the trait's end");
     body[..end]
@@ -134,9 +143,10 @@ fn trait_methods() -> Vec<&'static str> {
 }
 
 /// The suite's files by area, as the cases' names start.
-const AREAS: [(&str, &str); 7] = [
+const AREAS: [(&str, &str); 8] = [
     ("accounts", include_str!("accounts.rs")),
     ("completion", include_str!("completion.rs")),
+    ("daemons", include_str!("daemons.rs")),
     ("logs", include_str!("logs.rs")),
     ("queue", include_str!("queue.rs")),
     ("reaper", include_str!("reaper.rs")),

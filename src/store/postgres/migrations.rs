@@ -8,13 +8,14 @@
 use sqlx::migrate::Migrator;
 
 /// `(version, description, SQL)` of every file in `migrations/postgres`, in order.
-pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 2] = [
+pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 3] = [
     (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
     (
         2,
         "workspace schedules",
         include_str!("../../../migrations/postgres/0002_workspace_schedules.sql"),
     ),
+    (3, "daemons", include_str!("../../../migrations/postgres/0003_daemons.sql")),
 ];
 
 /// The migrator that brings a database to the current schema.

@@ -29,6 +29,7 @@ use crate::domain::{
 };
 
 mod builds;
+mod daemons;
 mod jobs;
 mod migrations;
 mod rows;

@@ -9,7 +9,7 @@
 use sqlx::migrate::Migrator;
 
 /// `(version, description, SQL)` of every file in `migrations/sqlite`, in order.
-const MIGRATIONS: [crate::store::migrations::Embedded; 9] = [
+const MIGRATIONS: [crate::store::migrations::Embedded; 10] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "provisioner keys", include_str!("../../../migrations/sqlite/0002_provisioner_keys.sql")),
     (3, "template imports", include_str!("../../../migrations/sqlite/0003_template_imports.sql")),
@@ -23,6 +23,7 @@ const MIGRATIONS: [crate::store::migrations::Embedded; 9] = [
         "workspace schedules",
         include_str!("../../../migrations/sqlite/0010_workspace_schedules.sql"),
     ),
+    (40, "daemons", include_str!("../../../migrations/sqlite/0040_daemons.sql")),
 ];
 
 /// The migrator that brings a database to the current schema.

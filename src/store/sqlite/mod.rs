@@ -26,6 +26,7 @@ use crate::domain::{
 };
 
 mod builds;
+mod daemons;
 mod jobs;
 mod migrations;
 mod rows;
