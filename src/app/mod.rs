@@ -28,6 +28,7 @@ use crate::server::Events;
 use crate::store::{Organization, Store, User};
 
 pub mod access;
+mod agents;
 mod builds;
 mod error;
 mod files;
@@ -41,6 +42,7 @@ pub mod validate;
 mod workspaces;
 
 pub use access::Subject;
+pub use agents::FoundAgent;
 pub use builds::BuildRequest;
 pub use error::{referenced, Error, Refusal, Result, Validation};
 pub use schedules::WorkspaceChange;

@@ -65,7 +65,7 @@ pub fn render(
     }
 }
 
-fn agent(a: &Agent, resource_id: Uuid, created_at: DateTime<Utc>) -> Value {
+pub(super) fn agent(a: &Agent, resource_id: Uuid, created_at: DateTime<Utc>) -> Value {
     let scripts: Vec<Value> = a
         .scripts
         .iter()

@@ -496,5 +496,18 @@ async fn insert_resources(
     .execute(&mut **tx)
     .await
     .map_err(db)?;
+    // Indexed by agent id for `GET /workspaceagents/{id}`.
+    let agents: Vec<Uuid> = resources.iter().flat_map(|r| r.agents.iter().map(|a| a.id)).collect();
+    if !agents.is_empty() {
+        sqlx::query(
+            "INSERT INTO workspace_agents (agent_id, job_id)
+             SELECT DISTINCT a, $2 FROM UNNEST($1::uuid[]) AS a ON CONFLICT DO NOTHING",
+        )
+        .bind(agents)
+        .bind(job_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
     Ok(())
 }

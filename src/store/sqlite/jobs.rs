@@ -514,6 +514,16 @@ async fn insert_resources(
         .execute(&mut **tx)
         .await
         .map_err(db)?;
+        // Indexed by agent id for `GET /workspaceagents/{id}`; an agent on
+        // every instance of a counted resource has its own id already.
+        for agent in &r.agents {
+            sqlx::query("INSERT OR IGNORE INTO workspace_agents (agent_id, job_id) VALUES (?, ?)")
+                .bind(agent.id.to_string())
+                .bind(job_id.to_string())
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
     }
     Ok(())
 }
