@@ -43,7 +43,7 @@ mod workspaces;
 
 pub use access::Subject;
 pub use agents::FoundAgent;
-pub use builds::BuildRequest;
+pub use builds::{settled_build, BuildRequest};
 pub use error::{referenced, Error, Refusal, Result, Validation};
 pub use schedules::WorkspaceChange;
 pub use templates::{NewTemplate, NewVersion};

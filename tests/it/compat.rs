@@ -403,3 +403,64 @@ async fn jobs_carry_metadata_and_available_workers() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_that_ended_leave_the_workspace_as_it_was() {
+    let server = TestServer::start(Opts::default()).await;
+    let c = server.client().await;
+    let echo = echo_template(&json!({"resources": [{"name": "vm", "type": "echo_instance"}]}));
+    let (template, _) = create_template(&c, echo.path(), "echo", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let first = wait_build(&c, ws.latest_build.id, TIMEOUT).await;
+    assert_eq!(first.status, "running", "{first:?}");
+    let (base, token, ws_id) = (server.url.clone(), c.token().to_owned(), ws.id);
+    let get_ws = || {
+        let (url, token) = (format!("{base}/api/v2/workspaces/{ws_id}"), token.clone());
+        async move {
+            let (status, body) = raw(Method::GET, url, Some(&token), None).await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let listed = |q: &str| {
+        let (url, token) = (format!("{base}/api/v2/workspaces?q={q}"), token.clone());
+        async move {
+            let (_, body) = raw(Method::GET, url, Some(&token), None).await;
+            body["workspaces"].as_array().into_iter().flatten().any(|w| w["id"] == json!(ws_id))
+        }
+    };
+    let post = |body: Value| {
+        let (url, token) = (format!("{base}/api/v2/workspaces/{ws_id}/builds"), token.clone());
+        async move {
+            let (status, body) = raw(Method::POST, url, Some(&token), Some(body)).await;
+            assert_eq!(status, 201, "{body}");
+            body["id"].as_str().and_then(|id| id.parse::<uuid::Uuid>().ok()).expect("build id")
+        }
+    };
+
+    // A dry-run stop and a dry-run delete plan and change nothing.
+    for transition in ["stop", "delete"] {
+        let id = post(json!({"transition": transition, "dry_run": true})).await;
+        let planned = wait_build(&c, id, TIMEOUT).await;
+        assert_eq!(planned.job.status, "succeeded", "{planned:?}");
+        let body = get_ws().await;
+        assert_eq!(body["latest_build"]["id"], json!(first.id), "{transition}: {body}");
+        assert_eq!(body["latest_build"]["status"], "running", "{transition}");
+        assert!(listed("status:running").await, "{transition}: listed as running");
+        assert!(!listed("status:stopped").await && !listed("status:deleted").await);
+    }
+    // The workspace was neither stopped nor deleted: a real stop is taken
+    // and numbered after the dry runs.
+    let id = post(json!({"transition": "stop"})).await;
+    let stopped = wait_build(&c, id, TIMEOUT).await;
+    assert_eq!((stopped.status.as_str(), stopped.build_number), ("stopped", 4), "{stopped:?}");
+    // A dry-run start leaves it stopped, with no deadline to stop it again.
+    let id = post(json!({"transition": "start", "dry_run": true})).await;
+    let planned = wait_build(&c, id, TIMEOUT).await;
+    assert_eq!(planned.job.status, "succeeded", "{planned:?}");
+    assert_eq!(planned.deadline, None, "a plan starts nothing to stop");
+    let body = get_ws().await;
+    assert_eq!(body["latest_build"]["status"], "stopped", "{body}");
+    assert!(listed("status:stopped").await);
+    server.stop().await;
+}

@@ -197,7 +197,9 @@ pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJ
     let owner = store.user_by_id(ws.owner_id).await?;
     let org = store.organization_by_id(ws.organization_id).await?;
     let template = store.template(ws.template_id).await?;
-    let latest = store.latest_build(ws.id).await?;
+    // The build that speaks for the workspace: a dry run that ended changed
+    // nothing, so the workspace shows the build before it.
+    let (latest, _) = crate::app::settled_build(store, ws.id).await?;
     let latest_build = build(state, &latest).await?;
     // Healthy only when every agent of the latest build is; no agent
     // connects to this server yet, so each reported agent is failing.

@@ -368,3 +368,38 @@ pub async fn agents_are_found_in_their_newest_build(store: &dyn Store) {
     assert_eq!(store.build_of_agent(other).await.expect("other").id, b1.id);
     assert!(matches!(store.build_of_agent(Uuid::new_v4()).await, Err(StoreError::NotFound)));
 }
+
+/// A dry run plans only: once it ends it changes nothing. The status and
+/// outdated filters look past it (`domain::build_speaks_for_workspace`,
+/// spelled in the list SQL), and a dry-run delete leaves its workspace
+/// live; while it is active it is the workspace's build in progress.
+pub async fn dry_runs_that_ended_change_nothing(store: &dyn Store) {
+    use crate::domain::{build_speaks_for_workspace, BuildStatus, JobInput};
+    use crate::store::WorkspaceFilter;
+    let f = fixture(store).await;
+    let (ws, _, j1) = new_workspace(store, &f, "dev").await;
+    let worker = take(store, j1.id).await;
+    store.complete_job(j1.id, worker, &JobOutcome::default()).await.expect("start");
+    let listed = |status: BuildStatus| async move {
+        let filter = WorkspaceFilter { status: Some(status), ..WorkspaceFilter::default() };
+        let (page, _) = store.workspaces(&filter).await.expect("list");
+        page.iter().any(|w| w.id == ws.id)
+    };
+    for (number, transition) in [(2, Transition::Stop), (3, Transition::Delete)] {
+        let (b, mut j) = build(&f, ws.id, number, transition);
+        let input =
+            JobInput::WorkspaceBuild { workspace_build_id: b.id, dry_run: true, log_level: None };
+        j.input = serde_json::to_value(input).expect("input");
+        store.insert_build(&b, &j).await.expect("dry run");
+        assert!(listed(BuildStatus::Pending).await, "{transition}: a pending dry run shows");
+        let worker = take(store, j.id).await;
+        store.complete_job(j.id, worker, &JobOutcome::default()).await.expect("planned");
+        let done = store.job(j.id).await.expect("job");
+        assert!(done.is_dry_run() && !build_speaks_for_workspace(&done), "the domain agrees");
+        assert!(listed(BuildStatus::Running).await, "{transition}: still running");
+        for other in [BuildStatus::Stopped, BuildStatus::Deleted, BuildStatus::Pending] {
+            assert!(!listed(other).await, "{transition}: not {other}");
+        }
+        assert!(!store.workspace(ws.id).await.expect("ws").deleted, "{transition}");
+    }
+}
