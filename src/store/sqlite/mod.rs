@@ -748,24 +748,11 @@ impl Store for SqliteStore {
     }
 
     async fn build_of_agent(&self, agent_id: Uuid) -> Result<WorkspaceBuild> {
-        self.one(
-            "SELECT b.* FROM workspace_agents a JOIN workspace_builds b ON b.job_id = a.job_id
-             WHERE a.agent_id = ? ORDER BY b.created_at DESC, b.build_number DESC LIMIT 1",
-            agent_id.to_string(),
-            rows::build,
-        )
-        .await
+        builds::build_of_agent(&self.pool, agent_id).await
     }
 
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>> {
-        let rows = sqlx::query(
-            "SELECT * FROM workspace_resources WHERE job_id = ? ORDER BY transition, position",
-        )
-        .bind(job_id.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(rows::resource).collect()
+        builds::resources_of_job(&self.pool, job_id).await
     }
 
     async fn import_result(&self, job_id: Uuid) -> Result<Option<ImportResult>> {
