@@ -69,6 +69,11 @@ pub struct ResourcesArgs {
     /// `terraform graph -type=plan` of the same configuration.
     #[arg(long)]
     pub graph: PathBuf,
+    /// Print everything an import finds, as an object: `resources` (the
+    /// list printed without this flag), `parameters`,
+    /// `external_auth_providers` and `presets`, each in the API's shape.
+    #[arg(long)]
+    pub import: bool,
 }
 
 #[derive(Debug, Args)]

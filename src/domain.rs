@@ -265,6 +265,12 @@ impl Job {
     pub fn is_active(&self) -> bool {
         self.completed_at.is_none()
     }
+
+    /// Whether the job is a workspace build asked for as a dry run: a plan
+    /// that applies nothing.
+    pub fn is_dry_run(&self) -> bool {
+        self.input.get("dry_run") == Some(&serde_json::Value::Bool(true))
+    }
 }
 
 /// The JSON stored in a job's `input` column.
@@ -328,6 +334,18 @@ pub fn build_status(job: JobStatus, transition: Transition) -> BuildStatus {
         (JobStatus::Canceled, _) => BuildStatus::Canceled,
         (JobStatus::Failed, _) => BuildStatus::Failed,
     }
+}
+
+/// Whether a build (by its job) speaks for its workspace: every build does
+/// but a dry run that ended. A dry run only planned, so once it ends the
+/// workspace's status, transitions, state, version and schedule are the
+/// build's before it, and it never looks `running` (or `stopped`,
+/// `deleted`) because of a plan that changed nothing. While it is active
+/// it is the workspace's build in progress, so no other build starts
+/// beside it. (Coder has no plan-only workspace builds at all: it ignores
+/// `dry_run` and applies; plans are template version dry runs there.)
+pub fn build_speaks_for_workspace(job: &Job) -> bool {
+    job.is_active() || !job.is_dry_run()
 }
 
 /// One line of a job's log.

@@ -102,7 +102,27 @@ fn print_resources(args: &ResourcesArgs) -> anyhow::Result<()> {
             )
         })
         .collect();
-    println!("{}", serde_json::to_string_pretty(&json)?);
+    if !args.import {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    // What an import stores next to its resources, read as the daemon reads
+    // it; a preset's id derives from the nil version here, as there is none.
+    use provisionerd::server::api::resources::{external_auth, parameter, preset};
+    let convert = provisionerd::terraform::convert::parameters;
+    let parameters =
+        convert(&show).with_context(|| format!("cannot convert {}", path.display()))?;
+    let auth = provisionerd::terraform::convert::external_auth(&show)
+        .with_context(|| format!("cannot convert {}", path.display()))?;
+    let presets = provisionerd::terraform::convert::presets(&show)
+        .with_context(|| format!("cannot convert {}", path.display()))?;
+    let all = serde_json::json!({
+        "resources": json,
+        "parameters": parameters.iter().map(parameter).collect::<Vec<_>>(),
+        "external_auth_providers": auth.iter().map(external_auth).collect::<Vec<_>>(),
+        "presets": presets.iter().map(|p| preset(uuid::Uuid::nil(), p)).collect::<Vec<_>>(),
+    });
+    println!("{}", serde_json::to_string_pretty(&all)?);
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use crate::domain::{
     NameValue, Transition, WorkspaceBuild,
 };
 use crate::server::Event;
-use crate::store::{BuildPage, CancelResult, StoreError, TemplateVersion, Workspace};
+use crate::store::{BuildPage, CancelResult, Store, StoreError, TemplateVersion, Workspace};
 
 /// What a build should do, beyond the workspace it is for.
 #[derive(Debug, Clone)]
@@ -143,9 +143,12 @@ impl App<'_> {
                 "activate it first: PUT /api/v2/workspaces/{id}/dormant with {\"dormant\": false}",
             ));
         }
-        let last = self.store.latest_build(ws.id).await?;
-        let last_job = self.store.job(last.job_id).await?;
-        check_no_active_build(&last, &last_job)?;
+        let latest = self.store.latest_build(ws.id).await?;
+        let latest_job = self.store.job(latest.job_id).await?;
+        check_no_active_build(&latest, &latest_job)?;
+        // Past dry runs that ended: they changed nothing.
+        let next_number = latest.build_number + 1;
+        let (last, last_job) = settled_from(self.store, latest, latest_job).await?;
         check_transition(ws.deleted, last.transition, last_job.status(), req.transition).map_err(
             |why| {
                 Error::bad_request(format!("Invalid transition: {why}.")).field("transition", why)
@@ -160,7 +163,7 @@ impl App<'_> {
         };
         let new = NewBuild {
             workspace: &ws,
-            build_number: last.build_number + 1,
+            build_number: next_number,
             transition: req.transition,
             reason: req.reason,
             version: &version,
@@ -338,4 +341,31 @@ impl App<'_> {
         who.may(Action::Read, Resource::ProvisionerState)?;
         Ok(build.provisioner_state)
     }
+}
+
+/// The workspace's latest build that speaks for it, with its job: the
+/// latest build, or the one before the dry runs that ended after it
+/// ([`crate::domain::build_speaks_for_workspace`]).
+pub async fn settled_build(
+    store: &dyn Store,
+    workspace_id: Uuid,
+) -> std::result::Result<(WorkspaceBuild, Job), StoreError> {
+    let build = store.latest_build(workspace_id).await?;
+    let job = store.job(build.job_id).await?;
+    settled_from(store, build, job).await
+}
+
+/// [`settled_build`] from a latest build already read.
+async fn settled_from(
+    store: &dyn Store,
+    mut build: WorkspaceBuild,
+    mut job: Job,
+) -> std::result::Result<(WorkspaceBuild, Job), StoreError> {
+    // Build numbers have no gaps and a workspace's first build is never a
+    // dry run, so this ends at build 1 at the latest.
+    while !crate::domain::build_speaks_for_workspace(&job) && build.build_number > 1 {
+        build = store.build_by_number(build.workspace_id, build.build_number - 1).await?;
+        job = store.job(build.job_id).await?;
+    }
+    Ok((build, job))
 }

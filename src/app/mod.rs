@@ -28,6 +28,7 @@ use crate::server::Events;
 use crate::store::{Organization, Store, User};
 
 pub mod access;
+mod agents;
 mod builds;
 mod error;
 mod files;
@@ -41,7 +42,8 @@ pub mod validate;
 mod workspaces;
 
 pub use access::Subject;
-pub use builds::BuildRequest;
+pub use agents::FoundAgent;
+pub use builds::{settled_build, BuildRequest};
 pub use error::{referenced, Error, Refusal, Result, Validation};
 pub use schedules::WorkspaceChange;
 pub use templates::{NewTemplate, NewVersion};

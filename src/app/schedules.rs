@@ -90,7 +90,7 @@ impl App<'_> {
             other => other?,
         }
         if old.ttl_ms.is_some() && ws.ttl_ms.is_none() {
-            let last = self.store.latest_build(ws.id).await?;
+            let (last, _) = super::settled_build(self.store, ws.id).await?;
             if last.transition == Transition::Start && last.deadline.is_some() {
                 self.store.set_build_deadline(last.id, None, last.max_deadline).await?;
             }
@@ -110,8 +110,7 @@ impl App<'_> {
     ) -> Result<DateTime<Utc>> {
         let ws = self.workspace(who, id, false).await?;
         who.may(Action::Update, Resource::Workspace { owner: ws.owner_id })?;
-        let build = self.store.latest_build(ws.id).await?;
-        let job = self.store.job(build.job_id).await?;
+        let (build, job) = super::settled_build(self.store, ws.id).await?;
         if build.transition != Transition::Start {
             return Err(Error::conflict(format!(
                 "Workspace must be started, current status: {}",
@@ -143,7 +142,7 @@ impl App<'_> {
             return Ok(false);
         }
         let template = self.store.template(ws.template_id).await?;
-        let last = self.store.latest_build(ws.id).await?;
+        let (last, _) = super::settled_build(self.store, ws.id).await?;
         if last.template_version_id == template.active_version_id {
             return Ok(false);
         }
@@ -160,7 +159,11 @@ impl App<'_> {
     /// After a job completed: a start build that succeeded gets its
     /// deadline, the workspace's ttl after the job's completion.
     pub(super) async fn record_deadline(&self, job: &Job, build: &WorkspaceBuild) -> Result<()> {
-        if job.status() != JobStatus::Succeeded || build.transition != Transition::Start {
+        // A dry run started nothing, so nothing is to be stopped.
+        if job.status() != JobStatus::Succeeded
+            || build.transition != Transition::Start
+            || job.is_dry_run()
+        {
             return Ok(());
         }
         let ws = self.store.workspace(build.workspace_id).await?;
@@ -194,8 +197,7 @@ impl App<'_> {
         ws: &Workspace,
         now: DateTime<Utc>,
     ) -> Result<Option<WorkspaceBuild>> {
-        let last = self.store.latest_build(ws.id).await?;
-        let job = self.store.job(last.job_id).await?;
+        let (last, job) = super::settled_build(self.store, ws.id).await?;
         let weekly = match ws.autostart_schedule.as_deref().map(Weekly::parse) {
             Some(Err(why)) => {
                 tracing::warn!(workspace = %ws.id, error = %why, "invalid autostart schedule, skipped");

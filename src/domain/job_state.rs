@@ -196,13 +196,18 @@ pub struct BuildCompletion<'a> {
     pub workspace_deleted: bool,
 }
 
-/// Decides what the outcome of `build`'s job writes.
-pub fn complete_build<'a>(build: &WorkspaceBuild, outcome: &'a JobOutcome) -> BuildCompletion<'a> {
+/// Decides what the outcome of `build`'s job writes. A dry run's job
+/// (`dry_run`) destroyed nothing, so it never marks its workspace deleted.
+pub fn complete_build<'a>(
+    build: &WorkspaceBuild,
+    dry_run: bool,
+    outcome: &'a JobOutcome,
+) -> BuildCompletion<'a> {
     let succeeded = outcome.error.is_none() && !outcome.canceled;
     BuildCompletion {
         state: outcome.state.as_deref(),
         resources: build.transition,
-        workspace_deleted: build.transition == Transition::Delete && succeeded,
+        workspace_deleted: build.transition == Transition::Delete && succeeded && !dry_run,
     }
 }
 

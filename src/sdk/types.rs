@@ -74,6 +74,28 @@ pub struct ProvisionerJob {
     pub queue_size: i64,
     pub organization_id: Uuid,
     pub input: ProvisionerJobInput,
+    /// The connected daemons that could take the job while it is pending
+    /// (Coder's `available_workers`); left out when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub available_workers: Vec<Uuid>,
+    /// What the job is for (codersdk's `ProvisionerJobMetadata`).
+    #[serde(default)]
+    pub metadata: ProvisionerJobMetadata,
+}
+
+/// codersdk's `ProvisionerJobMetadata`: the template (and, for a build,
+/// the workspace) a job belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionerJobMetadata {
+    pub template_version_name: String,
+    pub template_id: Uuid,
+    pub template_name: String,
+    pub template_display_name: String,
+    pub template_icon: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub workspace_name: String,
 }
 
 /// Only the ids of a job's input (variable values may be secrets): exactly
@@ -185,6 +207,10 @@ pub struct Workspace {
     pub template_icon: String,
     pub template_active_version_id: Uuid,
     pub template_allow_user_cancel_workspace_jobs: bool,
+    /// The template's "require active version" setting, which this server
+    /// does not have: always false.
+    #[serde(default)]
+    pub template_require_active_version: bool,
     pub latest_build: WorkspaceBuild,
     pub outdated: bool,
     pub name: String,
@@ -622,6 +648,8 @@ mod tests {
             queue_size: 1,
             organization_id: Uuid::nil(),
             input,
+            available_workers: Vec::new(),
+            metadata: ProvisionerJobMetadata::default(),
         }
     }
 

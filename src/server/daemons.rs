@@ -334,6 +334,20 @@ impl Registry {
             most_recently_seen: fit.iter().map(|c| c.last_seen).max(),
         }
     }
+
+    /// The ids of the daemons [`Registry::matching`] counts, sorted: a
+    /// pending job's `available_workers`.
+    pub fn matching_ids(&self, job_tags: &Tags, provisioner: &str) -> Vec<Uuid> {
+        let map = self.lock();
+        let mut ids: Vec<Uuid> = map
+            .values()
+            .filter(|c| tags_satisfy(&c.tags, job_tags))
+            .filter(|c| c.provisioners.iter().any(|p| p == provisioner))
+            .map(|c| c.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
 }
 
 #[cfg(test)]

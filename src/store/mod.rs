@@ -383,6 +383,9 @@ pub trait Store: Replicas + Send + Sync + 'static {
         error: &str,
         error_code: Option<&str>,
     ) -> Result<CompleteResult>;
+    /// The newest workspace build whose job reported the agent (an
+    /// import's planned agents are not a workspace's); `NotFound` if none.
+    async fn build_of_agent(&self, agent_id: Uuid) -> Result<WorkspaceBuild>;
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>>;
     /// What a completed template import found; `None` before it completed
     /// or when it failed.

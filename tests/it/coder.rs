@@ -478,6 +478,63 @@ fn resources_command_reads_terraform_output_files() {
     );
 }
 
+/// `provisionerd resources --import` prints what an import finds besides the
+/// resources: parameters, external auth providers and presets, in the
+/// API's shapes; without the flag the output stays the resource list.
+#[test]
+fn resources_command_with_import_prints_parameters_auth_and_presets() {
+    require_provider();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let work = dir.path();
+    std::fs::copy(template_dir("coder-compat").join("main.tf"), work.join("main.tf"))
+        .expect("copy");
+    tf(work, &["init", "-input=false", "-no-color"]);
+    tf(work, &["plan", "-input=false", "-no-color", "-out=plan.out"]);
+    std::fs::write(work.join("plan.json"), tf(work, &["show", "-json", "plan.out"]))
+        .expect("write");
+    std::fs::write(work.join("graph.dot"), tf(work, &["graph", "-type=plan"])).expect("write");
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_provisionerd"))
+            .args(["resources", "--plan"])
+            .arg(work.join("plan.json"))
+            .arg("--graph")
+            .arg(work.join("graph.dot"))
+            .args(extra)
+            .output()
+            .expect("run provisionerd resources");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON on stdout")
+    };
+    let plain = run(&[]);
+    let all = run(&["--import"]);
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(plain.is_array(), "without --import: the resource list: {plain}");
+    assert_eq!(names(&all["resources"]), names(&plain), "the same resources");
+    let parameters = all["parameters"].as_array().expect("parameters");
+    assert_eq!(parameters.len(), 1, "{all}");
+    assert_eq!(parameters[0]["name"], "size");
+    assert_eq!(parameters[0]["default_value"], "s");
+    assert_eq!(parameters[0]["form_type"], "input");
+    let auth: Vec<(String, bool)> = all["external_auth_providers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| (p["id"].as_str().unwrap_or("").to_owned(), p["optional"] == true))
+        .collect();
+    assert_eq!(auth, [("github".to_owned(), true), ("gitlab".to_owned(), false)], "{all}");
+    let presets = all["presets"].as_array().expect("presets");
+    assert_eq!(presets.len(), 1, "{all}");
+    assert_eq!(presets[0]["Name"], "Large");
+    assert_eq!(presets[0]["Parameters"], serde_json::json!([{"Name": "size", "Value": "l"}]));
+    assert_eq!(presets[0]["DesiredPrebuildInstances"], 1);
+}
+
 /// The daemon's own check: a build that reaches terraform without a value
 /// for a parameter that has no default fails with MISSING_TEMPLATE_PARAMETER
 /// (the server normally rejects such a build first).

@@ -1,7 +1,8 @@
 //! Coder compatibility of the API details real Coder clients depend on:
 //! the build `state` override as Go's SDK sends it (base64) and empty
 //! states ignored, Coder's extra routes and trailing slashes, build list
-//! paging, and `matched_provisioners` on template versions.
+//! paging, `matched_provisioners` on template versions, and a job's
+//! `metadata` and `available_workers`.
 
 use std::time::Duration;
 
@@ -352,5 +353,114 @@ async fn build_cost_workspace_health_and_script_ids() {
         .collect();
     assert_eq!(ids.len(), 2, "every script has an id: {agent}");
     assert_ne!(ids[0], ids[1]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_carry_metadata_and_available_workers() {
+    let server = TestServer::start(Opts { builtin_daemons: 1, ..Opts::default() }).await;
+    let c = server.client().await;
+    // Start builds take long enough to keep the one daemon busy.
+    let echo = echo_template(&json!({"transitions": {"start": {"delay_ms": 60_000}}}));
+    let (template, version) = create_template(&c, echo.path(), "echo", plain).await;
+    let url = format!("{}/api/v2/templateversions/{}", server.url, version.id);
+    let (_, body) = raw(Method::GET, url, Some(c.token()), None).await;
+    let meta = &body["job"]["metadata"];
+    assert_eq!(meta["template_id"], json!(template), "{body}");
+    assert_eq!(meta["template_version_name"], body["name"]);
+    assert!(meta["template_name"].as_str().is_some_and(|n| !n.is_empty()), "{meta}");
+    assert!(meta.get("workspace_id").is_none(), "an import has no workspace: {meta}");
+    assert!(body["job"].get("available_workers").is_none(), "a finished job has none: {body}");
+
+    let busy = create_workspace(&c, template).await;
+    wait_for("the first build to start", TIMEOUT, || async {
+        let b = c.build(busy.latest_build.id).await.expect("build");
+        (b.job.status == "running").then_some(())
+    })
+    .await;
+    let waiting = create_workspace(&c, template).await;
+    let url = format!("{}/api/v2/organizations/coder/provisionerdaemons", server.url);
+    let (_, daemons) = raw(Method::GET, url, Some(c.token()), None).await;
+    let daemon = daemons[0]["id"].clone();
+    let url = format!("{}/api/v2/workspaces/{}", server.url, waiting.id);
+    let (_, ws) = raw(Method::GET, url, Some(c.token()), None).await;
+    assert_eq!(ws["template_require_active_version"], false, "{ws}");
+    let job = &ws["latest_build"]["job"];
+    assert_eq!(job["status"], "pending", "{ws}");
+    assert_eq!(job["available_workers"], json!([daemon]), "the busy daemon could take it: {ws}");
+    let meta = &job["metadata"];
+    assert_eq!(meta["workspace_id"], json!(waiting.id), "{meta}");
+    assert_eq!(meta["workspace_name"], json!(waiting.name));
+    assert_eq!(meta["template_id"], json!(template));
+    assert_eq!(meta["template_version_name"], ws["latest_build"]["template_version_name"]);
+    let url = format!("{}/api/v2/workspacebuilds/{}", server.url, busy.latest_build.id);
+    let (_, running) = raw(Method::GET, url, Some(c.token()), None).await;
+    assert!(running["job"].get("available_workers").is_none(), "only pending jobs: {running}");
+
+    for b in [waiting.latest_build.id, busy.latest_build.id] {
+        assert_eq!(cancel_build(&c, b).await, 200);
+        wait_build(&c, b, TIMEOUT).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_that_ended_leave_the_workspace_as_it_was() {
+    let server = TestServer::start(Opts::default()).await;
+    let c = server.client().await;
+    let echo = echo_template(&json!({"resources": [{"name": "vm", "type": "echo_instance"}]}));
+    let (template, _) = create_template(&c, echo.path(), "echo", plain).await;
+    let ws = create_workspace(&c, template).await;
+    let first = wait_build(&c, ws.latest_build.id, TIMEOUT).await;
+    assert_eq!(first.status, "running", "{first:?}");
+    let (base, token, ws_id) = (server.url.clone(), c.token().to_owned(), ws.id);
+    let get_ws = || {
+        let (url, token) = (format!("{base}/api/v2/workspaces/{ws_id}"), token.clone());
+        async move {
+            let (status, body) = raw(Method::GET, url, Some(&token), None).await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let listed = |q: &str| {
+        let (url, token) = (format!("{base}/api/v2/workspaces?q={q}"), token.clone());
+        async move {
+            let (_, body) = raw(Method::GET, url, Some(&token), None).await;
+            body["workspaces"].as_array().into_iter().flatten().any(|w| w["id"] == json!(ws_id))
+        }
+    };
+    let post = |body: Value| {
+        let (url, token) = (format!("{base}/api/v2/workspaces/{ws_id}/builds"), token.clone());
+        async move {
+            let (status, body) = raw(Method::POST, url, Some(&token), Some(body)).await;
+            assert_eq!(status, 201, "{body}");
+            body["id"].as_str().and_then(|id| id.parse::<uuid::Uuid>().ok()).expect("build id")
+        }
+    };
+
+    // A dry-run stop and a dry-run delete plan and change nothing.
+    for transition in ["stop", "delete"] {
+        let id = post(json!({"transition": transition, "dry_run": true})).await;
+        let planned = wait_build(&c, id, TIMEOUT).await;
+        assert_eq!(planned.job.status, "succeeded", "{planned:?}");
+        let body = get_ws().await;
+        assert_eq!(body["latest_build"]["id"], json!(first.id), "{transition}: {body}");
+        assert_eq!(body["latest_build"]["status"], "running", "{transition}");
+        assert!(listed("status:running").await, "{transition}: listed as running");
+        assert!(!listed("status:stopped").await && !listed("status:deleted").await);
+    }
+    // The workspace was neither stopped nor deleted: a real stop is taken
+    // and numbered after the dry runs.
+    let id = post(json!({"transition": "stop"})).await;
+    let stopped = wait_build(&c, id, TIMEOUT).await;
+    assert_eq!((stopped.status.as_str(), stopped.build_number), ("stopped", 4), "{stopped:?}");
+    // A dry-run start leaves it stopped, with no deadline to stop it again.
+    let id = post(json!({"transition": "start", "dry_run": true})).await;
+    let planned = wait_build(&c, id, TIMEOUT).await;
+    assert_eq!(planned.job.status, "succeeded", "{planned:?}");
+    assert_eq!(planned.deadline, None, "a plan starts nothing to stop");
+    let body = get_ws().await;
+    assert_eq!(body["latest_build"]["status"], "stopped", "{body}");
+    assert!(listed("status:stopped").await);
     server.stop().await;
 }

@@ -5,6 +5,7 @@
 mod harness;
 
 mod access;
+mod agents;
 mod api_errors;
 mod big;
 mod cli;

@@ -300,10 +300,13 @@ fn build_completion_by_transition_and_outcome() {
         (Stop, no_state, None, false),
     ];
     for (transition, outcome, state, deleted) in table {
-        let got = complete_build(&build(transition, b"old"), &outcome);
+        let got = complete_build(&build(transition, b"old"), false, &outcome);
         assert_eq!(got.state, state, "{transition} {outcome:?}");
         assert_eq!(got.resources, transition);
         assert_eq!(got.workspace_deleted, deleted, "{transition} {outcome:?}");
+        // A dry run destroyed nothing: its workspace is never deleted.
+        let planned = complete_build(&build(transition, b"old"), true, &outcome);
+        assert!(!planned.workspace_deleted, "dry run {transition} {outcome:?}");
     }
 }
 

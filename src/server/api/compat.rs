@@ -87,8 +87,7 @@ pub async fn examples(
 }
 
 /// `GET /templateversions/{id}/external-auth`: the providers the template
-/// asks for. No provider is configured on this server, so none is
-/// authenticated and there is nowhere to log in.
+/// asks for (see [`super::resources::external_auth`]).
 pub async fn version_external_auth(
     State(state): State<AppState>,
     caller: Caller,
@@ -96,28 +95,11 @@ pub async fn version_external_auth(
 ) -> ApiResult<Json<Vec<serde_json::Value>>> {
     let job = super::resources::imported(&state, &caller, &id).await?;
     let result = super::resources::import_result(&state, &job).await?;
-    Ok(Json(
-        result
-            .external_auth
-            .iter()
-            .map(|p| {
-                serde_json::json!({
-                    "id": p.id,
-                    "type": p.id,
-                    "display_name": p.id,
-                    "display_icon": "",
-                    "authenticate_url": "",
-                    "authenticated": false,
-                    "optional": p.optional,
-                })
-            })
-            .collect(),
-    ))
+    Ok(Json(result.external_auth.iter().map(super::resources::external_auth).collect()))
 }
 
-/// `GET /templateversions/{id}/presets`, in Coder's shape (its Go type has
-/// no JSON tags: the keys are capitalised). A preset's id is derived from
-/// the version and its name, so it is stable across requests.
+/// `GET /templateversions/{id}/presets`, in Coder's shape (see
+/// [`super::resources::preset`]).
 pub async fn version_presets(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,26 +108,5 @@ pub async fn version_presets(
     let job = super::resources::imported(&state, &caller, &id).await?;
     let result = super::resources::import_result(&state, &job).await?;
     let version = uuid_param("templateversion", &id)?;
-    Ok(Json(
-        result
-            .presets
-            .iter()
-            .map(|p| {
-                let parameters: Vec<serde_json::Value> = p
-                    .parameters
-                    .iter()
-                    .map(|(name, value)| serde_json::json!({"Name": name, "Value": value}))
-                    .collect();
-                serde_json::json!({
-                    "ID": uuid::Uuid::new_v5(&version, p.name.as_bytes()),
-                    "Name": p.name,
-                    "Parameters": parameters,
-                    "Default": p.default,
-                    "DesiredPrebuildInstances": p.prebuild_instances,
-                    "Description": p.description,
-                    "Icon": p.icon,
-                })
-            })
-            .collect(),
-    ))
+    Ok(Json(result.presets.iter().map(|p| super::resources::preset(version, p)).collect()))
 }

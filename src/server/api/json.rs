@@ -85,8 +85,20 @@ pub fn organization(o: &Organization) -> OrganizationJson {
     }
 }
 
-pub async fn job(store: &dyn Store, j: &Job) -> ApiResult<JobJson> {
+/// A job as the API shows it, with what it is for (`metadata`) and, while
+/// pending, the daemons that could take it.
+pub async fn job(
+    state: &AppState,
+    j: &Job,
+    metadata: sdk::ProvisionerJobMetadata,
+) -> ApiResult<JobJson> {
+    let store = state.store.as_ref();
     let (queue_position, queue_size) = store.queue_position(j.id).await?;
+    let available_workers = if j.status() == crate::domain::JobStatus::Pending {
+        state.daemons.matching_ids(&j.tags, j.provisioner.as_str())
+    } else {
+        Vec::new()
+    };
     Ok(JobJson {
         id: j.id,
         job_type: j.job_type.to_string(),
@@ -105,6 +117,8 @@ pub async fn job(store: &dyn Store, j: &Job) -> ApiResult<JobJson> {
         queue_size,
         organization_id: j.organization_id,
         input: public_input(&j.input),
+        available_workers,
+        metadata,
     })
 }
 
@@ -141,7 +155,14 @@ pub async fn build(state: &AppState, b: &WorkspaceBuild) -> ApiResult<BuildJson>
     let owner = store.user_by_id(ws.owner_id).await?;
     let initiator = store.user_by_id(b.initiator_id).await.map(|u| u.username).unwrap_or_default();
     let version = store.template_version(b.template_version_id).await?;
+    let template = store.template(ws.template_id).await?;
     let job_row = store.job(b.job_id).await?;
+    let metadata = sdk::ProvisionerJobMetadata {
+        template_version_name: version.name.clone(),
+        workspace_id: Some(ws.id),
+        workspace_name: ws.name.clone(),
+        ..job_metadata(&template)
+    };
     let resources = store.resources_of_job(b.job_id).await?;
     Ok(BuildJson {
         id: b.id,
@@ -160,7 +181,7 @@ pub async fn build(state: &AppState, b: &WorkspaceBuild) -> ApiResult<BuildJson>
         initiator_name: initiator,
         reason: b.reason.to_string(),
         status: build_status(job_row.status(), b.transition).as_str().to_owned(),
-        job: job(store, &job_row).await?,
+        job: job(state, &job_row, metadata).await?,
         resources: resources.iter().map(super::resources::stored).collect(),
         deadline: b.deadline,
         max_deadline: b.max_deadline,
@@ -176,7 +197,9 @@ pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJ
     let owner = store.user_by_id(ws.owner_id).await?;
     let org = store.organization_by_id(ws.organization_id).await?;
     let template = store.template(ws.template_id).await?;
-    let latest = store.latest_build(ws.id).await?;
+    // The build that speaks for the workspace: a dry run that ended changed
+    // nothing, so the workspace shows the build before it.
+    let (latest, _) = crate::app::settled_build(store, ws.id).await?;
     let latest_build = build(state, &latest).await?;
     // Healthy only when every agent of the latest build is; no agent
     // connects to this server yet, so each reported agent is failing.
@@ -202,6 +225,7 @@ pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJ
         template_icon: String::new(),
         template_active_version_id: template.active_version_id,
         template_allow_user_cancel_workspace_jobs: true,
+        template_require_active_version: false,
         outdated: latest.template_version_id != template.active_version_id,
         latest_build,
         name: ws.name.clone(),
@@ -241,6 +265,14 @@ pub async fn template_version(
 ) -> ApiResult<TemplateVersionJson> {
     let store = state.store.as_ref();
     let j = store.job(v.job_id).await?;
+    let template = match v.template_id {
+        Some(id) => Some(store.template(id).await?),
+        None => None,
+    };
+    let metadata = sdk::ProvisionerJobMetadata {
+        template_version_name: v.name.clone(),
+        ..template.as_ref().map(job_metadata).unwrap_or_default()
+    };
     let creator = store.user_by_id(v.created_by).await.map(|u| u.username).unwrap_or_default();
     Ok(TemplateVersionJson {
         id: v.id,
@@ -251,12 +283,23 @@ pub async fn template_version(
         created_at: v.created_at,
         updated_at: v.updated_at,
         created_by: MinimalUser { id: v.created_by, username: creator },
-        job: job(store, &j).await?,
+        job: job(state, &j, metadata).await?,
         readme: String::new(),
         // As on builds: why a pending import waits (Coder shows it too).
         matched_provisioners: (j.status() == crate::domain::JobStatus::Pending)
             .then(|| state.daemons.matching(&j.tags, j.provisioner.as_str()).into()),
     })
+}
+
+/// The template half of a job's metadata (this server keeps no template
+/// icon).
+fn job_metadata(t: &Template) -> sdk::ProvisionerJobMetadata {
+    sdk::ProvisionerJobMetadata {
+        template_id: t.id,
+        template_name: t.name.clone(),
+        template_display_name: t.display_name.clone(),
+        ..Default::default()
+    }
 }
 
 pub fn parameters(values: &[NameValue]) -> Vec<ParameterJson> {

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::AppState;
 use error::{ApiError, ApiResult};
 
+mod agents;
 mod auth;
 mod builds;
 mod compat;
@@ -193,6 +194,13 @@ pub fn router(state: AppState, grpc: Router) -> Router {
         .route("/organizations/{organization}/templates/examples", get(compat::examples))
         .route("/templateversions/{id}/external-auth", get(compat::version_external_auth))
         .route("/templateversions/{id}/presets", get(compat::version_presets))
+        // Workspace agents as their build reported them (agents.rs).
+        .route("/workspaceagents/{id}", get(agents::get))
+        .route("/workspaceagents/{id}/logs", get(agents::logs))
+        .route("/workspaceagents/{id}/startup-logs", get(agents::logs))
+        .route("/workspaceagents/{id}/listening-ports", get(agents::needs_connection))
+        .route("/workspaceagents/{id}/pty", get(agents::needs_connection))
+        .route("/workspaceagents/{id}/containers", get(agents::needs_connection))
         .fallback(outer::not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES));
     let app = Router::new()

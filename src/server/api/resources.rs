@@ -16,8 +16,8 @@ use super::auth::Caller;
 use super::error::ApiResult;
 use super::uuid_param;
 use crate::domain::{
-    Agent, App, ImportResult, Job, JobInput, Resource, StoredResource, TemplateParameter,
-    TemplateVariable,
+    Agent, App, ExternalAuthProvider, ImportResult, Job, JobInput, Preset, Resource,
+    StoredResource, TemplateParameter, TemplateVariable,
 };
 use crate::server::AppState;
 
@@ -65,7 +65,7 @@ pub fn render(
     }
 }
 
-fn agent(a: &Agent, resource_id: Uuid, created_at: DateTime<Utc>) -> Value {
+pub(super) fn agent(a: &Agent, resource_id: Uuid, created_at: DateTime<Utc>) -> Value {
     let scripts: Vec<Value> = a
         .scripts
         .iter()
@@ -200,7 +200,9 @@ pub async fn version_parameters(
     Ok(Json(result.parameters.iter().map(parameter).collect()))
 }
 
-fn parameter(p: &TemplateParameter) -> Value {
+/// A template parameter as `rich-parameters` lists it (and
+/// `provisionerd resources --import` prints it).
+pub fn parameter(p: &TemplateParameter) -> Value {
     serde_json::json!({
         "name": p.name,
         "display_name": p.display_name,
@@ -220,6 +222,41 @@ fn parameter(p: &TemplateParameter) -> Value {
         "required": p.required,
         "ephemeral": p.ephemeral,
         "order": p.order,
+    })
+}
+
+/// An external auth provider as `templateversions/{id}/external-auth`
+/// shows it. No provider is configured on this server, so none is
+/// authenticated and there is nowhere to log in.
+pub fn external_auth(p: &ExternalAuthProvider) -> Value {
+    serde_json::json!({
+        "id": p.id,
+        "type": p.id,
+        "display_name": p.id,
+        "display_icon": "",
+        "authenticate_url": "",
+        "authenticated": false,
+        "optional": p.optional,
+    })
+}
+
+/// A preset as `templateversions/{id}/presets` shows it, in Coder's shape
+/// (its Go type has no JSON tags: the keys are capitalised). Its id is
+/// derived from the version and its name, so it is stable across requests.
+pub fn preset(version: Uuid, p: &Preset) -> Value {
+    let parameters: Vec<Value> = p
+        .parameters
+        .iter()
+        .map(|(name, value)| serde_json::json!({"Name": name, "Value": value}))
+        .collect();
+    serde_json::json!({
+        "ID": Uuid::new_v5(&version, p.name.as_bytes()),
+        "Name": p.name,
+        "Parameters": parameters,
+        "Default": p.default,
+        "DesiredPrebuildInstances": p.prebuild_instances,
+        "Description": p.description,
+        "Icon": p.icon,
     })
 }
 

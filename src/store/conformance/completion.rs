@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::fixture::{
-    acquire_req, build, fixture, new_workspace, queue_import, resource, take, workspace,
+    acquire_req, agent, build, fixture, new_workspace, queue_import, resource, take, workspace,
 };
 use crate::domain::{
     default_tags, ImportResult, JobOutcome, JobStatus, Provisioner, TemplateParameter, Transition,
@@ -325,4 +325,81 @@ pub async fn late_results_keep_the_state(store: &dyn Store) {
     let result = store.complete_job(j4.id, worker, &state("late-4")).await.expect("result");
     assert_eq!(result, CompleteResult::AlreadyCompleted);
     assert_eq!(store.build(b4.id).await.expect("b4").provisioner_state, b"old-state");
+}
+
+/// An agent is found by its id in the newest build that reported it; the
+/// agents an import planned belong to no workspace and are not found.
+pub async fn agents_are_found_in_their_newest_build(store: &dyn Store) {
+    let f = fixture(store).await;
+    let with_agents = |ids: &[Uuid]| {
+        let mut r = resource("vm", "echo");
+        r.agents = ids.iter().map(|id| agent(*id)).collect();
+        r
+    };
+    let (kept, planned, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+
+    let import = queue_import(store, &f, default_tags(), Provisioner::Echo).await;
+    let worker = take(store, import.id).await;
+    let imported = JobOutcome {
+        resources: vec![with_agents(&[planned])],
+        import: Some(ImportResult::default()),
+        ..JobOutcome::default()
+    };
+    store.complete_job(import.id, worker, &imported).await.expect("import");
+    assert!(matches!(store.build_of_agent(planned).await, Err(StoreError::NotFound)));
+
+    let (ws, b1, j1) = new_workspace(store, &f, "dev").await;
+    let worker = take(store, j1.id).await;
+    let first = JobOutcome {
+        resources: vec![with_agents(&[kept, other]), resource("disk", "echo")],
+        ..JobOutcome::default()
+    };
+    store.complete_job(j1.id, worker, &first).await.expect("first");
+    assert_eq!(store.build_of_agent(kept).await.expect("kept").id, b1.id);
+    assert_eq!(store.build_of_agent(other).await.expect("other").id, b1.id);
+
+    // The agent's resource survives the next build: the newer one has it.
+    let (b2, j2) = build(&f, ws.id, 2, Transition::Start);
+    store.insert_build(&b2, &j2).await.expect("second");
+    let worker = take(store, j2.id).await;
+    let second = JobOutcome { resources: vec![with_agents(&[kept])], ..JobOutcome::default() };
+    store.complete_job(j2.id, worker, &second).await.expect("second");
+    assert_eq!(store.build_of_agent(kept).await.expect("kept").id, b2.id);
+    assert_eq!(store.build_of_agent(other).await.expect("other").id, b1.id);
+    assert!(matches!(store.build_of_agent(Uuid::new_v4()).await, Err(StoreError::NotFound)));
+}
+
+/// A dry run plans only: once it ends it changes nothing. The status and
+/// outdated filters look past it (`domain::build_speaks_for_workspace`,
+/// spelled in the list SQL), and a dry-run delete leaves its workspace
+/// live; while it is active it is the workspace's build in progress.
+pub async fn dry_runs_that_ended_change_nothing(store: &dyn Store) {
+    use crate::domain::{build_speaks_for_workspace, BuildStatus, JobInput};
+    use crate::store::WorkspaceFilter;
+    let f = fixture(store).await;
+    let (ws, _, j1) = new_workspace(store, &f, "dev").await;
+    let worker = take(store, j1.id).await;
+    store.complete_job(j1.id, worker, &JobOutcome::default()).await.expect("start");
+    let listed = |status: BuildStatus| async move {
+        let filter = WorkspaceFilter { status: Some(status), ..WorkspaceFilter::default() };
+        let (page, _) = store.workspaces(&filter).await.expect("list");
+        page.iter().any(|w| w.id == ws.id)
+    };
+    for (number, transition) in [(2, Transition::Stop), (3, Transition::Delete)] {
+        let (b, mut j) = build(&f, ws.id, number, transition);
+        let input =
+            JobInput::WorkspaceBuild { workspace_build_id: b.id, dry_run: true, log_level: None };
+        j.input = serde_json::to_value(input).expect("input");
+        store.insert_build(&b, &j).await.expect("dry run");
+        assert!(listed(BuildStatus::Pending).await, "{transition}: a pending dry run shows");
+        let worker = take(store, j.id).await;
+        store.complete_job(j.id, worker, &JobOutcome::default()).await.expect("planned");
+        let done = store.job(j.id).await.expect("job");
+        assert!(done.is_dry_run() && !build_speaks_for_workspace(&done), "the domain agrees");
+        assert!(listed(BuildStatus::Running).await, "{transition}: still running");
+        for other in [BuildStatus::Stopped, BuildStatus::Deleted, BuildStatus::Pending] {
+            assert!(!listed(other).await, "{transition}: not {other}");
+        }
+        assert!(!store.workspace(ws.id).await.expect("ws").deleted, "{transition}");
+    }
 }

@@ -223,6 +223,28 @@ pub fn resource(name: &str, kind: &str) -> Resource {
     }
 }
 
+/// A token agent with nothing but its id and a name.
+pub fn agent(id: Uuid) -> crate::domain::Agent {
+    crate::domain::Agent {
+        id,
+        name: "main".into(),
+        operating_system: "linux".into(),
+        architecture: "amd64".into(),
+        directory: String::new(),
+        env: Default::default(),
+        connection_timeout_seconds: 0,
+        troubleshooting_url: String::new(),
+        motd_file: String::new(),
+        display_apps: vec![],
+        metadata: vec![],
+        auth: "token".into(),
+        instance_id: None,
+        order: 0,
+        apps: vec![],
+        scripts: vec![],
+    }
+}
+
 /// An untagged echo daemon.
 pub fn acquire_req(worker: Uuid) -> AcquireRequest {
     AcquireRequest {

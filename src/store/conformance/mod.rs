@@ -72,6 +72,8 @@ macro_rules! for_each_case {
             completion::cancel_outcomes,
             completion::fail_job_ignores_the_owner,
             completion::late_results_keep_the_state,
+            completion::agents_are_found_in_their_newest_build,
+            completion::dry_runs_that_ended_change_nothing,
             reaper::heartbeat_marks_only_the_daemons_own_jobs,
             reaper::stale_jobs_by_last_heard_of_time,
             reaper::pending_jobs_before_a_time,

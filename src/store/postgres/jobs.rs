@@ -309,7 +309,9 @@ pub async fn complete(
             Completion::Complete { job: next, effect } => {
                 write_job(&mut tx, &next).await?;
                 match (effect, &outcome.import) {
-                    (Effect::Build, _) => complete_build(&mut tx, job_id, outcome, now).await?,
+                    (Effect::Build, _) => {
+                        complete_build(&mut tx, job_id, job.is_dry_run(), outcome, now).await?
+                    }
                     (Effect::Import, Some(import)) => {
                         complete_import(&mut tx, job_id, outcome, import, now).await?;
                     }
@@ -374,11 +376,12 @@ async fn set_build_state(
 async fn complete_build(
     tx: &mut Tx,
     job_id: Uuid,
+    dry_run: bool,
     outcome: &JobOutcome,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let build = build_of_job(tx, job_id).await?;
-    let decision = job_state::complete_build(&build, outcome);
+    let decision = job_state::complete_build(&build, dry_run, outcome);
     if let Some(state) = decision.state {
         set_build_state(tx, build.id, state, now).await?;
     }
@@ -496,5 +499,18 @@ async fn insert_resources(
     .execute(&mut **tx)
     .await
     .map_err(db)?;
+    // Indexed by agent id for `GET /workspaceagents/{id}`.
+    let agents: Vec<Uuid> = resources.iter().flat_map(|r| r.agents.iter().map(|a| a.id)).collect();
+    if !agents.is_empty() {
+        sqlx::query(
+            "INSERT INTO workspace_agents (agent_id, job_id)
+             SELECT DISTINCT a, $2 FROM UNNEST($1::uuid[]) AS a ON CONFLICT DO NOTHING",
+        )
+        .bind(agents)
+        .bind(job_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
     Ok(())
 }

@@ -8,7 +8,7 @@
 use sqlx::migrate::Migrator;
 
 /// `(version, description, SQL)` of every file in `migrations/postgres`, in order.
-pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 3] = [
+pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 4] = [
     (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
     (
         2,
@@ -16,6 +16,7 @@ pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 3] = [
         include_str!("../../../migrations/postgres/0002_workspace_schedules.sql"),
     ),
     (3, "daemons", include_str!("../../../migrations/postgres/0003_daemons.sql")),
+    (6, "workspace agents", include_str!("../../../migrations/postgres/0006_workspace_agents.sql")),
 ];
 
 /// The migrator that brings a database to the current schema.
@@ -29,7 +30,37 @@ pub(super) fn migrator() -> Migrator {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::MIGRATIONS;
+    use crate::store::Store;
+
+    /// Agents stored before the agent index existed are indexed by the
+    /// migration that adds it (the PostgreSQL half of the SQLite test).
+    #[tokio::test]
+    async fn agents_stored_before_the_index_are_indexed() {
+        use crate::domain::JobOutcome;
+        use crate::store::conformance::fixture::{agent, fixture, new_workspace, resource, take};
+        let (url, _guard) = crate::store::postgres::testdb::fresh_database().await;
+        let store = super::super::PgStore::open(&url).await.expect("store");
+        let f = fixture(&store).await;
+        let (_, build, job) = new_workspace(&store, &f, "dev").await;
+        let worker = take(&store, job.id).await;
+        let id = Uuid::new_v4();
+        let mut vm = resource("vm", "echo");
+        vm.agents = vec![agent(id)];
+        let outcome = JobOutcome { resources: vec![vm], ..JobOutcome::default() };
+        store.complete_job(job.id, worker, &outcome).await.expect("complete");
+        // As if the resources had been written before migration 6.
+        for sql in ["DROP TABLE workspace_agents", "DELETE FROM _sqlx_migrations WHERE version = 6"]
+        {
+            sqlx::query(sql).execute(&store.pool).await.expect(sql);
+        }
+        store.pool.close().await;
+
+        let store = super::super::PgStore::open(&url).await.expect("migrated again");
+        assert_eq!(store.build_of_agent(id).await.expect("indexed").id, build.id);
+    }
 
     /// Every file in `migrations/postgres` is embedded, under the version and
     /// description its name gives.

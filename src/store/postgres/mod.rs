@@ -634,6 +634,16 @@ impl Store for PgStore {
         jobs::complete(&self.pool, job_id, Reporter::Server, &outcome).await
     }
 
+    async fn build_of_agent(&self, agent_id: Uuid) -> Result<WorkspaceBuild> {
+        self.one(
+            "SELECT b.* FROM workspace_agents a JOIN workspace_builds b ON b.job_id = a.job_id
+             WHERE a.agent_id = $1 ORDER BY b.created_at DESC, b.build_number DESC LIMIT 1",
+            agent_id,
+            rows::build,
+        )
+        .await
+    }
+
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>> {
         let rows = sqlx::query(
             "SELECT * FROM workspace_resources WHERE job_id = $1 ORDER BY transition, position",

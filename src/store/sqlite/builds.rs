@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::rows::{self, ts};
 use super::{db, jobs};
-use crate::domain::{job_state, Job, WorkspaceBuild};
+use crate::domain::{job_state, Job, StoredResource, WorkspaceBuild};
 use crate::store::sql::{LATEST_OUTDATED, LATEST_STATUS};
 use crate::store::{stored, BuildPage, Result, StoreError, Workspace, WorkspaceFilter};
 
@@ -228,4 +228,29 @@ pub async fn set_build_deadline(
         return Err(StoreError::NotFound);
     }
     Ok(())
+}
+
+/// The newest build whose job reported the agent (`Store::build_of_agent`).
+pub async fn build_of_agent(pool: &SqlitePool, agent_id: Uuid) -> Result<WorkspaceBuild> {
+    let row = sqlx::query(
+        "SELECT b.* FROM workspace_agents a JOIN workspace_builds b ON b.job_id = a.job_id
+         WHERE a.agent_id = ? ORDER BY b.created_at DESC, b.build_number DESC LIMIT 1",
+    )
+    .bind(agent_id.to_string())
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    rows::build(&row.ok_or(StoreError::NotFound)?)
+}
+
+/// A job's resources, by transition, in the order terraform reported them.
+pub async fn resources_of_job(pool: &SqlitePool, job_id: Uuid) -> Result<Vec<StoredResource>> {
+    let rows = sqlx::query(
+        "SELECT * FROM workspace_resources WHERE job_id = ? ORDER BY transition, position",
+    )
+    .bind(job_id.to_string())
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(rows::resource).collect()
 }

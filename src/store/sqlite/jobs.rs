@@ -338,7 +338,9 @@ pub async fn complete(
             write_job(&mut tx, &next).await?;
             let now = ts(now);
             match (effect, &outcome.import) {
-                (Effect::Build, _) => complete_build(&mut tx, job_id, outcome, &now).await?,
+                (Effect::Build, _) => {
+                    complete_build(&mut tx, job_id, job.is_dry_run(), outcome, &now).await?
+                }
                 (Effect::Import, Some(import)) => {
                     complete_import(&mut tx, job_id, outcome, import, &now).await?;
                 }
@@ -402,11 +404,12 @@ async fn set_build_state(
 async fn complete_build(
     tx: &mut Transaction<'static, Sqlite>,
     job_id: Uuid,
+    dry_run: bool,
     outcome: &JobOutcome,
     now: &str,
 ) -> Result<()> {
     let build = build_of_job(tx, job_id).await?;
-    let decision = job_state::complete_build(&build, outcome);
+    let decision = job_state::complete_build(&build, dry_run, outcome);
     if let Some(state) = decision.state {
         set_build_state(tx, build.id, state, now).await?;
     }
@@ -514,6 +517,16 @@ async fn insert_resources(
         .execute(&mut **tx)
         .await
         .map_err(db)?;
+        // Indexed by agent id for `GET /workspaceagents/{id}`; an agent on
+        // every instance of a counted resource has its own id already.
+        for agent in &r.agents {
+            sqlx::query("INSERT OR IGNORE INTO workspace_agents (agent_id, job_id) VALUES (?, ?)")
+                .bind(agent.id.to_string())
+                .bind(job_id.to_string())
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
     }
     Ok(())
 }

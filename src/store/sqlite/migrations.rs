@@ -9,7 +9,7 @@
 use sqlx::migrate::Migrator;
 
 /// `(version, description, SQL)` of every file in `migrations/sqlite`, in order.
-const MIGRATIONS: [crate::store::migrations::Embedded; 10] = [
+const MIGRATIONS: [crate::store::migrations::Embedded; 11] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "provisioner keys", include_str!("../../../migrations/sqlite/0002_provisioner_keys.sql")),
     (3, "template imports", include_str!("../../../migrations/sqlite/0003_template_imports.sql")),
@@ -24,6 +24,7 @@ const MIGRATIONS: [crate::store::migrations::Embedded; 10] = [
         include_str!("../../../migrations/sqlite/0010_workspace_schedules.sql"),
     ),
     (40, "daemons", include_str!("../../../migrations/sqlite/0040_daemons.sql")),
+    (60, "workspace agents", include_str!("../../../migrations/sqlite/0060_workspace_agents.sql")),
 ];
 
 /// The migrator that brings a database to the current schema.
@@ -175,6 +176,36 @@ mod tests {
         let roles = store.user_by_id(owner).await.expect("owner").roles;
         assert_eq!(roles, [crate::domain::Role::Owner]);
         assert!(store.user_by_id(member).await.expect("member").roles.is_empty());
+    }
+
+    /// Agents stored before the agent index existed are indexed by the
+    /// migration that adds it, so `GET /workspaceagents/{id}` finds them.
+    #[tokio::test]
+    async fn agents_stored_before_the_index_are_indexed() {
+        use crate::domain::JobOutcome;
+        use crate::store::conformance::fixture::{agent, fixture, new_workspace, resource, take};
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("old.db");
+        let path = path.to_str().expect("utf-8 path");
+        let store = super::super::SqliteStore::open(path).await.expect("store");
+        let f = fixture(&store).await;
+        let (_, build, job) = new_workspace(&store, &f, "dev").await;
+        let worker = take(&store, job.id).await;
+        let id = Uuid::new_v4();
+        let mut vm = resource("vm", "echo");
+        vm.agents = vec![agent(id)];
+        let outcome = JobOutcome { resources: vec![vm], ..JobOutcome::default() };
+        store.complete_job(job.id, worker, &outcome).await.expect("complete");
+        // As if the resources had been written before migration 60.
+        for sql in
+            ["DROP TABLE workspace_agents", "DELETE FROM _sqlx_migrations WHERE version = 60"]
+        {
+            sqlx::query(sql).execute(&store.pool).await.expect(sql);
+        }
+        drop(store);
+
+        let store = super::super::SqliteStore::open(path).await.expect("migrated again");
+        assert_eq!(store.build_of_agent(id).await.expect("indexed").id, build.id);
     }
 
     /// Every file in `migrations/sqlite` is embedded, under the version and

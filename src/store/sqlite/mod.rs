@@ -748,15 +748,12 @@ impl Store for SqliteStore {
         self.watch(r, false)
     }
 
+    async fn build_of_agent(&self, agent_id: Uuid) -> Result<WorkspaceBuild> {
+        builds::build_of_agent(&self.pool, agent_id).await
+    }
+
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>> {
-        let rows = sqlx::query(
-            "SELECT * FROM workspace_resources WHERE job_id = ? ORDER BY transition, position",
-        )
-        .bind(job_id.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(rows::resource).collect()
+        builds::resources_of_job(&self.pool, job_id).await
     }
 
     async fn import_result(&self, job_id: Uuid) -> Result<Option<ImportResult>> {
