@@ -338,9 +338,9 @@ impl Registry {
     /// The ids of the daemons [`Registry::matching`] counts, sorted: a
     /// pending job's `available_workers`.
     pub fn matching_ids(&self, job_tags: &Tags, provisioner: &str) -> Vec<Uuid> {
-        let map = self.lock();
-        let mut ids: Vec<Uuid> = map
-            .values()
+        let mut ids: Vec<Uuid> = self
+            .list()
+            .iter()
             .filter(|c| tags_satisfy(&c.tags, job_tags))
             .filter(|c| c.provisioners.iter().any(|p| p == provisioner))
             .map(|c| c.id)
