@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    Job, JobOutcome, JobStatus, JobType, LogLevel, LogLine, LogSource, Transition, WorkspaceBuild,
-    DAEMON_LOST,
+    schedule, Job, JobOutcome, JobStatus, JobType, LogLevel, LogLine, LogSource, Transition,
+    WorkspaceBuild, DAEMON_LOST,
 };
 
 /// Result of cancelling a job.
@@ -194,15 +194,34 @@ pub struct BuildCompletion<'a> {
     pub resources: Transition,
     /// A successful delete build marks its workspace deleted.
     pub workspace_deleted: bool,
+    /// The build's deadline, written with the completion so no reader sees
+    /// a running workspace without one: a start build whose job succeeded
+    /// stops its workspace's ttl after the completion ([`schedule::deadline`]);
+    /// `None` leaves the build's deadline as it is (none yet).
+    pub deadline: Option<DateTime<Utc>>,
 }
 
-/// Decides what the outcome of `build`'s job writes.
-pub fn complete_build<'a>(build: &WorkspaceBuild, outcome: &'a JobOutcome) -> BuildCompletion<'a> {
+/// Decides what the outcome of `build`'s job writes. `job` is the job row
+/// as the completion writes it (see [`complete`]); `ttl_ms` is the
+/// workspace's ttl, read in the same transaction.
+pub fn complete_build<'a>(
+    build: &WorkspaceBuild,
+    job: &Job,
+    outcome: &'a JobOutcome,
+    ttl_ms: Option<i64>,
+) -> BuildCompletion<'a> {
     let succeeded = outcome.error.is_none() && !outcome.canceled;
+    let deadline = match (build.transition, job.status(), job.completed_at) {
+        (Transition::Start, JobStatus::Succeeded, Some(completed)) => {
+            schedule::deadline(completed, ttl_ms)
+        }
+        _ => None,
+    };
     BuildCompletion {
         state: outcome.state.as_deref(),
         resources: build.transition,
         workspace_deleted: build.transition == Transition::Delete && succeeded,
+        deadline,
     }
 }
 

@@ -326,3 +326,40 @@ pub async fn late_results_keep_the_state(store: &dyn Store) {
     assert_eq!(result, CompleteResult::AlreadyCompleted);
     assert_eq!(store.build(b4.id).await.expect("b4").provisioner_state, b"old-state");
 }
+
+/// A successful start build of a workspace with a ttl carries its deadline
+/// (the completion's time plus the ttl) as soon as the completion returns:
+/// it is written in the completion's transaction, so no reader sees the
+/// build succeeded without it. Without a ttl, or for a failed start or a
+/// stop, there is none.
+pub async fn a_start_build_gets_its_deadline_with_the_completion(store: &dyn Store) {
+    let f = fixture(store).await;
+    let mut ws = workspace(&f, "timed");
+    ws.ttl_ms = Some(3_600_000);
+    let (b1, j1) = build(&f, ws.id, 1, Transition::Start);
+    store.insert_workspace(&ws, &b1, &j1).await.expect("workspace");
+    let worker = take(store, j1.id).await;
+    store.complete_job(j1.id, worker, &JobOutcome::default()).await.expect("complete");
+    let done = store.build(b1.id).await.expect("build");
+    let completed = store.job(j1.id).await.expect("job").completed_at.expect("completed");
+    assert_eq!(done.deadline, Some(completed + chrono::Duration::hours(1)));
+
+    // A stop build gets none; a failed start gets none either.
+    let (b2, j2) = build(&f, ws.id, 2, Transition::Stop);
+    store.insert_build(&b2, &j2).await.expect("stop");
+    let worker = take(store, j2.id).await;
+    store.complete_job(j2.id, worker, &JobOutcome::default()).await.expect("stop");
+    assert_eq!(store.build(b2.id).await.expect("b2").deadline, None);
+    let (b3, j3) = build(&f, ws.id, 3, Transition::Start);
+    store.insert_build(&b3, &j3).await.expect("start");
+    let worker = take(store, j3.id).await;
+    let failed = JobOutcome { error: Some("boom".into()), ..JobOutcome::default() };
+    store.complete_job(j3.id, worker, &failed).await.expect("fail");
+    assert_eq!(store.build(b3.id).await.expect("b3").deadline, None);
+
+    // No ttl, no deadline.
+    let (_, b, j) = new_workspace(store, &f, "manual").await;
+    let worker = take(store, j.id).await;
+    store.complete_job(j.id, worker, &JobOutcome::default()).await.expect("complete");
+    assert_eq!(store.build(b.id).await.expect("build").deadline, None);
+}

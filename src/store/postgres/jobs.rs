@@ -309,7 +309,7 @@ pub async fn complete(
             Completion::Complete { job: next, effect } => {
                 write_job(&mut tx, &next).await?;
                 match (effect, &outcome.import) {
-                    (Effect::Build, _) => complete_build(&mut tx, job_id, outcome, now).await?,
+                    (Effect::Build, _) => complete_build(&mut tx, &next, outcome, now).await?,
                     (Effect::Import, Some(import)) => {
                         complete_import(&mut tx, job_id, outcome, import, now).await?;
                     }
@@ -370,17 +370,35 @@ async fn set_build_state(
     Ok(())
 }
 
-/// Applies a completed build job's outcome to its build and workspace.
+/// Applies a completed build job's outcome to its build and workspace:
+/// `job` is the job row as just written. The workspace's ttl is read here,
+/// in the completion's transaction, so the deadline commits with it.
 async fn complete_build(
     tx: &mut Tx,
-    job_id: Uuid,
+    job: &Job,
     outcome: &JobOutcome,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let job_id = job.id;
     let build = build_of_job(tx, job_id).await?;
-    let decision = job_state::complete_build(&build, outcome);
+    let ttl_ms: Option<i64> = sqlx::query_scalar("SELECT ttl_ms FROM workspaces WHERE id = $1")
+        .bind(build.workspace_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?
+        .flatten();
+    let decision = job_state::complete_build(&build, job, outcome, ttl_ms);
     if let Some(state) = decision.state {
         set_build_state(tx, build.id, state, now).await?;
+    }
+    if let Some(deadline) = decision.deadline {
+        sqlx::query("UPDATE workspace_builds SET deadline = $1, updated_at = $2 WHERE id = $3")
+            .bind(deadline)
+            .bind(now)
+            .bind(build.id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
     }
     insert_resources(tx, job_id, decision.resources, &outcome.resources, now).await?;
     if decision.workspace_deleted {

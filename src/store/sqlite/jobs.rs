@@ -338,7 +338,7 @@ pub async fn complete(
             write_job(&mut tx, &next).await?;
             let now = ts(now);
             match (effect, &outcome.import) {
-                (Effect::Build, _) => complete_build(&mut tx, job_id, outcome, &now).await?,
+                (Effect::Build, _) => complete_build(&mut tx, &next, outcome, &now).await?,
                 (Effect::Import, Some(import)) => {
                     complete_import(&mut tx, job_id, outcome, import, &now).await?;
                 }
@@ -398,17 +398,35 @@ async fn set_build_state(
     Ok(())
 }
 
-/// Applies a completed build job's outcome to its build and workspace.
+/// Applies a completed build job's outcome to its build and workspace:
+/// `job` is the job row as just written. The workspace's ttl is read here,
+/// in the completion's transaction, so the deadline commits with it.
 async fn complete_build(
     tx: &mut Transaction<'static, Sqlite>,
-    job_id: Uuid,
+    job: &Job,
     outcome: &JobOutcome,
     now: &str,
 ) -> Result<()> {
+    let job_id = job.id;
     let build = build_of_job(tx, job_id).await?;
-    let decision = job_state::complete_build(&build, outcome);
+    let ttl_ms: Option<i64> = sqlx::query_scalar("SELECT ttl_ms FROM workspaces WHERE id = ?")
+        .bind(build.workspace_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?
+        .flatten();
+    let decision = job_state::complete_build(&build, job, outcome, ttl_ms);
     if let Some(state) = decision.state {
         set_build_state(tx, build.id, state, now).await?;
+    }
+    if let Some(deadline) = decision.deadline {
+        sqlx::query("UPDATE workspace_builds SET deadline = ?, updated_at = ? WHERE id = ?")
+            .bind(ts(deadline))
+            .bind(now)
+            .bind(build.id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
     }
     insert_resources(tx, job_id, decision.resources, &outcome.resources, now).await?;
     if decision.workspace_deleted {
