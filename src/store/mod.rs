@@ -381,6 +381,10 @@ pub trait Store: Send + Sync + 'static {
         error_code: Option<&str>,
     ) -> Result<CompleteResult>;
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>>;
+    /// How long each stage and resource of the job's run took, as its
+    /// daemon reported with the completion (stored in the completion's
+    /// transaction), in the order reported; empty before it completed.
+    async fn job_timings(&self, job_id: Uuid) -> Result<Vec<crate::domain::ProvisionerTiming>>;
     /// What a completed template import found; `None` before it completed
     /// or when it failed.
     async fn import_result(&self, job_id: Uuid) -> Result<Option<ImportResult>>;

@@ -363,3 +363,53 @@ pub async fn a_start_build_gets_its_deadline_with_the_completion(store: &dyn Sto
     store.complete_job(j.id, worker, &JobOutcome::default()).await.expect("complete");
     assert_eq!(store.build(b.id).await.expect("build").deadline, None);
 }
+
+/// A completion's timings are stored with it, in the order reported, to
+/// the microsecond; a repeated completion adds none, and a job that
+/// reported none (or is unknown) has none.
+pub async fn timings_are_stored_with_the_completion(store: &dyn Store) {
+    use crate::domain::{ProvisionerTiming, TimingStage};
+    use chrono::SubsecRound;
+    let f = fixture(store).await;
+    let (_, _, j1) = new_workspace(store, &f, "timed").await;
+    let worker = take(store, j1.id).await;
+    assert!(store.job_timings(j1.id).await.expect("none yet").is_empty());
+    let t0 = chrono::Utc::now().trunc_subsecs(6);
+    let timing = |ms: i64, stage: TimingStage, source: &str, action: &str, resource: &str| {
+        ProvisionerTiming {
+            started_at: t0 + chrono::Duration::milliseconds(ms),
+            ended_at: t0 + chrono::Duration::microseconds(ms * 1000 + 1234),
+            stage,
+            source: source.into(),
+            action: action.into(),
+            resource: resource.into(),
+        }
+    };
+    let timings = vec![
+        timing(0, TimingStage::Init, "terraform", "initializing terraform", "state file"),
+        timing(900, TimingStage::Plan, "coder", "read", "data.coder_workspace.me"),
+        timing(
+            950,
+            TimingStage::Graph,
+            "terraform",
+            "building terraform dependency graph",
+            "state file",
+        ),
+        timing(1000, TimingStage::Apply, "coder", "create", "coder_agent.main"),
+        timing(1000, TimingStage::Apply, "terraform", "create", "terraform_data.vm[0]"),
+    ];
+    let ok = JobOutcome { timings: timings.clone(), ..JobOutcome::default() };
+    store.complete_job(j1.id, worker, &ok).await.expect("complete");
+    assert_eq!(store.job_timings(j1.id).await.expect("timings"), timings);
+    assert_eq!(
+        store.complete_job(j1.id, worker, &ok).await.expect("again"),
+        CompleteResult::AlreadyCompleted
+    );
+    assert_eq!(store.job_timings(j1.id).await.expect("timings").len(), timings.len());
+
+    let (_, _, j2) = new_workspace(store, &f, "untimed").await;
+    let worker = take(store, j2.id).await;
+    store.complete_job(j2.id, worker, &JobOutcome::default()).await.expect("complete");
+    assert!(store.job_timings(j2.id).await.expect("none").is_empty());
+    assert!(store.job_timings(Uuid::new_v4()).await.expect("unknown").is_empty());
+}

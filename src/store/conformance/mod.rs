@@ -72,6 +72,7 @@ macro_rules! for_each_case {
             completion::fail_job_ignores_the_owner,
             completion::late_results_keep_the_state,
             completion::a_start_build_gets_its_deadline_with_the_completion,
+            completion::timings_are_stored_with_the_completion,
             reaper::heartbeat_marks_only_the_daemons_own_jobs,
             reaper::stale_jobs_by_last_heard_of_time,
             reaper::pending_jobs_before_a_time,

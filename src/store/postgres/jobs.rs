@@ -308,6 +308,7 @@ pub async fn complete(
             Completion::Late => complete_late(&mut tx, &job, outcome, now).await?,
             Completion::Complete { job: next, effect } => {
                 write_job(&mut tx, &next).await?;
+                super::timings::insert(&mut tx, job_id, &outcome.timings).await?;
                 match (effect, &outcome.import) {
                     (Effect::Build, _) => complete_build(&mut tx, &next, outcome, now).await?,
                     (Effect::Import, Some(import)) => {
@@ -456,6 +457,8 @@ async fn complete_late(
         insert_resources(tx, job.id, transition, &outcome.resources, now).await?;
     }
     write_job(tx, &decision.job).await?;
+    // The run happened: its timings are kept like its state.
+    super::timings::insert(tx, job.id, &outcome.timings).await?;
     sqlx::query("UPDATE provisioner_jobs SET late_result_at = $1 WHERE id = $2")
         .bind(decision.job.updated_at)
         .bind(job.id)

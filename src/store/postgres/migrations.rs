@@ -8,12 +8,17 @@
 use sqlx::migrate::Migrator;
 
 /// `(version, description, SQL)` of every file in `migrations/postgres`, in order.
-pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 2] = [
+pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 3] = [
     (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
     (
         2,
         "workspace schedules",
         include_str!("../../../migrations/postgres/0002_workspace_schedules.sql"),
+    ),
+    (
+        4,
+        "provisioner job timings",
+        include_str!("../../../migrations/postgres/0004_provisioner_job_timings.sql"),
     ),
 ];
 

@@ -12,8 +12,8 @@ use super::rows::{self, clock, now, ts};
 use super::{db, found};
 use crate::domain::job_state::{self, BuildHistory, Completion, Effect, NewerBuild, Reporter};
 use crate::domain::{
-    ImportResult, Job, JobOutcome, JobType, Resource, StoredLog, Transition, WorkspaceBuild,
-    SCOPE_KEYS,
+    ImportResult, Job, JobOutcome, JobType, Resource, StoredLog, StoredResource, Transition,
+    WorkspaceBuild, SCOPE_KEYS,
 };
 use crate::store::{
     stored, AcquireRequest, AppendedLogs, CancelResult, CompleteResult, LogBatch, LogRange, Result,
@@ -336,6 +336,7 @@ pub async fn complete(
         Completion::Late => complete_late(&mut tx, &job, outcome, now).await?,
         Completion::Complete { job: next, effect } => {
             write_job(&mut tx, &next).await?;
+            super::timings::insert(&mut tx, job_id, &outcome.timings).await?;
             let now = ts(now);
             match (effect, &outcome.import) {
                 (Effect::Build, _) => complete_build(&mut tx, &next, outcome, &now).await?,
@@ -486,6 +487,8 @@ async fn complete_late(
         insert_resources(tx, job.id, transition, &outcome.resources, &now).await?;
     }
     write_job(tx, &decision.job).await?;
+    // The run happened: its timings are kept like its state.
+    super::timings::insert(tx, job.id, &outcome.timings).await?;
     sqlx::query("UPDATE provisioner_jobs SET late_result_at = ? WHERE id = ?")
         .bind(ts(decision.job.updated_at))
         .bind(job.id.to_string())
@@ -510,6 +513,18 @@ async fn complete_late(
     .await
     .map_err(db)?;
     Ok(decision.result)
+}
+
+/// The resources a job reported, by transition, in the order reported.
+pub async fn resources_of_job(pool: &SqlitePool, job_id: Uuid) -> Result<Vec<StoredResource>> {
+    let rows = sqlx::query(
+        "SELECT * FROM workspace_resources WHERE job_id = ? ORDER BY transition, position",
+    )
+    .bind(job_id.to_string())
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(rows::resource).collect()
 }
 
 async fn insert_resources(

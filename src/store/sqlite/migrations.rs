@@ -9,7 +9,7 @@
 use sqlx::migrate::Migrator;
 
 /// `(version, description, SQL)` of every file in `migrations/sqlite`, in order.
-const MIGRATIONS: [crate::store::migrations::Embedded; 9] = [
+const MIGRATIONS: [crate::store::migrations::Embedded; 10] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "provisioner keys", include_str!("../../../migrations/sqlite/0002_provisioner_keys.sql")),
     (3, "template imports", include_str!("../../../migrations/sqlite/0003_template_imports.sql")),
@@ -22,6 +22,11 @@ const MIGRATIONS: [crate::store::migrations::Embedded; 9] = [
         10,
         "workspace schedules",
         include_str!("../../../migrations/sqlite/0010_workspace_schedules.sql"),
+    ),
+    (
+        45,
+        "provisioner job timings",
+        include_str!("../../../migrations/sqlite/0045_provisioner_job_timings.sql"),
     ),
 ];
 

@@ -3,7 +3,8 @@
 //! transactions, which take SQLite's write lock up front, so two daemons can
 //! never acquire the same job and a workspace never gets two active builds.
 //!
-//! Decoding lives in `rows`, the queue's operations in `jobs`; this file has
+//! Decoding lives in `rows`, the queue's operations in `jobs`, run timings
+//! in `timings`; this file has
 //! the connection setup and the simpler tables.
 
 use std::str::FromStr;
@@ -31,6 +32,7 @@ mod migrations;
 mod rows;
 #[cfg(test)]
 mod stored_format;
+mod timings;
 
 use rows::{now, ts};
 
@@ -748,14 +750,11 @@ impl Store for SqliteStore {
     }
 
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>> {
-        let rows = sqlx::query(
-            "SELECT * FROM workspace_resources WHERE job_id = ? ORDER BY transition, position",
-        )
-        .bind(job_id.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(rows::resource).collect()
+        jobs::resources_of_job(&self.pool, job_id).await
+    }
+
+    async fn job_timings(&self, job_id: Uuid) -> Result<Vec<crate::domain::ProvisionerTiming>> {
+        timings::of_job(&self.pool, job_id).await
     }
 
     async fn import_result(&self, job_id: Uuid) -> Result<Option<ImportResult>> {
