@@ -35,3 +35,6 @@ mod configfile;
 mod logformat;
 mod metrics;
 mod notify;
+
+// timings (issue 15 point 7)
+mod timings;
