@@ -349,7 +349,12 @@ pub async fn a_start_build_gets_its_deadline_with_the_completion(store: &dyn Sto
     store.insert_build(&b2, &j2).await.expect("stop");
     let worker = take(store, j2.id).await;
     store.complete_job(j2.id, worker, &JobOutcome::default()).await.expect("stop");
-    assert_eq!(store.build(b2.id).await.expect("b2").deadline, None);
+    let stopped = store.build(b2.id).await.expect("b2");
+    assert_eq!(stopped.deadline, None);
+    // Even a completion that writes nothing else on the build touches it:
+    // a build row older than its job's completion was read before it.
+    let stop_done = store.job(j2.id).await.expect("j2").completed_at.expect("completed");
+    assert_eq!((done.updated_at, stopped.updated_at), (completed, stop_done));
     let (b3, j3) = build(&f, ws.id, 3, Transition::Start);
     store.insert_build(&b3, &j3).await.expect("start");
     let worker = take(store, j3.id).await;

@@ -392,15 +392,17 @@ async fn complete_build(
     if let Some(state) = decision.state {
         set_build_state(tx, build.id, state, now).await?;
     }
-    if let Some(deadline) = decision.deadline {
-        sqlx::query("UPDATE workspace_builds SET deadline = $1, updated_at = $2 WHERE id = $3")
-            .bind(deadline)
-            .bind(now)
-            .bind(build.id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db)?;
-    }
+    // Always touched: a build row whose `updated_at` is before its job's
+    // completion was read before the completion (see `api/json.rs`).
+    sqlx::query(
+        "UPDATE workspace_builds SET deadline = COALESCE($1, deadline), updated_at = $2 WHERE id = $3",
+    )
+    .bind(decision.deadline)
+    .bind(now)
+    .bind(build.id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
     insert_resources(tx, job_id, decision.resources, &outcome.resources, now).await?;
     if decision.workspace_deleted {
         sqlx::query("UPDATE workspaces SET deleted = true, updated_at = $1 WHERE id = $2")

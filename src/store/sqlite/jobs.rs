@@ -420,15 +420,17 @@ async fn complete_build(
     if let Some(state) = decision.state {
         set_build_state(tx, build.id, state, now).await?;
     }
-    if let Some(deadline) = decision.deadline {
-        sqlx::query("UPDATE workspace_builds SET deadline = ?, updated_at = ? WHERE id = ?")
-            .bind(ts(deadline))
-            .bind(now)
-            .bind(build.id.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(db)?;
-    }
+    // Always touched: a build row whose `updated_at` is before its job's
+    // completion was read before the completion (see `api/json.rs`).
+    sqlx::query(
+        "UPDATE workspace_builds SET deadline = COALESCE(?, deadline), updated_at = ? WHERE id = ?",
+    )
+    .bind(decision.deadline.map(ts))
+    .bind(now)
+    .bind(build.id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
     insert_resources(tx, job_id, decision.resources, &outcome.resources, now).await?;
     if decision.workspace_deleted {
         sqlx::query("UPDATE workspaces SET deleted = 1, updated_at = ? WHERE id = ?")
