@@ -170,7 +170,7 @@ impl Job<'_> {
     /// Every timing so far, oldest first.
     fn take_timings(&self) -> Vec<ProvisionerTiming> {
         let mut all = std::mem::take(&mut *self.timings.lock().unwrap_or_else(|p| p.into_inner()));
-        all.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        all.sort_by_key(|a| a.started_at);
         all
     }
 

@@ -114,7 +114,7 @@ impl Recorder {
             t.started_at = t.started_at.clamp(self.started, ended);
             t.ended_at = t.ended_at.clamp(t.started_at, ended);
         }
-        self.done.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        self.done.sort_by_key(|a| a.started_at);
         self.done
     }
 }

@@ -325,7 +325,8 @@ fn a_succeeded_start_build_gets_its_deadline_with_the_completion() {
     let hour = Some(3_600_000);
     let canceling = job(Canceling);
     // transition, job before, outcome, ttl, deadline
-    let table: [(Transition, &Job, JobOutcome, Option<i64>, Option<DateTime<Utc>>); 8] = [
+    type Row<'a> = (Transition, &'a Job, JobOutcome, Option<i64>, Option<DateTime<Utc>>);
+    let table: [Row<'_>; 8] = [
         (Start, &job(Running), succeeded(), hour, Some(now() + Duration::hours(1))),
         (Start, &job(Running), succeeded(), Some(60_000), Some(now() + Duration::minutes(1))),
         (Start, &job(Running), succeeded(), None, None),
