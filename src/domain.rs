@@ -418,6 +418,31 @@ pub struct StoredResource {
 /// result: its state is still kept (see `Store::complete_job`).
 pub const DAEMON_LOST: &str = "PROVISIONER_DAEMON_LOST";
 
+wire_enum!(
+    /// A stage of a provisioner run a timing belongs to, as Coder names
+    /// them: `init`, `plan`, `graph` (the dependency graph agents are
+    /// attached with) and `apply` (a destroy too).
+    TimingStage { Init => "init", Plan => "plan", Graph => "graph", Apply => "apply" }
+);
+
+/// How long one step of a provisioner run took: a whole stage (`init`,
+/// `graph`), or one resource's action within `plan` or `apply` (from
+/// terraform's `-json` hook messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionerTiming {
+    pub started_at: DateTime<Utc>,
+    /// Never before `started_at`.
+    pub ended_at: DateTime<Utc>,
+    pub stage: TimingStage,
+    /// The provider (`coder`, `terraform`, ...), or `terraform` itself for
+    /// a whole stage.
+    pub source: String,
+    /// What was done: `create`, `read`, `delete`, ..., or the stage's work.
+    pub action: String,
+    /// The resource's address, or `state file` for a whole stage.
+    pub resource: String,
+}
+
 /// What a daemon reports when a job ends.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct JobOutcome {
@@ -431,6 +456,9 @@ pub struct JobOutcome {
     pub canceled: bool,
     /// A template import's parameters and variables.
     pub import: Option<ImportResult>,
+    /// How long each stage and resource took (none from daemons before
+    /// protocol 1.1, or from the echo provisioner).
+    pub timings: Vec<ProvisionerTiming>,
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{ImportResult, LogLine, NameValue, Resource, Transition};
+use crate::domain::{ImportResult, LogLine, NameValue, ProvisionerTiming, Resource, Transition};
 
 /// Most lines in one batch a provisioner sends: the same as the most lines
 /// the daemon puts in one protocol message, so a batch never needs more
@@ -68,10 +68,12 @@ pub struct ProvisionOutcome {
     pub resources: Vec<Resource>,
     /// What a template import found out about the template.
     pub import: Option<ImportResult>,
+    /// How long each stage and resource took.
+    pub timings: Vec<ProvisionerTiming>,
 }
 
 /// A run that did not succeed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, Default, thiserror::Error)]
 #[error("{message}")]
 pub struct ProvisionError {
     /// What went wrong, with the provisioner's own words where it has them.
@@ -81,12 +83,14 @@ pub struct ProvisionError {
     pub state: Option<Vec<u8>>,
     /// The run stopped because it was canceled.
     pub canceled: bool,
+    /// How long the stages and resources that ran took.
+    pub timings: Vec<ProvisionerTiming>,
 }
 
 impl ProvisionError {
     /// A failure with a message only: no code, no state, not canceled.
     pub fn failed(message: impl Into<String>) -> Self {
-        Self { message: message.into(), code: None, state: None, canceled: false }
+        Self { message: message.into(), ..Self::default() }
     }
 }
 

@@ -333,6 +333,29 @@ impl App<'_> {
         Ok(self.store.builds_of_workspace(ws.id, &page).await?)
     }
 
+    /// A build the subject may see, with its provisioner timings.
+    pub async fn build_timings(
+        &self,
+        who: Subject<'_>,
+        id: Uuid,
+    ) -> Result<(WorkspaceBuild, Vec<crate::domain::ProvisionerTiming>)> {
+        let build = self.build(who, id).await?;
+        let timings = self.store.job_timings(build.job_id).await?;
+        Ok((build, timings))
+    }
+
+    /// The timings of the latest build of a live workspace the subject may see.
+    pub async fn workspace_timings(
+        &self,
+        who: Subject<'_>,
+        workspace_id: Uuid,
+    ) -> Result<(WorkspaceBuild, Vec<crate::domain::ProvisionerTiming>)> {
+        let ws = self.workspace(who, workspace_id, false).await?;
+        let build = self.store.latest_build(ws.id).await?;
+        let timings = self.store.job_timings(build.job_id).await?;
+        Ok((build, timings))
+    }
+
     /// A build's raw terraform state. State can hold secrets: like Coder,
     /// only template managers read it raw, and to anyone else it does not
     /// exist.

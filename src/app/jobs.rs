@@ -34,19 +34,12 @@ impl App<'_> {
             }
             other => other?,
         };
-        // Read back once for what follows a completion: the deadline of a
-        // start build and the metrics.
+        // Read back once for the metrics. (A start build's deadline was
+        // written by the store in the completion's own transaction.)
         let ended = match result {
             CompleteResult::Completed => self.ended(job_id).await,
             _ => None,
         };
-        if let Some((job, Some(build))) = &ended {
-            // The job is complete either way: a deadline that could not be
-            // written is logged, and the workspace shuts down manually.
-            if let Err(e) = self.record_deadline(job, build).await {
-                tracing::error!(job = %job_id, error = %e, "could not set the build's deadline");
-            }
-        }
         if !matches!(result, CompleteResult::AlreadyCompleted) {
             self.events.publish(Event::JobUpdated(job_id));
         }
@@ -76,8 +69,7 @@ impl App<'_> {
     }
 
     /// A job that just ended, read back once, with its build when it is a
-    /// workspace build. A read that fails only leaves the job uncounted (and
-    /// without a deadline).
+    /// workspace build. A read that fails only leaves the job uncounted.
     async fn ended(&self, job_id: Uuid) -> Option<(Job, Option<WorkspaceBuild>)> {
         let job = self.store.job(job_id).await.ok()?;
         let build = match job.job_type {

@@ -1,9 +1,10 @@
 //! A workspace's settings and its schedule: autostart, ttl, extending the
-//! running build's deadline, dormancy, automatic updates and renaming; the
-//! deadline a successful start build gets; and the scheduler's tick, which
-//! queues the builds the schedules owe through the one build path
+//! running build's deadline, dormancy, automatic updates and renaming; and
+//! the scheduler's tick, which queues the builds the schedules owe through the one build path
 //! (`queue_build`, as the system). The rules themselves are
-//! `domain::schedule`'s; this file reads, asks them, and writes.
+//! `domain::schedule`'s; this file reads, asks them, and writes. (The
+//! deadline a successful start build gets is written by the store with the
+//! job's completion, as `domain::job_state::complete_build` decides.)
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -12,7 +13,7 @@ use super::access::{Action, Resource, Subject};
 use super::{validate, App, BuildRequest, Error, Result};
 use crate::domain::schedule::{self, LatestBuild, Weekly};
 use crate::domain::{
-    resolve_parameters, AutomaticUpdates, BuildReason, Job, JobStatus, Transition, WorkspaceBuild,
+    resolve_parameters, AutomaticUpdates, BuildReason, Transition, WorkspaceBuild,
 };
 use crate::server::Event;
 use crate::store::{StoreError, Workspace};
@@ -154,24 +155,6 @@ impl App<'_> {
             .map(|i| i.parameters)
             .unwrap_or_default();
         Ok(resolve_parameters(&declared, &[], &last.rich_parameters).is_err())
-    }
-
-    /// After a job completed: a start build that succeeded gets its
-    /// deadline, the workspace's ttl after the job's completion.
-    pub(super) async fn record_deadline(&self, job: &Job, build: &WorkspaceBuild) -> Result<()> {
-        // A dry run started nothing, so nothing is to be stopped.
-        if job.status() != JobStatus::Succeeded
-            || build.transition != Transition::Start
-            || job.is_dry_run()
-        {
-            return Ok(());
-        }
-        let ws = self.store.workspace(build.workspace_id).await?;
-        let Some(completed) = job.completed_at else { return Ok(()) };
-        if let Some(deadline) = schedule::deadline(completed, ws.ttl_ms) {
-            self.store.set_build_deadline(build.id, Some(deadline), build.max_deadline).await?;
-        }
-        Ok(())
     }
 
     /// One pass of the scheduler at `now`: queues the start or stop build

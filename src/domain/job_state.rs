@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    Job, JobOutcome, JobStatus, JobType, LogLevel, LogLine, LogSource, Transition, WorkspaceBuild,
-    DAEMON_LOST,
+    schedule, Job, JobOutcome, JobStatus, JobType, LogLevel, LogLine, LogSource, Transition,
+    WorkspaceBuild, DAEMON_LOST,
 };
 
 /// Result of cancelling a job.
@@ -194,20 +194,39 @@ pub struct BuildCompletion<'a> {
     pub resources: Transition,
     /// A successful delete build marks its workspace deleted.
     pub workspace_deleted: bool,
+    /// The build's deadline, written with the completion so no reader sees
+    /// a running workspace without one: a start build whose job succeeded
+    /// stops its workspace's ttl after the completion ([`schedule::deadline`]);
+    /// `None` leaves the build's deadline as it is (none yet).
+    pub deadline: Option<DateTime<Utc>>,
 }
 
-/// Decides what the outcome of `build`'s job writes. A dry run's job
-/// (`dry_run`) destroyed nothing, so it never marks its workspace deleted.
+/// Decides what the outcome of `build`'s job writes. `job` is the job row
+/// as the completion writes it (see [`complete`]); `ttl_ms` is the
+/// workspace's ttl, read in the same transaction. A dry run's job destroyed
+/// and started nothing, so it never marks its workspace deleted and gets no
+/// deadline.
 pub fn complete_build<'a>(
     build: &WorkspaceBuild,
-    dry_run: bool,
+    job: &Job,
     outcome: &'a JobOutcome,
+    ttl_ms: Option<i64>,
 ) -> BuildCompletion<'a> {
     let succeeded = outcome.error.is_none() && !outcome.canceled;
+    // A dry run planned only: it started nothing to stop and destroyed
+    // nothing, so it neither sets a deadline nor marks its workspace deleted.
+    let dry_run = job.is_dry_run();
+    let deadline = match (build.transition, job.status(), job.completed_at) {
+        (Transition::Start, JobStatus::Succeeded, Some(completed)) if !dry_run => {
+            schedule::deadline(completed, ttl_ms)
+        }
+        _ => None,
+    };
     BuildCompletion {
         state: outcome.state.as_deref(),
         resources: build.transition,
         workspace_deleted: build.transition == Transition::Delete && succeeded && !dry_run,
+        deadline,
     }
 }
 

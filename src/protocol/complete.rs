@@ -1,13 +1,15 @@
 //! A job's completion on the wire: the domain's [`JobOutcome`] with its
 //! resources (attributes and agents as JSON text) and an import's findings,
-//! plus the job id and the seq of the job's last log line. A completion
-//! too big for one message is cut down here, before it is sent.
+//! plus the job id and the seq of the job's last log line, and (since
+//! protocol 1.1) the run's timings, in microseconds since the epoch. A
+//! completion too big for one message is cut down here, before it is sent.
 
+use chrono::{DateTime, Utc};
 use prost::Message;
 use uuid::Uuid;
 
-use super::{parse_id, proto, BadMessage, MAX_MESSAGE_BYTES};
-use crate::domain::{ImportResult, JobOutcome, Resource, ResourceMetadata};
+use super::{parse_id, proto, BadMessage, Wire, MAX_MESSAGE_BYTES};
+use crate::domain::{ImportResult, JobOutcome, ProvisionerTiming, Resource, ResourceMetadata};
 
 /// A completion as the server reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +30,7 @@ pub fn complete_to_proto(job_id: Uuid, last_log_seq: i64, o: JobOutcome) -> prot
         error_code: o.error_code,
         canceled: o.canceled,
         last_log_seq,
+        timings: o.timings.into_iter().map(timing_to_proto).collect(),
         ..Default::default()
     };
     if let Some(mut import) = o.import {
@@ -60,6 +63,7 @@ pub fn complete_from_proto(c: proto::Complete) -> Result<Completion, BadMessage>
         error_code: c.error_code,
         canceled: c.canceled,
         import,
+        timings: c.timings.into_iter().filter_map(timing_from_proto).collect(),
     };
     Ok(Completion { job_id, last_log_seq: c.last_log_seq, outcome })
 }
@@ -76,8 +80,9 @@ fn fit(c: &mut proto::Complete, max: usize) {
     for r in c.resources.iter_mut().chain(c.stop_resources.iter_mut()) {
         r.attributes_json.clear();
     }
+    c.timings.clear();
     if c.encoded_len() <= max {
-        tracing::warn!(job = %c.job_id, size, max, "result too large: resource attributes dropped");
+        tracing::warn!(job = %c.job_id, size, max, "result too large: resource attributes and timings dropped");
         return;
     }
     let state = c.state.take().map_or(0, |s| s.len());
@@ -96,6 +101,35 @@ fn fit(c: &mut proto::Complete, max: usize) {
         )),
         ..Default::default()
     };
+}
+
+fn timing_to_proto(t: ProvisionerTiming) -> proto::ProvisionerTiming {
+    proto::ProvisionerTiming {
+        started_at_unix_us: t.started_at.timestamp_micros(),
+        ended_at_unix_us: t.ended_at.timestamp_micros(),
+        stage: t.stage.to_wire(),
+        source: t.source,
+        action: t.action,
+        resource: t.resource,
+    }
+}
+
+/// A daemon's timing, or `None` for one of a stage this side does not know
+/// (a newer minor version may add stages) or with a time out of range: a
+/// timing is worth less than the completion it comes with. An end before
+/// the start reads as the start.
+fn timing_from_proto(t: proto::ProvisionerTiming) -> Option<ProvisionerTiming> {
+    let stage = crate::domain::TimingStage::from_wire(t.stage).ok()?;
+    let started_at = DateTime::<Utc>::from_timestamp_micros(t.started_at_unix_us)?;
+    let ended_at = DateTime::<Utc>::from_timestamp_micros(t.ended_at_unix_us)?.max(started_at);
+    Some(ProvisionerTiming {
+        started_at,
+        ended_at,
+        stage,
+        source: t.source,
+        action: t.action,
+        resource: t.resource,
+    })
 }
 
 fn resource_to_proto(r: Resource) -> proto::Resource {
@@ -180,6 +214,47 @@ mod tests {
             "attributes": {"input": "x".repeat(attrs)}, "agents": [agent],
         });
         serde_json::from_value(r).expect("resource")
+    }
+
+    fn timing(stage: crate::domain::TimingStage, resource: &str) -> ProvisionerTiming {
+        let started_at =
+            DateTime::<Utc>::from_timestamp_micros(1_764_745_647_846_355).expect("time");
+        ProvisionerTiming {
+            started_at,
+            ended_at: started_at + chrono::Duration::microseconds(1_500),
+            stage,
+            source: "coder".into(),
+            action: "create".into(),
+            resource: resource.into(),
+        }
+    }
+
+    #[test]
+    fn timings_round_trip_and_unknown_stages_are_dropped() {
+        use crate::domain::TimingStage::{Apply, Init};
+        round_trip(JobOutcome {
+            timings: vec![timing(Init, "state file"), timing(Apply, "coder_agent.main")],
+            ..Default::default()
+        });
+        let mut c = complete_to_proto(
+            Uuid::nil(),
+            0,
+            JobOutcome {
+                timings: vec![timing(Apply, "a"), timing(Apply, "b")],
+                ..Default::default()
+            },
+        );
+        c.timings[0].stage = 99;
+        c.timings[1].ended_at_unix_us = c.timings[1].started_at_unix_us - 10;
+        let got = complete_from_proto(c).expect("readable").outcome.timings;
+        assert_eq!(got.len(), 1, "the unknown stage is dropped, not refused");
+        assert_eq!(
+            got[0].ended_at, got[0].started_at,
+            "an end before its start reads as the start"
+        );
+        // A 1.0 daemon's completion has none.
+        let old = proto::Complete { job_id: Uuid::nil().to_string(), ..Default::default() };
+        assert!(complete_from_proto(old).expect("readable").outcome.timings.is_empty());
     }
 
     fn round_trip(o: JobOutcome) {

@@ -3,7 +3,7 @@
 //! value this side does not know is a [`BadMessage`] naming the field.
 
 use super::{proto, BadMessage};
-use crate::domain::{JobType, LogLevel, LogSource, Transition};
+use crate::domain::{JobType, LogLevel, LogSource, TimingStage, Transition};
 
 /// A domain enum carried as a proto enum (an `i32` in prost's messages).
 pub trait Wire: Sized + Copy {
@@ -55,6 +55,7 @@ wire!(JobType, JobType, "job type" {
 });
 wire!(LogLevel, LogLevel, "log level" { Trace, Debug, Info, Warn, Error });
 wire!(LogSource, LogSource, "log source" { ProvisionerDaemon, Provisioner });
+wire!(TimingStage, TimingStage, "timing stage" { Init, Plan, Graph, Apply });
 
 #[cfg(test)]
 mod tests {
@@ -85,5 +86,6 @@ mod tests {
         round_trips::<JobType>(proto_values(|v| proto::JobType::try_from(v).is_ok()));
         round_trips::<LogLevel>(proto_values(|v| proto::LogLevel::try_from(v).is_ok()));
         round_trips::<LogSource>(proto_values(|v| proto::LogSource::try_from(v).is_ok()));
+        round_trips::<TimingStage>(proto_values(|v| proto::TimingStage::try_from(v).is_ok()));
     }
 }

@@ -20,7 +20,9 @@ pub struct ProtocolVersion {
 /// The version this build speaks. Bump the minor version for an addition
 /// the other side may ignore, the major version for anything else, and say
 /// in `provisionerd.proto` which version each change belongs to.
-pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+///
+/// 1.1: a completion carries the run's timings (`Complete.timings`).
+pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 1 };
 
 impl std::fmt::Display for ProtocolVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -476,6 +476,16 @@ impl Client {
         self.fetch(&format!("/api/v2/workspaces/{id}")).await
     }
 
+    /// `GET /workspacebuilds/{id}/timings`.
+    pub async fn build_timings(&self, id: Uuid) -> Result<super::WorkspaceBuildTimings> {
+        self.fetch(&format!("/api/v2/workspacebuilds/{id}/timings")).await
+    }
+
+    /// `GET /workspaces/{id}/timings`: the latest build's.
+    pub async fn workspace_timings(&self, id: Uuid) -> Result<super::WorkspaceBuildTimings> {
+        self.fetch(&format!("/api/v2/workspaces/{id}/timings")).await
+    }
+
     /// `GET /workspaces/{id}?include_deleted=true`.
     pub async fn workspace_including_deleted(&self, id: Uuid) -> Result<Workspace> {
         self.fetch(&format!("/api/v2/workspaces/{id}?include_deleted=true")).await

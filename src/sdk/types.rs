@@ -619,6 +619,30 @@ where
     }
 }
 
+/// `GET /workspacebuilds/{id}/timings` and `GET /workspaces/{id}/timings`
+/// (the latest build's): how long the build's provisioner stages and
+/// resources took. Agent timings stay empty until agents connect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceBuildTimings {
+    pub provisioner_timings: Vec<ProvisionerTiming>,
+    pub agent_script_timings: Vec<serde_json::Value>,
+    pub agent_connection_timings: Vec<serde_json::Value>,
+}
+
+/// One step of a build's provisioner run: a whole stage (`resource` is
+/// `state file`) or one resource's action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionerTiming {
+    pub job_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    /// `init`, `plan`, `graph` or `apply`.
+    pub stage: String,
+    pub source: String,
+    pub action: String,
+    pub resource: String,
+}
+
 #[cfg(test)]
 mod tests {
     //! The wire form the serde attributes pin: what is left out, what is

@@ -387,6 +387,10 @@ pub trait Store: Replicas + Send + Sync + 'static {
     /// import's planned agents are not a workspace's); `NotFound` if none.
     async fn build_of_agent(&self, agent_id: Uuid) -> Result<WorkspaceBuild>;
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>>;
+    /// How long each stage and resource of the job's run took, as its
+    /// daemon reported with the completion (stored in the completion's
+    /// transaction), in the order reported; empty before it completed.
+    async fn job_timings(&self, job_id: Uuid) -> Result<Vec<crate::domain::ProvisionerTiming>>;
     /// What a completed template import found; `None` before it completed
     /// or when it failed.
     async fn import_result(&self, job_id: Uuid) -> Result<Option<ImportResult>>;

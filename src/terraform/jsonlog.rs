@@ -2,7 +2,11 @@
 //! (`{"@level": ..., "@message": ..., "type": ...}`) keep their real level,
 //! and error diagnostics are collected so a failed run's error carries
 //! terraform's own words. Plain lines (init, raw stderr) are kept as they are.
+//! A resource's hook messages (`apply_start`, `apply_complete`,
+//! `apply_errored`, `refresh_start`, `refresh_complete`) are read as
+//! [`Hook`]s, which [`super::timings`] pairs into per-resource timings.
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::domain::LogLevel;
@@ -14,6 +18,29 @@ pub struct Parsed {
     pub output: String,
     /// For an error diagnostic: "summary: detail".
     pub error: Option<String>,
+    /// A resource's action starting or ending.
+    pub hook: Option<Hook>,
+}
+
+/// Whether a hook message starts or ends a resource's action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookEdge {
+    Start,
+    End,
+}
+
+/// A resource's action starting or ending, from terraform's `-json` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub edge: HookEdge,
+    /// The resource's address (`module.x.coder_agent.main`).
+    pub addr: String,
+    /// The provider that acts (`coder`, `terraform`, ...).
+    pub provider: String,
+    /// `create`, `read`, `update`, `delete`, ...; `refresh` for a refresh.
+    pub action: String,
+    /// When terraform printed it (`@timestamp`), if it said.
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize)]
@@ -22,9 +49,51 @@ struct JsonLine {
     level: String,
     #[serde(rename = "@message", default)]
     message: String,
+    #[serde(rename = "@timestamp", default)]
+    timestamp: Option<String>,
     #[serde(rename = "type", default)]
     kind: String,
     diagnostic: Option<Diagnostic>,
+    hook: Option<HookBody>,
+}
+
+#[derive(Deserialize)]
+struct HookBody {
+    resource: HookResource,
+    #[serde(default)]
+    action: String,
+}
+
+#[derive(Deserialize)]
+struct HookResource {
+    #[serde(default)]
+    addr: String,
+    #[serde(default)]
+    implied_provider: String,
+}
+
+fn hook(kind: &str, body: HookBody, timestamp: Option<&str>) -> Option<Hook> {
+    let edge = match kind {
+        "apply_start" | "refresh_start" => HookEdge::Start,
+        "apply_complete" | "apply_errored" | "refresh_complete" => HookEdge::End,
+        _ => return None,
+    };
+    if body.resource.addr.is_empty() {
+        return None;
+    }
+    let action = match (kind, body.action) {
+        ("refresh_start" | "refresh_complete", _) => "refresh".to_owned(),
+        (_, action) => action,
+    };
+    Some(Hook {
+        edge,
+        addr: body.resource.addr,
+        provider: body.resource.implied_provider,
+        action,
+        at: timestamp
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+    })
 }
 
 #[derive(Deserialize)]
@@ -53,6 +122,7 @@ pub fn parse_line(line: &str, stderr: bool) -> Parsed {
     if let Ok(j) = serde_json::from_str::<JsonLine>(line) {
         let mut output = j.message;
         let mut error = None;
+        let hook = j.hook.and_then(|h| hook(&j.kind, h, j.timestamp.as_deref()));
         if let (Some(d), "diagnostic") = (&j.diagnostic, j.kind.as_str()) {
             if !d.detail.is_empty() {
                 output = format!("{output}\n{}", d.detail);
@@ -65,7 +135,7 @@ pub fn parse_line(line: &str, stderr: bool) -> Parsed {
                 });
             }
         }
-        return Parsed { level: level(&j.level), output, error };
+        return Parsed { level: level(&j.level), output, error, hook };
     }
     let trimmed = line.trim_start_matches(['│', '╷', '╵', ' ']);
     let is_error = trimmed.starts_with("Error:");
@@ -78,6 +148,7 @@ pub fn parse_line(line: &str, stderr: bool) -> Parsed {
         level,
         output: line.to_owned(),
         error: is_error.then(|| trimmed.trim_start_matches("Error:").trim().to_owned()),
+        hook: None,
     }
 }
 
@@ -109,6 +180,30 @@ mod tests {
         assert_eq!(p.level, LogLevel::Error);
         assert_eq!(p.error.as_deref(), Some("local-exec provisioner error: Error running command 'exit 1': exit status 1. Output: "));
         assert!(p.output.contains("exit status 1"));
+    }
+
+    #[test]
+    fn hooks_are_read_with_their_time() {
+        let start = r#"{"@level":"info","@message":"coder_agent.main: Creating...","@module":"terraform.ui","@timestamp":"2026-12-03T07:27:27.846355Z","hook":{"resource":{"addr":"coder_agent.main","module":"","resource":"coder_agent.main","implied_provider":"coder","resource_type":"coder_agent","resource_name":"main","resource_key":null},"action":"create"},"type":"apply_start"}"#;
+        let hook = parse_line(start, false).hook.expect("hook");
+        assert_eq!(
+            (hook.edge, hook.addr.as_str(), hook.provider.as_str(), hook.action.as_str()),
+            (HookEdge::Start, "coder_agent.main", "coder", "create")
+        );
+        let at = hook.at.expect("time");
+        assert_eq!(
+            at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "2026-12-03T07:27:27.846355Z"
+        );
+        let refreshed = r#"{"@level":"info","@message":"x: Refresh complete","@timestamp":"bad","hook":{"resource":{"addr":"terraform_data.home","implied_provider":"terraform"},"id_key":"id","id_value":"1"},"type":"refresh_complete"}"#;
+        let hook = parse_line(refreshed, false).hook.expect("hook");
+        assert_eq!((hook.edge, hook.action.as_str(), hook.at), (HookEdge::End, "refresh", None));
+        let errored = r#"{"@level":"error","@message":"x: failed","hook":{"resource":{"addr":"terraform_data.vm[0]","implied_provider":"terraform"},"action":"create","elapsed_seconds":1},"type":"apply_errored"}"#;
+        assert_eq!(parse_line(errored, false).hook.map(|h| h.edge), Some(HookEdge::End));
+        // Other messages with a resource are no hooks of ours.
+        let progress = r#"{"@level":"info","@message":"x: Still creating...","hook":{"resource":{"addr":"a.b"},"action":"create"},"type":"apply_progress"}"#;
+        assert_eq!(parse_line(progress, false).hook, None);
+        assert_eq!(parse_line("Initializing the backend...", false).hook, None);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! back, convert it into resources, and remove the directory. It streams log
 //! lines with stages as it goes, a batch per read of terraform's output, and
 //! honours cancellation (SIGINT to the process group, SIGKILL after the
-//! grace period). [`Terraform`] is this work behind the provisioner contract
+//! grace period). It times each stage and resource (`timings`) and hands
+//! the timings back with the result. [`Terraform`] is this work behind the provisioner contract
 //! ([`crate::provisioner::Provision`]).
 //!
 //! This module does not know gRPC, HTTP or the store: the worker hands it a
@@ -19,6 +20,7 @@ pub mod hclconfig;
 pub mod install;
 pub mod jsonlog;
 mod provision;
+mod timings;
 pub mod watchdog;
 mod workdir;
 

@@ -19,8 +19,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::executor::{self, Exit, Invocation, Lines, Stream, TerraformProcess};
 use super::hclconfig::{self, TemplateConfig};
+use super::timings::{self, Recorder};
 use super::{archive, convert, jsonlog, workdir};
-use crate::domain::{ImportResult, LogLevel, LogLine, LogSource, Resource, Transition};
+use crate::domain::{
+    ImportResult, LogLevel, LogLine, LogSource, ProvisionerTiming, Resource, TimingStage,
+    Transition,
+};
 use crate::provisioner::{
     LogSink, Provision, ProvisionError, ProvisionKind, ProvisionOutcome, ProvisionRequest,
     WorkspaceMeta,
@@ -121,13 +125,20 @@ pub async fn provision(
         cancel: &cancel,
         env: Vec::new(),
         graph: tokio::sync::OnceCell::new(),
+        timings: std::sync::Mutex::default(),
     };
     let result = job.run(&request).await;
     job.say(CLEANING_UP, LogLevel::Info, "Removing the work directory").await;
+    // What ran is timed whether the run succeeded or not.
+    let timings = job.take_timings();
+    drop(job);
     if let Err(e) = dir.close() {
         tracing::warn!(error = %e, "failed to remove a job work directory");
     }
-    result
+    match result {
+        Ok(outcome) => Ok(ProvisionOutcome { timings, ..outcome }),
+        Err(e) => Err(ProvisionError { timings, ..e }),
+    }
 }
 
 /// One job's run in its work directory.
@@ -142,11 +153,25 @@ struct Job<'a> {
     /// `terraform graph -type=plan` depends only on the configuration: one
     /// run serves both plans of an import.
     graph: tokio::sync::OnceCell<String>,
+    /// Each timed command's timings, added as it ends (a lock, not a
+    /// `&mut`: `show` and `graph` run side by side).
+    timings: std::sync::Mutex<Vec<ProvisionerTiming>>,
 }
 
 impl Job<'_> {
     fn module(&self) -> PathBuf {
         self.dir.join("template")
+    }
+
+    fn record(&self, timings: Vec<ProvisionerTiming>) {
+        self.timings.lock().unwrap_or_else(|p| p.into_inner()).extend(timings);
+    }
+
+    /// Every timing so far, oldest first.
+    fn take_timings(&self) -> Vec<ProvisionerTiming> {
+        let mut all = std::mem::take(&mut *self.timings.lock().unwrap_or_else(|p| p.into_inner()));
+        all.sort_by_key(|a| a.started_at);
+        all
     }
 
     /// A line of the daemon's own, as a batch of one.
@@ -179,7 +204,7 @@ impl Job<'_> {
         self.plan(PLANNING, transition).await?;
         if !apply {
             let (_, resources) = self.planned().await?;
-            return Ok(ProvisionOutcome { state: state.clone(), resources, import: None });
+            return Ok(ProvisionOutcome { state: state.clone(), resources, ..Default::default() });
         }
         let args =
             ["apply", "-input=false", "-no-color", "-json", "-auto-approve"].map(String::from);
@@ -198,7 +223,7 @@ impl Job<'_> {
             Ok(resources) => Ok(ProvisionOutcome {
                 state: self.state().unwrap_or_default(),
                 resources,
-                import: None,
+                ..Default::default()
             }),
             Err(e) => Err(ProvisionError { state: e.state.or_else(|| self.state()), ..e }),
         }
@@ -234,6 +259,7 @@ impl Job<'_> {
                 presets,
                 stop_resources,
             }),
+            timings: Vec::new(),
         })
     }
 
@@ -268,7 +294,9 @@ impl Job<'_> {
     /// The dependency graph agents are attached with.
     async fn graph(&self) -> Result<String, ProvisionError> {
         let graph = self.graph.get_or_try_init(|| async {
+            let started = Utc::now();
             let dot = self.capture(&["graph".into(), "-type=plan".into()]).await?;
+            self.record(Recorder::new(TimingStage::Graph, started).finish(Utc::now()));
             Ok::<_, ProvisionError>(String::from_utf8_lossy(&dot).into_owned())
         });
         graph.await.cloned()
@@ -386,6 +414,7 @@ impl Job<'_> {
                 code: None,
                 state: self.state(),
                 canceled: true,
+                timings: Vec::new(),
             });
         }
         Ok(())
@@ -408,6 +437,7 @@ impl Job<'_> {
         let (tx, mut rx) = mpsc::channel(OUTPUT_BATCHES);
         let process = self.spawn(args, tx)?;
         let mut errors: Vec<String> = Vec::new();
+        let mut recorder = timings::stage_of(&args[0]).map(|s| Recorder::new(s, Utc::now()));
         let consume = async {
             // One read of the pipe, one batch on to the sink: its lines were
             // printed together, so they share a time.
@@ -418,6 +448,9 @@ impl Job<'_> {
                     .map(|line| {
                         let parsed = jsonlog::parse_line(line, stream == Stream::Stderr);
                         errors.extend(parsed.error);
+                        if let (Some(r), Some(hook)) = (recorder.as_mut(), &parsed.hook) {
+                            r.observe(hook, created_at);
+                        }
                         LogLine {
                             source: LogSource::Provisioner,
                             level: parsed.level,
@@ -433,6 +466,9 @@ impl Job<'_> {
         let started = std::time::Instant::now();
         let (exit, ()) = tokio::join!(process.wait(self.cancel, self.config.cancel_grace), consume);
         crate::metrics::get().terraform_command(&args[0], started.elapsed());
+        if let Some(r) = recorder {
+            self.record(r.finish(Utc::now()));
+        }
         let exit = exit.map_err(|e| failure(e.to_string()))?;
         self.outcome(&args[0], exit, errors).await
     }
@@ -454,9 +490,8 @@ impl Job<'_> {
                 };
                 Err(ProvisionError {
                     message: format!("terraform {command} failed: {why}"),
-                    code: None,
                     state: self.state(),
-                    canceled: false,
+                    ..Default::default()
                 })
             }
             Exit::Canceled { graceful } => {
@@ -470,7 +505,12 @@ impl Job<'_> {
                 };
                 let message = format!("job canceled: {how}");
                 self.say(CLEANING_UP, LogLevel::Warn, &message).await;
-                Err(ProvisionError { message, code: None, state: self.state(), canceled: true })
+                Err(ProvisionError {
+                    message,
+                    state: self.state(),
+                    canceled: true,
+                    ..Default::default()
+                })
             }
         }
     }
@@ -606,6 +646,7 @@ mod tests {
             cancel: &cancel,
             env: Vec::new(),
             graph: tokio::sync::OnceCell::new(),
+            timings: std::sync::Mutex::default(),
         };
         job.terraform("Burst", &["-c".to_owned(), script]).await.expect("ran");
         drop(job);

@@ -175,6 +175,7 @@ async fn provision(
                     code: None,
                     state: Some(previous_state),
                     canceled: true,
+                    timings: Vec::new(),
                 });
             }
         }
@@ -194,7 +195,7 @@ async fn provision(
     }
     let state = script.state.map(String::into_bytes).unwrap_or(previous_state);
     if let Some(message) = script.error {
-        return Err(ProvisionError { message, code: None, state: Some(state), canceled: false });
+        return Err(ProvisionError { message, state: Some(state), ..Default::default() });
     }
     let import = match (&request.kind, script.parameters) {
         (ProvisionKind::Import, Some(declared)) => Some(ImportResult {
@@ -203,7 +204,12 @@ async fn provision(
         }),
         _ => None,
     };
-    Ok(ProvisionOutcome { state, resources: script.resources.unwrap_or_default(), import })
+    Ok(ProvisionOutcome {
+        state,
+        resources: script.resources.unwrap_or_default(),
+        import,
+        timings: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -61,6 +61,7 @@ impl JobReport {
                 state: self.keeps_state.then_some(outcome.state),
                 resources: outcome.resources,
                 import: outcome.import,
+                timings: outcome.timings,
                 ..Default::default()
             },
             Err(e) => JobOutcome {
@@ -68,6 +69,7 @@ impl JobReport {
                 canceled: e.canceled,
                 error: (!e.canceled).then_some(e.message),
                 error_code: if e.canceled { None } else { e.code },
+                timings: e.timings,
                 ..Default::default()
             },
         }

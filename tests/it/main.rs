@@ -43,3 +43,6 @@ mod failover;
 
 // replicas (issue 14)
 mod replicas;
+
+// timings (issue 15 point 7)
+mod timings;

@@ -141,14 +141,9 @@ async fn a_ttl_gives_a_deadline_that_extends_and_the_scheduler_stops_then_starts
             .await;
     assert_eq!(status, 201, "{body}");
     let ws: sdk::Workspace = serde_json::from_value(body).expect("workspace");
-    wait_latest(&c, ws.id, 1).await;
-    // The deadline is written just after the job's completion commits (not
-    // in its transaction), so a read in between sees none yet.
-    let first = wait_for("the start build's deadline", BUILD, || async {
-        let b = c.workspace(ws.id).await.ok()?.latest_build;
-        b.deadline.is_some().then_some(b)
-    })
-    .await;
+    // The deadline is written in the completion's transaction: the first
+    // read that sees the build finished sees its deadline too.
+    let first = wait_latest(&c, ws.id, 1).await;
     assert_eq!(first.status, "running");
     let completed = first.job.completed_at.expect("completed");
     let deadline = first.deadline.expect("a start build with a ttl has a deadline");
@@ -368,5 +363,49 @@ async fn an_autostart_with_automatic_updates_always_builds_the_active_version() 
         ("autostart", "running", v2.id),
         "the scheduler moved it to the active version"
     );
+    server.stop().await;
+}
+
+/// Readers polling as fast as they can while a start build of a workspace
+/// with a ttl completes never see it `running` (its job succeeded) without
+/// its deadline: the deadline commits with the completion, not after it.
+#[tokio::test]
+async fn a_running_build_is_never_seen_without_its_deadline() {
+    let (server, c, _) = server_with_clock().await;
+    let template = echo(&c).await;
+    for round in 0..3 {
+        let name = format!("deadline-{round}");
+        let (status, body) =
+            create(&c, json!({"name": name, "template_id": template, "ttl_ms": 600_000})).await;
+        assert_eq!(status, 201, "{body}");
+        let ws: sdk::Workspace = serde_json::from_value(body).expect("workspace");
+        let readers = (0..4).map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let mut reads = 0u32;
+                loop {
+                    let b = c.workspace(ws.id).await.expect("read").latest_build;
+                    reads += 1;
+                    if b.job.status == "succeeded" {
+                        assert_eq!(b.status, "running");
+                        assert!(
+                            b.deadline.is_some(),
+                            "read #{reads} saw {} running without a deadline",
+                            b.id
+                        );
+                        return reads;
+                    }
+                    assert!(started.elapsed() < BUILD, "the build did not complete");
+                }
+            })
+        });
+        let reads: Vec<u32> = futures::future::join_all(readers)
+            .await
+            .into_iter()
+            .map(|r| r.expect("reader"))
+            .collect();
+        assert!(reads.iter().all(|n| *n > 0), "{reads:?}");
+    }
     server.stop().await;
 }

@@ -300,13 +300,53 @@ fn build_completion_by_transition_and_outcome() {
         (Stop, no_state, None, false),
     ];
     for (transition, outcome, state, deleted) in table {
-        let got = complete_build(&build(transition, b"old"), false, &outcome);
+        let done = completed(&job(Running), &outcome);
+        let got = complete_build(&build(transition, b"old"), &done, &outcome, None);
         assert_eq!(got.state, state, "{transition} {outcome:?}");
         assert_eq!(got.resources, transition);
         assert_eq!(got.workspace_deleted, deleted, "{transition} {outcome:?}");
-        // A dry run destroyed nothing: its workspace is never deleted.
-        let planned = complete_build(&build(transition, b"old"), true, &outcome);
+        // A dry run destroyed and started nothing: its workspace is never
+        // deleted and gets no deadline, whatever its ttl.
+        let mut dry = done.clone();
+        dry.input = serde_json::json!({ "dry_run": true });
+        let planned = complete_build(&build(transition, b"old"), &dry, &outcome, Some(3_600_000));
         assert!(!planned.workspace_deleted, "dry run {transition} {outcome:?}");
+        assert_eq!(planned.deadline, None, "dry run {transition} {outcome:?}");
+    }
+}
+
+/// The job row a completion of `job` by its owner writes at [`now`].
+fn completed(job: &Job, outcome: &JobOutcome) -> Job {
+    match complete(job, false, Reporter::Daemon(OWNER), outcome, now()) {
+        Ok(Completion::Complete { job, .. }) => *job,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The deadline is decided with the completion: only a start build whose
+/// job succeeded gets one, the workspace's ttl after the completion; a
+/// job canceled before the daemon reported success does not.
+#[test]
+fn a_succeeded_start_build_gets_its_deadline_with_the_completion() {
+    use Transition::{Delete, Start, Stop};
+    let hour = Some(3_600_000);
+    let canceling = job(Canceling);
+    // transition, job before, outcome, ttl, deadline
+    type Row<'a> = (Transition, &'a Job, JobOutcome, Option<i64>, Option<DateTime<Utc>>);
+    let table: [Row<'_>; 8] = [
+        (Start, &job(Running), succeeded(), hour, Some(now() + Duration::hours(1))),
+        (Start, &job(Running), succeeded(), Some(60_000), Some(now() + Duration::minutes(1))),
+        (Start, &job(Running), succeeded(), None, None),
+        (Start, &job(Running), failed(), hour, None),
+        (Start, &job(Running), stopped_cleanly(), hour, None),
+        (Start, &canceling, succeeded(), hour, None),
+        (Stop, &job(Running), succeeded(), hour, None),
+        (Delete, &job(Running), succeeded(), hour, None),
+    ];
+    for (transition, before, outcome, ttl, want) in table {
+        let done = completed(before, &outcome);
+        let got = complete_build(&build(transition, b"old"), &done, &outcome, ttl);
+        assert_eq!(got.deadline, want, "{transition} {:?} {outcome:?} {ttl:?}", before.status());
     }
 }
 

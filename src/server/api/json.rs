@@ -157,6 +157,18 @@ pub async fn build(state: &AppState, b: &WorkspaceBuild) -> ApiResult<BuildJson>
     let version = store.template_version(b.template_version_id).await?;
     let template = store.template(ws.template_id).await?;
     let job_row = store.job(b.job_id).await?;
+    // `b` was read before the job: if the job completed in between, read
+    // the build again, so a finished build never shows without what its
+    // completion wrote with it (its deadline, its state). A completion
+    // sets the build's `updated_at` to the job's `completed_at`.
+    let fresh;
+    let b = match job_row.completed_at {
+        Some(done) if b.updated_at < done => {
+            fresh = store.build(b.id).await?;
+            &fresh
+        }
+        _ => b,
+    };
     let metadata = sdk::ProvisionerJobMetadata {
         template_version_name: version.name.clone(),
         workspace_id: Some(ws.id),

@@ -29,6 +29,7 @@ mod logs;
 mod outer;
 pub mod resources;
 mod templates;
+mod timings;
 mod users;
 mod watch;
 mod workspace_settings;
@@ -187,6 +188,8 @@ pub fn router(state: AppState, grpc: Router) -> Router {
         .route("/workspacebuilds/{id}/state", get(builds::raw_state))
         .route("/workspacebuilds/{id}/parameters", get(builds::parameters))
         .route("/workspacebuilds/{id}/cancel", patch(builds::cancel))
+        .route("/workspacebuilds/{id}/timings", get(timings::build))
+        .route("/workspaces/{id}/timings", get(timings::workspace))
         // Coder compatibility (compat.rs).
         .route("/organizations", get(compat::organizations))
         .route("/templates", get(compat::templates))

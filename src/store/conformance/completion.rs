@@ -403,3 +403,95 @@ pub async fn dry_runs_that_ended_change_nothing(store: &dyn Store) {
         assert!(!store.workspace(ws.id).await.expect("ws").deleted, "{transition}");
     }
 }
+
+/// A successful start build of a workspace with a ttl carries its deadline
+/// (the completion's time plus the ttl) as soon as the completion returns:
+/// it is written in the completion's transaction, so no reader sees the
+/// build succeeded without it. Without a ttl, or for a failed start or a
+/// stop, there is none.
+pub async fn a_start_build_gets_its_deadline_with_the_completion(store: &dyn Store) {
+    let f = fixture(store).await;
+    let mut ws = workspace(&f, "timed");
+    ws.ttl_ms = Some(3_600_000);
+    let (b1, j1) = build(&f, ws.id, 1, Transition::Start);
+    store.insert_workspace(&ws, &b1, &j1).await.expect("workspace");
+    let worker = take(store, j1.id).await;
+    store.complete_job(j1.id, worker, &JobOutcome::default()).await.expect("complete");
+    let done = store.build(b1.id).await.expect("build");
+    let completed = store.job(j1.id).await.expect("job").completed_at.expect("completed");
+    assert_eq!(done.deadline, Some(completed + chrono::Duration::hours(1)));
+
+    // A stop build gets none; a failed start gets none either.
+    let (b2, j2) = build(&f, ws.id, 2, Transition::Stop);
+    store.insert_build(&b2, &j2).await.expect("stop");
+    let worker = take(store, j2.id).await;
+    store.complete_job(j2.id, worker, &JobOutcome::default()).await.expect("stop");
+    let stopped = store.build(b2.id).await.expect("b2");
+    assert_eq!(stopped.deadline, None);
+    // Even a completion that writes nothing else on the build touches it:
+    // a build row older than its job's completion was read before it.
+    let stop_done = store.job(j2.id).await.expect("j2").completed_at.expect("completed");
+    assert_eq!((done.updated_at, stopped.updated_at), (completed, stop_done));
+    let (b3, j3) = build(&f, ws.id, 3, Transition::Start);
+    store.insert_build(&b3, &j3).await.expect("start");
+    let worker = take(store, j3.id).await;
+    let failed = JobOutcome { error: Some("boom".into()), ..JobOutcome::default() };
+    store.complete_job(j3.id, worker, &failed).await.expect("fail");
+    assert_eq!(store.build(b3.id).await.expect("b3").deadline, None);
+
+    // No ttl, no deadline.
+    let (_, b, j) = new_workspace(store, &f, "manual").await;
+    let worker = take(store, j.id).await;
+    store.complete_job(j.id, worker, &JobOutcome::default()).await.expect("complete");
+    assert_eq!(store.build(b.id).await.expect("build").deadline, None);
+}
+
+/// A completion's timings are stored with it, in the order reported, to
+/// the microsecond; a repeated completion adds none, and a job that
+/// reported none (or is unknown) has none.
+pub async fn timings_are_stored_with_the_completion(store: &dyn Store) {
+    use crate::domain::{ProvisionerTiming, TimingStage};
+    use chrono::SubsecRound;
+    let f = fixture(store).await;
+    let (_, _, j1) = new_workspace(store, &f, "timed").await;
+    let worker = take(store, j1.id).await;
+    assert!(store.job_timings(j1.id).await.expect("none yet").is_empty());
+    let t0 = chrono::Utc::now().trunc_subsecs(6);
+    let timing = |ms: i64, stage: TimingStage, source: &str, action: &str, resource: &str| {
+        ProvisionerTiming {
+            started_at: t0 + chrono::Duration::milliseconds(ms),
+            ended_at: t0 + chrono::Duration::microseconds(ms * 1000 + 1234),
+            stage,
+            source: source.into(),
+            action: action.into(),
+            resource: resource.into(),
+        }
+    };
+    let timings = vec![
+        timing(0, TimingStage::Init, "terraform", "initializing terraform", "state file"),
+        timing(900, TimingStage::Plan, "coder", "read", "data.coder_workspace.me"),
+        timing(
+            950,
+            TimingStage::Graph,
+            "terraform",
+            "building terraform dependency graph",
+            "state file",
+        ),
+        timing(1000, TimingStage::Apply, "coder", "create", "coder_agent.main"),
+        timing(1000, TimingStage::Apply, "terraform", "create", "terraform_data.vm[0]"),
+    ];
+    let ok = JobOutcome { timings: timings.clone(), ..JobOutcome::default() };
+    store.complete_job(j1.id, worker, &ok).await.expect("complete");
+    assert_eq!(store.job_timings(j1.id).await.expect("timings"), timings);
+    assert_eq!(
+        store.complete_job(j1.id, worker, &ok).await.expect("again"),
+        CompleteResult::AlreadyCompleted
+    );
+    assert_eq!(store.job_timings(j1.id).await.expect("timings").len(), timings.len());
+
+    let (_, _, j2) = new_workspace(store, &f, "untimed").await;
+    let worker = take(store, j2.id).await;
+    store.complete_job(j2.id, worker, &JobOutcome::default()).await.expect("complete");
+    assert!(store.job_timings(j2.id).await.expect("none").is_empty());
+    assert!(store.job_timings(Uuid::new_v4()).await.expect("unknown").is_empty());
+}

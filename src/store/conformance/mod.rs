@@ -74,6 +74,8 @@ macro_rules! for_each_case {
             completion::late_results_keep_the_state,
             completion::agents_are_found_in_their_newest_build,
             completion::dry_runs_that_ended_change_nothing,
+            completion::a_start_build_gets_its_deadline_with_the_completion,
+            completion::timings_are_stored_with_the_completion,
             reaper::heartbeat_marks_only_the_daemons_own_jobs,
             reaper::stale_jobs_by_last_heard_of_time,
             reaper::pending_jobs_before_a_time,

@@ -308,10 +308,9 @@ pub async fn complete(
             Completion::Late => complete_late(&mut tx, &job, outcome, now).await?,
             Completion::Complete { job: next, effect } => {
                 write_job(&mut tx, &next).await?;
+                super::timings::insert(&mut tx, job_id, &outcome.timings).await?;
                 match (effect, &outcome.import) {
-                    (Effect::Build, _) => {
-                        complete_build(&mut tx, job_id, job.is_dry_run(), outcome, now).await?
-                    }
+                    (Effect::Build, _) => complete_build(&mut tx, &next, outcome, now).await?,
                     (Effect::Import, Some(import)) => {
                         complete_import(&mut tx, job_id, outcome, import, now).await?;
                     }
@@ -372,19 +371,38 @@ async fn set_build_state(
     Ok(())
 }
 
-/// Applies a completed build job's outcome to its build and workspace.
+/// Applies a completed build job's outcome to its build and workspace:
+/// `job` is the job row as just written. The workspace's ttl is read here,
+/// in the completion's transaction, so the deadline commits with it.
 async fn complete_build(
     tx: &mut Tx,
-    job_id: Uuid,
-    dry_run: bool,
+    job: &Job,
     outcome: &JobOutcome,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let job_id = job.id;
     let build = build_of_job(tx, job_id).await?;
-    let decision = job_state::complete_build(&build, dry_run, outcome);
+    let ttl_ms: Option<i64> = sqlx::query_scalar("SELECT ttl_ms FROM workspaces WHERE id = $1")
+        .bind(build.workspace_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?
+        .flatten();
+    let decision = job_state::complete_build(&build, job, outcome, ttl_ms);
     if let Some(state) = decision.state {
         set_build_state(tx, build.id, state, now).await?;
     }
+    // Always touched: a build row whose `updated_at` is before its job's
+    // completion was read before the completion (see `api/json.rs`).
+    sqlx::query(
+        "UPDATE workspace_builds SET deadline = COALESCE($1, deadline), updated_at = $2 WHERE id = $3",
+    )
+    .bind(decision.deadline)
+    .bind(now)
+    .bind(build.id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
     insert_resources(tx, job_id, decision.resources, &outcome.resources, now).await?;
     if decision.workspace_deleted {
         sqlx::query("UPDATE workspaces SET deleted = true, updated_at = $1 WHERE id = $2")
@@ -441,6 +459,8 @@ async fn complete_late(
         insert_resources(tx, job.id, transition, &outcome.resources, now).await?;
     }
     write_job(tx, &decision.job).await?;
+    // The run happened: its timings are kept like its state.
+    super::timings::insert(tx, job.id, &outcome.timings).await?;
     sqlx::query("UPDATE provisioner_jobs SET late_result_at = $1 WHERE id = $2")
         .bind(decision.job.updated_at)
         .bind(job.id)

@@ -8,7 +8,7 @@
 use sqlx::migrate::Migrator;
 
 /// `(version, description, SQL)` of every file in `migrations/postgres`, in order.
-pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 4] = [
+pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 5] = [
     (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
     (
         2,
@@ -16,6 +16,11 @@ pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 4] = [
         include_str!("../../../migrations/postgres/0002_workspace_schedules.sql"),
     ),
     (3, "daemons", include_str!("../../../migrations/postgres/0003_daemons.sql")),
+    (
+        4,
+        "provisioner job timings",
+        include_str!("../../../migrations/postgres/0004_provisioner_job_timings.sql"),
+    ),
     (6, "workspace agents", include_str!("../../../migrations/postgres/0006_workspace_agents.sql")),
 ];
 

@@ -7,7 +7,7 @@
 //! ask `domain::job_state` and write what it decided.
 //!
 //! Decoding lives in `rows`, the queue's operations in `jobs`, workspaces
-//! and builds in `builds`; this file has the connection setup and the
+//! and builds in `builds`, run timings in `timings`; this file has the connection setup and the
 //! simpler tables.
 
 use std::str::FromStr;
@@ -35,6 +35,7 @@ mod migrations;
 mod rows;
 #[cfg(test)]
 pub mod testdb;
+mod timings;
 
 use rows::clock;
 
@@ -653,6 +654,10 @@ impl Store for PgStore {
         .await
         .map_err(db)?;
         rows.iter().map(rows::resource).collect()
+    }
+
+    async fn job_timings(&self, job_id: Uuid) -> Result<Vec<crate::domain::ProvisionerTiming>> {
+        timings::of_job(&self.pool, job_id).await
     }
 
     async fn import_result(&self, job_id: Uuid) -> Result<Option<ImportResult>> {

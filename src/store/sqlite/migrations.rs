@@ -9,7 +9,7 @@
 use sqlx::migrate::Migrator;
 
 /// `(version, description, SQL)` of every file in `migrations/sqlite`, in order.
-const MIGRATIONS: [crate::store::migrations::Embedded; 11] = [
+const MIGRATIONS: [crate::store::migrations::Embedded; 12] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "provisioner keys", include_str!("../../../migrations/sqlite/0002_provisioner_keys.sql")),
     (3, "template imports", include_str!("../../../migrations/sqlite/0003_template_imports.sql")),
@@ -24,6 +24,11 @@ const MIGRATIONS: [crate::store::migrations::Embedded; 11] = [
         include_str!("../../../migrations/sqlite/0010_workspace_schedules.sql"),
     ),
     (40, "daemons", include_str!("../../../migrations/sqlite/0040_daemons.sql")),
+    (
+        45,
+        "provisioner job timings",
+        include_str!("../../../migrations/sqlite/0045_provisioner_job_timings.sql"),
+    ),
     (60, "workspace agents", include_str!("../../../migrations/sqlite/0060_workspace_agents.sql")),
 ];
 

@@ -3,7 +3,8 @@
 //! transactions, which take SQLite's write lock up front, so two daemons can
 //! never acquire the same job and a workspace never gets two active builds.
 //!
-//! Decoding lives in `rows`, the queue's operations in `jobs`; this file has
+//! Decoding lives in `rows`, the queue's operations in `jobs`, run timings
+//! in `timings`; this file has
 //! the connection setup and the simpler tables.
 
 use std::str::FromStr;
@@ -32,6 +33,7 @@ mod migrations;
 mod rows;
 #[cfg(test)]
 mod stored_format;
+mod timings;
 
 use rows::{now, ts};
 
@@ -754,6 +756,10 @@ impl Store for SqliteStore {
 
     async fn resources_of_job(&self, job_id: Uuid) -> Result<Vec<StoredResource>> {
         builds::resources_of_job(&self.pool, job_id).await
+    }
+
+    async fn job_timings(&self, job_id: Uuid) -> Result<Vec<crate::domain::ProvisionerTiming>> {
+        timings::of_job(&self.pool, job_id).await
     }
 
     async fn import_result(&self, job_id: Uuid) -> Result<Option<ImportResult>> {
