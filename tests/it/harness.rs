@@ -166,12 +166,15 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(opts: Opts) -> Self {
         // Server logs go to the test's captured output, shown when it fails.
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter(
-                std::env::var("PROVISIONERD_LOG").unwrap_or_else(|_| "provisionerd=info".into()),
-            )
-            .try_init();
+        // The statement counter (`statements.rs`) listens beside them.
+        use tracing_subscriber::prelude::*;
+        let filter = tracing_subscriber::EnvFilter::new(
+            std::env::var("PROVISIONERD_LOG").unwrap_or_else(|_| "provisionerd=info".into()),
+        );
+        let logs = tracing_subscriber::fmt::layer().with_test_writer().with_filter(filter);
+        let counter =
+            crate::statements::StatementCounter.with_filter(crate::statements::StatementFilter);
+        let _ = tracing_subscriber::registry().with(logs).with(counter).try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = opts.data_dir.clone().unwrap_or_else(|| dir.path().join("data"));
         std::fs::create_dir_all(&data_dir).expect("data dir");

@@ -35,3 +35,6 @@ mod configfile;
 mod logformat;
 mod metrics;
 mod notify;
+
+// store-perf (issue 14)
+mod statements;

@@ -194,7 +194,8 @@ pub fn router(state: AppState, grpc: Router) -> Router {
         .route("/templateversions/{id}/external-auth", get(compat::version_external_auth))
         .route("/templateversions/{id}/presets", get(compat::version_presets))
         .fallback(outer::not_found)
-        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES));
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .layer(axum::middleware::from_fn(outer::request_span));
     let app = Router::new()
         .nest("/api/v2", api)
         .route("/healthz", get(|| async { "ok" }))
