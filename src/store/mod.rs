@@ -24,6 +24,7 @@ use crate::domain::{
     StoredLog, StoredResource, Tags, WorkspaceBuild,
 };
 
+pub mod copy;
 mod migrations;
 pub mod postgres;
 mod sql;

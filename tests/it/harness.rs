@@ -78,6 +78,8 @@ pub struct Opts {
     pub clock: provisionerd::server::autobuild::Clock,
     /// The built-in daemons' provisioner types (default: terraform and echo).
     pub builtin_provisioners: Option<Vec<provisionerd::domain::Provisioner>>,
+    /// Use this database instead of the one `store_url` picks.
+    pub database_url: Option<String>,
 }
 
 impl Default for Opts {
@@ -101,6 +103,7 @@ impl Default for Opts {
             autobuild_poll_interval: Duration::from_secs(60),
             clock: provisionerd::server::autobuild::Clock::system(),
             builtin_provisioners: None,
+            database_url: None,
         }
     }
 }
@@ -118,9 +121,17 @@ pub async fn store_url(data_dir: &Path) -> String {
     if let Ok(url) = std::fs::read_to_string(&kept) {
         return url;
     }
+    let url = new_postgres_database().await;
+    std::fs::write(&kept, &url).expect("keep the database URL");
+    url
+}
+
+/// A new, empty PostgreSQL database on the server
+/// `PROVISIONERD_TEST_DATABASE_URL` names; returns its URL.
+pub async fn new_postgres_database() -> String {
     let admin = std::env::var("PROVISIONERD_TEST_DATABASE_URL").unwrap_or_else(|_| {
         panic!(
-            "PROVISIONERD_TEST_STORE=postgres needs PROVISIONERD_TEST_DATABASE_URL: run the tests \
+            "the PostgreSQL tests need PROVISIONERD_TEST_DATABASE_URL: run the tests \
              with scripts/test (it starts a throwaway cluster; install the PostgreSQL server \
              binaries first, Debian/Ubuntu: apt-get install -y postgresql) or point it at a \
              server whose user may create databases"
@@ -144,7 +155,6 @@ pub async fn store_url(data_dir: &Path) -> String {
     if let Some(q) = query {
         url = format!("{url}?{q}");
     }
-    std::fs::write(&kept, &url).expect("keep the database URL");
     url
 }
 
@@ -178,7 +188,10 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = opts.data_dir.clone().unwrap_or_else(|| dir.path().join("data"));
         std::fs::create_dir_all(&data_dir).expect("data dir");
-        let url = store_url(&data_dir).await;
+        let url = match &opts.database_url {
+            Some(url) => url.clone(),
+            None => store_url(&data_dir).await,
+        };
         let store = provisionerd::store::open(&url).await.expect("open store");
         let address = opts.address.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
         let listener = tokio::net::TcpListener::bind(address).await.expect("bind");

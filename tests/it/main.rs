@@ -38,3 +38,4 @@ mod notify;
 
 // store-perf (issue 14)
 mod statements;
+mod store_copy;
