@@ -21,7 +21,7 @@ const ECHO: &str = r#"{"logs": [{"stage": "Echo", "output": "hello"}], "state": 
 
 pub async fn run(p: &Paths, n: usize) -> anyhow::Result<Section> {
     let mut sec = Section::new(format!(
-        "6. Listing workspaces (`GET /api/v2/workspaces` with {n} workspaces, each with a finished echo build)"
+        "8. Listing workspaces (`GET /api/v2/workspaces` with {n} workspaces, each with a finished echo build)"
     ));
     for store in Store::all(p) {
         run_on(p, n, store, &mut sec).await?;
