@@ -52,9 +52,32 @@ pub enum Command {
     /// them, agents and apps attached (reads `terraform show -json` and
     /// `terraform graph -type=plan` output from any terraform).
     Resources(ResourcesArgs),
+    /// Maintain a store: `store copy` moves an installation from SQLite to PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCommand),
     // The command-line client: login, templates, workspaces (`ws`), ...
     #[command(flatten)]
     Client(crate::cli::ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy every table of a SQLite installation into an empty PostgreSQL
+    /// database (stop the server first; the copy is one transaction).
+    Copy(StoreCopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreCopyArgs {
+    /// The SQLite database to copy (`sqlite:///path/to/provisionerd.db`).
+    #[arg(long)]
+    pub from: String,
+    /// The empty PostgreSQL database to copy into (`postgres://user:pass@host:port/db`).
+    #[arg(long, hide_env_values = true)]
+    pub to: String,
+    /// Rows per insert.
+    #[arg(long, default_value_t = crate::store::copy::DEFAULT_BATCH)]
+    pub batch_size: usize,
 }
 
 #[derive(Debug, Args)]

@@ -45,6 +45,7 @@ async fn run() -> ExitCode {
         Command::Start(args) => run_daemon(args).await,
         Command::Demo(args) => provisionerd::demo::run(args).await,
         Command::Resources(args) => print_resources(&args),
+        Command::Store(config::StoreCommand::Copy(args)) => copy_store(&args).await,
         Command::Client(_) => unreachable!("client commands returned above"),
     };
     match result {
@@ -123,6 +124,18 @@ fn print_resources(args: &ResourcesArgs) -> anyhow::Result<()> {
         "presets": presets.iter().map(|p| preset(uuid::Uuid::nil(), p)).collect::<Vec<_>>(),
     });
     println!("{}", serde_json::to_string_pretty(&all)?);
+    Ok(())
+}
+
+/// `provisionerd store copy`: prints what it copied, table by table.
+async fn copy_store(args: &config::StoreCopyArgs) -> anyhow::Result<()> {
+    let copied = provisionerd::store::copy::copy(&args.from, &args.to, args.batch_size)
+        .await
+        .context("store copy failed; the target database was left as it was")?;
+    for (table, rows) in &copied.tables {
+        println!("{table}: {rows} rows");
+    }
+    println!("copy complete: start the server with --database-url set to the target");
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 //! The store does not know HTTP, gRPC or terraform, and it does not notify
 //! anyone: callers publish events after a write succeeds.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +24,7 @@ use crate::domain::{
     StoredLog, StoredResource, Tags, WorkspaceBuild,
 };
 
+pub mod copy;
 mod daemons;
 mod migrations;
 pub mod postgres;
@@ -209,6 +211,41 @@ pub struct LogRange {
     pub limit: Option<i64>,
 }
 
+/// A workspace with the names its JSON shows and its latest build's id,
+/// read for a whole page in one query ([`Store::workspace_views`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkspaceView {
+    pub workspace: Workspace,
+    pub owner_username: String,
+    pub organization_name: String,
+    pub template_name: String,
+    pub template_display_name: String,
+    pub template_active_version_id: Uuid,
+    pub latest_build_id: Uuid,
+}
+
+/// A build with what its JSON shows besides the build row: names, its job,
+/// resources and queue position, read for a whole page in a fixed number
+/// of queries ([`Store::build_views`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildView {
+    pub build: WorkspaceBuild,
+    pub workspace_name: String,
+    pub owner_id: Uuid,
+    pub owner_username: String,
+    /// Empty when the initiator is no user (a deleted one).
+    pub initiator_username: String,
+    pub template_version_name: String,
+    /// The workspace's template (a job's `metadata`).
+    pub template_id: Uuid,
+    pub template_name: String,
+    pub template_display_name: String,
+    pub job: Job,
+    pub resources: Vec<StoredResource>,
+    /// (position, size) as [`Store::queue_position`] gives them.
+    pub queue: (i64, i64),
+}
+
 /// What a daemon offers when it asks for work.
 #[derive(Debug, Clone)]
 pub struct AcquireRequest {
@@ -344,11 +381,21 @@ pub trait Store: Replicas + Send + Sync + 'static {
         workspace_id: Uuid,
         page: &BuildPage,
     ) -> Result<Vec<WorkspaceBuild>>;
+    /// The workspaces with these ids as the API shows them, in the order
+    /// given (unknown ids are left out), in one query whatever their number.
+    async fn workspace_views(&self, ids: &[Uuid]) -> Result<Vec<WorkspaceView>>;
+    /// The builds with these ids as the API shows them, in the order given
+    /// (unknown ids are left out), in a fixed number of queries whatever
+    /// their number.
+    async fn build_views(&self, ids: &[Uuid]) -> Result<Vec<BuildView>>;
 
     // --- jobs ---
     async fn job(&self, id: Uuid) -> Result<Job>;
     /// (position, size) of a pending job in the queue; (0, size) otherwise.
     async fn queue_position(&self, job_id: Uuid) -> Result<(i64, i64)>;
+    /// [`Store::queue_position`] of many jobs in one query (not one count
+    /// per job); unknown ids are left out.
+    async fn queue_positions(&self, job_ids: &[Uuid]) -> Result<HashMap<Uuid, (i64, i64)>>;
     /// Atomically hands the oldest pending job whose tags the daemon
     /// satisfies to it (sets started_at and worker). `None` when there is none.
     async fn acquire_job(&self, req: &AcquireRequest) -> Result<Option<Job>>;

@@ -43,3 +43,12 @@ pub(super) const LATEST_OUTDATED: &str = concat!(
     speaks!(),
     r#" ORDER BY b.build_number DESC LIMIT 1)"#
 );
+
+/// The id of the build that speaks for a workspace row `w`: its latest
+/// build that is not a dry run that ended (`app::settled_build`).
+pub(super) const LATEST_BUILD_ID: &str = concat!(
+    r#"(SELECT b.id FROM workspace_builds b JOIN provisioner_jobs j ON j.id = b.job_id
+    WHERE b.workspace_id = w.id AND "#,
+    speaks!(),
+    r#" ORDER BY b.build_number DESC LIMIT 1)"#
+);

@@ -121,9 +121,17 @@ pub async fn store_url(data_dir: &Path) -> String {
     if let Ok(url) = std::fs::read_to_string(&kept) {
         return url;
     }
+    let url = new_postgres_database().await;
+    std::fs::write(&kept, &url).expect("keep the database URL");
+    url
+}
+
+/// A new, empty PostgreSQL database on the server
+/// `PROVISIONERD_TEST_DATABASE_URL` names; returns its URL.
+pub async fn new_postgres_database() -> String {
     let admin = std::env::var("PROVISIONERD_TEST_DATABASE_URL").unwrap_or_else(|_| {
         panic!(
-            "PROVISIONERD_TEST_STORE=postgres needs PROVISIONERD_TEST_DATABASE_URL: run the tests \
+            "the PostgreSQL tests need PROVISIONERD_TEST_DATABASE_URL: run the tests \
              with scripts/test (it starts a throwaway cluster; install the PostgreSQL server \
              binaries first, Debian/Ubuntu: apt-get install -y postgresql) or point it at a \
              server whose user may create databases"
@@ -147,7 +155,6 @@ pub async fn store_url(data_dir: &Path) -> String {
     if let Some(q) = query {
         url = format!("{url}?{q}");
     }
-    std::fs::write(&kept, &url).expect("keep the database URL");
     url
 }
 
@@ -169,12 +176,15 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(opts: Opts) -> Self {
         // Server logs go to the test's captured output, shown when it fails.
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter(
-                std::env::var("PROVISIONERD_LOG").unwrap_or_else(|_| "provisionerd=info".into()),
-            )
-            .try_init();
+        // The statement counter (`statements.rs`) listens beside them.
+        use tracing_subscriber::prelude::*;
+        let filter = tracing_subscriber::EnvFilter::new(
+            std::env::var("PROVISIONERD_LOG").unwrap_or_else(|_| "provisionerd=info".into()),
+        );
+        let logs = tracing_subscriber::fmt::layer().with_test_writer().with_filter(filter);
+        let counter =
+            crate::statements::StatementCounter.with_filter(crate::statements::StatementFilter);
+        let _ = tracing_subscriber::registry().with(logs).with(counter).try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = opts.data_dir.clone().unwrap_or_else(|| dir.path().join("data"));
         std::fs::create_dir_all(&data_dir).expect("data dir");

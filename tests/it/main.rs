@@ -46,3 +46,7 @@ mod replicas;
 
 // timings (issue 15 point 7)
 mod timings;
+
+// store-perf (issue 14)
+mod statements;
+mod store_copy;

@@ -30,6 +30,60 @@ pub struct Paths {
     pub terraform: PathBuf,
     /// The repository root (for `testdata/`).
     pub root: PathBuf,
+    /// A PostgreSQL server URL whose user may create databases (`--postgres`);
+    /// without it the PostgreSQL rows are left out.
+    pub postgres: Option<String>,
+}
+
+/// The store a scenario's server runs on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+impl Store {
+    pub fn name(self) -> &'static str {
+        match self {
+            Store::Sqlite => "SQLite",
+            Store::Postgres => "PostgreSQL",
+        }
+    }
+
+    /// The stores this run can use: SQLite, and PostgreSQL when given.
+    pub fn all(p: &Paths) -> Vec<Store> {
+        let mut out = vec![Store::Sqlite];
+        if p.postgres.is_some() {
+            out.push(Store::Postgres);
+        }
+        out
+    }
+}
+
+/// A fresh database on the `--postgres` server; returns its URL.
+async fn fresh_database(admin: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let name = format!("bench_{}", Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin).await.context("connect to --postgres")?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    let (base, query) = admin.split_once('?').map_or((admin, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    let mut url = format!("{}/{name}", &base[..host_end]);
+    if let Some(q) = query {
+        url = format!("{url}?{q}");
+    }
+    Ok(url)
+}
+
+/// Starts a server on `store` (a fresh PostgreSQL database each time).
+pub async fn start_server_on(p: &Paths, o: ServerOpts, store: Store) -> anyhow::Result<Server> {
+    let url = match (store, &p.postgres) {
+        (Store::Sqlite, _) => None,
+        (Store::Postgres, Some(admin)) => Some(fresh_database(admin).await?),
+        (Store::Postgres, None) => bail!("PostgreSQL needs --postgres URL"),
+    };
+    start(p, o, url).await
 }
 
 impl Paths {
@@ -87,6 +141,10 @@ fn log_file(dir: &Path, name: &str) -> anyhow::Result<Stdio> {
 }
 
 pub async fn start_server(p: &Paths, o: ServerOpts) -> anyhow::Result<Server> {
+    start(p, o, None).await
+}
+
+async fn start(p: &Paths, o: ServerOpts, database_url: Option<String>) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
     for sub in ["data", "work", "cache", "tmp"] {
@@ -106,6 +164,7 @@ pub async fn start_server(p: &Paths, o: ServerOpts) -> anyhow::Result<Server> {
         .arg(d.join("work"))
         .arg("--cache-dir")
         .arg(d.join("cache"))
+        .args(database_url.iter().flat_map(|u| ["--database-url", u.as_str()]))
         .env("TMPDIR", d.join("tmp"))
         .stdin(Stdio::null())
         .stdout(log_file(d, "server.log")?)

@@ -4,7 +4,7 @@
 //! BENCHMARKS.md. It is not a test: no number makes it fail.
 //!
 //! Usage: `bench [--quick] [--scenario NAME]... [--size N] [--out FILE]`,
-//! scenarios `overhead`, `acquire`, `throughput`, `logs`, `cancel`,
+//! scenarios `overhead`, `acquire`, `throughput`, `list`, `logs`, `cancel`,
 //! `footprint`, `followers` (all by default). `--size` replaces the
 //! scenario's main count (runs, jobs, lines or cancels).
 
@@ -12,6 +12,7 @@ mod cancel;
 mod env;
 mod followers;
 mod footprint;
+mod lists;
 mod logs;
 mod overhead;
 mod queue;
@@ -23,8 +24,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 
-const ALL: [&str; 7] =
-    ["overhead", "acquire", "throughput", "logs", "cancel", "footprint", "followers"];
+const ALL: [&str; 8] =
+    ["overhead", "acquire", "throughput", "list", "logs", "cancel", "footprint", "followers"];
 
 #[derive(Parser)]
 #[command(about = "Benchmarks provisionerd against its baselines and writes BENCHMARKS.md")]
@@ -44,6 +45,11 @@ struct Args {
     /// Terraform to benchmark with.
     #[arg(long, default_value = ".tools/bin/terraform")]
     terraform: PathBuf,
+    /// A PostgreSQL server whose user may create databases: the queue and
+    /// list scenarios then run on PostgreSQL too (`scripts/bench` starts a
+    /// throwaway cluster and passes it).
+    #[arg(long, env = "BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
 }
 
 fn paths(args: &Args) -> anyhow::Result<env::Paths> {
@@ -56,7 +62,7 @@ fn paths(args: &Args) -> anyhow::Result<env::Paths> {
     let terraform = std::fs::canonicalize(&args.terraform).with_context(|| {
         format!("no terraform at {}: run scripts/setup-terraform", args.terraform.display())
     })?;
-    Ok(env::Paths { provisionerd, terraform, root })
+    Ok(env::Paths { provisionerd, terraform, root, postgres: args.postgres.clone() })
 }
 
 async fn scenario(p: &env::Paths, name: &str, a: &Args) -> anyhow::Result<report::Section> {
@@ -65,6 +71,7 @@ async fn scenario(p: &env::Paths, name: &str, a: &Args) -> anyhow::Result<report
         "overhead" => overhead::run(p, n(3, 10)).await,
         "acquire" => queue::acquire(p, n(100, 1000)).await,
         "throughput" => queue::throughput(p, n(500, 5000)).await,
+        "list" => lists::run(p, n(1000, 10_000)).await,
         "logs" => logs::run(p, n(20_000, 200_000), if a.quick { 1 } else { 3 }).await,
         "cancel" => cancel::run(p, n(10, 50)).await,
         "followers" => followers::run(p, n(10_000, 100_000)).await,

@@ -16,8 +16,31 @@ use crate::report::{fmt_num, Section};
 const ECHO: &str = r#"{"logs": [{"stage": "Echo", "output": "hello"}]}"#;
 
 pub async fn acquire(p: &Paths, jobs: usize) -> anyhow::Result<Section> {
+    let mut sec = Section::new(format!(
+        "2. Acquire latency ({jobs} echo template-version imports, one at a time, 1 idle built-in daemon)"
+    ));
+    for store in env::Store::all(p) {
+        acquire_on(p, jobs, store, &mut sec).await?;
+    }
+    sec.note(
+        "Jobs are template-version imports of an echo template (no workspace, so no 409 rule). \
+         Both timestamps come from the API JSON (server clock); the second row uses the \
+         bench's clock at the moment the creation response arrived, and is negative when the \
+         daemon took the job before the HTTP response reached the client. A 5 ms pause after \
+         each job lets the daemon return to waiting. PostgreSQL: one server (one replica) on \
+         a local cluster over loopback TCP.",
+    );
+    Ok(sec)
+}
+
+async fn acquire_on(
+    p: &Paths,
+    jobs: usize,
+    store: env::Store,
+    sec: &mut Section,
+) -> anyhow::Result<()> {
     let opts = ServerOpts { builtin: 1, terraform: p.fake_terraform(), cancel_grace: "60s" };
-    let server = env::start_server(p, opts).await?;
+    let server = env::start_server_on(p, opts, store).await?;
     let c = server.client().await?;
     let file = env::upload(&c, env::dir_with("echo.json", ECHO)?.path()).await?;
     let (mut from_created, mut from_response) = (Vec::new(), Vec::new());
@@ -32,29 +55,17 @@ pub async fn acquire(p: &Paths, jobs: usize) -> anyhow::Result<Section> {
         // Let the daemon report and ask for work again: it waits idle.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut sec = Section::new(format!(
-        "2. Acquire latency ({jobs} echo template-version imports, one at a time, 1 idle built-in daemon)"
-    ));
-    sec.check(
-        "p50 job created_at → started_at",
-        env::pct(&mut from_created, 50.0),
-        "ms",
-        5.0,
-        true,
-    );
-    sec.check(
-        "p99 job created_at → started_at",
-        env::pct(&mut from_created, 99.0),
-        "ms",
-        25.0,
-        true,
-    );
+    let name = store.name();
+    let p50 = env::pct(&mut from_created, 50.0);
+    sec.check(&format!("{name}: p50 job created_at → started_at"), p50, "ms", 5.0, true);
+    let p99 = env::pct(&mut from_created, 99.0);
+    sec.check(&format!("{name}: p99 job created_at → started_at"), p99, "ms", 25.0, true);
     sec.info(
-        "max job created_at → started_at",
+        format!("{name}: max job created_at → started_at"),
         format!("{} ms", fmt_num(env::pct(&mut from_created, 100.0))),
     );
     sec.info(
-        "p50 / p99 / max creation response received → started_at",
+        format!("{name}: p50 / p99 / max creation response received → started_at"),
         format!(
             "{} / {} / {} ms",
             fmt_num(env::pct(&mut from_response, 50.0)),
@@ -62,14 +73,7 @@ pub async fn acquire(p: &Paths, jobs: usize) -> anyhow::Result<Section> {
             fmt_num(env::pct(&mut from_response, 100.0))
         ),
     );
-    sec.note(
-        "Jobs are template-version imports of an echo template (no workspace, so no 409 rule). \
-         Both timestamps come from the API JSON (server clock); the second row uses the \
-         bench's clock at the moment the creation response arrived, and is negative when the \
-         daemon took the job before the HTTP response reached the client. A 5 ms pause after \
-         each job lets the daemon return to waiting.",
-    );
-    Ok(sec)
+    Ok(())
 }
 
 /// Creates `n` imports, 8 requests in flight; returns the version ids.
@@ -105,9 +109,14 @@ struct Drain {
     job_ms: f64,
 }
 
-async fn drain_with(p: &Paths, daemons: usize, jobs: usize) -> anyhow::Result<Drain> {
+async fn drain_with(
+    p: &Paths,
+    daemons: usize,
+    jobs: usize,
+    store: env::Store,
+) -> anyhow::Result<Drain> {
     let opts = ServerOpts { builtin: 0, terraform: p.fake_terraform(), cancel_grace: "60s" };
-    let server = env::start_server(p, opts).await?;
+    let server = env::start_server_on(p, opts, store).await?;
     let c = server.client().await?;
     let file = env::upload(&c, env::dir_with("echo.json", ECHO)?.path()).await?;
     let ids = queue(&c, file, jobs).await?;
@@ -142,11 +151,23 @@ pub async fn throughput(p: &Paths, jobs: usize) -> anyhow::Result<Section> {
     let mut sec = Section::new(format!(
         "3. Queue throughput ({jobs} echo imports queued, then drained by N `provisionerd start` daemons)"
     ));
+    for store in env::Store::all(p) {
+        throughput_on(p, jobs, store, &mut sec).await?;
+    }
+    Ok(sec)
+}
+
+async fn throughput_on(
+    p: &Paths,
+    jobs: usize,
+    store: env::Store,
+    sec: &mut Section,
+) -> anyhow::Result<()> {
     let mut best: Option<Drain> = None;
     for n in [1, 2, 4, 8] {
-        let d = drain_with(p, n, jobs).await?;
+        let d = drain_with(p, n, jobs, store).await?;
         sec.info(
-            format!("{n} daemon(s): jobs/s"),
+            format!("{}: {n} daemon(s): jobs/s", store.name()),
             format!(
                 "{} (wall {:.1} s; CPU server {:.1} s, daemons {:.1} s; job started → completed p50 {} ms)",
                 fmt_num(jobs as f64 / d.secs),
@@ -161,9 +182,9 @@ pub async fn throughput(p: &Paths, jobs: usize) -> anyhow::Result<Section> {
         }
     }
     if let Some(b) = best {
-        sec.note(breakdown(&b, jobs));
+        sec.note(format!("{}: {}", store.name(), breakdown(&b, jobs)));
     }
-    Ok(sec)
+    Ok(())
 }
 
 fn breakdown(b: &Drain, jobs: usize) -> String {

@@ -101,11 +101,7 @@ pub async fn list(
     };
     let ws = uuid_param("workspace", &id)?;
     let builds = state.app().builds_of_workspace(caller.subject(), ws, page, after).await?;
-    let mut out = Vec::with_capacity(builds.len());
-    for b in &builds {
-        out.push(json::build(&state, b).await?);
-    }
-    Ok(Json(out))
+    Ok(Json(json::builds(&state, &builds).await?))
 }
 
 pub async fn resources(

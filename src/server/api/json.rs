@@ -9,13 +9,18 @@
 //! the SDK too, and the integration tests read them through it.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
-use super::error::ApiResult;
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult};
 use crate::domain::{build_status, Job, JobInput, NameValue, StoredLog, WorkspaceBuild};
 use crate::sdk;
 use crate::server::daemons::{Connected, Matched};
 use crate::server::AppState;
-use crate::store::{Organization, Store, Template, TemplateVersion, User, Workspace};
+use crate::store::{
+    BuildView, Organization, Store, Template, TemplateVersion, User, Workspace, WorkspaceView,
+};
 
 pub use crate::sdk::{
     DaemonJob, MinimalUser, Organization as OrganizationJson, ProvisionerDaemon as DaemonJson,
@@ -92,14 +97,23 @@ pub async fn job(
     j: &Job,
     metadata: sdk::ProvisionerJobMetadata,
 ) -> ApiResult<JobJson> {
-    let store = state.store.as_ref();
-    let (queue_position, queue_size) = store.queue_position(j.id).await?;
+    let queue = state.store.queue_position(j.id).await?;
+    Ok(job_in_queue(state, j, queue, metadata))
+}
+
+/// A job's JSON with its (queue position, queue size) read already.
+fn job_in_queue(
+    state: &AppState,
+    j: &Job,
+    (queue_position, queue_size): (i64, i64),
+    metadata: sdk::ProvisionerJobMetadata,
+) -> JobJson {
     let available_workers = if j.status() == crate::domain::JobStatus::Pending {
         state.daemons.matching_ids(&j.tags, j.provisioner.as_str())
     } else {
         Vec::new()
     };
-    Ok(JobJson {
+    JobJson {
         id: j.id,
         job_type: j.job_type.to_string(),
         created_at: j.created_at,
@@ -119,7 +133,7 @@ pub async fn job(
         input: public_input(&j.input),
         available_workers,
         metadata,
-    })
+    }
 }
 
 /// Only the ids of a job's input: variable values may be secrets and never
@@ -150,95 +164,140 @@ pub fn log(l: &StoredLog) -> LogJson<'_> {
 }
 
 pub async fn build(state: &AppState, b: &WorkspaceBuild) -> ApiResult<BuildJson> {
-    let store = state.store.as_ref();
-    let ws = store.workspace(b.workspace_id).await?;
-    let owner = store.user_by_id(ws.owner_id).await?;
-    let initiator = store.user_by_id(b.initiator_id).await.map(|u| u.username).unwrap_or_default();
-    let version = store.template_version(b.template_version_id).await?;
-    let template = store.template(ws.template_id).await?;
-    let job_row = store.job(b.job_id).await?;
-    // `b` was read before the job: if the job completed in between, read
-    // the build again, so a finished build never shows without what its
-    // completion wrote with it (its deadline, its state). A completion
-    // sets the build's `updated_at` to the job's `completed_at`.
-    let fresh;
-    let b = match job_row.completed_at {
-        Some(done) if b.updated_at < done => {
-            fresh = store.build(b.id).await?;
-            &fresh
+    builds(state, std::slice::from_ref(b)).await?.pop().ok_or_else(|| missing("build", b.id))
+}
+
+/// The builds' JSON, in their order, from a fixed number of store reads
+/// whatever their number (`Store::build_views`), not a few per build.
+pub async fn builds(state: &AppState, list: &[WorkspaceBuild]) -> ApiResult<Vec<BuildJson>> {
+    let ids: Vec<Uuid> = list.iter().map(|b| b.id).collect();
+    let mut views = state.store.build_views(&ids).await?;
+    fresh_builds(state, &mut views).await?;
+    Ok(views.iter().map(|v| build_of_view(state, v)).collect())
+}
+
+/// The build rows are read before their jobs: a build whose job completed
+/// in between is read again, so a finished build never shows without what
+/// its completion wrote with it (its deadline, its state). A completion
+/// sets the build's `updated_at` to the job's `completed_at`, so this is
+/// one more read only for a build caught in that moment.
+async fn fresh_builds(state: &AppState, views: &mut [BuildView]) -> ApiResult<()> {
+    for v in views.iter_mut() {
+        if v.job.completed_at.is_some_and(|done| v.build.updated_at < done) {
+            v.build = state.store.build(v.build.id).await?;
         }
-        _ => b,
-    };
+    }
+    Ok(())
+}
+
+/// A row read a moment ago that is gone now (deleted in between): an
+/// internal error rather than a partial answer.
+fn missing(what: &str, id: Uuid) -> ApiError {
+    ApiError::internal(format!("{what} {id} vanished while it was read"))
+}
+
+fn build_of_view(state: &AppState, v: &BuildView) -> BuildJson {
+    let (b, job_row) = (&v.build, &v.job);
     let metadata = sdk::ProvisionerJobMetadata {
-        template_version_name: version.name.clone(),
-        workspace_id: Some(ws.id),
-        workspace_name: ws.name.clone(),
-        ..job_metadata(&template)
+        template_version_name: v.template_version_name.clone(),
+        template_id: v.template_id,
+        template_name: v.template_name.clone(),
+        template_display_name: v.template_display_name.clone(),
+        workspace_id: Some(b.workspace_id),
+        workspace_name: v.workspace_name.clone(),
+        ..Default::default()
     };
-    let resources = store.resources_of_job(b.job_id).await?;
-    Ok(BuildJson {
+    BuildJson {
         id: b.id,
         build_number: b.build_number,
         created_at: b.created_at,
         updated_at: b.updated_at.max(job_row.updated_at),
-        workspace_id: ws.id,
-        workspace_name: ws.name,
-        workspace_owner_id: owner.id,
-        workspace_owner_name: owner.username,
+        workspace_id: b.workspace_id,
+        workspace_name: v.workspace_name.clone(),
+        workspace_owner_id: v.owner_id,
+        workspace_owner_name: v.owner_username.clone(),
         workspace_owner_avatar_url: String::new(),
-        template_version_id: version.id,
-        template_version_name: version.name,
+        template_version_id: b.template_version_id,
+        template_version_name: v.template_version_name.clone(),
         transition: b.transition.to_string(),
         initiator_id: b.initiator_id,
-        initiator_name: initiator,
+        initiator_name: v.initiator_username.clone(),
         reason: b.reason.to_string(),
         status: build_status(job_row.status(), b.transition).as_str().to_owned(),
-        job: job(state, &job_row, metadata).await?,
-        resources: resources.iter().map(super::resources::stored).collect(),
+        job: job_in_queue(state, job_row, v.queue, metadata),
+        resources: v.resources.iter().map(super::resources::stored).collect(),
         deadline: b.deadline,
         max_deadline: b.max_deadline,
         // Coder's build cost: the sum of its resources' coder_metadata costs.
-        daily_cost: resources.iter().fold(0i32, |sum, r| sum.saturating_add(r.resource.daily_cost)),
+        daily_cost: v
+            .resources
+            .iter()
+            .fold(0i32, |sum, r| sum.saturating_add(r.resource.daily_cost)),
         matched_provisioners: (job_row.status() == crate::domain::JobStatus::Pending)
             .then(|| state.daemons.matching(&job_row.tags, job_row.provisioner.as_str()).into()),
-    })
+    }
 }
 
 pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJson> {
-    let store = state.store.as_ref();
-    let owner = store.user_by_id(ws.owner_id).await?;
-    let org = store.organization_by_id(ws.organization_id).await?;
-    let template = store.template(ws.template_id).await?;
-    // The build that speaks for the workspace: a dry run that ended changed
-    // nothing, so the workspace shows the build before it.
-    let (latest, _) = crate::app::settled_build(store, ws.id).await?;
-    let latest_build = build(state, &latest).await?;
+    workspaces(state, std::slice::from_ref(ws))
+        .await?
+        .pop()
+        .ok_or_else(|| missing("workspace", ws.id))
+}
+
+/// The workspaces' JSON, in their order, from a fixed number of store
+/// reads whatever their number: one for the workspaces with their names
+/// and latest build ids (`Store::workspace_views`), then the latest builds
+/// as `builds` reads them. Each workspace is shown as that read finds it.
+pub async fn workspaces(state: &AppState, list: &[Workspace]) -> ApiResult<Vec<WorkspaceJson>> {
+    let ids: Vec<Uuid> = list.iter().map(|w| w.id).collect();
+    let views = state.store.workspace_views(&ids).await?;
+    let latest_ids: Vec<Uuid> = views.iter().map(|v| v.latest_build_id).collect();
+    let mut builds = state.store.build_views(&latest_ids).await?;
+    fresh_builds(state, &mut builds).await?;
+    let mut latest: HashMap<Uuid, BuildView> =
+        builds.into_iter().map(|b| (b.build.id, b)).collect();
+    let mut out = Vec::with_capacity(views.len());
+    for v in &views {
+        let b =
+            latest.remove(&v.latest_build_id).ok_or_else(|| missing("build", v.latest_build_id))?;
+        out.push(workspace_of_view(v, &b, build_of_view(state, &b)));
+    }
+    Ok(out)
+}
+
+fn workspace_of_view(
+    v: &WorkspaceView,
+    latest: &BuildView,
+    latest_build: BuildJson,
+) -> WorkspaceJson {
+    let ws = &v.workspace;
     // Healthy only when every agent of the latest build is; no agent
     // connects to this server yet, so each reported agent is failing.
-    let failing_agents: Vec<uuid::Uuid> = latest_build
+    let failing_agents: Vec<Uuid> = latest_build
         .resources
         .iter()
         .flat_map(|r| &r.agents)
         .filter(|a| a["health"]["healthy"] != true)
         .filter_map(|a| a["id"].as_str().and_then(|id| id.parse().ok()))
         .collect();
-    Ok(WorkspaceJson {
+    WorkspaceJson {
         id: ws.id,
         created_at: ws.created_at,
         updated_at: ws.updated_at,
-        owner_id: owner.id,
-        owner_name: owner.username,
+        owner_id: ws.owner_id,
+        owner_name: v.owner_username.clone(),
         owner_avatar_url: String::new(),
-        organization_id: org.id,
-        organization_name: org.name,
-        template_id: template.id,
-        template_name: template.name.clone(),
-        template_display_name: template.display_name.clone(),
+        organization_id: ws.organization_id,
+        organization_name: v.organization_name.clone(),
+        template_id: ws.template_id,
+        template_name: v.template_name.clone(),
+        template_display_name: v.template_display_name.clone(),
         template_icon: String::new(),
-        template_active_version_id: template.active_version_id,
+        template_active_version_id: v.template_active_version_id,
         template_allow_user_cancel_workspace_jobs: true,
         template_require_active_version: false,
-        outdated: latest.template_version_id != template.active_version_id,
+        outdated: latest.build.template_version_id != v.template_active_version_id,
         latest_build,
         name: ws.name.clone(),
         autostart_schedule: ws.autostart_schedule.clone(),
@@ -251,7 +310,7 @@ pub async fn workspace(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceJ
         allow_renames: true,
         favorite: ws.favorite,
         next_start_at: crate::app::schedules::next_start_at(ws, chrono::Utc::now()),
-    })
+    }
 }
 
 pub async fn template(store: &dyn Store, t: &Template) -> ApiResult<TemplateJson> {

@@ -205,7 +205,8 @@ pub fn router(state: AppState, grpc: Router) -> Router {
         .route("/workspaceagents/{id}/pty", get(agents::needs_connection))
         .route("/workspaceagents/{id}/containers", get(agents::needs_connection))
         .fallback(outer::not_found)
-        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES));
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .layer(axum::middleware::from_fn(outer::request_span));
     let app = Router::new()
         .nest("/api/v2", api)
         .route("/healthz", get(|| async { "ok" }))

@@ -119,10 +119,7 @@ pub async fn list(
     .collect();
     let app = state.app();
     let (list, count) = app.workspaces(caller.subject(), &q.q, params, q.limit, q.offset).await?;
-    let mut out = Vec::with_capacity(list.len());
-    for ws in &list {
-        out.push(json::workspace(&state, ws).await?);
-    }
+    let out = json::workspaces(&state, &list).await?;
     Ok(Json(serde_json::json!({"workspaces": out, "count": count})))
 }
 

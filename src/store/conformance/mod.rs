@@ -56,6 +56,7 @@ macro_rules! for_each_case {
             workspaces::builds_are_paged_newest_first,
             workspaces::settings_deadlines_and_scheduler_candidates,
             workspaces::workspaces_are_filtered_by_query,
+            workspaces::views_agree_with_the_one_row_lookups,
             queue::acquire_takes_the_oldest_job_first,
             queue::acquire_follows_tags_and_provisioner,
             queue::acquire_looks_past_jobs_no_daemon_takes,

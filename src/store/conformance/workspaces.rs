@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::fixture::{build, fixture, new_workspace, take, user, workspace, Fixture};
+use super::fixture::{build, fixture, new_workspace, resource, take, user, workspace, Fixture};
 use crate::domain::{
     build_status, AutomaticUpdates, BuildStatus, JobOutcome, JobStatus, JobType, NameValue,
     Transition, WorkspaceBuild,
@@ -354,4 +354,77 @@ pub async fn workspaces_are_filtered_by_query(store: &dyn Store) {
     assert_eq!(ids(mine_first).await, vec![alpha, beta, gamma], "the requester's favorite first");
     let bobs_view = WorkspaceFilter { requester: Some(bob.id), ..all() };
     assert_eq!(ids(bobs_view).await, vec![beta, alpha, gamma], "another's favorite is not theirs");
+}
+
+/// A page of workspaces and of builds reads as the one-row lookups do, in
+/// the order asked, unknown ids left out: the names joined, the latest
+/// build's id, each build's job, resources in order and queue position
+/// (what `queue_position` says, for many jobs at once); a build's state is
+/// not read.
+pub async fn views_agree_with_the_one_row_lookups(store: &dyn Store) {
+    let f = fixture(store).await;
+    let bob = user("bob", vec![]);
+    store.insert_user(&bob).await.expect("bob");
+    let (a, a1, j1) = new_workspace(store, &f, "a").await;
+    let worker = take(store, j1.id).await;
+    let ok = JobOutcome {
+        state: Some(b"a-state".to_vec()),
+        resources: vec![resource("vm", "echo"), resource("disk", "echo")],
+        ..JobOutcome::default()
+    };
+    store.complete_job(j1.id, worker, &ok).await.expect("complete");
+    let (mut a2, j2) = build(&f, a.id, 2, Transition::Stop);
+    a2.initiator_id = bob.id;
+    store.insert_build(&a2, &j2).await.expect("stop");
+    let b = Workspace { owner_id: bob.id, ..workspace(&f, "b") };
+    let (b1, bj1) = build(&f, b.id, 1, Transition::Start);
+    store.insert_workspace(&b, &b1, &bj1).await.expect("b");
+
+    let unknown = Uuid::new_v4();
+    let views = store.workspace_views(&[b.id, unknown, a.id]).await.expect("workspace views");
+    let got: Vec<_> = views
+        .iter()
+        .map(|v| {
+            (
+                v.workspace.id,
+                v.owner_username.as_str(),
+                v.organization_name.as_str(),
+                v.latest_build_id,
+            )
+        })
+        .collect();
+    let org = f.org.name.as_str();
+    assert_eq!(got, [(b.id, "bob", org, b1.id), (a.id, "alice", org, a2.id)]);
+    assert_eq!(views[1].workspace, store.workspace(a.id).await.expect("a"));
+    assert_eq!(
+        (views[1].template_name.as_str(), views[1].template_active_version_id),
+        (f.template.name.as_str(), f.template.active_version_id)
+    );
+
+    let builds = store.build_views(&[a2.id, unknown, b1.id, a1.id]).await.expect("build views");
+    let ids: Vec<Uuid> = builds.iter().map(|v| v.build.id).collect();
+    assert_eq!(ids, [a2.id, b1.id, a1.id], "in the order asked, the unknown one left out");
+    for v in &builds {
+        let stored = store.build(v.build.id).await.expect("build");
+        let expected = WorkspaceBuild { provisioner_state: Vec::new(), ..stored };
+        assert_eq!(v.build, expected, "the build as stored, without its state");
+        assert_eq!(v.job, store.job(v.build.job_id).await.expect("job"));
+        let queue = store.queue_position(v.build.job_id).await.expect("queue");
+        assert_eq!(v.queue, queue, "queue position of build {}", v.build.build_number);
+        assert_eq!(v.resources, store.resources_of_job(v.build.job_id).await.expect("resources"));
+        assert_eq!(v.template_version_name, f.version.name);
+    }
+    let names = |v: &crate::store::BuildView| {
+        (v.workspace_name.clone(), v.owner_username.clone(), v.initiator_username.clone())
+    };
+    assert_eq!(names(&builds[0]), ("a".into(), "alice".into(), "bob".into()));
+    assert_eq!(names(&builds[1]), ("b".into(), "bob".into(), "alice".into()));
+    assert_eq!((builds[0].queue, builds[1].queue, builds[2].queue), ((1, 2), (2, 2), (0, 2)));
+    assert_eq!(builds[2].resources.len(), 2);
+
+    let positions = store.queue_positions(&[bj1.id, unknown, j1.id, j2.id]).await.expect("queue");
+    let expected = [(bj1.id, (2, 2)), (j1.id, (0, 2)), (j2.id, (1, 2))].into_iter().collect();
+    assert_eq!(positions, expected);
+    assert!(store.queue_positions(&[]).await.expect("none").is_empty());
+    assert!(store.build_views(&[]).await.expect("none").is_empty());
 }

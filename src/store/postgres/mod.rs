@@ -10,6 +10,7 @@
 //! and builds in `builds`, run timings in `timings`; this file has the connection setup and the
 //! simpler tables.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ mod rows;
 #[cfg(test)]
 pub mod testdb;
 mod timings;
+mod views;
 
 use rows::clock;
 
@@ -580,12 +582,24 @@ impl Store for PgStore {
         builds::builds_of_workspace(&self.pool, workspace_id, page).await
     }
 
+    async fn workspace_views(&self, ids: &[Uuid]) -> Result<Vec<super::WorkspaceView>> {
+        views::workspace_views(&self.pool, ids).await
+    }
+
+    async fn build_views(&self, ids: &[Uuid]) -> Result<Vec<super::BuildView>> {
+        views::build_views(&self.pool, ids).await
+    }
+
     async fn job(&self, id: Uuid) -> Result<Job> {
         self.one("SELECT * FROM provisioner_jobs WHERE id = $1", id, rows::job).await
     }
 
     async fn queue_position(&self, job_id: Uuid) -> Result<(i64, i64)> {
         jobs::queue_position(&self.pool, job_id).await
+    }
+
+    async fn queue_positions(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, (i64, i64)>> {
+        views::queue_positions(&self.pool, ids).await
     }
 
     async fn acquire_job(&self, req: &super::AcquireRequest) -> Result<Option<Job>> {

@@ -240,3 +240,40 @@ pub fn late_result_recorded(row: &PgRow) -> Result<bool> {
 pub fn latest_build(row: &PgRow) -> Result<(i32, Job)> {
     Ok((get(row, "latest_build_number")?, job(row)?))
 }
+
+/// A row of `views::WORKSPACES`: the workspace's columns and the names.
+pub fn workspace_view(row: &PgRow) -> Result<crate::store::WorkspaceView> {
+    Ok(crate::store::WorkspaceView {
+        workspace: workspace(row)?,
+        owner_username: get(row, "owner_username")?,
+        organization_name: get(row, "organization_name")?,
+        template_name: get(row, "template_name")?,
+        template_display_name: get(row, "template_display_name")?,
+        template_active_version_id: get(row, "template_active_version_id")?,
+        latest_build_id: get(row, "latest_build_id")?,
+    })
+}
+
+/// A row of `views::BUILDS` (the build's columns and the names) with the
+/// build's job; resources and queue are left for the caller to fill in.
+pub fn build_view(row: &PgRow, build: WorkspaceBuild, job: Job) -> Result<crate::store::BuildView> {
+    Ok(crate::store::BuildView {
+        build,
+        workspace_name: get(row, "workspace_name")?,
+        owner_id: get(row, "owner_id")?,
+        owner_username: get(row, "owner_username")?,
+        initiator_username: get(row, "initiator_username")?,
+        template_version_name: get(row, "template_version_name")?,
+        template_id: get(row, "template_id")?,
+        template_name: get(row, "template_name")?,
+        template_display_name: get(row, "template_display_name")?,
+        job,
+        resources: Vec::new(),
+        queue: (0, 0),
+    })
+}
+
+/// A row of `(id, position, size)`.
+pub fn queue_position(row: &PgRow) -> Result<(uuid::Uuid, (i64, i64))> {
+    Ok((get(row, "id")?, (get(row, "position")?, get(row, "size")?)))
+}

@@ -551,6 +551,37 @@ async fn insert_resources(
     Ok(())
 }
 
+/// Started, not completed jobs not heard of since `before`.
+pub async fn stale_jobs(
+    pool: &SqlitePool,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Job>> {
+    let rows = sqlx::query(
+        "SELECT * FROM provisioner_jobs WHERE started_at IS NOT NULL AND completed_at IS NULL AND updated_at < ?",
+    )
+    .bind(ts(before))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(rows::job).collect()
+}
+
+/// Jobs still pending, created before `before`.
+pub async fn pending_jobs_before(
+    pool: &SqlitePool,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Job>> {
+    let rows = sqlx::query(
+        "SELECT * FROM provisioner_jobs
+         WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL AND created_at < ?",
+    )
+    .bind(ts(before))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(rows::job).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::ACQUIRE_SQL;

@@ -7,6 +7,7 @@
 //! in `timings`; this file has
 //! the connection setup and the simpler tables.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +35,7 @@ mod rows;
 #[cfg(test)]
 mod stored_format;
 mod timings;
+mod views;
 
 use rows::{now, ts};
 
@@ -688,12 +690,24 @@ impl Store for SqliteStore {
         builds::builds_of_workspace(&self.pool, workspace_id, page).await
     }
 
+    async fn workspace_views(&self, ids: &[Uuid]) -> Result<Vec<super::WorkspaceView>> {
+        views::workspace_views(&self.pool, ids).await
+    }
+
+    async fn build_views(&self, ids: &[Uuid]) -> Result<Vec<super::BuildView>> {
+        views::build_views(&self.pool, ids).await
+    }
+
     async fn job(&self, id: Uuid) -> Result<Job> {
         self.one("SELECT * FROM provisioner_jobs WHERE id = ?", id.to_string(), rows::job).await
     }
 
     async fn queue_position(&self, job_id: Uuid) -> Result<(i64, i64)> {
         jobs::queue_position(&self.pool, job_id).await
+    }
+
+    async fn queue_positions(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, (i64, i64)>> {
+        views::queue_positions(&self.pool, ids).await
     }
 
     async fn acquire_job(&self, req: &super::AcquireRequest) -> Result<Option<Job>> {
@@ -777,25 +791,10 @@ impl Store for SqliteStore {
     }
 
     async fn stale_jobs(&self, before: chrono::DateTime<chrono::Utc>) -> Result<Vec<Job>> {
-        let rows = sqlx::query(
-            "SELECT * FROM provisioner_jobs WHERE started_at IS NOT NULL AND completed_at IS NULL AND updated_at < ?",
-        )
-        .bind(ts(before))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(rows::job).collect()
+        jobs::stale_jobs(&self.pool, before).await
     }
 
     async fn pending_jobs_before(&self, before: chrono::DateTime<chrono::Utc>) -> Result<Vec<Job>> {
-        let rows = sqlx::query(
-            "SELECT * FROM provisioner_jobs
-             WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL AND created_at < ?",
-        )
-        .bind(ts(before))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(rows::job).collect()
+        jobs::pending_jobs_before(&self.pool, before).await
     }
 }

@@ -276,3 +276,44 @@ pub fn latest_build(row: &SqliteRow) -> Result<(i32, Job)> {
     let number = i32::try_from(number).map_err(|e| corrupt("latest_build_number", e))?;
     Ok((number, job(row)?))
 }
+
+/// A row of `views::WORKSPACES`: the workspace's columns and the names.
+pub fn workspace_view(row: &SqliteRow) -> Result<crate::store::WorkspaceView> {
+    Ok(crate::store::WorkspaceView {
+        workspace: workspace(row)?,
+        owner_username: text(row, "owner_username")?,
+        organization_name: text(row, "organization_name")?,
+        template_name: text(row, "template_name")?,
+        template_display_name: text(row, "template_display_name")?,
+        template_active_version_id: uuid(row, "template_active_version_id")?,
+        latest_build_id: uuid(row, "latest_build_id")?,
+    })
+}
+
+/// A row of `views::BUILDS` (the build's columns and the names) with the
+/// build's job; resources and queue are left for the caller to fill in.
+pub fn build_view(
+    row: &SqliteRow,
+    build: WorkspaceBuild,
+    job: Job,
+) -> Result<crate::store::BuildView> {
+    Ok(crate::store::BuildView {
+        build,
+        workspace_name: text(row, "workspace_name")?,
+        owner_id: uuid(row, "owner_id")?,
+        owner_username: text(row, "owner_username")?,
+        initiator_username: text(row, "initiator_username")?,
+        template_version_name: text(row, "template_version_name")?,
+        template_id: uuid(row, "template_id")?,
+        template_name: text(row, "template_name")?,
+        template_display_name: text(row, "template_display_name")?,
+        job,
+        resources: Vec::new(),
+        queue: (0, 0),
+    })
+}
+
+/// A row of `(id, position, size)`.
+pub fn queue_position(row: &SqliteRow) -> Result<(Uuid, (i64, i64))> {
+    Ok((uuid(row, "id")?, (int(row, "position")?, int(row, "size")?)))
+}
