@@ -30,6 +30,7 @@ use crate::domain::{
 mod builds;
 mod daemons;
 mod jobs;
+mod keys;
 mod migrations;
 mod rows;
 #[cfg(test)]
@@ -382,40 +383,15 @@ impl Store for SqliteStore {
     }
 
     async fn insert_provisioner_key(&self, k: &ProvisionerKey) -> Result<()> {
-        let tags = rows::to_json(&k.tags, stored::encode_tags)?;
-        sqlx::query(
-            "INSERT INTO provisioner_keys (id, organization_id, name, hashed_secret, tags, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(k.id.to_string())
-        .bind(k.organization_id.to_string())
-        .bind(&k.name)
-        .bind(&k.hashed_secret)
-        .bind(tags)
-        .bind(ts(k.created_at))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        keys::insert(&self.pool, k).await
     }
 
     async fn provisioner_key(&self, id: Uuid) -> Result<ProvisionerKey> {
-        self.one(
-            "SELECT * FROM provisioner_keys WHERE id = ?",
-            id.to_string(),
-            rows::provisioner_key,
-        )
-        .await
+        keys::by_id(&self.pool, id).await
     }
 
     async fn provisioner_keys(&self, organization_id: Uuid) -> Result<Vec<ProvisionerKey>> {
-        let rows =
-            sqlx::query("SELECT * FROM provisioner_keys WHERE organization_id = ? ORDER BY name")
-                .bind(organization_id.to_string())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)?;
-        rows.iter().map(rows::provisioner_key).collect()
+        keys::of_organization(&self.pool, organization_id).await
     }
 
     async fn delete_provisioner_key(
@@ -423,15 +399,7 @@ impl Store for SqliteStore {
         organization_id: Uuid,
         name: &str,
     ) -> Result<ProvisionerKey> {
-        let row = sqlx::query(
-            "DELETE FROM provisioner_keys WHERE organization_id = ? AND name = ? RETURNING *",
-        )
-        .bind(organization_id.to_string())
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        rows::provisioner_key(&found(row)?)
+        keys::delete(&self.pool, organization_id, name).await
     }
 
     #[tracing::instrument(skip_all)]
