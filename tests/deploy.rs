@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 
 use yaml_rust2::{Yaml, YamlLoader};
 
+#[path = "common/release_mirror.rs"]
+mod release_mirror;
+use release_mirror::{gpg, gpg_installed, release_arch, serve_dir, signing_key};
+
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
 }
@@ -488,73 +492,6 @@ fn systemd_units_pass_systemd_analyze_verify() {
     assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
 }
 
-/// A static file server on loopback for `dir`, in a thread that lives as
-/// long as the test process: a HashiCorp-style release mirror.
-fn serve_dir(dir: PathBuf) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut request = String::new();
-            if reader.read_line(&mut request).is_err() {
-                continue;
-            }
-            let mut header = String::new();
-            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
-                header.clear();
-            }
-            let path = request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/');
-            let body = std::fs::read(dir.join(path)).ok();
-            let mut stream = reader.into_inner();
-            let (status, body) = match body {
-                Some(b) if !path.contains("..") => ("200 OK", b),
-                _ => ("404 Not Found", b"not found\n".to_vec()),
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
-        }
-    });
-    url
-}
-
-fn machine_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "aarch64" => "arm64",
-        _ => "amd64",
-    }
-}
-
-fn gpg_installed() -> bool {
-    std::process::Command::new("gpg").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-fn gpg(home: &Path, args: &[&str]) -> std::process::Output {
-    let out = std::process::Command::new("gpg")
-        .args(["--batch", "--homedir"])
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("run gpg");
-    assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-/// A throwaway signing key: its gpg home and its armored public key.
-fn signing_key(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let home = tempfile::tempdir().expect("gpg home");
-    let uid = format!("{name} <{name}@example.com>");
-    gpg(home.path(), &["--passphrase", "", "--quick-gen-key", &uid, "ed25519", "sign", "never"]);
-    let public = gpg(home.path(), &["--armor", "--export", &uid]);
-    let path = home.path().join("public.asc");
-    std::fs::write(&path, public.stdout).expect("write public key");
-    (home, path)
-}
-
 /// Signs `{version}`'s SUMS file with the key in `home` (as HashiCorp's
 /// `.sig`).
 fn sign(mirror: &Path, version: &str, home: &Path) {
@@ -573,7 +510,7 @@ fn release(mirror: &Path, version: &str, says: &str) -> PathBuf {
     let stage = tempfile::tempdir().expect("temp dir");
     let bin = stage.path().join("terraform");
     std::fs::write(&bin, format!("#!/bin/sh\necho '{says}'\n")).expect("write binary");
-    let zip = dir.join(format!("terraform_{version}_linux_{}.zip", machine_arch()));
+    let zip = dir.join(format!("terraform_{version}_linux_{}.zip", release_arch()));
     let _ = std::fs::remove_file(&zip);
     let status = std::process::Command::new("zip")
         .args(["-q", "-j"])

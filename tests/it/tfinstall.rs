@@ -7,9 +7,13 @@
 //! Its "release" is a small script that runs the test terraform, zipped and
 //! listed in a SUMS file signed by a key made for the test.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+#[path = "../common/release_mirror.rs"]
+mod release_mirror;
+use release_mirror::{gpg, gpg_installed, release_arch, serve_dir, signing_key};
 
 use crate::daemons::DaemonProcess;
 use crate::harness::*;
@@ -25,78 +29,10 @@ struct Mirror {
     signer: Option<(tempfile::TempDir, PathBuf)>,
 }
 
-fn gpg_installed() -> bool {
-    std::process::Command::new("gpg").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-fn gpg(home: &Path, args: &[&str]) -> std::process::Output {
-    let out = std::process::Command::new("gpg")
-        .args(["--batch", "--homedir"])
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("run gpg");
-    assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-/// A fresh signing key in its own gpg home; returns the home and the
-/// armored public key's path.
-fn signing_key(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let home = tempfile::tempdir().expect("gpg home");
-    let uid = format!("{name} <{name}@example.com>");
-    gpg(home.path(), &["--passphrase", "", "--quick-gen-key", &uid, "ed25519", "sign", "never"]);
-    let public = gpg(home.path(), &["--armor", "--export", &uid]);
-    let path = home.path().join("public.asc");
-    std::fs::write(&path, public.stdout).expect("write public key");
-    (home, path)
-}
-
-/// Serves `dir` over HTTP/1.1, one request a connection, until the test
-/// process exits.
-fn serve(dir: PathBuf) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut request = String::new();
-            if reader.read_line(&mut request).is_err() {
-                continue;
-            }
-            let mut header = String::new();
-            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
-                header.clear();
-            }
-            let path = request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/');
-            let body = (!path.contains("..")).then(|| std::fs::read(dir.join(path)).ok()).flatten();
-            let (status, body) = match body {
-                Some(b) => ("200 OK", b),
-                None => ("404 Not Found", b"not found\n".to_vec()),
-            };
-            let mut stream = reader.into_inner();
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
-        }
-    });
-    url
-}
-
-fn arch() -> &'static str {
-    if std::env::consts::ARCH == "aarch64" {
-        "arm64"
-    } else {
-        "amd64"
-    }
-}
-
 impl Mirror {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("mirror dir");
-        let url = serve(dir.path().to_owned());
+        let url = serve_dir(dir.path().to_owned());
         let signer = gpg_installed().then(|| signing_key("release"));
         Self { dir, url, signer }
     }
@@ -106,7 +42,7 @@ impl Mirror {
     }
 
     fn zip_path(&self) -> PathBuf {
-        self.release_dir().join(format!("terraform_{VERSION}_linux_{}.zip", arch()))
+        self.release_dir().join(format!("terraform_{VERSION}_linux_{}.zip", release_arch()))
     }
 
     fn sums_path(&self) -> PathBuf {
