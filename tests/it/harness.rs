@@ -126,36 +126,10 @@ pub async fn store_url(data_dir: &Path) -> String {
     url
 }
 
-/// A new, empty PostgreSQL database on the server
-/// `PROVISIONERD_TEST_DATABASE_URL` names; returns its URL.
+/// A new, empty PostgreSQL database on the test cluster (`crate::pg`);
+/// returns its URL.
 pub async fn new_postgres_database() -> String {
-    let admin = std::env::var("PROVISIONERD_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "the PostgreSQL tests need PROVISIONERD_TEST_DATABASE_URL: run the tests \
-             with scripts/test (it starts a throwaway cluster; install the PostgreSQL server \
-             binaries first, Debian/Ubuntu: apt-get install -y postgresql) or point it at a \
-             server whose user may create databases"
-        )
-    });
-    let name = format!("provisionerd_it_{}", Uuid::new_v4().simple());
-    {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create a test database");
-    }
-    let (base, query) = admin.split_once('?').map_or((admin.as_str(), None), |(b, q)| (b, Some(q)));
-    let host_end = base
-        .rfind('/')
-        .filter(|&i| i > base.find("://").map_or(0, |s| s + 2))
-        .unwrap_or(base.len());
-    let mut url = format!("{}/{name}", &base[..host_end]);
-    if let Some(q) = query {
-        url = format!("{url}?{q}");
-    }
-    url
+    crate::pg::new_database().await
 }
 
 /// Whether the tests run on PostgreSQL (`PROVISIONERD_TEST_STORE=postgres`);

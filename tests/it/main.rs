@@ -42,6 +42,7 @@ mod tfinstall;
 mod failover;
 
 // replicas (issue 14)
+mod pg;
 mod replicas;
 
 // timings (issue 15 point 7)

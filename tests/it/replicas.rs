@@ -14,14 +14,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::OnceCell;
-use uuid::Uuid;
 
 use crate::harness::*;
 use provisionerd::sdk::Client;
-
-/// The PostgreSQL server's admin URL.
-static ADMIN: OnceCell<String> = OnceCell::const_new();
 
 /// A new, empty database on the test PostgreSQL server; `None` (after
 /// saying why) in the suite's PostgreSQL run, where these tests already ran.
@@ -32,52 +27,7 @@ async fn fresh_database() -> Option<String> {
         );
         return None;
     }
-    let admin = ADMIN
-        .get_or_init(|| async {
-            match std::env::var("PROVISIONERD_TEST_DATABASE_URL") {
-                Ok(url) if !url.is_empty() => url,
-                _ => tokio::task::spawn_blocking(start_cluster).await.expect("start a cluster"),
-            }
-        })
-        .await;
-    let name = format!("provisionerd_replicas_{}", Uuid::new_v4().simple());
-    {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect to PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create a test database");
-    }
-    let (base, query) = admin.split_once('?').map_or((admin.as_str(), None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
-    let mut url = format!("{}/{name}", &base[..host_end]);
-    if let Some(q) = query {
-        url = format!("{url}?{q}");
-    }
-    Some(url)
-}
-
-/// A cluster that lives as long as this test process
-/// (`scripts/test-postgres start DIR PID`); panics with the script's
-/// message (how to install PostgreSQL) when it cannot start one.
-fn start_cluster() -> String {
-    let dir = std::env::temp_dir().join(format!("provisionerd-it-pg-{}", Uuid::new_v4()));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-postgres");
-    let out = std::process::Command::new(script)
-        .arg("start")
-        .arg(&dir)
-        .arg(std::process::id().to_string())
-        .output()
-        .expect("run scripts/test-postgres");
-    assert!(
-        out.status.success(),
-        "the replica tests need PostgreSQL: set PROVISIONERD_TEST_DATABASE_URL or install the \
-         PostgreSQL server binaries (Debian/Ubuntu: apt-get install -y postgresql): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    Some(new_postgres_database().await)
 }
 
 /// A replica on `db` with this many built-in daemons (0: API only).
