@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use provisionerd::sdk::{Client, CreateUserRequest};
+use provisionerd::sdk::Client;
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -85,16 +85,7 @@ async fn agents_are_served_from_their_newest_build_as_never_connected() {
     assert_eq!(status, 400, "{body}");
 
     // Another member cannot see the owner's workspace, nor its agent.
-    let req = CreateUserRequest {
-        email: "other@example.com".into(),
-        username: "other".into(),
-        password: "a-long-enough-password".into(),
-        ..Default::default()
-    };
-    c.create_user(&req).await.expect("create user");
-    let other = Client::login(&server.url, "other@example.com", "a-long-enough-password")
-        .await
-        .expect("login");
+    let other = new_member(&c, &server.url, "other").await;
     for path in ["", "/logs", "/listening-ports"] {
         let url = format!("{}/api/v2/workspaceagents/{agent_id}{path}", server.url);
         let (status, body) = raw(Method::GET, url, Some(other.token()), None).await;

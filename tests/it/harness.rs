@@ -414,3 +414,18 @@ pub fn with_vars(pairs: &[(&str, &str)]) -> impl FnOnce(&mut sdk::CreateTemplate
     let v = values(pairs);
     move |r| r.user_variable_values = v
 }
+
+/// Creates the member `username` (`{username}@example.com`) through the
+/// admin's client and signs in as them on `url`.
+pub async fn new_member(admin: &Client, url: &str, username: &str) -> Client {
+    let email = format!("{username}@example.com");
+    let password = "a-long-enough-password";
+    let req = sdk::CreateUserRequest {
+        email: email.clone(),
+        username: username.into(),
+        password: password.into(),
+        ..Default::default()
+    };
+    admin.create_user(&req).await.expect("create a member");
+    Client::login(url, &email, password).await.expect("the member signs in")
+}

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use provisionerd::sdk::{self, Client, CreateUserRequest};
+use provisionerd::sdk::{self, Client};
 use reqwest::Method;
 use serde_json::json;
 use tracing::field::{Field, Visit};
@@ -98,16 +98,7 @@ async fn list_pages_cost_the_same_statements_whatever_their_size() {
     let dir = echo_template(&json!({"logs": [{"output": "hi"}]}));
     let (template, _) = create_template(&c, dir.path(), "echo", plain).await;
     let (other, _) = create_template(&c, dir.path(), "echo", plain).await;
-    let req = CreateUserRequest {
-        email: "bob@example.com".into(),
-        username: "bob".into(),
-        password: "a-long-enough-password".into(),
-        ..Default::default()
-    };
-    c.create_user(&req).await.expect("bob");
-    let bob = Client::login(&server.url, "bob@example.com", "a-long-enough-password")
-        .await
-        .expect("login");
+    let bob = new_member(&c, &server.url, "bob").await;
     // Eight workspaces of two owners on two templates, one with six builds.
     let mut workspaces = Vec::new();
     for i in 0..8 {

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use provisionerd::sdk::{self, Client, CreateUserRequest};
+use provisionerd::sdk::{self, Client};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -83,16 +83,7 @@ async fn a_sqlite_installation_copied_to_postgres_reads_back_identical() {
     let opts = || Opts { database_url: Some(sqlite.clone()), ..Opts::default() };
     let source = TestServer::start(opts()).await;
     let c = source.client().await;
-    let req = CreateUserRequest {
-        email: "bob@example.com".into(),
-        username: "bob".into(),
-        password: "a-long-enough-password".into(),
-        ..Default::default()
-    };
-    c.create_user(&req).await.expect("bob");
-    let bob = Client::login(&source.url, "bob@example.com", "a-long-enough-password")
-        .await
-        .expect("login");
+    let bob = new_member(&c, &source.url, "bob").await;
     let script = json!({
         "state": "state of an echo build",
         "logs": [{"output": "one"}, {"output": "two", "stage": "Applying"}, {"output": "three"}],

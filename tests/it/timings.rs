@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use provisionerd::proto::{self, daemon_message::Msg as Out, server_message::Msg as In};
-use provisionerd::sdk::{self, Client, CreateUserRequest};
+use provisionerd::sdk::{self, Client};
 use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
@@ -102,14 +102,7 @@ async fn a_terraform_build_lists_its_stages_and_resources_within_its_job() {
 }
 
 async fn member(server: &TestServer, admin: &Client) -> Client {
-    let req = CreateUserRequest {
-        email: "eve@example.com".into(),
-        username: "eve".into(),
-        password: "a-long-enough-password".into(),
-        ..Default::default()
-    };
-    admin.create_user(&req).await.expect("create user");
-    Client::login(&server.url, "eve@example.com", "a-long-enough-password").await.expect("login")
+    new_member(admin, &server.url, "eve").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

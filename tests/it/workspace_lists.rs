@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use provisionerd::sdk::{self, Client, CreateUserRequest};
+use provisionerd::sdk::{self, Client};
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -44,16 +44,7 @@ async fn filters_favorites_and_usage() {
     let c = server.client().await;
     let dir = echo_template(&json!({"logs": [{"output": "hi"}]}));
     let (template, _) = create_template(&c, dir.path(), "echo", plain).await;
-    let req = CreateUserRequest {
-        email: "bob@example.com".into(),
-        username: "bob".into(),
-        password: "a-long-enough-password".into(),
-        ..Default::default()
-    };
-    c.create_user(&req).await.expect("bob");
-    let bob = Client::login(&server.url, "bob@example.com", "a-long-enough-password")
-        .await
-        .expect("login");
+    let bob = new_member(&c, &server.url, "bob").await;
     let alpha = named(&c, template, "alpha-dev").await;
     let beta = named(&c, template, "beta").await;
     let bobs = named(&bob, template, "bobs-dev").await;
