@@ -179,12 +179,25 @@ pub async fn builds(state: &AppState, list: &[WorkspaceBuild]) -> ApiResult<Vec<
 /// The build rows are read before their jobs: a build whose job completed
 /// in between is read again, so a finished build never shows without what
 /// its completion wrote with it (its deadline, its state). A completion
-/// sets the build's `updated_at` to the job's `completed_at`, so this is
-/// one more read only for a build caught in that moment.
+/// sets the build's `updated_at` to the job's `completed_at`; a build whose
+/// row is older than its job's completion (caught in that moment, or a job
+/// canceled before it started, which leaves the build row alone) is read
+/// again, all of a page's such builds in one more `build_views`, so a page
+/// still costs a bounded number of queries.
 async fn fresh_builds(state: &AppState, views: &mut [BuildView]) -> ApiResult<()> {
+    let stale: Vec<Uuid> = views
+        .iter()
+        .filter(|v| v.job.completed_at.is_some_and(|done| v.build.updated_at < done))
+        .map(|v| v.build.id)
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let mut again: HashMap<Uuid, BuildView> =
+        state.store.build_views(&stale).await?.into_iter().map(|v| (v.build.id, v)).collect();
     for v in views.iter_mut() {
-        if v.job.completed_at.is_some_and(|done| v.build.updated_at < done) {
-            v.build = state.store.build(v.build.id).await?;
+        if let Some(fresh) = again.remove(&v.build.id) {
+            *v = fresh;
         }
     }
     Ok(())
