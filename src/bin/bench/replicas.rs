@@ -126,9 +126,8 @@ pub async fn cancel(p: &Paths, cancels: usize) -> anyhow::Result<Section> {
     let p50_99 = |v: &mut Vec<f64>| {
         format!("{} / {} ms", fmt_num(env::pct(v, 50.0)), fmt_num(env::pct(v, 99.0)))
     };
-    sec.info("cancel sent to B → SIGINT in terraform, p50", {
-        format!("{} ms", fmt_num(env::pct(&mut across, 50.0)))
-    });
+    let p50 = env::pct(&mut across, 50.0);
+    sec.info("cancel sent to B → SIGINT in terraform, p50", format!("{} ms", fmt_num(p50)));
     sec.check(
         "cancel sent to B → SIGINT in terraform, p99",
         env::pct(&mut across, 99.0),
@@ -136,9 +135,8 @@ pub async fn cancel(p: &Paths, cancels: usize) -> anyhow::Result<Section> {
         200.0,
         true,
     );
-    sec.info("cancel sent to B → SIGINT, max", {
-        format!("{} ms", fmt_num(env::pct(&mut across, 100.0)))
-    });
+    let max = env::pct(&mut across, 100.0);
+    sec.info("cancel sent to B → SIGINT, max", format!("{} ms", fmt_num(max)));
     sec.info("cancel sent to B → build `canceled` through B, p50 / p99", p50_99(&mut across_done));
     sec.info("same replica: cancel sent to A → SIGINT in terraform, p50 / p99", p50_99(&mut same));
     sec.info(
