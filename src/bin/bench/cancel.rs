@@ -3,18 +3,19 @@
 //! the cancel request to SIGINT in terraform and to the build showing
 //! `canceled`, with a short `--cancel-grace` so SIGKILL follows quickly.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use provisionerd::sdk::LogQuery;
+use provisionerd::sdk::{Client, LogQuery};
 use uuid::Uuid;
 
 use crate::env::{self, Paths, ServerOpts};
 use crate::report::{fmt_num, Section};
 
-const GRACE: &str = "100ms";
+pub const GRACE: &str = "100ms";
 
-async fn apply_started(c: &provisionerd::sdk::Client, build: Uuid) -> anyhow::Result<()> {
+async fn apply_started(c: &Client, build: Uuid) -> anyhow::Result<()> {
     for _ in 0..6000 {
         let logs = c.build_logs(build, LogQuery::default()).await?;
         let started = logs.iter().any(|l| l.output.contains("fake apply started"));
@@ -26,6 +27,34 @@ async fn apply_started(c: &provisionerd::sdk::Client, build: Uuid) -> anyhow::Re
     bail!("the fake apply of build {build} never started")
 }
 
+/// One cancel: a build created through `create` is canceled through
+/// `cancel` once its fake apply runs; returns the milliseconds from the
+/// cancel request to SIGINT in terraform (recorded in `tmp`, its daemon's
+/// `$TMPDIR`) and to the build showing `canceled`.
+pub async fn one(
+    create: &Client,
+    cancel: &Client,
+    tmp: &Path,
+    template: Uuid,
+) -> anyhow::Result<(f64, f64)> {
+    let ws = env::create_workspace(create, template).await?;
+    let build = ws.latest_build.id;
+    let marker = tmp.join(format!("fake-terraform-sigint-{}", ws.id));
+    apply_started(cancel, build).await?;
+    let asked = env::now_nanos();
+    cancel.cancel_build(build).await.context("cancel")?;
+    let b = env::wait_build(cancel, build, Duration::from_millis(2)).await?;
+    let canceled = (env::now_nanos() - asked) as f64 / 1e6;
+    if b.job.status != "canceled" {
+        bail!("build ended {} instead of canceled", b.job.status);
+    }
+    let got: i64 = std::fs::read_to_string(&marker)
+        .with_context(|| format!("the fake did not record SIGINT in {}", marker.display()))?
+        .trim()
+        .parse()?;
+    Ok(((got - asked) as f64 / 1e6, canceled))
+}
+
 pub async fn run(p: &Paths, cancels: usize) -> anyhow::Result<Section> {
     let opts = ServerOpts { builtin: 1, terraform: p.fake_terraform(), cancel_grace: GRACE };
     let server = env::start_server(p, opts).await?;
@@ -34,22 +63,9 @@ pub async fn run(p: &Paths, cancels: usize) -> anyhow::Result<Section> {
         env::create_template(&c, env::dir_with("main.tf", "# fake\n")?.path(), "terraform").await?;
     let (mut sigint, mut canceled) = (Vec::new(), Vec::new());
     for _ in 0..cancels {
-        let ws = env::create_workspace(&c, template).await?;
-        let build = ws.latest_build.id;
-        let marker = server.tmp().join(format!("fake-terraform-sigint-{}", ws.id));
-        apply_started(&c, build).await?;
-        let asked = env::now_nanos();
-        c.cancel_build(build).await.context("cancel")?;
-        let b = env::wait_build(&c, build, Duration::from_millis(2)).await?;
-        canceled.push((env::now_nanos() - asked) as f64 / 1e6);
-        if b.job.status != "canceled" {
-            bail!("build ended {} instead of canceled", b.job.status);
-        }
-        let got: i64 = std::fs::read_to_string(&marker)
-            .with_context(|| format!("the fake did not record SIGINT in {}", marker.display()))?
-            .trim()
-            .parse()?;
-        sigint.push((got - asked) as f64 / 1e6);
+        let (s, d) = one(&c, &c, &server.tmp(), template).await?;
+        sigint.push(s);
+        canceled.push(d);
     }
     let mut sec = Section::new(format!(
         "5. Cancel latency ({cancels} cancels, fake terraform ignoring SIGINT, --cancel-grace {GRACE})"

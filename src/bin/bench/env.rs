@@ -86,6 +86,29 @@ pub async fn start_server_on(p: &Paths, o: ServerOpts, store: Store) -> anyhow::
     start(p, o, url).await
 }
 
+/// Starts `n` servers on one fresh database of `store` (replicas; SQLite
+/// has one process per database, so `n` must be 1 there), in order, each
+/// with the options `opts(i)` gives it.
+pub async fn start_replicas(
+    p: &Paths,
+    store: Store,
+    n: usize,
+    opts: impl Fn(usize) -> ServerOpts,
+) -> anyhow::Result<Vec<Server>> {
+    if n == 1 {
+        return Ok(vec![start_server_on(p, opts(0), store).await?]);
+    }
+    let url = match (store, &p.postgres) {
+        (Store::Postgres, Some(admin)) => fresh_database(admin).await?,
+        _ => bail!("replicas need PostgreSQL (--postgres URL)"),
+    };
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        out.push(start(p, opts(i), Some(url.clone())).await?);
+    }
+    Ok(out)
+}
+
 impl Paths {
     pub fn fake_terraform(&self) -> PathBuf {
         self.root.join("testdata/fake-terraform/terraform-ignores-sigint")
@@ -105,6 +128,7 @@ impl Drop for Proc {
 }
 
 /// How to start a server.
+#[derive(Clone)]
 pub struct ServerOpts {
     pub builtin: u32,
     pub terraform: PathBuf,
@@ -188,12 +212,28 @@ pub async fn start_daemon(
     terraform: &Path,
     name: &str,
 ) -> anyhow::Result<(Proc, Duration)> {
-    let d = server.dir.path();
+    start_daemon_with(p, server, &[server.url.as_str()], terraform, name, &[]).await
+}
+
+/// Starts an external daemon given the server URLs `urls` in that order
+/// (it connects to the first), with `extra` flags, in `scratch`'s scratch
+/// directory (its `$TMPDIR` is `scratch.tmp()`).
+pub async fn start_daemon_with(
+    p: &Paths,
+    scratch: &Server,
+    urls: &[&str],
+    terraform: &Path,
+    name: &str,
+    extra: &[&str],
+) -> anyhow::Result<(Proc, Duration)> {
+    let d = scratch.dir.path();
     let port = free_port()?;
     let t0 = Instant::now();
     let child = Command::new(&p.provisionerd)
-        .args(["--log", "warn", "start", "--url", &server.url, "--psk", PSK, "--name", name])
+        .args(["--log", "warn", "start", "--psk", PSK, "--name", name])
+        .args(urls.iter().flat_map(|u| ["--url", u]))
         .args(["--health-address", &format!("127.0.0.1:{port}")])
+        .args(extra)
         .arg("--terraform-path")
         .arg(terraform)
         .arg("--work-dir")

@@ -5,7 +5,8 @@
 //!
 //! Usage: `bench [--quick] [--scenario NAME]... [--size N] [--out FILE]`,
 //! scenarios `overhead`, `acquire`, `throughput`, `list`, `logs`, `cancel`,
-//! `footprint`, `followers` (all by default). `--size` replaces the
+//! `footprint`, `followers`, `replicas`, `cancel-replicas` (all by default;
+//! the last two need PostgreSQL). `--size` replaces the
 //! scenario's main count (runs, jobs, lines or cancels).
 
 mod cancel;
@@ -16,6 +17,7 @@ mod lists;
 mod logs;
 mod overhead;
 mod queue;
+mod replicas;
 mod report;
 
 use std::path::PathBuf;
@@ -24,8 +26,18 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 
-const ALL: [&str; 8] =
-    ["overhead", "acquire", "throughput", "list", "logs", "cancel", "footprint", "followers"];
+const ALL: [&str; 10] = [
+    "overhead",
+    "acquire",
+    "throughput",
+    "list",
+    "logs",
+    "cancel",
+    "footprint",
+    "followers",
+    "replicas",
+    "cancel-replicas",
+];
 
 #[derive(Parser)]
 #[command(about = "Benchmarks provisionerd against its baselines and writes BENCHMARKS.md")]
@@ -46,8 +58,8 @@ struct Args {
     #[arg(long, default_value = ".tools/bin/terraform")]
     terraform: PathBuf,
     /// A PostgreSQL server whose user may create databases: the queue and
-    /// list scenarios then run on PostgreSQL too (`scripts/bench` starts a
-    /// throwaway cluster and passes it).
+    /// list scenarios then run on PostgreSQL too, and the replica scenarios
+    /// run at all (`scripts/bench` starts a throwaway cluster and passes it).
     #[arg(long, env = "BENCH_POSTGRES_URL")]
     postgres: Option<String>,
 }
@@ -75,6 +87,8 @@ async fn scenario(p: &env::Paths, name: &str, a: &Args) -> anyhow::Result<report
         "logs" => logs::run(p, n(20_000, 200_000), if a.quick { 1 } else { 3 }).await,
         "cancel" => cancel::run(p, n(10, 50)).await,
         "followers" => followers::run(p, n(10_000, 100_000)).await,
+        "replicas" => replicas::throughput(p, n(300, 5000)).await,
+        "cancel-replicas" => replicas::cancel(p, n(10, 50)).await,
         _ => footprint::run(p, n(3, 5)).await,
     }
 }

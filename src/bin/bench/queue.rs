@@ -20,7 +20,7 @@ pub async fn acquire(p: &Paths, jobs: usize) -> anyhow::Result<Section> {
         "2. Acquire latency ({jobs} echo template-version imports, one at a time, 1 idle built-in daemon)"
     ));
     for store in env::Store::all(p) {
-        acquire_on(p, jobs, store, &mut sec).await?;
+        acquire_on(p, jobs, store, 1, store.name(), &mut sec).await?;
     }
     sec.note(
         "Jobs are template-version imports of an echo template (no workspace, so no 409 rule). \
@@ -33,15 +33,24 @@ pub async fn acquire(p: &Paths, jobs: usize) -> anyhow::Result<Section> {
     Ok(sec)
 }
 
-async fn acquire_on(
+/// Acquire latency on `replicas` servers of one database: the first runs
+/// the one built-in daemon, the jobs are created through the last (the same
+/// server when there is one).
+pub async fn acquire_on(
     p: &Paths,
     jobs: usize,
     store: env::Store,
+    replicas: usize,
+    name: &str,
     sec: &mut Section,
 ) -> anyhow::Result<()> {
-    let opts = ServerOpts { builtin: 1, terraform: p.fake_terraform(), cancel_grace: "60s" };
-    let server = env::start_server_on(p, opts, store).await?;
-    let c = server.client().await?;
+    let servers = env::start_replicas(p, store, replicas, |i| ServerOpts {
+        builtin: u32::from(i == 0),
+        terraform: p.fake_terraform(),
+        cancel_grace: "60s",
+    })
+    .await?;
+    let c = servers.last().context("no server")?.client().await?;
     let file = env::upload(&c, env::dir_with("echo.json", ECHO)?.path()).await?;
     let (mut from_created, mut from_response) = (Vec::new(), Vec::new());
     for _ in 0..jobs {
@@ -55,7 +64,6 @@ async fn acquire_on(
         // Let the daemon report and ask for work again: it waits idle.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let name = store.name();
     let p50 = env::pct(&mut from_created, 50.0);
     sec.check(&format!("{name}: p50 job created_at → started_at"), p50, "ms", 5.0, true);
     let p99 = env::pct(&mut from_created, 99.0);
@@ -76,10 +84,13 @@ async fn acquire_on(
     Ok(())
 }
 
-/// Creates `n` imports, 8 requests in flight; returns the version ids.
-async fn queue(c: &Client, file: Uuid, n: usize) -> anyhow::Result<Vec<Uuid>> {
+/// Creates `n` imports, 8 requests in flight, through the clients in turn
+/// (one per replica); returns the version ids.
+async fn queue(cs: &[Client], file: Uuid, n: usize) -> anyhow::Result<Vec<Uuid>> {
     stream::iter(0..n)
-        .map(|_| async { Ok::<_, anyhow::Error>(env::import(c, file, "echo").await?.id) })
+        .map(|i| async move {
+            Ok::<_, anyhow::Error>(env::import(&cs[i % cs.len()], file, "echo").await?.id)
+        })
         .buffered(8)
         .try_collect()
         .await
@@ -100,7 +111,7 @@ async fn drained(c: &Client, ids: &[Uuid]) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Drain {
+pub struct Drain {
     daemons: usize,
     secs: f64,
     server_cpu: Duration,
@@ -109,27 +120,45 @@ struct Drain {
     job_ms: f64,
 }
 
-async fn drain_with(
+/// Queues `jobs` echo imports through `replicas` API-only servers of one
+/// database (in turn), then drains them with `daemons` external daemons,
+/// spread over the replicas in turn: each is given every URL, its own
+/// replica's first.
+pub async fn drain_with(
     p: &Paths,
     daemons: usize,
     jobs: usize,
     store: env::Store,
+    replicas: usize,
 ) -> anyhow::Result<Drain> {
-    let opts = ServerOpts { builtin: 0, terraform: p.fake_terraform(), cancel_grace: "60s" };
-    let server = env::start_server_on(p, opts, store).await?;
-    let c = server.client().await?;
-    let file = env::upload(&c, env::dir_with("echo.json", ECHO)?.path()).await?;
-    let ids = queue(&c, file, jobs).await?;
-    let cpu0 = env::cpu_time(server.proc.pid);
+    let servers = env::start_replicas(p, store, replicas, |_| ServerOpts {
+        builtin: 0,
+        terraform: p.fake_terraform(),
+        cancel_grace: "60s",
+    })
+    .await?;
+    let mut cs = Vec::new();
+    for s in &servers {
+        cs.push(s.client().await?);
+    }
+    let c = &cs[0];
+    let file = env::upload(c, env::dir_with("echo.json", ECHO)?.path()).await?;
+    let ids = queue(&cs, file, jobs).await?;
+    let server_cpu = || servers.iter().map(|s| env::cpu_time(s.proc.pid)).sum::<Duration>();
+    let cpu0 = server_cpu();
     let t0 = Instant::now();
     let mut procs = Vec::new();
     for i in 0..daemons {
-        let (d, _) = env::start_daemon(p, &server, &p.fake_terraform(), &format!("d{i}")).await?;
+        let urls: Vec<&str> =
+            (0..replicas).map(|k| servers[(i + k) % replicas].url.as_str()).collect();
+        let name = format!("d{i}");
+        let (d, _) =
+            env::start_daemon_with(p, &servers[0], &urls, &p.fake_terraform(), &name, &[]).await?;
         procs.push(d);
     }
-    drained(&c, &ids).await?;
+    drained(c, &ids).await?;
     let secs = t0.elapsed().as_secs_f64();
-    let server_cpu = env::cpu_time(server.proc.pid) - cpu0;
+    let server_cpu = server_cpu() - cpu0;
     let daemons_cpu = procs.iter().map(|d| env::cpu_time(d.pid)).sum();
     let mut run_ms = Vec::new();
     for id in ids.iter().rev().take(50) {
@@ -152,42 +181,62 @@ pub async fn throughput(p: &Paths, jobs: usize) -> anyhow::Result<Section> {
         "3. Queue throughput ({jobs} echo imports queued, then drained by N `provisionerd start` daemons)"
     ));
     for store in env::Store::all(p) {
-        throughput_on(p, jobs, store, &mut sec).await?;
+        let best = throughput_on(p, jobs, store, 1, store.name(), &mut sec).await?;
+        sec.note(format!("{}: {}", store.name(), breakdown(&best, jobs)));
     }
     Ok(sec)
 }
 
+/// Drains `jobs` with 1, 2, 4 and 8 daemons on `replicas` servers, a row
+/// each; returns the fastest drain.
 async fn throughput_on(
     p: &Paths,
     jobs: usize,
     store: env::Store,
+    replicas: usize,
+    name: &str,
     sec: &mut Section,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Drain> {
     let mut best: Option<Drain> = None;
-    for n in [1, 2, 4, 8] {
-        let d = drain_with(p, n, jobs, store).await?;
-        sec.info(
-            format!("{}: {n} daemon(s): jobs/s", store.name()),
-            format!(
-                "{} (wall {:.1} s; CPU server {:.1} s, daemons {:.1} s; job started → completed p50 {} ms)",
-                fmt_num(jobs as f64 / d.secs),
-                d.secs,
-                d.server_cpu.as_secs_f64(),
-                d.daemons_cpu.as_secs_f64(),
-                fmt_num(d.job_ms),
-            ),
-        );
+    for n in DAEMONS {
+        let d = drain_with(p, n, jobs, store, replicas).await?;
+        drain_row(sec, name, jobs, &d);
         if best.as_ref().is_none_or(|b| d.secs < b.secs) {
             best = Some(d);
         }
     }
-    if let Some(b) = best {
-        sec.note(format!("{}: {}", store.name(), breakdown(&b, jobs)));
-    }
-    Ok(())
+    best.context("no drain")
 }
 
-fn breakdown(b: &Drain, jobs: usize) -> String {
+/// The daemon counts of a throughput series.
+pub const DAEMONS: [usize; 4] = [1, 2, 4, 8];
+
+/// The row of one drain: jobs/s with its wall time, CPU and job time.
+pub fn drain_row(sec: &mut Section, name: &str, jobs: usize, d: &Drain) {
+    sec.info(
+        format!("{name}: {} daemon(s): jobs/s", d.daemons),
+        format!(
+            "{} (wall {:.1} s; CPU server {:.1} s, daemons {:.1} s; job started → completed p50 {} ms)",
+            fmt_num(d.jobs_per_s(jobs)),
+            d.secs,
+            d.server_cpu.as_secs_f64(),
+            d.daemons_cpu.as_secs_f64(),
+            fmt_num(d.job_ms),
+        ),
+    );
+}
+
+impl Drain {
+    pub fn daemons(&self) -> usize {
+        self.daemons
+    }
+
+    pub fn jobs_per_s(&self, jobs: usize) -> f64 {
+        jobs as f64 / self.secs
+    }
+}
+
+pub fn breakdown(b: &Drain, jobs: usize) -> String {
     let per_job = |d: Duration| d.as_secs_f64() * 1e6 / jobs as f64;
     let busy = (b.server_cpu + b.daemons_cpu).as_secs_f64() / (b.secs * 2.0) * 100.0;
     let cycle_ms = b.secs * 1000.0 * b.daemons as f64 / jobs as f64;

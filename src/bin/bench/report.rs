@@ -50,6 +50,21 @@ impl Section {
         });
     }
 
+    /// A row with a target `value >= limit` (more is better).
+    pub fn check_at_least(&mut self, metric: &str, value: f64, unit: &str, limit: f64) {
+        let verdict = if value >= limit {
+            "met".to_owned()
+        } else {
+            format!("MISSED by {:.0}%", (1.0 - value / limit) * 100.0)
+        };
+        self.rows.push(Row {
+            metric: metric.into(),
+            value: format!("{} {unit}", fmt_num(value)),
+            target: format!("≥ {} {unit}", fmt_num(limit)),
+            verdict,
+        });
+    }
+
     pub fn note(&mut self, n: impl Into<String>) {
         self.notes.push(n.into());
     }
