@@ -5,7 +5,7 @@
 //! rename, automatic updates, `410 Gone` for deleted workspaces, and two
 //! schedulers on one database queueing a build once.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,11 +22,38 @@ const BUILD: Duration = Duration::from_secs(60);
 
 /// A server whose scheduler ticks every 100 ms on a clock the returned
 /// offset (seconds) moves ahead of the system's.
-async fn server_with_clock() -> (TestServer, Client, Arc<AtomicI64>) {
-    let ahead = Arc::new(AtomicI64::new(0));
+/// The scheduler's injected clock: how far ahead of the real time it runs,
+/// and how many times the scheduler read it (once per tick; nothing else
+/// reads it), so a test can wait for ticks instead of sleeping.
+#[derive(Default)]
+struct TestClock {
+    ahead_secs: AtomicI64,
+    reads: AtomicU64,
+}
+
+impl TestClock {
+    fn store(&self, secs: i64, order: Ordering) {
+        self.ahead_secs.store(secs, order);
+    }
+
+    /// Waits until the scheduler has run `n` whole ticks from now (a tick
+    /// that had read the clock already may still be running, hence + 1).
+    async fn wait_ticks(&self, n: u64) {
+        let from = self.reads.load(Ordering::SeqCst);
+        wait_for("scheduler ticks", Duration::from_secs(30), || async {
+            (self.reads.load(Ordering::SeqCst) > from + n).then_some(())
+        })
+        .await;
+    }
+}
+
+async fn server_with_clock() -> (TestServer, Client, Arc<TestClock>) {
+    let ahead = Arc::new(TestClock::default());
     let read = ahead.clone();
-    let clock =
-        Clock::from_fn(move || Utc::now() + chrono::Duration::seconds(read.load(Ordering::SeqCst)));
+    let clock = Clock::from_fn(move || {
+        read.reads.fetch_add(1, Ordering::SeqCst);
+        Utc::now() + chrono::Duration::seconds(read.ahead_secs.load(Ordering::SeqCst))
+    });
     let opts =
         Opts { autobuild_poll_interval: Duration::from_millis(100), clock, ..Opts::default() };
     let server = TestServer::start(opts).await;
@@ -189,7 +216,7 @@ async fn a_ttl_gives_a_deadline_that_extends_and_the_scheduler_stops_then_starts
     );
     assert_eq!(start.deadline, None, "no ttl, no deadline");
     // A negative check: several more ticks queue nothing more.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    ahead.wait_ticks(5).await;
     assert_eq!(c.workspace(ws.id).await.expect("ws").latest_build.build_number, 3);
     server.stop().await;
 }
