@@ -525,4 +525,43 @@ mod tests {
         }
         assert_eq!(names.len() - NOT_COPIED.len(), TABLES.len(), "{names:?}");
     }
+
+    /// A real-sized log, 100,000 lines of one job, crosses in batches: every
+    /// line once, in order, with its id, and the job's next line still gets
+    /// a higher id than every copied one.
+    #[tokio::test]
+    async fn a_hundred_thousand_line_log_is_copied_whole() {
+        use crate::domain::{default_tags, Provisioner};
+        use crate::store::conformance::fixture::{fixture, line, queue_import, take};
+        use crate::store::{LogBatch, LogRange, Store};
+        const LINES: i64 = 100_000;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let from = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let source = super::super::sqlite::SqliteStore::open(&from).await.expect("open");
+        let f = fixture(&source).await;
+        let job = queue_import(&source, &f, default_tags(), Provisioner::Echo).await;
+        take(&source, job.id).await;
+        for first in (1..=LINES).step_by(5_000) {
+            let lines =
+                (first..first + 5_000).map(|seq| (seq, line(&format!("line {seq}")))).collect();
+            source.append_logs(LogBatch { job_id: job.id, lines }).await.expect("append");
+        }
+        let before = source.logs(job.id, LogRange::default()).await.expect("source logs");
+        assert_eq!(before.len(), LINES as usize);
+        drop(source);
+
+        let (to, _guard) = super::super::postgres::testdb::fresh_database().await;
+        let copied = copy(&from, &to, DEFAULT_BATCH).await.expect("copy");
+        let lines = copied.tables.iter().find(|(t, _)| *t == "provisioner_job_log_lines");
+        assert_eq!(lines.map(|(_, n)| *n), Some(LINES as u64), "{:?}", copied.tables);
+        let target = super::super::postgres::PgStore::open(&to).await.expect("open target");
+        let after = target.logs(job.id, LogRange::default()).await.expect("target logs");
+        let key = |l: &crate::domain::StoredLog| (l.id, l.line.output.clone());
+        assert!(after.iter().map(key).eq(before.iter().map(key)), "the copied log differs");
+        let next = vec![(LINES + 1, line("one more"))];
+        let stored = target.append_logs(LogBatch { job_id: job.id, lines: next }).await;
+        let last = before.last().map(|l| l.id).unwrap_or_default();
+        let stored = stored.expect("append").stored;
+        assert!(!stored.is_empty() && stored.iter().all(|l| l.id > last), "{stored:?}");
+    }
 }
