@@ -179,7 +179,11 @@ async fn conflicts_and_invalid_transitions() {
 /// Sends a request and returns the status, content type, `Allow` header and
 /// the body as JSON (a string when it is not JSON).
 async fn send(req: reqwest::RequestBuilder) -> (u16, String, String, serde_json::Value) {
-    let resp = req.send().await.expect("request");
+    answer(req.send().await.expect("request")).await
+}
+
+/// Status, content type, `Allow` and the JSON (or text) body of a response.
+async fn answer(resp: reqwest::Response) -> (u16, String, String, serde_json::Value) {
     let status = resp.status().as_u16();
     let header = |name: reqwest::header::HeaderName| {
         resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
@@ -189,6 +193,24 @@ async fn send(req: reqwest::RequestBuilder) -> (u16, String, String, serde_json:
     let text = resp.text().await.unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     (status, content_type, allow, body)
+}
+
+/// [`send`] for a body over the limit. The server answers 413 from the
+/// headers, before reading the body, and closes the connection; a client
+/// still writing the body can then see the connection reset before it reads
+/// the answer (a TCP race real clients have too). A reset is sent again, a
+/// few times; every answer that arrives is asserted by the caller.
+async fn send_oversized(
+    req: impl Fn() -> reqwest::RequestBuilder,
+) -> (u16, String, String, serde_json::Value) {
+    let mut last = None;
+    for _ in 0..5 {
+        match req().send().await {
+            Ok(resp) => return answer(resp).await,
+            Err(e) => last = Some(e),
+        }
+    }
+    panic!("no answer to an oversized request in 5 tries: {last:?}");
 }
 
 /// Asserts an error in Coder's shape: JSON with a non-empty message.
@@ -253,16 +275,18 @@ async fn errors_outside_handlers_have_coders_shape() {
 
     // Bodies over the limit: JSON and a template archive.
     let big = json!({"username": "x".repeat(provisionerd::server::api::MAX_JSON_BYTES)});
-    let req = http.post(url("/api/v2/users")).header("Coder-Session-Token", c.token()).json(&big);
-    let (status, ct, _, body) = send(req).await;
+    let req =
+        || http.post(url("/api/v2/users")).header("Coder-Session-Token", c.token()).json(&big);
+    let (status, ct, _, body) = send_oversized(req).await;
     assert_eq!(status, 413, "{body}");
     coder_shaped("413 json", &ct, &body);
-    let req = http
-        .post(url("/api/v2/files"))
-        .header("Coder-Session-Token", c.token())
-        .header("content-type", "application/x-tar")
-        .body(vec![0u8; 11 << 20]);
-    let (status, ct, _, body) = send(req).await;
+    let req = || {
+        http.post(url("/api/v2/files"))
+            .header("Coder-Session-Token", c.token())
+            .header("content-type", "application/x-tar")
+            .body(vec![0u8; 11 << 20])
+    };
+    let (status, ct, _, body) = send_oversized(req).await;
     assert_eq!(status, 413, "{body}");
     coder_shaped("413 file", &ct, &body);
 
