@@ -280,7 +280,7 @@ impl App<'_> {
                 Err(Error::bad_request("Job has already completed or is being canceled."))
             }
             CancelResult::CanceledPending | CancelResult::Canceling => {
-                self.events.publish(Event::JobUpdated(build.job_id));
+                self.events.publish(Event::JobCanceled(build.job_id));
                 Ok(())
             }
         }

@@ -59,7 +59,8 @@ impl App<'_> {
         code: Option<&str>,
     ) -> Result<CompleteResult> {
         let result = self.store.fail_job(job_id, message, code).await?;
-        self.events.publish(Event::JobUpdated(job_id));
+        // A daemon may still run it: its session tells it to stop.
+        self.events.publish(Event::JobCanceled(job_id));
         if matches!(result, CompleteResult::Completed) {
             if let Some((job, build)) = self.ended(job_id).await {
                 count_ended(&job, build.as_ref());

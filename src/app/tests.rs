@@ -192,7 +192,7 @@ async fn ending_jobs_tells_the_event_bus() {
         .fail_job(build.job_id, "no daemon took it", Some("PENDING_TIMEOUT"))
         .await
         .expect("fail");
-    assert!(matches!(events.try_recv(), Ok(Event::JobUpdated(id)) if id == build.job_id));
+    assert!(matches!(events.try_recv(), Ok(Event::JobCanceled(id)) if id == build.job_id));
     let job = w.store.job(build.job_id).await.expect("job");
     assert_eq!(job.status(), JobStatus::Failed);
     assert_eq!(job.error_code.as_deref(), Some("PENDING_TIMEOUT"));

@@ -5,8 +5,10 @@
 //! pending-timeout messages.
 //!
 //! The store holds one row per daemon (`store/daemons.rs`), written by the
-//! session that serves it: at connect, when its jobs change, and every
-//! [`TOUCH_EVERY`] while it lives, so every replica reads the same list. A
+//! session that serves it: at connect, when its jobs change (at most every
+//! [`JOBS_EVERY`]: a daemon of short jobs changes them hundreds of times a
+//! second), and every [`TOUCH_EVERY`] while it lives, so every replica reads
+//! the same list. A
 //! replica that dies leaves rows that stop counting after [`STALE_AFTER`]
 //! and are then deleted. Readers that must answer at once (rendering a
 //! pending job) use a snapshot of the store, refreshed every
@@ -29,6 +31,10 @@ use crate::store::{DaemonRow, DynStore, Result};
 
 /// How often a session writes that its daemon is still connected.
 pub const TOUCH_EVERY: Duration = Duration::from_secs(5);
+/// How often at most a session writes that its daemon's jobs changed. A
+/// change not written yet is written by the session's next message or
+/// re-check (every second), so other replicas' lists lag by about this.
+pub const JOBS_EVERY: Duration = Duration::from_secs(1);
 /// A row not written for this long belongs to a replica that is gone.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
 /// How often the snapshot of every replica's daemons is read again.
@@ -81,6 +87,8 @@ struct Local {
     /// When the store last got its row, and with which jobs.
     written: Instant,
     written_jobs: BTreeSet<Uuid>,
+    /// When a change of its jobs was last written (none yet: at once).
+    jobs_written: Option<Instant>,
     /// Builds the server already ended (it gave up on the daemon) that the
     /// daemon still runs: job id to workspace id. No other build of those
     /// workspaces is handed out until the daemon reports them.
@@ -159,6 +167,7 @@ impl Registry {
             daemon,
             written: Instant::now(),
             written_jobs: BTreeSet::new(),
+            jobs_written: None,
             ended: HashMap::new(),
         };
         self.lock().local.insert(id, local);
@@ -196,7 +205,8 @@ impl Registry {
     }
 
     /// The daemon was heard from and runs `jobs`. Written to the store when
-    /// its jobs changed or [`TOUCH_EVERY`] has passed.
+    /// its jobs changed and [`JOBS_EVERY`] has passed, or [`TOUCH_EVERY`]
+    /// has.
     pub async fn seen(&self, id: Uuid, session: Uuid, jobs: &BTreeSet<Uuid>) -> Result<()> {
         let row = {
             let mut inner = self.lock();
@@ -205,8 +215,16 @@ impl Registry {
             };
             l.daemon.last_seen = Utc::now();
             l.daemon.jobs.clone_from(jobs);
-            if l.written_jobs == *jobs && l.written.elapsed() < TOUCH_EVERY {
+            let due = if l.written_jobs == *jobs {
+                l.written.elapsed() >= TOUCH_EVERY
+            } else {
+                l.jobs_written.is_none_or(|t| t.elapsed() >= JOBS_EVERY)
+            };
+            if !due {
                 return Ok(());
+            }
+            if l.written_jobs != *jobs {
+                l.jobs_written = Some(Instant::now());
             }
             l.written = Instant::now();
             l.written_jobs.clone_from(jobs);
@@ -405,6 +423,21 @@ mod tests {
             (here.replica, BTreeSet::from([job]))
         );
         assert_eq!(there.matching(&plain, "echo").available, 0, "busy on the other replica");
+        // A daemon of short jobs changes them hundreds of times a second:
+        // the next change within `JOBS_EVERY` waits, and is written by a
+        // later message or re-check (the session calls `seen` every second).
+        let next = Uuid::new_v4();
+        here.seen(a, s, &BTreeSet::from([next])).await.expect("seen");
+        assert_eq!(there.current().await[0].jobs, BTreeSet::from([job]), "not written at once");
+        let deadline = Instant::now() + JOBS_EVERY * 5;
+        loop {
+            here.seen(a, s, &BTreeSet::from([next])).await.expect("seen");
+            if there.current().await[0].jobs == BTreeSet::from([next]) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the later change was never written");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         here.unregister(a, s).await;
         assert!(there.current().await.is_empty());
     }

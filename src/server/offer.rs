@@ -4,6 +4,10 @@
 //! Reads only; the handover bookkeeping lives in the gRPC session, and
 //! the offer's wire form in [`crate::protocol`].
 
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
 use crate::domain::{Job, JobInput, LogLevel, NameValue, UnknownVariant};
 use crate::protocol::{BuildInput, ImportInput, JobOffer, OfferInput, OfferedFile};
 use crate::store::{Store, StoreError};
@@ -33,7 +37,7 @@ impl<T> Context<T> for Result<T, StoreError> {
 /// use the same.
 async fn version_variables(
     store: &dyn Store,
-    import_job: uuid::Uuid,
+    import_job: Uuid,
 ) -> Result<Vec<NameValue>, OfferError> {
     let job = store.job(import_job).await.context("template version import job")?;
     Ok(match serde_json::from_value::<JobInput>(job.input)? {
@@ -42,10 +46,37 @@ async fn version_variables(
     })
 }
 
+/// Hash and size of template files by id, as a daemon session has read
+/// them: a file never changes once uploaded, and a queue of builds of one
+/// template names the same file each time, so each is read once.
+#[derive(Debug, Default)]
+pub struct FileInfos(HashMap<Uuid, (String, i64)>);
+
+impl FileInfos {
+    /// Files remembered at most; past that the memory starts over.
+    const MAX: usize = 256;
+
+    async fn get(&mut self, store: &dyn Store, id: Uuid) -> Result<(String, i64), OfferError> {
+        if let Some(info) = self.0.get(&id) {
+            return Ok(info.clone());
+        }
+        let info = store.file_info(id).await.context("template file")?;
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert(id, info.clone());
+        Ok(info)
+    }
+}
+
 /// Describes `job` for a daemon.
-pub async fn job_offer(store: &dyn Store, job: &Job) -> Result<JobOffer, OfferError> {
+pub async fn job_offer(
+    store: &dyn Store,
+    files: &mut FileInfos,
+    job: &Job,
+) -> Result<JobOffer, OfferError> {
     // Hash and size only: the daemon fetches the archive itself, once.
-    let (file_hash, file_size) = store.file_info(job.file_id).await.context("template file")?;
+    let (file_hash, file_size) = files.get(store, job.file_id).await?;
     let input = match serde_json::from_value::<JobInput>(job.input.clone())? {
         JobInput::WorkspaceBuild { workspace_build_id, dry_run, log_level } => {
             let build = store.build(workspace_build_id).await.context("workspace build")?;

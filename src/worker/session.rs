@@ -45,7 +45,8 @@ const MAX_BATCH: usize = crate::provisioner::MAX_BATCH_LINES;
 /// A job's log batches go at most this often unless a full batch waits: a
 /// chatty job then sends tens of lines per message instead of a few, and
 /// every message costs the server a transaction. A line of a quiet job (no
-/// batch sent within this time) still goes at once.
+/// batch sent within this time) still goes at once; a job's first lines
+/// wait this long after its start, so a short job's log is one batch.
 const LOG_LINGER: Duration = Duration::from_millis(10);
 
 /// Most unacknowledged log lines held across all jobs (one more batch may
@@ -552,7 +553,11 @@ impl ConnectionManager {
                 unacked: VecDeque::new(),
                 acked_up_to: 0,
                 completion: None,
-                last_sent: None,
+                // The job's start counts as a send: its first lines wait up
+                // to `LOG_LINGER` for company, so a short job's whole log
+                // goes in one batch (with its completion right after)
+                // instead of a first line alone and then the rest.
+                last_sent: Some(Instant::now()),
             },
         );
         let ctx = JobContext {

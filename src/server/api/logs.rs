@@ -441,7 +441,11 @@ async fn next_wake(
                 Err(RecvError::Closed) => return Wake::Gone,
             },
             ev = wakes.events.recv() => match ev {
-                Ok(Event::JobUpdated(j) | Event::LogsStored(j)) if j == job_id => return Wake::Look,
+                Ok(Event::JobUpdated(j) | Event::JobCanceled(j) | Event::LogsStored(j))
+                    if j == job_id =>
+                {
+                    return Wake::Look
+                }
                 Ok(Event::Missed) => return Wake::Look,
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => return Wake::Look,

@@ -37,8 +37,14 @@ const LOG_BATCHES_KEPT: usize = 128;
 pub enum Event {
     /// A job was queued or put back to pending: idle daemons try to acquire.
     JobQueued,
-    /// A job was started, canceled or completed.
+    /// A job was started or completed by its daemon.
     JobUpdated(Uuid),
+    /// A job's cancel was requested, or the server ended it (failed it)
+    /// while a daemon may still run it: the session of the daemon that runs
+    /// it looks at it and tells the daemon to stop. Followers and watchers
+    /// look as at [`Event::JobUpdated`]. (Sessions ignore `JobUpdated`, which
+    /// their own daemons cause, so it costs them no read.)
+    JobCanceled(Uuid),
     /// A provisioner key was deleted: daemons using it must go.
     KeyRevoked(Uuid),
     /// A workspace's settings changed (schedule, ttl, deadline, dormancy,

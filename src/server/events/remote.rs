@@ -47,6 +47,7 @@ fn encode(replica: Uuid, event: Event) -> Option<String> {
     let (kind, id) = match event {
         Event::JobQueued => ("q", None),
         Event::JobUpdated(id) => ("u", Some(id)),
+        Event::JobCanceled(id) => ("c", Some(id)),
         Event::KeyRevoked(id) => ("k", Some(id)),
         Event::WorkspaceUpdated(id) => ("w", Some(id)),
         Event::LogsStored(id) => ("l", Some(id)),
@@ -68,6 +69,7 @@ fn decode(text: &str) -> Option<(Uuid, Event)> {
     let event = match (kind, id) {
         ("q", None) => Event::JobQueued,
         ("u", Some(Ok(id))) => Event::JobUpdated(id),
+        ("c", Some(Ok(id))) => Event::JobCanceled(id),
         ("k", Some(Ok(id))) => Event::KeyRevoked(id),
         ("w", Some(Ok(id))) => Event::WorkspaceUpdated(id),
         ("l", Some(Ok(id))) => Event::LogsStored(id),
@@ -196,6 +198,7 @@ mod tests {
         let events = [
             Event::JobQueued,
             Event::JobUpdated(id),
+            Event::JobCanceled(id),
             Event::KeyRevoked(id),
             Event::WorkspaceUpdated(id),
             Event::LogsStored(id),

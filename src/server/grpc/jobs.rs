@@ -134,6 +134,7 @@ impl DaemonSession {
             .collect();
         for job_id in expired {
             self.offered_at.remove(&job_id);
+            self.canceled_offers.remove(&job_id);
             if !self.offered.remove(&job_id) {
                 continue;
             }
@@ -166,7 +167,7 @@ impl DaemonSession {
                 self.state.store.release_job(job.id, self.daemon.id).await?;
                 return Ok(());
             }
-            let offer = match job_offer(self.state.store.as_ref(), &job).await {
+            let offer = match job_offer(self.state.store.as_ref(), &mut self.files, &job).await {
                 Ok(offer) => offer,
                 Err(e) => {
                     // A job we cannot describe can never run: fail it loudly

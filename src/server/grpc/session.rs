@@ -18,6 +18,7 @@ use crate::app;
 use crate::domain::{Job, JobType, DAEMON_LOST};
 use crate::proto::{self, daemon_message::Msg as In, server_message::Msg as Out};
 use crate::protocol::{self, cancel};
+use crate::server::offer::FileInfos;
 use crate::server::{AppState, Event};
 use crate::store::StoreError;
 
@@ -58,6 +59,11 @@ pub(super) struct DaemonSession {
     pub(super) cancel_sent: HashSet<Uuid>,
     /// The provisioner key the daemon authenticated with, if any.
     pub(super) key: Option<Uuid>,
+    /// Template files' hashes and sizes, for offers.
+    pub(super) files: FileInfos,
+    /// Offered jobs a cancel (or the server's end of them) was announced
+    /// for before the daemon acknowledged them: the ack looks at them again.
+    pub(super) canceled_offers: HashSet<Uuid>,
 }
 
 /// Why a session loop step failed.
@@ -105,6 +111,8 @@ impl DaemonSession {
             registration: Uuid::nil(),
             cancel_sent: HashSet::new(),
             key,
+            files: FileInfos::default(),
+            canceled_offers: HashSet::new(),
         }
     }
 
@@ -267,6 +275,7 @@ impl DaemonSession {
                 // A daemon that declines wants nothing until it asks again.
                 self.credits = 0;
                 self.offered.remove(&job_id);
+                self.canceled_offers.remove(&job_id);
                 self.state.store.release_job(job_id, self.daemon.id).await?;
                 self.state.events.publish(Event::JobQueued);
                 Ok(())
@@ -303,12 +312,18 @@ impl DaemonSession {
     }
 
     async fn on_ack(&mut self, job_id: Uuid) -> Result<(), SessionError> {
-        self.offered_at.remove(&job_id);
+        let offered_at = self.offered_at.remove(&job_id);
         if self.offered.remove(&job_id) {
             self.owned.insert(job_id);
+            // Taking the job marked it alive: its first log batches need
+            // not (see `LOG_TOUCH_EVERY`).
+            self.log_touched.insert(job_id, offered_at.unwrap_or_else(Instant::now));
             self.state.events.publish(Event::JobUpdated(job_id));
-            // A cancel may have landed between the offer and the ack.
-            self.push_cancel_if_canceled(job_id).await?;
+            // A cancel that landed between the offer and the ack. (One whose
+            // notice is late or lost is found by the re-check.)
+            if self.canceled_offers.remove(&job_id) {
+                self.push_cancel_if_canceled(job_id).await?;
+            }
         }
         Ok(())
     }
@@ -321,8 +336,13 @@ impl DaemonSession {
             Ok(Event::JobQueued) => self.offer_jobs().await,
             Ok(Event::KeyRevoked(id)) if self.key == Some(id) => Err(SessionError::Revoked),
             Ok(Event::Missed) => self.recheck().await,
-            Ok(Event::JobUpdated(job_id)) if self.owned.contains(&job_id) => {
+            Ok(Event::JobCanceled(job_id)) if self.owned.contains(&job_id) => {
                 self.push_cancel_if_canceled(job_id).await
+            }
+            Ok(Event::JobCanceled(job_id)) if self.offered.contains(&job_id) => {
+                // Told once the daemon has acknowledged it.
+                self.canceled_offers.insert(job_id);
+                Ok(())
             }
             Ok(_) => Ok(()),
             // We may have missed anything: look at everything again.

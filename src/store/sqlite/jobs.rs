@@ -92,6 +92,11 @@ pub async fn queue_position(pool: &SqlitePool, job_id: Uuid) -> Result<(i64, i64
 /// the daemon matches, and the oldest job of each is one more seek. So jobs
 /// no connected daemon can take, however many, never hide one it can (a
 /// scan of the oldest N jobs did, until the pending timeout).
+///
+/// Choosing and taking the job is one statement: SQLite runs a statement
+/// atomically under the write lock, so no `BEGIN IMMEDIATE` transaction is
+/// needed, and the taken row comes back with it (one round trip to sqlx's
+/// connection thread instead of five).
 const ACQUIRE_SQL: &str = "
 WITH RECURSIVE runs(tags, provisioner) AS (
     SELECT * FROM (
@@ -117,41 +122,32 @@ takeable AS (
           SELECT 1 FROM json_each(runs.tags) AS t
           WHERE t.key NOT IN (SELECT value FROM json_each(?4))))
 )
-SELECT j.id FROM takeable AS k
-JOIN provisioner_jobs AS j ON j.rowid = (
-    SELECT rowid FROM provisioner_jobs
-    WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
-      AND tags = k.tags AND provisioner = k.provisioner
-    ORDER BY created_at, id LIMIT 1)
-ORDER BY j.created_at, j.id LIMIT 1";
+UPDATE provisioner_jobs SET started_at = ?5, updated_at = ?5, worker_id = ?6, worker_name = ?7
+WHERE rowid = (
+    SELECT j.rowid FROM takeable AS k
+    JOIN provisioner_jobs AS j ON j.rowid = (
+        SELECT rowid FROM provisioner_jobs
+        WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
+          AND tags = k.tags AND provisioner = k.provisioner
+        ORDER BY created_at, id LIMIT 1)
+    ORDER BY j.created_at, j.id LIMIT 1)
+RETURNING *";
 
 pub async fn acquire(pool: &SqlitePool, req: &AcquireRequest) -> Result<Option<Job>> {
     let provisioners: Vec<&str> = req.provisioners.iter().map(|p| p.as_str()).collect();
     let plain_daemon = req.tags.keys().all(|k| SCOPE_KEYS.contains(&k.as_str()));
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    let chosen: Option<String> = sqlx::query_scalar(ACQUIRE_SQL)
+    let row = sqlx::query(ACQUIRE_SQL)
         .bind(param_json(&provisioners)?)
         .bind(rows::to_json(&req.tags, stored::encode_tags)?)
         .bind(plain_daemon)
         .bind(param_json(&SCOPE_KEYS)?)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-    let Some(job_id) = chosen else { return Ok(None) };
-    let job_id: Uuid = job_id.parse().map_err(|e| StoreError::Corrupt(format!("job id: {e}")))?;
-    let now = now();
-    sqlx::query("UPDATE provisioner_jobs SET started_at = ?, updated_at = ?, worker_id = ?, worker_name = ? WHERE id = ?")
-        .bind(&now)
-        .bind(&now)
+        .bind(now())
         .bind(req.worker_id.to_string())
         .bind(&req.worker_name)
-        .bind(job_id.to_string())
-        .execute(&mut *tx)
+        .fetch_optional(pool)
         .await
         .map_err(db)?;
-    let job = job_in(&mut tx, job_id).await?;
-    tx.commit().await.map_err(db)?;
-    Ok(Some(job))
+    row.as_ref().map(rows::job).transpose()
 }
 
 pub async fn release(pool: &SqlitePool, job_id: Uuid, worker_id: Uuid) -> Result<()> {
@@ -602,6 +598,9 @@ mod tests {
                 .bind(r#"{"scope":"organization"}"#)
                 .bind(true)
                 .bind(r#"["scope","owner"]"#)
+                .bind("2026-01-01T00:00:00.000000Z")
+                .bind("00000000-0000-0000-0000-000000000000")
+                .bind("plan")
                 .fetch_all(&store.pool)
                 .await
                 .expect("plan");
