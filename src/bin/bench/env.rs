@@ -164,6 +164,24 @@ fn log_file(dir: &Path, name: &str) -> anyhow::Result<Stdio> {
     Ok(Stdio::from(std::fs::File::create(dir.join(name))?))
 }
 
+/// Where a server's log goes and what it keeps: warnings, in its scratch
+/// directory (deleted with it). `BENCH_SERVER_LOG=FILTER` (tracing's
+/// syntax, e.g. `warn,sqlx::query=debug` to see every statement) keeps
+/// it instead, as `/tmp/server-PORT.err`.
+struct ServerLog {
+    filter: String,
+    dir: PathBuf,
+}
+
+impl ServerLog {
+    fn from_env(scratch: &Path) -> Self {
+        match std::env::var("BENCH_SERVER_LOG") {
+            Ok(filter) => Self { filter, dir: std::env::temp_dir() },
+            Err(_) => Self { filter: "warn".into(), dir: scratch.to_owned() },
+        }
+    }
+}
+
 pub async fn start_server(p: &Paths, o: ServerOpts) -> anyhow::Result<Server> {
     start(p, o, None).await
 }
@@ -175,9 +193,10 @@ async fn start(p: &Paths, o: ServerOpts, database_url: Option<String>) -> anyhow
         std::fs::create_dir_all(d.join(sub))?;
     }
     let port = free_port()?;
+    let log = ServerLog::from_env(d);
     let t0 = Instant::now();
     let child = Command::new(&p.provisionerd)
-        .args(["--log", "warn", "server", "--address", &format!("127.0.0.1:{port}")])
+        .args(["--log", &log.filter, "server", "--address", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(d.join("data"))
         .args(["--builtin-daemons", &o.builtin.to_string(), "--psk", PSK])
@@ -192,7 +211,7 @@ async fn start(p: &Paths, o: ServerOpts, database_url: Option<String>) -> anyhow
         .env("TMPDIR", d.join("tmp"))
         .stdin(Stdio::null())
         .stdout(log_file(d, "server.log")?)
-        .stderr(log_file(d, "server.err")?)
+        .stderr(log_file(&log.dir, &format!("server-{port}.err"))?)
         .kill_on_drop(true)
         .spawn()
         .context("failed to spawn provisionerd server: run `cargo build --release` first")?;
