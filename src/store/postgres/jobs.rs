@@ -88,19 +88,51 @@ pub async fn queue_position(pool: &PgPool, job_id: Uuid) -> Result<(i64, i64)> {
 /// one whose provisioner it offers (`$1`) and whose every tag it has (the
 /// daemon's tags `$2` contain the job's), and, when the job has no tags
 /// beyond its scope keys (`$4`), only if the daemon has none either (`$3`),
-/// as `domain::tags_satisfy` says. `SKIP LOCKED` passes over jobs another
-/// daemon is taking right now instead of waiting for it.
+/// as `domain::tags_satisfy` says.
+///
+/// As on SQLite, matching runs over the distinct (tags, provisioner) runs
+/// of the `provisioner_jobs_runs` index rather than job by job: `runs`
+/// steps from one run to the next with one seek each (a row comparison is
+/// an index condition here), `takeable` keeps the runs the daemon matches,
+/// and the oldest job of each is one more seek. So jobs no connected daemon
+/// can take, however many, never cost an acquire a scan. `SKIP LOCKED`
+/// passes over jobs another daemon is taking right now instead of waiting
+/// for it. The oldest job of a run is sought by `(tags, provisioner) >= …`
+/// in index order and checked to be of the run afterwards: with the run's
+/// tags as equalities the planner walked the age-ordered index instead,
+/// filtering every job ahead (PostgreSQL 15).
 const ACQUIRE_SQL: &str = "
+WITH RECURSIVE runs(tags, provisioner) AS (
+    (SELECT tags, provisioner FROM provisioner_jobs
+     WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
+     ORDER BY tags, provisioner LIMIT 1)
+    UNION ALL
+    SELECT n.tags, n.provisioner FROM runs AS r
+    CROSS JOIN LATERAL (
+        SELECT tags, provisioner FROM provisioner_jobs
+        WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
+          AND (tags, provisioner) > (r.tags, r.provisioner)
+        ORDER BY tags, provisioner LIMIT 1) AS n
+),
+takeable AS (
+    SELECT tags, provisioner FROM runs
+    WHERE provisioner = ANY($1)
+      AND $2::jsonb @> tags
+      AND ($3 OR EXISTS (SELECT 1 FROM jsonb_object_keys(runs.tags) AS k WHERE k <> ALL($4)))
+)
 UPDATE provisioner_jobs SET started_at = $5, updated_at = $5, worker_id = $6, worker_name = $7
 WHERE id = (
-    SELECT id FROM provisioner_jobs AS j
-    WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
-      AND provisioner = ANY($1)
-      AND $2::jsonb @> tags
-      AND ($3 OR EXISTS (SELECT 1 FROM jsonb_object_keys(j.tags) AS k WHERE k <> ALL($4)))
-    ORDER BY created_at, id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED)
+    SELECT j.id FROM takeable AS k
+    CROSS JOIN LATERAL (
+        SELECT id, created_at, tags, provisioner FROM provisioner_jobs
+        WHERE started_at IS NULL AND completed_at IS NULL AND canceled_at IS NULL
+          AND (tags, provisioner) >= (k.tags, k.provisioner)
+        ORDER BY tags, provisioner, created_at, id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED) AS j
+    WHERE j.tags = k.tags AND j.provisioner = k.provisioner
+    ORDER BY j.created_at, j.id
+    LIMIT 1)
 RETURNING *";
 
 pub async fn acquire(pool: &PgPool, req: &AcquireRequest) -> Result<Option<Job>> {
@@ -533,4 +565,66 @@ async fn insert_resources(
         .map_err(db)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ACQUIRE_SQL;
+    use crate::domain::{default_tags, Provisioner, SCOPE_KEYS};
+    use crate::store::conformance::fixture::{acquire_req, fixture, queue_import, tags};
+    use crate::store::Store;
+
+    /// The most rows any step of a plan (`EXPLAIN (ANALYZE, FORMAT JSON)`)
+    /// read and threw away.
+    fn most_rows_filtered(node: &serde_json::Value) -> i64 {
+        let own = node.get("Rows Removed by Filter").and_then(|v| v.as_i64()).unwrap_or(0);
+        let children = node.get("Plans").and_then(|p| p.as_array()).into_iter().flatten();
+        children.map(most_rows_filtered).fold(own, i64::max)
+    }
+
+    /// 2,000 queued jobs for a pool no daemon serves, ahead of one an
+    /// untagged daemon can take: acquire seeks past them (no step of its
+    /// plan reads and drops more than a handful of rows) and takes that one.
+    #[tokio::test]
+    async fn acquire_seeks_past_jobs_it_cannot_take() {
+        let (url, _guard) = super::super::testdb::fresh_database().await;
+        let store = super::super::PgStore::open(&url).await.expect("store");
+        let f = fixture(&store).await;
+        let nobody = queue_import(&store, &f, tags(&[("pool", "nobody")]), Provisioner::Echo).await;
+        sqlx::query(
+            "INSERT INTO provisioner_jobs (id, job_type, provisioner, organization_id,
+                 initiator_id, file_id, input, tags, created_at, updated_at)
+             SELECT gen_random_uuid(), job_type, provisioner, organization_id, initiator_id,
+                 file_id, input, tags, created_at + i * interval '1 microsecond', updated_at
+             FROM provisioner_jobs, generate_series(1, 1999) AS i WHERE id = $1",
+        )
+        .bind(nobody.id)
+        .execute(&store.pool)
+        .await
+        .expect("copies");
+        let mine = queue_import(&store, &f, default_tags(), Provisioner::Echo).await;
+        sqlx::query("ANALYZE provisioner_jobs").execute(&store.pool).await.expect("analyze");
+
+        let req = acquire_req(uuid::Uuid::new_v4());
+        let mut tx = store.pool.begin().await.expect("begin");
+        let (plan,): (serde_json::Value,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN (ANALYZE, FORMAT JSON) {ACQUIRE_SQL}"
+        )))
+        .bind(vec!["echo"])
+        .bind(serde_json::json!({"scope": "organization"}))
+        .bind(true)
+        .bind(SCOPE_KEYS.as_slice())
+        .bind(chrono::Utc::now())
+        .bind(req.worker_id)
+        .bind(&req.worker_name)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("plan");
+        tx.rollback().await.expect("rollback");
+        let root = &plan[0]["Plan"];
+        assert!(most_rows_filtered(root) < 10, "{plan:#}");
+
+        let got = store.acquire_job(&req).await.expect("acquire").map(|j| j.id);
+        assert_eq!(got, Some(mine.id), "the one job it can take");
+    }
 }

@@ -8,7 +8,7 @@
 use sqlx::migrate::Migrator;
 
 /// `(version, description, SQL)` of every file in `migrations/postgres`, in order.
-pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 5] = [
+pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 6] = [
     (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
     (
         2,
@@ -22,6 +22,7 @@ pub(super) const MIGRATIONS: [crate::store::migrations::Embedded; 5] = [
         include_str!("../../../migrations/postgres/0004_provisioner_job_timings.sql"),
     ),
     (6, "workspace agents", include_str!("../../../migrations/postgres/0006_workspace_agents.sql")),
+    (7, "queue runs", include_str!("../../../migrations/postgres/0007_queue_runs.sql")),
 ];
 
 /// The migrator that brings a database to the current schema.
