@@ -40,17 +40,7 @@ pub fn admin_url() -> String {
         .clone()
 }
 
-/// Replaces the database name of a `postgres://` URL.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{name}", &base[..host_end]);
-    if let Some(q) = query {
-        out = format!("{out}?{q}");
-    }
-    out
-}
+pub use provisionerd::store::postgres::with_database;
 
 async fn admin_sql(admin: &str, sql: String) -> Result<(), sqlx::Error> {
     use sqlx::Connection;

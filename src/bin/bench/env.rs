@@ -66,14 +66,7 @@ async fn fresh_database(admin: &str) -> anyhow::Result<String> {
     let name = format!("bench_{}", Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(admin).await.context("connect to --postgres")?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
-    let (base, query) = admin.split_once('?').map_or((admin, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
-    let mut url = format!("{}/{name}", &base[..host_end]);
-    if let Some(q) = query {
-        url = format!("{url}?{q}");
-    }
-    Ok(url)
+    Ok(provisionerd::store::postgres::with_database(admin, &name))
 }
 
 /// Starts a server on `store` (a fresh PostgreSQL database each time).

@@ -15,18 +15,7 @@ pub const URL_ENV: &str = "PROVISIONERD_TEST_DATABASE_URL";
 /// The server's admin URL and the migrated template database's name.
 static SERVER: OnceCell<(String, String)> = OnceCell::const_new();
 
-/// Replaces the database name (the path) of a `postgres://` URL.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{name}", &base[..host_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
+pub use super::with_database;
 
 /// Starts a cluster with `scripts/test-postgres` that lives as long as this
 /// process; panics with the script's message (how to install PostgreSQL)
