@@ -215,15 +215,16 @@ impl Registry {
             };
             l.daemon.last_seen = Utc::now();
             l.daemon.jobs.clone_from(jobs);
-            let due = if l.written_jobs == *jobs {
-                l.written.elapsed() >= TOUCH_EVERY
-            } else {
+            let changed = l.written_jobs != *jobs;
+            let due = if changed {
                 l.jobs_written.is_none_or(|t| t.elapsed() >= JOBS_EVERY)
+            } else {
+                l.written.elapsed() >= TOUCH_EVERY
             };
             if !due {
                 return Ok(());
             }
-            if l.written_jobs != *jobs {
+            if changed {
                 l.jobs_written = Some(Instant::now());
             }
             l.written = Instant::now();
